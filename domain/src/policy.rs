@@ -1,0 +1,389 @@
+//! Deadline policy: for each stage of a case, how long it may take and how
+//! the days are counted. The statutory defaults ship as `config/policy.toml`;
+//! a jurisdiction overrides the stages it names.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Days, FixedOffset, NaiveDate, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::calendar::BusinessCalendar;
+use crate::values::Level;
+
+/// A timed stage of a dispute or a petition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// From a grid report to registration.
+    GridReport,
+    /// How long the village level holds a case.
+    VillageHandling,
+    /// How long the town level holds a case.
+    TownHandling,
+    /// How long the district level holds a case.
+    DistrictHandling,
+    /// From dispatch to the end of mediation.
+    Mediation,
+    /// From an agreement to the last day to apply for judicial confirmation.
+    JudicialConfirmationWindow,
+    /// From the application to the court's ruling.
+    JudicialConfirmationRuling,
+    /// From receipt of a petition to its triage.
+    PetitionTriage,
+    /// From forwarding or assignment to the receiving unit's written notice.
+    PetitionAcceptanceNotice,
+    /// From forwarding or assignment to the end of the objection window.
+    PetitionObjection,
+    /// From acceptance to the handling opinion.
+    PetitionOpinion,
+    /// The longest single extension of the opinion period.
+    PetitionExtension,
+    /// From the opinion to the end of the review request window.
+    ReviewRequest,
+    /// From a review request to the review opinion.
+    Review,
+    /// From the review opinion to the end of the re-review request window.
+    ReReviewRequest,
+    /// From a re-review request to the re-review opinion.
+    ReReview,
+}
+
+impl Stage {
+    /// Every stage; the statutory file must name each one.
+    pub const ALL: &'static [Self] = &[
+        Self::GridReport,
+        Self::VillageHandling,
+        Self::TownHandling,
+        Self::DistrictHandling,
+        Self::Mediation,
+        Self::JudicialConfirmationWindow,
+        Self::JudicialConfirmationRuling,
+        Self::PetitionTriage,
+        Self::PetitionAcceptanceNotice,
+        Self::PetitionObjection,
+        Self::PetitionOpinion,
+        Self::PetitionExtension,
+        Self::ReviewRequest,
+        Self::Review,
+        Self::ReReviewRequest,
+        Self::ReReview,
+    ];
+
+    /// The stage that bounds how long `level` holds a case.
+    pub fn handling_at(level: Level) -> Self {
+        match level {
+            Level::Grid => Self::GridReport,
+            Level::Village => Self::VillageHandling,
+            Level::Town => Self::TownHandling,
+            Level::District => Self::DistrictHandling,
+        }
+    }
+}
+
+/// How the days of a period are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Counting {
+    /// Every day counts (日).
+    Calendar,
+    /// Only working days count (工作日).
+    Working,
+}
+
+/// The length of one stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageRule {
+    /// Number of days.
+    pub days: u32,
+    /// How they are counted.
+    pub counting: Counting,
+}
+
+/// A deadline as the policy computed it. Events carry these so that readers
+/// need not recompute them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deadline {
+    /// The stage this deadline bounds.
+    pub stage: Stage,
+    /// The instant the period lapses: midnight at the end of `last_day`, in
+    /// the policy's time zone.
+    pub due: DateTime<Utc>,
+    /// The last day of the period, local date.
+    pub last_day: NaiveDate,
+    /// True when the count ran into a year whose holiday schedule was not
+    /// loaded; such deadlines are recomputed when the schedule arrives.
+    pub provisional: bool,
+}
+
+/// Why a policy file was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// Not TOML of the expected shape.
+    #[error("policy file: {0}")]
+    Syntax(String),
+    /// A value out of range, or a stage missing from the base policy.
+    #[error("policy file: {0}")]
+    Invalid(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    timezone: Option<String>,
+    roll_off_days: Option<bool>,
+    #[serde(default)]
+    stages: BTreeMap<Stage, StageRule>,
+}
+
+/// Stage lengths, the time zone deadlines are counted in, and whether
+/// calendar-day periods that end on a day off roll forward.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadlinePolicy {
+    timezone: FixedOffset,
+    roll_off_days: bool,
+    rules: BTreeMap<Stage, StageRule>,
+}
+
+impl DeadlinePolicy {
+    /// The statutory policy shipped in `config/policy.toml`.
+    pub fn statutory() -> Self {
+        // The shipped file is checked by a test below, so this cannot fail
+        // in a build whose tests pass.
+        Self::from_toml(crate::STATUTORY_POLICY).expect("the shipped statutory policy is valid")
+    }
+
+    /// Parses a complete policy: every stage must be named.
+    pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
+        let file = parse(text)?;
+        let timezone = parse_offset(file.timezone.as_deref().unwrap_or("+08:00"))?;
+        let policy = Self {
+            timezone,
+            roll_off_days: file.roll_off_days.unwrap_or(true),
+            rules: file.stages,
+        };
+        if let Some(missing) = Stage::ALL.iter().find(|s| !policy.rules.contains_key(s)) {
+            return Err(PolicyError::Invalid(format!(
+                "stage {} has no rule",
+                serde_json::to_string(missing).unwrap_or_default()
+            )));
+        }
+        Ok(policy)
+    }
+
+    /// This policy with the stages (and time zone, roll rule) that
+    /// `overrides` names replaced: a jurisdiction's own figures.
+    pub fn with_overrides(&self, overrides: &str) -> Result<Self, PolicyError> {
+        let file = parse(overrides)?;
+        let mut policy = self.clone();
+        if let Some(tz) = file.timezone {
+            policy.timezone = parse_offset(&tz)?;
+        }
+        if let Some(roll) = file.roll_off_days {
+            policy.roll_off_days = roll;
+        }
+        policy.rules.extend(file.stages);
+        Ok(policy)
+    }
+
+    /// The rule for `stage`.
+    pub fn rule(&self, stage: Stage) -> StageRule {
+        // `from_toml` guarantees a rule for every stage.
+        self.rules.get(&stage).copied().unwrap_or(StageRule {
+            days: 0,
+            counting: Counting::Calendar,
+        })
+    }
+
+    /// The time zone deadlines are counted in.
+    pub fn timezone(&self) -> FixedOffset {
+        self.timezone
+    }
+
+    /// The deadline of `stage` for a period opened at `opened`.
+    pub fn deadline(
+        &self,
+        stage: Stage,
+        opened: DateTime<Utc>,
+        calendar: &BusinessCalendar,
+    ) -> Deadline {
+        self.deadline_for(stage, self.rule(stage), opened, calendar)
+    }
+
+    /// The deadline of a period of `rule`'s length opened at `opened`,
+    /// reported as bounding `stage` (used for extensions of a given length).
+    pub fn deadline_for(
+        &self,
+        stage: Stage,
+        rule: StageRule,
+        opened: DateTime<Utc>,
+        calendar: &BusinessCalendar,
+    ) -> Deadline {
+        let start = opened.with_timezone(&self.timezone).date_naive();
+        let answer = match rule.counting {
+            Counting::Working => calendar.add_working_days(start, rule.days),
+            Counting::Calendar => {
+                let last = start
+                    .checked_add_days(Days::new(u64::from(rule.days)))
+                    .unwrap_or(NaiveDate::MAX);
+                if self.roll_off_days {
+                    calendar.roll_to_working_day(last)
+                } else {
+                    crate::calendar::CalendarAnswer {
+                        date: last,
+                        provisional: false,
+                    }
+                }
+            }
+        };
+        Deadline {
+            stage,
+            due: self.end_of_day(answer.date),
+            last_day: answer.date,
+            provisional: answer.provisional,
+        }
+    }
+
+    /// The instant a local day ends (midnight before the next day).
+    fn end_of_day(&self, day: NaiveDate) -> DateTime<Utc> {
+        let next = day.succ_opt().unwrap_or(NaiveDate::MAX);
+        let midnight = next.and_hms_opt(0, 0, 0).unwrap_or_default();
+        self.timezone
+            .from_local_datetime(&midnight)
+            .single()
+            .map_or(DateTime::<Utc>::MAX_UTC, |t| t.with_timezone(&Utc))
+    }
+}
+
+fn parse(text: &str) -> Result<File, PolicyError> {
+    let file: File = toml::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
+    for (stage, rule) in &file.stages {
+        if rule.days == 0 || rule.days > 3650 {
+            return Err(PolicyError::Invalid(format!(
+                "stage {stage:?}: days must be between 1 and 3650, not {}",
+                rule.days
+            )));
+        }
+    }
+    Ok(file)
+}
+
+fn parse_offset(s: &str) -> Result<FixedOffset, PolicyError> {
+    s.parse::<FixedOffset>()
+        .map_err(|_| PolicyError::Invalid(format!("timezone {s:?} is not an offset like +08:00")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn calendar() -> BusinessCalendar {
+        let mut calendar = BusinessCalendar::new();
+        for (_, text) in crate::STATUTORY_HOLIDAYS {
+            calendar.load_year_json(text).unwrap();
+        }
+        calendar
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_shipped_policy_names_every_stage_with_the_statutory_figures() {
+        let policy = DeadlinePolicy::statutory();
+        assert_eq!(
+            policy.rule(Stage::PetitionOpinion),
+            StageRule {
+                days: 60,
+                counting: Counting::Calendar
+            }
+        );
+        assert_eq!(
+            policy.rule(Stage::PetitionObjection),
+            StageRule {
+                days: 5,
+                counting: Counting::Working
+            }
+        );
+        assert_eq!(policy.timezone(), FixedOffset::east_opt(8 * 3600).unwrap());
+    }
+
+    #[test]
+    fn a_period_starts_the_next_local_day_and_ends_at_local_midnight() {
+        let policy = DeadlinePolicy::statutory();
+        // 20:00 UTC on 1 March is already 2 March in Beijing.
+        let deadline = policy.deadline(
+            Stage::PetitionTriage,
+            at("2026-03-01T20:00:00Z"),
+            &calendar(),
+        );
+        assert_eq!(
+            deadline.last_day,
+            "2026-03-17".parse::<NaiveDate>().unwrap()
+        );
+        assert_eq!(deadline.due, at("2026-03-17T16:00:00Z"));
+        assert!(!deadline.provisional);
+    }
+
+    #[test]
+    fn a_calendar_period_ending_in_a_holiday_rolls_to_the_next_working_day() {
+        let policy = DeadlinePolicy::statutory();
+        // 15 days from 20 September 2026 is 5 October, in the National Day
+        // holiday; the period ends on Thursday 8 October.
+        let deadline = policy.deadline(
+            Stage::PetitionTriage,
+            at("2026-09-20T02:00:00Z"),
+            &calendar(),
+        );
+        assert_eq!(
+            deadline.last_day,
+            "2026-10-08".parse::<NaiveDate>().unwrap()
+        );
+    }
+
+    #[test]
+    fn working_day_objection_window_skips_the_spring_festival() {
+        let policy = DeadlinePolicy::statutory();
+        // Forwarded Thursday 12 February 2026: 13, make-up 14, then 24, 25, 26.
+        let deadline = policy.deadline(
+            Stage::PetitionObjection,
+            at("2026-02-12T02:00:00Z"),
+            &calendar(),
+        );
+        assert_eq!(
+            deadline.last_day,
+            "2026-02-26".parse::<NaiveDate>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_jurisdiction_overrides_only_the_stages_it_names() {
+        let zhejiang = DeadlinePolicy::statutory()
+            .with_overrides("[stages.petition_triage]\ndays = 5\ncounting = \"working\"\n")
+            .unwrap();
+        assert_eq!(
+            zhejiang.rule(Stage::PetitionTriage),
+            StageRule {
+                days: 5,
+                counting: Counting::Working
+            }
+        );
+        assert_eq!(zhejiang.rule(Stage::PetitionOpinion).days, 60);
+    }
+
+    #[test]
+    fn refuses_bad_policy_files() {
+        assert!(DeadlinePolicy::from_toml("timezone = \"+08:00\"").is_err());
+        let base = DeadlinePolicy::statutory();
+        assert!(
+            base.with_overrides("[stages.petition_triage]\ndays = 0\ncounting = \"working\"")
+                .is_err()
+        );
+        assert!(
+            base.with_overrides("[stages.no_such_stage]\ndays = 1\ncounting = \"working\"")
+                .is_err()
+        );
+        assert!(base.with_overrides("timezone = \"Mars\"").is_err());
+    }
+}

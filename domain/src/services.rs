@@ -1,0 +1,126 @@
+//! What an aggregate may ask of the world: the time, the deadline policy,
+//! the business calendar and the jurisdiction tree. Nothing else reaches a
+//! command handler.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+
+use crate::calendar::BusinessCalendar;
+use crate::jurisdiction::Jurisdiction;
+use crate::policy::{Deadline, DeadlinePolicy, Stage, StageRule};
+
+/// A source of the current time.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that stands still until it is set or advanced; for tests and
+/// for replaying a scenario at a chosen date.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl ManualClock {
+    /// A clock showing `at`.
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self(Arc::new(Mutex::new(at)))
+    }
+
+    /// Shows `at` from now on.
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The services both aggregates are handed by cqrs-es.
+#[derive(Debug, Clone)]
+pub struct Services {
+    clock: Arc<dyn Clock>,
+    policy: Arc<DeadlinePolicy>,
+    calendar: Arc<BusinessCalendar>,
+    jurisdiction: Arc<Jurisdiction>,
+}
+
+impl Services {
+    /// Assembles the services.
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        policy: DeadlinePolicy,
+        calendar: BusinessCalendar,
+        jurisdiction: Jurisdiction,
+    ) -> Self {
+        Self {
+            clock,
+            policy: Arc::new(policy),
+            calendar: Arc::new(calendar),
+            jurisdiction: Arc::new(jurisdiction),
+        }
+    }
+
+    /// The shipped defaults (statutory policy, the holiday years shipped,
+    /// the example jurisdiction) on the given clock.
+    pub fn shipped_defaults(clock: Arc<dyn Clock>) -> Self {
+        let mut calendar = BusinessCalendar::new();
+        for (_, text) in crate::STATUTORY_HOLIDAYS {
+            // The shipped files are checked by tests; a failure here would
+            // only drop a year, which the calendar then treats as unpublished.
+            let _ = calendar.load_year_json(text);
+        }
+        let jurisdiction = Jurisdiction::from_toml(crate::EXAMPLE_JURISDICTION).unwrap_or_default();
+        Self::new(clock, DeadlinePolicy::statutory(), calendar, jurisdiction)
+    }
+
+    /// Now, by the configured clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The deadline of `stage` for a period opened at `opened`.
+    pub fn deadline(&self, stage: Stage, opened: DateTime<Utc>) -> Deadline {
+        self.policy.deadline(stage, opened, &self.calendar)
+    }
+
+    /// The deadline of a period of `rule`'s length, reported as `stage`.
+    pub fn deadline_for(&self, stage: Stage, rule: StageRule, opened: DateTime<Utc>) -> Deadline {
+        self.policy
+            .deadline_for(stage, rule, opened, &self.calendar)
+    }
+
+    /// The deadline policy.
+    pub fn policy(&self) -> &DeadlinePolicy {
+        &self.policy
+    }
+
+    /// The business calendar.
+    pub fn calendar(&self) -> &BusinessCalendar {
+        &self.calendar
+    }
+
+    /// The jurisdiction tree.
+    pub fn jurisdiction(&self) -> &Jurisdiction {
+        &self.jurisdiction
+    }
+}
