@@ -1,1 +1,15 @@
-//! placeholder
+//! The event store: cqrs-es aggregates persisted by postgres-es (PostgreSQL,
+//! production) or sqlite-es (SQLite, the embedded default), plus what those
+//! crates lack: embedded migrations, a global log position in an order
+//! readers can trust, the recorded time and an id for every event.
+#![forbid(unsafe_code)]
+
+mod cases;
+mod db;
+mod error;
+mod log;
+
+pub use cases::{Cases, Committed, SNAPSHOT_EVERY};
+pub use db::{Backend, DEFAULT_DATABASE_URL, Store, redact};
+pub use error::{CommandError, StoreError};
+pub use log::RecordedEvent;

@@ -1,1 +1,748 @@
-//! placeholder
+//! The dispute aggregate: one case of grassroots mediation, from a grid
+//! worker's report through registration, dispatch, mediation, review and
+//! closure to the parties' evaluation, moving up and down the ladder of
+//! village, town and district on the way.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{Deadline, Stage};
+use crate::services::Services;
+use crate::values::{DisputeCategory, DivisionCode, LegalChannel, Level, Name, Risk, Text};
+
+/// Declares a small enum with snake_case wire names, `ALL`, `as_str` and a
+/// `Display` that prints the wire name.
+macro_rules! snake_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The snake_case name used on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $wire),+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+mod command;
+mod error;
+mod event;
+#[cfg(test)]
+mod tests;
+
+pub use command::{
+    AgreementForm, DisputeAction, DisputeCommand, EscalationReason, MediationBody, Party,
+    PartyRole, Performance, Satisfaction, TerminationReason,
+};
+pub use error::DisputeError;
+pub use event::{DisputeChange, DisputeEvent, Outcome};
+
+/// Where a dispute stands in the case flow.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeStatus {
+    /// Nothing has happened yet.
+    #[default]
+    New,
+    /// Reported by a grid worker, awaiting registration.
+    Reported,
+    /// Registered at a handling level, awaiting dispatch.
+    Registered,
+    /// Sent to a mediation body, awaiting both parties' consent.
+    Dispatched,
+    /// Both parties consented; mediation is under way.
+    Mediating,
+    /// The parties reached an agreement.
+    Agreed,
+    /// Mediation was refused or ended without agreement.
+    Terminated,
+    /// Referred to a legal channel.
+    Referred,
+    /// The handling was approved on review; ready to close.
+    Reviewed,
+    /// Closed.
+    Closed,
+}
+
+impl DisputeStatus {
+    /// Every status, in the order of the case flow.
+    pub const ALL: &'static [Self] = &[
+        Self::New,
+        Self::Reported,
+        Self::Registered,
+        Self::Dispatched,
+        Self::Mediating,
+        Self::Agreed,
+        Self::Terminated,
+        Self::Referred,
+        Self::Reviewed,
+        Self::Closed,
+    ];
+
+    /// The snake_case name used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Reported => "reported",
+            Self::Registered => "registered",
+            Self::Dispatched => "dispatched",
+            Self::Mediating => "mediating",
+            Self::Agreed => "agreed",
+            Self::Terminated => "terminated",
+            Self::Referred => "referred",
+            Self::Reviewed => "reviewed",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+impl fmt::Display for DisputeStatus {
+    /// A phrase that completes "the dispute is ...".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::New => "not yet reported or registered",
+            Self::Reported => "reported but not yet registered",
+            Self::Registered => "registered and awaiting dispatch",
+            Self::Dispatched => "dispatched and awaiting both parties' consent",
+            Self::Mediating => "in mediation",
+            Self::Agreed => "settled by agreement",
+            Self::Terminated => "terminated without agreement",
+            Self::Referred => "referred to a legal channel",
+            Self::Reviewed => "reviewed and ready to close",
+            Self::Closed => "closed",
+        })
+    }
+}
+
+/// The agreement the parties reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agreement {
+    /// Written or oral.
+    pub form: AgreementForm,
+    /// The terms.
+    pub terms: Text,
+    /// The last moment to apply for judicial confirmation (written agreements only).
+    pub confirmation_window: Option<Deadline>,
+}
+
+/// An application to a court to confirm the agreement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JudicialConfirmation {
+    /// The court applied to.
+    pub court: Name,
+    /// When its ruling is due.
+    pub ruling_due: Deadline,
+    /// The ruling, once given: whether the agreement was confirmed.
+    pub confirmed: Option<bool>,
+}
+
+/// One dispute. Its state is only what the rules need to decide and what a
+/// query shows; the full history lives in its events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Dispute {
+    status: DisputeStatus,
+    division: Option<DivisionCode>,
+    level: Option<Level>,
+    intake_level: Option<Level>,
+    grid: Option<Name>,
+    category: Option<DisputeCategory>,
+    risk: Option<Risk>,
+    summary: Option<Text>,
+    parties: Vec<Party>,
+    registration_due: Option<Deadline>,
+    handling_due: Option<Deadline>,
+    body: Option<MediationBody>,
+    mediator: Option<Name>,
+    mediation_due: Option<Deadline>,
+    consents: BTreeSet<PartyRole>,
+    sessions: u32,
+    agreement: Option<Agreement>,
+    confirmation: Option<JudicialConfirmation>,
+    performance: Option<Performance>,
+    legal_channel: Option<LegalChannel>,
+    outcome: Option<Outcome>,
+    satisfaction: Option<Satisfaction>,
+}
+
+impl Dispute {
+    /// Where the dispute stands.
+    pub fn status(&self) -> DisputeStatus {
+        self.status
+    }
+
+    /// The division holding the dispute (where it was reported, until registered).
+    pub fn division(&self) -> Option<&DivisionCode> {
+        self.division.as_ref()
+    }
+
+    /// The level holding the case, once registered.
+    pub fn level(&self) -> Option<Level> {
+        self.level
+    }
+
+    /// The level the case was first registered at; it survives escalation and reopening.
+    pub fn intake_level(&self) -> Option<Level> {
+        self.intake_level
+    }
+
+    /// The grid it was reported from, if any.
+    pub fn grid(&self) -> Option<&Name> {
+        self.grid.as_ref()
+    }
+
+    /// What the dispute is about, once registered.
+    pub fn category(&self) -> Option<DisputeCategory> {
+        self.category
+    }
+
+    /// The risk grading, once registered.
+    pub fn risk(&self) -> Option<Risk> {
+        self.risk
+    }
+
+    /// The latest summary: the report's, then the registration's.
+    pub fn summary(&self) -> Option<&Text> {
+        self.summary.as_ref()
+    }
+
+    /// The parties, once registered.
+    pub fn parties(&self) -> &[Party] {
+        &self.parties
+    }
+
+    /// When a reported dispute had to be registered by.
+    pub fn registration_due(&self) -> Option<&Deadline> {
+        self.registration_due.as_ref()
+    }
+
+    /// How long the current level may hold the case.
+    pub fn handling_due(&self) -> Option<&Deadline> {
+        self.handling_due.as_ref()
+    }
+
+    /// The body the case is dispatched to, if any.
+    pub fn body(&self) -> Option<&MediationBody> {
+        self.body.as_ref()
+    }
+
+    /// The mediator in charge, if named.
+    pub fn mediator(&self) -> Option<&Name> {
+        self.mediator.as_ref()
+    }
+
+    /// When the current mediation should be finished.
+    pub fn mediation_due(&self) -> Option<&Deadline> {
+        self.mediation_due.as_ref()
+    }
+
+    /// The parties that have consented to the current mediation.
+    pub fn consents(&self) -> impl Iterator<Item = PartyRole> + '_ {
+        self.consents.iter().copied()
+    }
+
+    /// How many sessions the current mediation has held.
+    pub fn session_count(&self) -> u32 {
+        self.sessions
+    }
+
+    /// The agreement, if one was reached.
+    pub fn agreement(&self) -> Option<&Agreement> {
+        self.agreement.as_ref()
+    }
+
+    /// The form of the agreement, if one was reached.
+    pub fn agreement_form(&self) -> Option<AgreementForm> {
+        self.agreement.as_ref().map(|a| a.form)
+    }
+
+    /// The application for judicial confirmation, if one was made.
+    pub fn judicial_confirmation(&self) -> Option<&JudicialConfirmation> {
+        self.confirmation.as_ref()
+    }
+
+    /// What the latest follow-up found, if any.
+    pub fn performance(&self) -> Option<Performance> {
+        self.performance
+    }
+
+    /// The legal channel the case was referred to, if any.
+    pub fn legal_channel(&self) -> Option<LegalChannel> {
+        self.legal_channel
+    }
+
+    /// How the handling ended, once it has.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.outcome
+    }
+
+    /// The parties' satisfaction, once evaluated.
+    pub fn satisfaction(&self) -> Option<Satisfaction> {
+        self.satisfaction
+    }
+
+    fn not_allowed(&self, action: &'static str) -> DisputeError {
+        DisputeError::NotAllowed {
+            action,
+            status: self.status,
+        }
+    }
+
+    fn confirmation_pending(&self) -> bool {
+        self.confirmation
+            .as_ref()
+            .is_some_and(|c| c.confirmed.is_none())
+    }
+
+    /// The division holding a registered case. Every status that allows a
+    /// move has one; a state without it refuses the move rather than panic.
+    fn current_division(&self, action: &'static str) -> Result<&DivisionCode, DisputeError> {
+        self.division
+            .as_ref()
+            .ok_or_else(|| self.not_allowed(action))
+    }
+
+    /// Decides what a request changes, judged against the current state.
+    fn decide(
+        &self,
+        action: DisputeAction,
+        services: &Services,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DisputeChange>, DisputeError> {
+        use DisputeAction as A;
+        use DisputeChange as C;
+
+        let name = action.name();
+        if !action.allowed_from().contains(&self.status) {
+            return Err(self.not_allowed(name));
+        }
+        let tree = services.jurisdiction();
+        let change = match action {
+            A::Report {
+                division,
+                grid,
+                summary,
+            } => {
+                known(services, &division)?;
+                C::DisputeReported {
+                    division,
+                    grid,
+                    summary,
+                    registration_due: services.deadline(Stage::GridReport, now),
+                }
+            }
+            A::Register {
+                division,
+                level,
+                category,
+                risk,
+                summary,
+                parties,
+            } => {
+                known(services, &division)?;
+                // Grids report but never hold a case; a code's structure
+                // fixes its level, so the two must agree.
+                if !level.handles_cases() || level != division.level() {
+                    return Err(DisputeError::LevelMismatch { level, division });
+                }
+                // Mediation needs someone on each side.
+                if let Some(role) = PartyRole::ALL
+                    .iter()
+                    .find(|role| !parties.iter().any(|p| p.role == **role))
+                {
+                    return Err(DisputeError::MissingParty { role: *role });
+                }
+                C::DisputeRegistered {
+                    division,
+                    level,
+                    category,
+                    risk,
+                    summary,
+                    parties,
+                    handling_due: services.deadline(Stage::handling_at(level), now),
+                }
+            }
+            A::Dispatch { body, mediator } => C::DisputeDispatched {
+                body,
+                mediator,
+                mediation_due: services.deadline(Stage::Mediation, now),
+            },
+            A::RecordConsent {
+                party,
+                consents: false,
+                reason,
+            } => C::MediationRefused { party, reason },
+            A::RecordConsent { party, .. } => {
+                if self.consents.contains(&party) {
+                    return Err(DisputeError::AlreadyConsented { party });
+                }
+                // Mediation starts only once both sides have agreed to it (Art 17).
+                let both = PartyRole::ALL
+                    .iter()
+                    .all(|role| *role == party || self.consents.contains(role));
+                let mut changes = vec![C::PartyConsented { party }];
+                if both {
+                    changes.push(C::MediationStarted {});
+                }
+                return Ok(changes);
+            }
+            A::HoldSession { summary } => C::MediationSessionHeld {
+                session: self.sessions.saturating_add(1),
+                summary,
+            },
+            A::ReachAgreement { form, terms } => C::AgreementReached {
+                form,
+                terms,
+                // Only a written agreement can be confirmed by a court (Art 33).
+                confirmation_window: (form == AgreementForm::Written)
+                    .then(|| services.deadline(Stage::JudicialConfirmationWindow, now)),
+            },
+            A::TerminateMediation {
+                reason,
+                note,
+                legal_routes_explained,
+            } => C::MediationTerminated {
+                reason,
+                note,
+                legal_routes_explained,
+            },
+            A::Escalate { reason } => {
+                let from = self.current_division(name)?;
+                let Some(current) = tree.get(from) else {
+                    return Err(DisputeError::UnknownDivision {
+                        division: from.clone(),
+                    });
+                };
+                // In a valid tree only a district lacks a parent.
+                let Some(target) = tree.parent(from) else {
+                    return Err(DisputeError::AtTopLevel);
+                };
+                C::DisputeEscalated {
+                    reason,
+                    from_division: current.code.clone(),
+                    from_level: current.level,
+                    to_division: target.code.clone(),
+                    to_level: target.level,
+                    handling_due: services.deadline(Stage::handling_at(target.level), now),
+                }
+            }
+            A::TakeOver { division } => {
+                let from = self.current_division(name)?;
+                let Some(target) = tree
+                    .get(&division)
+                    .filter(|t| from.is_within(&t.code) && t.code != *from)
+                else {
+                    return Err(DisputeError::NotAbove { division });
+                };
+                C::DisputeTakenOver {
+                    from_division: from.clone(),
+                    from_level: from.level(),
+                    to_division: target.code.clone(),
+                    to_level: target.level,
+                    handling_due: services.deadline(Stage::handling_at(target.level), now),
+                }
+            }
+            A::SendDown { division } => {
+                let from = self.current_division(name)?;
+                let Some(target) = tree
+                    .get(&division)
+                    .filter(|t| t.code.is_within(from) && t.code != *from)
+                else {
+                    return Err(DisputeError::NotBelow { division });
+                };
+                C::DisputeSentDown {
+                    from_division: from.clone(),
+                    from_level: from.level(),
+                    to_division: target.code.clone(),
+                    to_level: target.level,
+                    handling_due: services.deadline(Stage::handling_at(target.level), now),
+                }
+            }
+            A::ReferToLegalChannel { channel, note } => C::DisputeReferred { channel, note },
+            A::RequestJudicialConfirmation { court } => {
+                let window = match &self.agreement {
+                    Some(a) if a.form == AgreementForm::Oral => {
+                        return Err(DisputeError::OralAgreement);
+                    }
+                    Some(Agreement {
+                        confirmation_window: Some(window),
+                        ..
+                    }) => *window,
+                    _ => return Err(self.not_allowed(name)),
+                };
+                if self.confirmation.is_some() {
+                    return Err(DisputeError::ConfirmationAlreadyRequested);
+                }
+                if now >= window.due {
+                    return Err(DisputeError::WindowClosed {
+                        stage: window.stage,
+                        due: window.due,
+                    });
+                }
+                C::JudicialConfirmationRequested {
+                    court,
+                    ruling_due: services.deadline(Stage::JudicialConfirmationRuling, now),
+                }
+            }
+            A::RuleJudicialConfirmation { confirmed, note } => {
+                if !self.confirmation_pending() {
+                    return Err(DisputeError::NoConfirmationPending);
+                }
+                C::JudicialConfirmationRuled { confirmed, note }
+            }
+            A::RecordFollowUp { performance, note } => {
+                C::PerformanceFollowedUp { performance, note }
+            }
+            A::Review { approved, note } => {
+                // The review judges the whole handling, court ruling included.
+                if self.confirmation_pending() {
+                    return Err(DisputeError::ConfirmationPending);
+                }
+                C::DisputeReviewed { approved, note }
+            }
+            A::Close {} => {
+                let (Some(outcome), Some(intake_level), Some(resolved_level), Some(division)) = (
+                    self.outcome,
+                    self.intake_level,
+                    self.level,
+                    self.division.clone(),
+                ) else {
+                    return Err(self.not_allowed(name));
+                };
+                C::DisputeClosed {
+                    outcome,
+                    intake_level,
+                    resolved_level,
+                    resolved_division: division,
+                    resolved_at_or_below_intake: resolved_level <= intake_level,
+                }
+            }
+            A::Evaluate { satisfaction, note } => {
+                if self.satisfaction.is_some() {
+                    return Err(DisputeError::AlreadyEvaluated);
+                }
+                C::DisputeEvaluated { satisfaction, note }
+            }
+            A::Reopen { reason } => {
+                let (Some(division), Some(level)) = (self.division.clone(), self.level) else {
+                    return Err(self.not_allowed(name));
+                };
+                C::DisputeReopened {
+                    reason,
+                    division,
+                    level,
+                    handling_due: services.deadline(Stage::handling_at(level), now),
+                }
+            }
+        };
+        Ok(vec![change])
+    }
+
+    /// The case changes hands and waits to be dispatched again; whatever
+    /// the previous holder's mediation achieved no longer applies.
+    fn move_to(&mut self, division: DivisionCode, level: Level, handling_due: Deadline) {
+        self.status = DisputeStatus::Registered;
+        self.division = Some(division);
+        self.level = Some(level);
+        self.handling_due = Some(handling_due);
+        self.clear_mediation();
+        self.outcome = None;
+    }
+
+    fn clear_mediation(&mut self) {
+        self.body = None;
+        self.mediator = None;
+        self.mediation_due = None;
+        self.consents.clear();
+        self.sessions = 0;
+    }
+}
+
+/// Refuses a division the jurisdiction tree does not have.
+fn known(services: &Services, division: &DivisionCode) -> Result<(), DisputeError> {
+    match services.jurisdiction().get(division) {
+        Some(_) => Ok(()),
+        None => Err(DisputeError::UnknownDivision {
+            division: division.clone(),
+        }),
+    }
+}
+
+impl Aggregate for Dispute {
+    const TYPE: &'static str = "Dispute";
+    type Command = DisputeCommand;
+    type Event = DisputeEvent;
+    type Error = DisputeError;
+    type Services = Services;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        // One instant for every event of the request, so they sort together.
+        let now = services.now();
+        let changes = self.decide(command.action, services, now)?;
+        for change in changes {
+            let event = DisputeEvent {
+                at: now,
+                by: command.by.clone(),
+                change,
+            };
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        use DisputeChange as C;
+        match event.change {
+            C::DisputeReported {
+                division,
+                grid,
+                summary,
+                registration_due,
+            } => {
+                self.status = DisputeStatus::Reported;
+                self.division = Some(division);
+                self.grid = grid;
+                self.summary = Some(summary);
+                self.registration_due = Some(registration_due);
+            }
+            C::DisputeRegistered {
+                division,
+                level,
+                category,
+                risk,
+                summary,
+                parties,
+                handling_due,
+            } => {
+                self.status = DisputeStatus::Registered;
+                self.division = Some(division);
+                self.level = Some(level);
+                self.intake_level = Some(level);
+                self.category = Some(category);
+                self.risk = Some(risk);
+                self.summary = Some(summary);
+                self.parties = parties;
+                self.handling_due = Some(handling_due);
+            }
+            C::DisputeDispatched {
+                body,
+                mediator,
+                mediation_due,
+            } => {
+                // A new mediation: consents and sessions start afresh.
+                self.clear_mediation();
+                self.status = DisputeStatus::Dispatched;
+                self.body = Some(body);
+                self.mediator = mediator;
+                self.mediation_due = Some(mediation_due);
+            }
+            C::PartyConsented { party } => {
+                self.consents.insert(party);
+            }
+            C::MediationStarted {} => self.status = DisputeStatus::Mediating,
+            C::MediationRefused { .. } | C::MediationTerminated { .. } => {
+                self.status = DisputeStatus::Terminated;
+                self.outcome = Some(Outcome::Terminated);
+            }
+            C::MediationSessionHeld { session, .. } => self.sessions = session,
+            C::AgreementReached {
+                form,
+                terms,
+                confirmation_window,
+            } => {
+                self.status = DisputeStatus::Agreed;
+                self.agreement = Some(Agreement {
+                    form,
+                    terms,
+                    confirmation_window,
+                });
+                self.outcome = Some(Outcome::Agreement);
+            }
+            C::DisputeEscalated {
+                to_division,
+                to_level,
+                handling_due,
+                ..
+            }
+            | C::DisputeTakenOver {
+                to_division,
+                to_level,
+                handling_due,
+                ..
+            }
+            | C::DisputeSentDown {
+                to_division,
+                to_level,
+                handling_due,
+                ..
+            } => self.move_to(to_division, to_level, handling_due),
+            C::DisputeReferred { channel, .. } => {
+                self.status = DisputeStatus::Referred;
+                self.legal_channel = Some(channel);
+                self.outcome = Some(Outcome::Referred);
+            }
+            C::JudicialConfirmationRequested { court, ruling_due } => {
+                self.confirmation = Some(JudicialConfirmation {
+                    court,
+                    ruling_due,
+                    confirmed: None,
+                });
+            }
+            C::JudicialConfirmationRuled { confirmed, .. } => {
+                if let Some(confirmation) = &mut self.confirmation {
+                    confirmation.confirmed = Some(confirmed);
+                }
+            }
+            C::PerformanceFollowedUp { performance, .. } => self.performance = Some(performance),
+            C::DisputeReviewed { approved, .. } => {
+                // A rejected review leaves the case where it was, for rework.
+                if approved {
+                    self.status = DisputeStatus::Reviewed;
+                }
+            }
+            C::DisputeClosed { .. } => self.status = DisputeStatus::Closed,
+            C::DisputeEvaluated { satisfaction, .. } => self.satisfaction = Some(satisfaction),
+            C::DisputeReopened {
+                division,
+                level,
+                handling_due,
+                ..
+            } => {
+                self.move_to(division, level, handling_due);
+                self.agreement = None;
+                self.confirmation = None;
+                self.performance = None;
+                self.legal_channel = None;
+                self.satisfaction = None;
+            }
+        }
+    }
+}

@@ -1,1 +1,843 @@
-//! placeholder
+//! The petition aggregate (信访事项), following 信访工作条例 (2022): receipt
+//! and triage by the petition office, handling by the receiving unit, the
+//! handling opinion, review (复查), re-review (复核) and finality (终结).
+//!
+//! [`Petition::handle`](cqrs_es::Aggregate::handle) decides: it checks the
+//! command against the current status, reads the time and computes every
+//! deadline through [`Services`], and emits events that carry those
+//! deadlines. [`Petition::apply`](cqrs_es::Aggregate::apply) only records
+//! what the events say.
+
+mod command;
+mod error;
+mod event;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use cqrs_es::Aggregate;
+use cqrs_es::event_sink::EventSink;
+use serde::{Deserialize, Serialize};
+
+pub use command::{PetitionAction, PetitionCommand};
+pub use error::PetitionError;
+pub use event::{PetitionChange, PetitionEvent};
+
+use crate::policy::{Counting, Deadline, Stage, StageRule};
+use crate::services::Services;
+use crate::values::{DivisionCode, Level, Name, PetitionChannel, Text};
+
+/// The most representatives a group visit may send (Art 18).
+pub const MAX_VISIT_REPRESENTATIVES: u32 = 5;
+
+/// The longest period, in days, a unit may be given to report on an
+/// assigned petition (交办).
+pub const MAX_REPORT_DAYS: u32 = 365;
+
+/// The longest single hearing, in days, that may be left out of a review or
+/// re-review period (Art 35–36).
+pub const MAX_HEARING_DAYS: u32 = 90;
+
+/// Where a petition stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PetitionStatus {
+    /// Nothing has been received yet.
+    #[default]
+    New,
+    /// Received by the petition office and awaiting triage (Art 22).
+    Received,
+    /// Forwarded (转送) or assigned (交办) to a unit, which has not yet
+    /// accepted it or objected (Art 23).
+    Routed,
+    /// Sent to a legal channel (诉访分离); the petition track ends here.
+    Diverted,
+    /// Not accepted at triage; the petition track ends here.
+    NotAccepted,
+    /// Accepted by the receiving unit, which owes a handling opinion (Art 32).
+    Accepted,
+    /// The handling opinion has been issued; review may be requested (Art 35).
+    Answered,
+    /// A review (复查) has been requested and is under way (Art 35).
+    UnderReview,
+    /// The review opinion has been issued; re-review may be requested (Art 36).
+    Reviewed,
+    /// A re-review (复核) has been requested and is under way (Art 36).
+    UnderReReview,
+    /// Final (终结): the same facts are not accepted again (Art 37).
+    Final,
+}
+
+impl PetitionStatus {
+    /// The snake_case name used in files and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Received => "received",
+            Self::Routed => "routed",
+            Self::Diverted => "diverted",
+            Self::NotAccepted => "not_accepted",
+            Self::Accepted => "accepted",
+            Self::Answered => "answered",
+            Self::UnderReview => "under_review",
+            Self::Reviewed => "reviewed",
+            Self::UnderReReview => "under_re_review",
+            Self::Final => "final",
+        }
+    }
+}
+
+impl fmt::Display for PetitionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Phrases that complete "the petition is ...", for error messages.
+        f.write_str(match self {
+            Self::New => "not yet received",
+            Self::Received => "awaiting triage",
+            Self::Routed => "waiting for the receiving unit to accept it",
+            Self::Diverted => "diverted to a legal channel",
+            Self::NotAccepted => "not accepted",
+            Self::Accepted => "accepted and awaiting a handling opinion",
+            Self::Answered => "answered with a handling opinion",
+            Self::UnderReview => "under review",
+            Self::Reviewed => "reviewed",
+            Self::UnderReReview => "under re-review",
+            Self::Final => "final",
+        })
+    }
+}
+
+/// The person who petitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Petitioner {
+    /// Their name. Never shown to the unit complained about (Art 30).
+    pub name: Name,
+    /// How to reach them, if they gave a way.
+    pub contact: Option<Name>,
+}
+
+/// What a handling, review or re-review opinion decides (Art 32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpinionOutcome {
+    /// The request is well founded and is supported (予以支持).
+    Support,
+    /// The request is reasonable but cannot be met; the unit explains why
+    /// (解释说明).
+    Explain,
+    /// The request is not supported (不予支持).
+    NotSupport,
+}
+
+impl OpinionOutcome {
+    /// The snake_case name used in files and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Support => "support",
+            Self::Explain => "explain",
+            Self::NotSupport => "not_support",
+        }
+    }
+}
+
+/// Why a petition became final (Art 36–37).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalBasis {
+    /// The re-review opinion was issued (Art 36).
+    ReReviewed,
+    /// The petitioner did not ask for review in time (Art 37).
+    ReviewWindowLapsed,
+    /// The petitioner did not ask for re-review in time (Art 37).
+    ReReviewWindowLapsed,
+}
+
+impl FinalBasis {
+    /// The snake_case name used in files and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReReviewed => "re_reviewed",
+            Self::ReviewWindowLapsed => "review_window_lapsed",
+            Self::ReReviewWindowLapsed => "re_review_window_lapsed",
+        }
+    }
+}
+
+/// A petition (信访事项) from receipt to finality.
+///
+/// Fields are private: the state changes only through events. Missing
+/// fields default when a snapshot is read, so that a snapshot written before
+/// a field was added still loads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Petition {
+    status: PetitionStatus,
+    received_at: Option<DateTime<Utc>>,
+    channel: Option<PetitionChannel>,
+    petitioner: Option<Petitioner>,
+    complained_unit: Option<Name>,
+    facts: Option<Text>,
+    division: Option<DivisionCode>,
+    competent_level: Option<Level>,
+    visited_level: Option<Level>,
+    representatives: u32,
+    skipped_level: bool,
+    triage_due: Option<Deadline>,
+    unit: Option<Name>,
+    notice_due: Option<Deadline>,
+    objection_due: Option<Deadline>,
+    report_due: Option<Deadline>,
+    opinion_due: Option<Deadline>,
+    extended: bool,
+    opinion_outcome: Option<OpinionOutcome>,
+    review_request_due: Option<Deadline>,
+    review_due: Option<Deadline>,
+    review_outcome: Option<OpinionOutcome>,
+    re_review_request_due: Option<Deadline>,
+    re_review_due: Option<Deadline>,
+    re_review_outcome: Option<OpinionOutcome>,
+    finalised_at: Option<DateTime<Utc>>,
+    final_basis: Option<FinalBasis>,
+}
+
+impl Petition {
+    /// Where the petition stands.
+    pub fn status(&self) -> PetitionStatus {
+        self.status
+    }
+
+    /// When the petition office received it.
+    pub fn received_at(&self) -> Option<DateTime<Utc>> {
+        self.received_at
+    }
+
+    /// How it arrived.
+    pub fn channel(&self) -> Option<PetitionChannel> {
+        self.channel
+    }
+
+    /// Who petitions. Confidential towards the unit complained about (Art 30).
+    pub fn petitioner(&self) -> Option<&Petitioner> {
+        self.petitioner.as_ref()
+    }
+
+    /// The unit the petition is about, if it names one.
+    pub fn complained_unit(&self) -> Option<&Name> {
+        self.complained_unit.as_ref()
+    }
+
+    /// The facts and requests as received.
+    pub fn facts(&self) -> Option<&Text> {
+        self.facts.as_ref()
+    }
+
+    /// The division the matter belongs to.
+    pub fn division(&self) -> Option<&DivisionCode> {
+        self.division.as_ref()
+    }
+
+    /// The level competent to handle the matter; the same as
+    /// [`Petition::competent_level`], named like the dispute's accessor so
+    /// that listings can treat both aggregates alike.
+    pub fn level(&self) -> Option<Level> {
+        self.competent_level
+    }
+
+    /// The level competent to handle the matter.
+    pub fn competent_level(&self) -> Option<Level> {
+        self.competent_level
+    }
+
+    /// The level an in-person visit went to.
+    pub fn visited_level(&self) -> Option<Level> {
+        self.visited_level
+    }
+
+    /// How many representatives a visit sent.
+    pub fn representatives(&self) -> u32 {
+        self.representatives
+    }
+
+    /// Whether a visit skipped a level (越级, Art 20).
+    pub fn skipped_level(&self) -> bool {
+        self.skipped_level
+    }
+
+    /// The unit the petition is currently forwarded or assigned to; `None`
+    /// before routing and after an objection sends it back to triage.
+    pub fn unit(&self) -> Option<&Name> {
+        self.unit.as_ref()
+    }
+
+    /// When triage is due (Art 22).
+    pub fn triage_due(&self) -> Option<Deadline> {
+        self.triage_due
+    }
+
+    /// When the receiving unit must tell the petitioner whether it accepts
+    /// (Art 23).
+    pub fn notice_due(&self) -> Option<Deadline> {
+        self.notice_due
+    }
+
+    /// Until when the receiving unit may object to a misrouted item (Art 23).
+    pub fn objection_due(&self) -> Option<Deadline> {
+        self.objection_due
+    }
+
+    /// When an assigned unit must report back (交办).
+    pub fn report_due(&self) -> Option<Deadline> {
+        self.report_due
+    }
+
+    /// When the handling opinion is due, including any extension (Art 34).
+    pub fn opinion_due(&self) -> Option<Deadline> {
+        self.opinion_due
+    }
+
+    /// Whether the handling period has been extended (at most once, Art 34).
+    pub fn extended(&self) -> bool {
+        self.extended
+    }
+
+    /// What the handling opinion decided.
+    pub fn opinion_outcome(&self) -> Option<OpinionOutcome> {
+        self.opinion_outcome
+    }
+
+    /// Until when the petitioner may ask for review (Art 35).
+    pub fn review_request_due(&self) -> Option<Deadline> {
+        self.review_request_due
+    }
+
+    /// When the review opinion is due, hearing time excluded (Art 35).
+    pub fn review_due(&self) -> Option<Deadline> {
+        self.review_due
+    }
+
+    /// What the review opinion decided.
+    pub fn review_outcome(&self) -> Option<OpinionOutcome> {
+        self.review_outcome
+    }
+
+    /// Until when the petitioner may ask for re-review (Art 36).
+    pub fn re_review_request_due(&self) -> Option<Deadline> {
+        self.re_review_request_due
+    }
+
+    /// When the re-review opinion is due, hearing time excluded (Art 36).
+    pub fn re_review_due(&self) -> Option<Deadline> {
+        self.re_review_due
+    }
+
+    /// What the re-review opinion decided.
+    pub fn re_review_outcome(&self) -> Option<OpinionOutcome> {
+        self.re_review_outcome
+    }
+
+    /// When the petition became final.
+    pub fn finalised_at(&self) -> Option<DateTime<Utc>> {
+        self.finalised_at
+    }
+
+    /// Why the petition became final.
+    pub fn final_basis(&self) -> Option<FinalBasis> {
+        self.final_basis
+    }
+
+    /// Checks the command against the state and returns the changes it
+    /// makes, in order. Pure apart from reading `services`.
+    fn decide(
+        &self,
+        action: PetitionAction,
+        services: &Services,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PetitionChange>, PetitionError> {
+        use PetitionAction as A;
+        use PetitionChange as C;
+        use PetitionStatus as S;
+
+        let changes = match action {
+            A::Receive {
+                channel,
+                petitioner,
+                complained_unit,
+                facts,
+                division,
+                competent_level,
+                visited_level,
+                representatives,
+            } => {
+                match (self.status, self.finalised_at) {
+                    (S::New, _) => {}
+                    // Art 37: once final, the same facts are not taken up again.
+                    (S::Final, Some(finalised_at)) => {
+                        return Err(PetitionError::AlreadyFinal { finalised_at });
+                    }
+                    (status, _) => {
+                        return Err(PetitionError::NotAllowed {
+                            action: "receive",
+                            status,
+                        });
+                    }
+                }
+                if services.jurisdiction().get(&division).is_none() {
+                    return Err(PetitionError::UnknownDivision { division });
+                }
+                let visit = channel == PetitionChannel::Visit;
+                if visit {
+                    if visited_level.is_none() {
+                        return Err(PetitionError::MissingVisitedLevel);
+                    }
+                    // Art 18: a group visit sends at most five representatives.
+                    if representatives == 0 {
+                        return Err(PetitionError::NoRepresentatives);
+                    }
+                    if representatives > MAX_VISIT_REPRESENTATIVES {
+                        return Err(PetitionError::TooManyRepresentatives { representatives });
+                    }
+                }
+                // Art 20: a visit goes to the competent level or the one
+                // directly above. A skipped level is recorded, not refused:
+                // the petition office still has to take the visit in.
+                let skipped = visited_level.filter(|&visited| {
+                    visit && competent_level.up().is_some_and(|above| visited > above)
+                });
+                let mut changes = vec![C::PetitionReceived {
+                    channel,
+                    petitioner,
+                    complained_unit,
+                    facts,
+                    division,
+                    competent_level,
+                    visited_level,
+                    representatives,
+                    triage_due: services.deadline(Stage::PetitionTriage, now),
+                }];
+                if let Some(visited_level) = skipped {
+                    changes.push(C::SkippedLevelVisitRecorded {
+                        competent_level,
+                        visited_level,
+                    });
+                }
+                changes
+            }
+
+            A::Forward { to_unit } => {
+                self.require("forward", &[S::Received])?;
+                vec![C::PetitionForwarded {
+                    to_unit,
+                    notice_due: services.deadline(Stage::PetitionAcceptanceNotice, now),
+                    objection_due: services.deadline(Stage::PetitionObjection, now),
+                    late: is_past(self.triage_due, now),
+                }]
+            }
+
+            A::Assign {
+                to_unit,
+                report_within_days,
+            } => {
+                self.require("assign", &[S::Received])?;
+                check_days(report_within_days, MAX_REPORT_DAYS)?;
+                vec![C::PetitionAssigned {
+                    to_unit,
+                    notice_due: services.deadline(Stage::PetitionAcceptanceNotice, now),
+                    objection_due: services.deadline(Stage::PetitionObjection, now),
+                    report_due: services.deadline_for(
+                        Stage::PetitionOpinion,
+                        calendar_days(report_within_days),
+                        now,
+                    ),
+                    late: is_past(self.triage_due, now),
+                }]
+            }
+
+            A::Divert { channel, note } => {
+                self.require("divert", &[S::Received])?;
+                vec![C::PetitionDiverted {
+                    channel,
+                    note,
+                    late: is_past(self.triage_due, now),
+                }]
+            }
+
+            A::NotAccept { reason } => {
+                self.require("refuse to accept", &[S::Received])?;
+                vec![C::PetitionNotAccepted {
+                    reason,
+                    late: is_past(self.triage_due, now),
+                }]
+            }
+
+            A::Object { reason } => {
+                let unit = self.routed_unit("object")?;
+                // Art 23: objections only within the working-day window.
+                check_open(self.objection_due, now)?;
+                vec![C::PetitionObjected { unit, reason }]
+            }
+
+            A::Accept {} => {
+                let unit = self.routed_unit("accept")?;
+                vec![C::PetitionAccepted {
+                    unit,
+                    opinion_due: services.deadline(Stage::PetitionOpinion, now),
+                    // Art 23: a late written notice is an accountability
+                    // matter (Art 44), recorded rather than refused.
+                    late_notice: is_past(self.notice_due, now),
+                }]
+            }
+
+            A::ExtendHandling {
+                days,
+                reason,
+                approved_by,
+            } => {
+                const ACTION: &str = "extend handling";
+                self.require(ACTION, &[S::Accepted])?;
+                // Art 34: one extension only, of bounded length.
+                if self.extended {
+                    return Err(PetitionError::AlreadyExtended);
+                }
+                let max = services.policy().rule(Stage::PetitionExtension).days;
+                if days == 0 || days > max {
+                    return Err(PetitionError::ExtensionTooLong { days, max });
+                }
+                let current = self.in_force(self.opinion_due, ACTION)?;
+                vec![C::HandlingExtended {
+                    days,
+                    reason,
+                    approved_by,
+                    opinion_due: extend(services, current, days),
+                }]
+            }
+
+            A::IssueOpinion { outcome, summary } => {
+                self.require("issue an opinion", &[S::Accepted])?;
+                vec![C::OpinionIssued {
+                    outcome,
+                    summary,
+                    review_request_due: services.deadline(Stage::ReviewRequest, now),
+                    late: is_past(self.opinion_due, now),
+                }]
+            }
+
+            A::RequestReview { reason } => {
+                self.require("request review", &[S::Answered])?;
+                check_open(self.review_request_due, now)?;
+                vec![C::ReviewRequested {
+                    reason,
+                    review_due: services.deadline(Stage::Review, now),
+                }]
+            }
+
+            A::RecordHearing { days } => {
+                const ACTION: &str = "record a hearing";
+                self.require(ACTION, &[S::UnderReview, S::UnderReReview])?;
+                check_days(days, MAX_HEARING_DAYS)?;
+                // Art 35–36: hearing time does not count towards the
+                // review or re-review period, so the due date moves out.
+                let running = if self.status == S::UnderReReview {
+                    self.re_review_due
+                } else {
+                    self.review_due
+                };
+                let current = self.in_force(running, ACTION)?;
+                vec![C::HearingHeld {
+                    days,
+                    due: extend(services, current, days),
+                }]
+            }
+
+            A::IssueReviewOpinion { outcome, summary } => {
+                self.require("issue a review opinion", &[S::UnderReview])?;
+                vec![C::ReviewOpinionIssued {
+                    outcome,
+                    summary,
+                    re_review_request_due: services.deadline(Stage::ReReviewRequest, now),
+                    late: is_past(self.review_due, now),
+                }]
+            }
+
+            A::RequestReReview { reason } => {
+                self.require("request re-review", &[S::Reviewed])?;
+                check_open(self.re_review_request_due, now)?;
+                vec![C::ReReviewRequested {
+                    reason,
+                    re_review_due: services.deadline(Stage::ReReview, now),
+                }]
+            }
+
+            A::IssueReReviewOpinion { outcome, summary } => {
+                self.require("issue a re-review opinion", &[S::UnderReReview])?;
+                // Art 36: the re-review opinion is final.
+                vec![
+                    C::ReReviewOpinionIssued {
+                        outcome,
+                        summary,
+                        late: is_past(self.re_review_due, now),
+                    },
+                    C::PetitionFinalised {
+                        basis: FinalBasis::ReReviewed,
+                    },
+                ]
+            }
+
+            A::Finalise {} => {
+                const ACTION: &str = "finalise";
+                // Art 37: a petitioner who lets the request window lapse
+                // has accepted the last opinion.
+                let (window, basis) = match self.status {
+                    S::Answered => (self.review_request_due, FinalBasis::ReviewWindowLapsed),
+                    S::Reviewed => (self.re_review_request_due, FinalBasis::ReReviewWindowLapsed),
+                    status => {
+                        return Err(PetitionError::NotAllowed {
+                            action: ACTION,
+                            status,
+                        });
+                    }
+                };
+                let window = self.in_force(window, ACTION)?;
+                if now < window.due {
+                    return Err(PetitionError::WindowStillOpen {
+                        stage: window.stage,
+                        due: window.due,
+                    });
+                }
+                vec![C::PetitionFinalised { basis }]
+            }
+        };
+        Ok(changes)
+    }
+
+    /// Refuses `action` unless the petition is in one of `allowed`.
+    fn require(
+        &self,
+        action: &'static str,
+        allowed: &[PetitionStatus],
+    ) -> Result<(), PetitionError> {
+        if allowed.contains(&self.status) {
+            Ok(())
+        } else {
+            Err(self.not_allowed(action))
+        }
+    }
+
+    /// The unit a routed petition waits with; refuses `action` in any other
+    /// status.
+    fn routed_unit(&self, action: &'static str) -> Result<Name, PetitionError> {
+        match (&self.status, &self.unit) {
+            (PetitionStatus::Routed, Some(unit)) => Ok(unit.clone()),
+            _ => Err(self.not_allowed(action)),
+        }
+    }
+
+    /// The deadline a command works from. Every status that allows the
+    /// command has set it; if a history this aggregate did not write left it
+    /// unset, refusing is safer than guessing a date.
+    fn in_force(
+        &self,
+        deadline: Option<Deadline>,
+        action: &'static str,
+    ) -> Result<Deadline, PetitionError> {
+        deadline.ok_or_else(|| self.not_allowed(action))
+    }
+
+    fn not_allowed(&self, action: &'static str) -> PetitionError {
+        PetitionError::NotAllowed {
+            action,
+            status: self.status,
+        }
+    }
+
+    /// Sets the receiving unit and its deadlines after forwarding or
+    /// assignment.
+    fn route(
+        &mut self,
+        unit: Name,
+        notice_due: Deadline,
+        objection_due: Deadline,
+        report_due: Option<Deadline>,
+    ) {
+        self.status = PetitionStatus::Routed;
+        self.unit = Some(unit);
+        self.notice_due = Some(notice_due);
+        self.objection_due = Some(objection_due);
+        self.report_due = report_due;
+    }
+}
+
+/// Whether `deadline` has passed at `now` (a missing deadline never has).
+fn is_past(deadline: Option<Deadline>, now: DateTime<Utc>) -> bool {
+    deadline.is_some_and(|d| now >= d.due)
+}
+
+/// Refuses once the window `deadline` bounds has closed: a window is open
+/// while `now` is before its due instant.
+fn check_open(deadline: Option<Deadline>, now: DateTime<Utc>) -> Result<(), PetitionError> {
+    match deadline {
+        Some(d) if now >= d.due => Err(PetitionError::WindowClosed {
+            stage: d.stage,
+            due: d.due,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a period of days outside `1..=max`.
+fn check_days(days: u32, max: u32) -> Result<(), PetitionError> {
+    if (1..=max).contains(&days) {
+        Ok(())
+    } else {
+        Err(PetitionError::InvalidDeadline { days, max })
+    }
+}
+
+fn calendar_days(days: u32) -> StageRule {
+    StageRule {
+        days,
+        counting: Counting::Calendar,
+    }
+}
+
+/// `current` moved out by `days` calendar days, counted from its last day.
+fn extend(services: &Services, current: Deadline, days: u32) -> Deadline {
+    // `due` is midnight after the last day; one second earlier is still on
+    // the last day, which is where the added period starts counting.
+    let last_moment = current
+        .due
+        .checked_sub_signed(TimeDelta::seconds(1))
+        .unwrap_or(current.due);
+    services.deadline_for(current.stage, calendar_days(days), last_moment)
+}
+
+impl Aggregate for Petition {
+    const TYPE: &'static str = "Petition";
+    type Command = PetitionCommand;
+    type Event = PetitionEvent;
+    type Error = PetitionError;
+    type Services = Services;
+
+    async fn handle(
+        &mut self,
+        command: PetitionCommand,
+        services: &Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), PetitionError> {
+        let now = services.now();
+        let changes = self.decide(command.action, services, now)?;
+        for change in changes {
+            let event = PetitionEvent {
+                at: now,
+                by: command.by.clone(),
+                change,
+            };
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: PetitionEvent) {
+        use PetitionChange as C;
+        use PetitionStatus as S;
+
+        match event.change {
+            C::PetitionReceived {
+                channel,
+                petitioner,
+                complained_unit,
+                facts,
+                division,
+                competent_level,
+                visited_level,
+                representatives,
+                triage_due,
+            } => {
+                self.status = S::Received;
+                self.received_at = Some(event.at);
+                self.channel = Some(channel);
+                self.petitioner = Some(petitioner);
+                self.complained_unit = complained_unit;
+                self.facts = Some(facts);
+                self.division = Some(division);
+                self.competent_level = Some(competent_level);
+                self.visited_level = visited_level;
+                self.representatives = representatives;
+                self.triage_due = Some(triage_due);
+            }
+            C::SkippedLevelVisitRecorded { .. } => self.skipped_level = true,
+            C::PetitionForwarded {
+                to_unit,
+                notice_due,
+                objection_due,
+                ..
+            } => self.route(to_unit, notice_due, objection_due, None),
+            C::PetitionAssigned {
+                to_unit,
+                notice_due,
+                objection_due,
+                report_due,
+                ..
+            } => self.route(to_unit, notice_due, objection_due, Some(report_due)),
+            C::PetitionDiverted { .. } => self.status = S::Diverted,
+            C::PetitionNotAccepted { .. } => self.status = S::NotAccepted,
+            C::PetitionObjected { .. } => {
+                self.status = S::Received;
+                self.unit = None;
+                self.notice_due = None;
+                self.objection_due = None;
+                self.report_due = None;
+            }
+            C::PetitionAccepted { opinion_due, .. } => {
+                self.status = S::Accepted;
+                self.opinion_due = Some(opinion_due);
+            }
+            C::HandlingExtended { opinion_due, .. } => {
+                self.extended = true;
+                self.opinion_due = Some(opinion_due);
+            }
+            C::OpinionIssued {
+                outcome,
+                review_request_due,
+                ..
+            } => {
+                self.status = S::Answered;
+                self.opinion_outcome = Some(outcome);
+                self.review_request_due = Some(review_request_due);
+            }
+            C::ReviewRequested { review_due, .. } => {
+                self.status = S::UnderReview;
+                self.review_due = Some(review_due);
+            }
+            C::HearingHeld { due, .. } => {
+                // The deadline says which period the hearing paused.
+                if due.stage == Stage::ReReview {
+                    self.re_review_due = Some(due);
+                } else {
+                    self.review_due = Some(due);
+                }
+            }
+            C::ReviewOpinionIssued {
+                outcome,
+                re_review_request_due,
+                ..
+            } => {
+                self.status = S::Reviewed;
+                self.review_outcome = Some(outcome);
+                self.re_review_request_due = Some(re_review_request_due);
+            }
+            C::ReReviewRequested { re_review_due, .. } => {
+                self.status = S::UnderReReview;
+                self.re_review_due = Some(re_review_due);
+            }
+            C::ReReviewOpinionIssued { outcome, .. } => {
+                self.re_review_outcome = Some(outcome);
+            }
+            C::PetitionFinalised { basis } => {
+                self.status = S::Final;
+                self.finalised_at = Some(event.at);
+                self.final_basis = Some(basis);
+            }
+        }
+    }
+}

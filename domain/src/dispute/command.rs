@@ -1,0 +1,289 @@
+//! What may be asked of a dispute, and the value types those requests carry.
+
+use serde::{Deserialize, Serialize};
+
+use super::DisputeStatus;
+use crate::values::{
+    Actor, AgencyId, DisputeCategory, DivisionCode, LegalChannel, Level, MediationKind, Name, Risk,
+    Text,
+};
+
+snake_enum!(
+    /// The side a party takes in a dispute.
+    PartyRole {
+        /// The party who brought the dispute (申请人).
+        Applicant = "applicant",
+        /// The party the dispute is brought against (被申请人).
+        Respondent = "respondent",
+    }
+);
+
+snake_enum!(
+    /// The form of a mediation agreement (People's Mediation Law Art 29, 30).
+    AgreementForm {
+        /// Signed by the parties and sealed by the committee (Art 29); only a
+        /// written agreement can be judicially confirmed.
+        Written = "written",
+        /// Recorded by the mediator but not written up (Art 30).
+        Oral = "oral",
+    }
+);
+
+snake_enum!(
+    /// Why a mediation ended without agreement.
+    TerminationReason {
+        /// The parties could not agree; the mediator ends it (Art 26).
+        NoAgreement = "no_agreement",
+        /// A party asked to stop the mediation (Art 23).
+        PartyWithdrew = "party_withdrew",
+        /// Any other reason, explained in the note.
+        Other = "other",
+    }
+);
+
+snake_enum!(
+    /// Why a dispute moves one level up the ladder.
+    EscalationReason {
+        /// The current level's handling period ran out.
+        TimeExpired = "time_expired",
+        /// Mediation at the current level failed.
+        MediationFailed = "mediation_failed",
+        /// The risk is red and needs a higher level at once.
+        RedRisk = "red_risk",
+        /// The parties sit in two jurisdictions; their common superior decides.
+        CrossJurisdiction = "cross_jurisdiction",
+    }
+);
+
+snake_enum!(
+    /// How far an agreement was carried out, as found at a follow-up visit.
+    Performance {
+        /// Fully carried out.
+        Performed = "performed",
+        /// Carried out in part.
+        PartlyPerformed = "partly_performed",
+        /// Not carried out.
+        NotPerformed = "not_performed",
+    }
+);
+
+snake_enum!(
+    /// How satisfied the parties said they were at the evaluation.
+    Satisfaction {
+        /// Satisfied (满意).
+        Satisfied = "satisfied",
+        /// Basically satisfied (基本满意).
+        BasicallySatisfied = "basically_satisfied",
+        /// Dissatisfied (不满意).
+        Dissatisfied = "dissatisfied",
+    }
+);
+
+/// A party to a dispute.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    /// Which side the party is on.
+    pub role: PartyRole,
+    /// The party's name.
+    pub name: Name,
+}
+
+/// The body a dispute is dispatched to for mediation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediationBody {
+    /// The agency's identifier.
+    pub id: AgencyId,
+    /// The agency's name.
+    pub name: Name,
+    /// Which of the four kinds of mediation it offers.
+    pub kind: MediationKind,
+}
+
+/// A request to a dispute: who asks, and what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DisputeCommand {
+    /// Who asks; recorded on every event the request produces.
+    pub by: Actor,
+    /// What is asked.
+    pub action: DisputeAction,
+}
+
+/// The things that may be asked of a dispute, one per step of the case flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeAction {
+    /// A grid worker reports a dispute found in a division.
+    Report {
+        /// The division (usually a village) where it was found.
+        division: DivisionCode,
+        /// The grid inside the division, if the village is gridded.
+        grid: Option<Name>,
+        /// What the dispute is about.
+        summary: Text,
+    },
+    /// The handling level registers the dispute as a case.
+    Register {
+        /// The division that takes the case.
+        division: DivisionCode,
+        /// The level of that division; must match the division code.
+        level: Level,
+        /// What the dispute is about.
+        category: DisputeCategory,
+        /// The risk grading.
+        risk: Risk,
+        /// The facts as registered.
+        summary: Text,
+        /// The parties: at least one applicant and one respondent.
+        parties: Vec<Party>,
+    },
+    /// The case is sent to a mediation body.
+    Dispatch {
+        /// The body that will mediate.
+        body: MediationBody,
+        /// The mediator in charge, if already named.
+        mediator: Option<Name>,
+    },
+    /// A party says whether it agrees to be mediated (Art 17).
+    RecordConsent {
+        /// Which party.
+        party: PartyRole,
+        /// Whether it agrees.
+        consents: bool,
+        /// The party's reason, usually given with a refusal.
+        reason: Option<Text>,
+    },
+    /// A mediation session took place.
+    HoldSession {
+        /// What happened at the session.
+        summary: Text,
+    },
+    /// The parties reached an agreement.
+    ReachAgreement {
+        /// Written or oral.
+        form: AgreementForm,
+        /// The terms agreed.
+        terms: Text,
+    },
+    /// The mediation ends without agreement.
+    TerminateMediation {
+        /// Why it ended.
+        reason: TerminationReason,
+        /// The mediator's note.
+        note: Text,
+        /// Whether the parties were told their legal routes (Art 26).
+        legal_routes_explained: bool,
+    },
+    /// The case moves to the division directly above.
+    Escalate {
+        /// Why it moves.
+        reason: EscalationReason,
+    },
+    /// A higher division takes the case over.
+    TakeOver {
+        /// The division taking it; must contain the current one.
+        division: DivisionCode,
+    },
+    /// The case is sent down to a lower division.
+    SendDown {
+        /// The division receiving it; must lie inside the current one.
+        division: DivisionCode,
+    },
+    /// The case leaves mediation for a legal channel (诉访分离).
+    ReferToLegalChannel {
+        /// Where it goes.
+        channel: LegalChannel,
+        /// Why, and what the parties were told.
+        note: Text,
+    },
+    /// The parties apply to a court to confirm a written agreement (Art 33).
+    RequestJudicialConfirmation {
+        /// The court applied to.
+        court: Name,
+    },
+    /// The court's ruling on the application.
+    RuleJudicialConfirmation {
+        /// Whether the court confirmed the agreement.
+        confirmed: bool,
+        /// The court's reasons or other remarks.
+        note: Option<Text>,
+    },
+    /// A follow-up visit found how far the agreement was carried out.
+    RecordFollowUp {
+        /// What was found.
+        performance: Performance,
+        /// Details of the visit.
+        note: Text,
+    },
+    /// A supervisor reviews the handling before closure (审核).
+    Review {
+        /// Whether the handling is approved; if not, the case goes back for rework.
+        approved: bool,
+        /// The reviewer's remarks.
+        note: Option<Text>,
+    },
+    /// The case is closed after an approving review.
+    Close {},
+    /// The parties' satisfaction is recorded after closure.
+    Evaluate {
+        /// How satisfied they were.
+        satisfaction: Satisfaction,
+        /// Remarks from the evaluation.
+        note: Option<Text>,
+    },
+    /// A closed case is opened again at the division that closed it.
+    Reopen {
+        /// Why it is reopened.
+        reason: Text,
+    },
+}
+
+impl DisputeAction {
+    /// The action in words, as it appears in error messages ("cannot {name}: ...").
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Report { .. } => "report",
+            Self::Register { .. } => "register",
+            Self::Dispatch { .. } => "dispatch",
+            Self::RecordConsent { .. } => "record consent",
+            Self::HoldSession { .. } => "hold a mediation session",
+            Self::ReachAgreement { .. } => "record an agreement",
+            Self::TerminateMediation { .. } => "terminate mediation",
+            Self::Escalate { .. } => "escalate",
+            Self::TakeOver { .. } => "take over",
+            Self::SendDown { .. } => "send down",
+            Self::ReferToLegalChannel { .. } => "refer to a legal channel",
+            Self::RequestJudicialConfirmation { .. } => "request judicial confirmation",
+            Self::RuleJudicialConfirmation { .. } => "rule on judicial confirmation",
+            Self::RecordFollowUp { .. } => "record a follow-up",
+            Self::Review { .. } => "review",
+            Self::Close {} => "close",
+            Self::Evaluate { .. } => "evaluate",
+            Self::Reopen { .. } => "reopen",
+        }
+    }
+
+    /// The statuses in which this action is allowed. Anywhere else the
+    /// dispute refuses it with [`super::DisputeError::NotAllowed`].
+    pub fn allowed_from(&self) -> &'static [DisputeStatus] {
+        use DisputeStatus as S;
+        match self {
+            Self::Report { .. } => &[S::New],
+            Self::Register { .. } => &[S::New, S::Reported],
+            Self::Dispatch { .. } => &[S::Registered],
+            Self::RecordConsent { .. } => &[S::Dispatched],
+            Self::HoldSession { .. } | Self::ReachAgreement { .. } => &[S::Mediating],
+            Self::TerminateMediation { .. } => &[S::Dispatched, S::Mediating],
+            Self::Escalate { .. } | Self::TakeOver { .. } => {
+                &[S::Registered, S::Dispatched, S::Mediating, S::Terminated]
+            }
+            Self::SendDown { .. } => &[S::Registered, S::Dispatched],
+            Self::ReferToLegalChannel { .. } => &[S::Registered, S::Dispatched, S::Terminated],
+            Self::RequestJudicialConfirmation { .. }
+            | Self::RuleJudicialConfirmation { .. }
+            | Self::RecordFollowUp { .. } => &[S::Agreed],
+            Self::Review { .. } => &[S::Agreed, S::Terminated, S::Referred],
+            Self::Close {} => &[S::Reviewed],
+            Self::Evaluate { .. } | Self::Reopen { .. } => &[S::Closed],
+        }
+    }
+}

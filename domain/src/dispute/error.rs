@@ -1,0 +1,104 @@
+//! Why a dispute refused a request.
+
+use chrono::{DateTime, Utc};
+
+use super::DisputeStatus;
+use super::command::PartyRole;
+use crate::policy::Stage;
+use crate::values::{DivisionCode, Level};
+
+/// Why a dispute refused a request. Each message says what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DisputeError {
+    /// The request is not allowed in the dispute's current status.
+    #[error("cannot {action}: the dispute is {status}")]
+    NotAllowed {
+        /// The action refused, in words.
+        action: &'static str,
+        /// The status the dispute is in.
+        status: DisputeStatus,
+    },
+    /// The division is not in the configured jurisdiction tree.
+    #[error(
+        "division {division} is not in this jurisdiction: use a code from the jurisdiction file"
+    )]
+    UnknownDivision {
+        /// The unknown division.
+        division: DivisionCode,
+    },
+    /// The level given does not match the division, or is not a handling level.
+    #[error(
+        "level {level} does not match division {division}, which is a {}: register at the division's own level (village, town or district)",
+        division.level()
+    )]
+    LevelMismatch {
+        /// The level given.
+        level: Level,
+        /// The division given.
+        division: DivisionCode,
+    },
+    /// The parties lack an applicant or a respondent.
+    #[error(
+        "the parties include no {role}: a dispute needs at least one applicant and one respondent"
+    )]
+    MissingParty {
+        /// The missing side.
+        role: PartyRole,
+    },
+    /// The party's consent is already on record.
+    #[error("the {party} has already consented to mediation: record the other party's answer")]
+    AlreadyConsented {
+        /// The party that already consented.
+        party: PartyRole,
+    },
+    /// There is no level above the current one.
+    #[error("already at district level: refer it to a legal channel instead")]
+    AtTopLevel,
+    /// The division to take over from is not above the current one.
+    #[error(
+        "{division} is not a division of this jurisdiction above the one holding the dispute: only a town or district that contains it can take it over"
+    )]
+    NotAbove {
+        /// The division that tried to take over.
+        division: DivisionCode,
+    },
+    /// The division to send down to is not below the current one.
+    #[error(
+        "{division} is not a division of this jurisdiction below the one holding the dispute: send it down to a town or village inside it"
+    )]
+    NotBelow {
+        /// The division it was to be sent to.
+        division: DivisionCode,
+    },
+    /// Only a written agreement can be judicially confirmed.
+    #[error(
+        "an oral agreement cannot be judicially confirmed: the parties must first sign a written agreement"
+    )]
+    OralAgreement,
+    /// Judicial confirmation was already applied for.
+    #[error(
+        "judicial confirmation was already requested for this agreement: record the court's ruling instead"
+    )]
+    ConfirmationAlreadyRequested,
+    /// There is no application awaiting a ruling.
+    #[error("no judicial confirmation is awaiting a ruling: request confirmation first")]
+    NoConfirmationPending,
+    /// A ruling is still awaited, so the case cannot be reviewed yet.
+    #[error(
+        "judicial confirmation is awaiting the court's ruling: record the ruling before the review"
+    )]
+    ConfirmationPending,
+    /// The period for this step has lapsed.
+    #[error(
+        "too late: the {stage:?} period ended at {due}; the parties may still take the matter to court"
+    )]
+    WindowClosed {
+        /// The stage whose period lapsed.
+        stage: Stage,
+        /// When it lapsed.
+        due: DateTime<Utc>,
+    },
+    /// The dispute has already been evaluated.
+    #[error("the dispute has already been evaluated: an evaluation is recorded once")]
+    AlreadyEvaluated,
+}

@@ -1,0 +1,264 @@
+//! What happened to a dispute. Events are the storage contract: they carry
+//! every value a reader needs, deadlines included, so nobody recomputes them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::command::{
+    AgreementForm, EscalationReason, MediationBody, Party, PartyRole, Performance, Satisfaction,
+    TerminationReason,
+};
+use crate::policy::Deadline;
+use crate::values::{Actor, DisputeCategory, DivisionCode, LegalChannel, Level, Name, Risk, Text};
+
+snake_enum!(
+    /// How the handling of a dispute ended, as counted at closure.
+    Outcome {
+        /// The parties reached an agreement.
+        Agreement = "agreement",
+        /// Mediation was refused or ended without agreement.
+        Terminated = "terminated",
+        /// The dispute was referred to a legal channel.
+        Referred = "referred",
+    }
+);
+
+/// One thing that happened to a dispute: when, by whom, and what changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DisputeEvent {
+    /// When the request that caused it was handled.
+    pub at: DateTime<Utc>,
+    /// Who made that request.
+    pub by: Actor,
+    /// What changed.
+    pub change: DisputeChange,
+}
+
+/// The changes a dispute goes through, named in the past tense.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DisputeChange {
+    /// A grid worker reported the dispute.
+    DisputeReported {
+        /// Where it was found.
+        division: DivisionCode,
+        /// The grid, if any.
+        grid: Option<Name>,
+        /// What it is about.
+        summary: Text,
+        /// When it must be registered by.
+        registration_due: Deadline,
+    },
+    /// The dispute was registered as a case at a handling level.
+    DisputeRegistered {
+        /// The division holding the case.
+        division: DivisionCode,
+        /// Its level: the intake level of the case.
+        level: Level,
+        /// What the dispute is about.
+        category: DisputeCategory,
+        /// The risk grading.
+        risk: Risk,
+        /// The facts as registered.
+        summary: Text,
+        /// The parties.
+        parties: Vec<Party>,
+        /// How long this level may hold the case.
+        handling_due: Deadline,
+    },
+    /// The case was sent to a mediation body; earlier consents no longer count.
+    DisputeDispatched {
+        /// The body that will mediate.
+        body: MediationBody,
+        /// The mediator in charge, if named.
+        mediator: Option<Name>,
+        /// When mediation should be finished.
+        mediation_due: Deadline,
+    },
+    /// A party agreed to be mediated.
+    PartyConsented {
+        /// Which party.
+        party: PartyRole,
+    },
+    /// Both parties have agreed, so mediation began.
+    MediationStarted {},
+    /// A party refused mediation, which therefore cannot take place (Art 17).
+    MediationRefused {
+        /// Which party refused.
+        party: PartyRole,
+        /// The reason given, if any.
+        reason: Option<Text>,
+    },
+    /// A mediation session took place.
+    MediationSessionHeld {
+        /// The session's number in the current mediation, from 1.
+        session: u32,
+        /// What happened.
+        summary: Text,
+    },
+    /// The parties reached an agreement.
+    AgreementReached {
+        /// Written or oral.
+        form: AgreementForm,
+        /// The terms.
+        terms: Text,
+        /// The last moment to apply for judicial confirmation; only a
+        /// written agreement has one.
+        confirmation_window: Option<Deadline>,
+    },
+    /// The mediation ended without agreement.
+    MediationTerminated {
+        /// Why it ended.
+        reason: TerminationReason,
+        /// The mediator's note.
+        note: Text,
+        /// Whether the parties were told their legal routes (Art 26).
+        legal_routes_explained: bool,
+    },
+    /// The case moved to the division directly above.
+    DisputeEscalated {
+        /// Why it moved.
+        reason: EscalationReason,
+        /// The division that held it.
+        from_division: DivisionCode,
+        /// That division's level.
+        from_level: Level,
+        /// The division that holds it now.
+        to_division: DivisionCode,
+        /// That division's level.
+        to_level: Level,
+        /// How long the new level may hold the case.
+        handling_due: Deadline,
+    },
+    /// A higher division took the case over.
+    DisputeTakenOver {
+        /// The division that held it.
+        from_division: DivisionCode,
+        /// That division's level.
+        from_level: Level,
+        /// The division that holds it now.
+        to_division: DivisionCode,
+        /// That division's level.
+        to_level: Level,
+        /// How long the new level may hold the case.
+        handling_due: Deadline,
+    },
+    /// The case was sent down to a lower division.
+    DisputeSentDown {
+        /// The division that held it.
+        from_division: DivisionCode,
+        /// That division's level.
+        from_level: Level,
+        /// The division that holds it now.
+        to_division: DivisionCode,
+        /// That division's level.
+        to_level: Level,
+        /// How long the new level may hold the case.
+        handling_due: Deadline,
+    },
+    /// The case left mediation for a legal channel.
+    DisputeReferred {
+        /// Where it went.
+        channel: LegalChannel,
+        /// Why, and what the parties were told.
+        note: Text,
+    },
+    /// The parties applied to a court to confirm their written agreement.
+    JudicialConfirmationRequested {
+        /// The court applied to.
+        court: Name,
+        /// When the court's ruling is due.
+        ruling_due: Deadline,
+    },
+    /// The court ruled on the application.
+    JudicialConfirmationRuled {
+        /// Whether it confirmed the agreement.
+        confirmed: bool,
+        /// The court's reasons or other remarks.
+        note: Option<Text>,
+    },
+    /// A follow-up visit found how far the agreement was carried out.
+    PerformanceFollowedUp {
+        /// What was found.
+        performance: Performance,
+        /// Details of the visit.
+        note: Text,
+    },
+    /// A supervisor reviewed the handling; if not approved the case stays
+    /// where it was, for rework.
+    DisputeReviewed {
+        /// Whether the handling was approved.
+        approved: bool,
+        /// The reviewer's remarks.
+        note: Option<Text>,
+    },
+    /// The case was closed.
+    DisputeClosed {
+        /// How the handling ended.
+        outcome: Outcome,
+        /// The level the case was registered at.
+        intake_level: Level,
+        /// The level that closed it.
+        resolved_level: Level,
+        /// The division that closed it.
+        resolved_division: DivisionCode,
+        /// Whether it was closed at or below its intake level: the numerator
+        /// of the "resolved at the lowest level" rate.
+        resolved_at_or_below_intake: bool,
+    },
+    /// The parties' satisfaction was recorded.
+    DisputeEvaluated {
+        /// How satisfied they were.
+        satisfaction: Satisfaction,
+        /// Remarks from the evaluation.
+        note: Option<Text>,
+    },
+    /// A closed case was opened again where it was closed.
+    DisputeReopened {
+        /// Why.
+        reason: Text,
+        /// The division that holds the case again.
+        division: DivisionCode,
+        /// That division's level.
+        level: Level,
+        /// How long this level may hold the case this time.
+        handling_due: Deadline,
+    },
+}
+
+impl DisputeChange {
+    /// The variant's name, used as the stored event type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::DisputeReported { .. } => "DisputeReported",
+            Self::DisputeRegistered { .. } => "DisputeRegistered",
+            Self::DisputeDispatched { .. } => "DisputeDispatched",
+            Self::PartyConsented { .. } => "PartyConsented",
+            Self::MediationStarted {} => "MediationStarted",
+            Self::MediationRefused { .. } => "MediationRefused",
+            Self::MediationSessionHeld { .. } => "MediationSessionHeld",
+            Self::AgreementReached { .. } => "AgreementReached",
+            Self::MediationTerminated { .. } => "MediationTerminated",
+            Self::DisputeEscalated { .. } => "DisputeEscalated",
+            Self::DisputeTakenOver { .. } => "DisputeTakenOver",
+            Self::DisputeSentDown { .. } => "DisputeSentDown",
+            Self::DisputeReferred { .. } => "DisputeReferred",
+            Self::JudicialConfirmationRequested { .. } => "JudicialConfirmationRequested",
+            Self::JudicialConfirmationRuled { .. } => "JudicialConfirmationRuled",
+            Self::PerformanceFollowedUp { .. } => "PerformanceFollowedUp",
+            Self::DisputeReviewed { .. } => "DisputeReviewed",
+            Self::DisputeClosed { .. } => "DisputeClosed",
+            Self::DisputeEvaluated { .. } => "DisputeEvaluated",
+            Self::DisputeReopened { .. } => "DisputeReopened",
+        }
+    }
+}
+
+impl cqrs_es::DomainEvent for DisputeEvent {
+    fn event_type(&self) -> String {
+        self.change.name().to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}

@@ -1,0 +1,1202 @@
+//! Given / when / then tests of the dispute aggregate: one test per rule.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use cqrs_es::test::{AggregateResultValidator, TestFramework};
+use cqrs_es::{Aggregate, DomainEvent};
+
+use super::*;
+use crate::services::ManualClock;
+use crate::values::{Actor, AgencyId, MediationKind};
+
+/// 上坪村, a village of 青山镇 in the example jurisdiction.
+const VILLAGE: &str = "990101101201";
+/// 青山镇, the town above `VILLAGE`.
+const TOWN: &str = "990101101000";
+/// 示范区, the district above everything.
+const DISTRICT: &str = "990101000000";
+/// 东湖街道, a town that does not contain `VILLAGE`.
+const OTHER_TOWN: &str = "990101001000";
+/// 湖滨社区, a village of `OTHER_TOWN`.
+const OTHER_VILLAGE: &str = "990101001001";
+
+// ---- helpers ---------------------------------------------------------------
+
+/// Monday 2 March 2026, 10:00 in Beijing: when the given events happened
+/// and, unless a test says otherwise, when the command is handled.
+fn t0() -> DateTime<Utc> {
+    at("2026-03-02T02:00:00Z")
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn date(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn services_at(now: DateTime<Utc>) -> Services {
+    Services::shipped_defaults(Arc::new(ManualClock::new(now)))
+}
+
+fn services() -> Services {
+    services_at(t0())
+}
+
+/// The deadline of `stage` opened at `t0`.
+fn due(stage: Stage) -> Deadline {
+    services().deadline(stage, t0())
+}
+
+fn code(s: &str) -> DivisionCode {
+    DivisionCode::parse(s).unwrap()
+}
+
+fn name(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+fn text(s: &str) -> Text {
+    Text::parse(s).unwrap()
+}
+
+fn actor() -> Actor {
+    Actor::parse("mediator-7", "qingshan-committee").unwrap()
+}
+
+fn cmd(action: DisputeAction) -> DisputeCommand {
+    DisputeCommand {
+        by: actor(),
+        action,
+    }
+}
+
+fn ev_at(at: DateTime<Utc>, change: DisputeChange) -> DisputeEvent {
+    DisputeEvent {
+        at,
+        by: actor(),
+        change,
+    }
+}
+
+fn ev(change: DisputeChange) -> DisputeEvent {
+    ev_at(t0(), change)
+}
+
+/// Runs `action` against `given` at `t0`.
+fn run(given: Vec<DisputeEvent>, action: DisputeAction) -> AggregateResultValidator<Dispute> {
+    run_at(t0(), given, action)
+}
+
+/// Runs `action` against `given` with the clock showing `now`.
+fn run_at(
+    now: DateTime<Utc>,
+    given: Vec<DisputeEvent>,
+    action: DisputeAction,
+) -> AggregateResultValidator<Dispute> {
+    TestFramework::<Dispute>::with(services_at(now))
+        .given(given)
+        .when(cmd(action))
+}
+
+fn not_allowed(action: &DisputeAction, status: DisputeStatus) -> DisputeError {
+    DisputeError::NotAllowed {
+        action: action.name(),
+        status,
+    }
+}
+
+/// The state after `events`, for checks that look at the aggregate itself.
+fn state(events: Vec<DisputeEvent>) -> Dispute {
+    let mut dispute = Dispute::default();
+    for event in events {
+        dispute.apply(event);
+    }
+    dispute
+}
+
+fn parties() -> Vec<Party> {
+    vec![
+        Party {
+            role: PartyRole::Applicant,
+            name: name("张三"),
+        },
+        Party {
+            role: PartyRole::Respondent,
+            name: name("李四"),
+        },
+    ]
+}
+
+fn body() -> MediationBody {
+    MediationBody {
+        id: AgencyId::parse("shangping-pmc").unwrap(),
+        name: name("上坪村人民调解委员会"),
+        kind: MediationKind::Peoples,
+    }
+}
+
+fn report_action() -> DisputeAction {
+    DisputeAction::Report {
+        division: code(VILLAGE),
+        grid: Some(name("第三网格")),
+        summary: text("邻里排水纠纷"),
+    }
+}
+
+fn register_action(division: &str, level: Level, parties: Vec<Party>) -> DisputeAction {
+    DisputeAction::Register {
+        division: code(division),
+        level,
+        category: DisputeCategory::Neighbourhood,
+        risk: Risk::Green,
+        summary: text("两户因排水沟走向发生争执"),
+        parties,
+    }
+}
+
+fn reported() -> Vec<DisputeEvent> {
+    vec![ev(DisputeChange::DisputeReported {
+        division: code(VILLAGE),
+        grid: Some(name("第三网格")),
+        summary: text("邻里排水纠纷"),
+        registration_due: due(Stage::GridReport),
+    })]
+}
+
+fn registered_change(division: &str) -> DisputeChange {
+    let division = code(division);
+    let level = division.level();
+    DisputeChange::DisputeRegistered {
+        division,
+        level,
+        category: DisputeCategory::Neighbourhood,
+        risk: Risk::Green,
+        summary: text("两户因排水沟走向发生争执"),
+        parties: parties(),
+        handling_due: due(Stage::handling_at(level)),
+    }
+}
+
+fn registered_at(division: &str) -> Vec<DisputeEvent> {
+    vec![ev(registered_change(division))]
+}
+
+fn registered() -> Vec<DisputeEvent> {
+    registered_at(VILLAGE)
+}
+
+fn dispatched_event() -> DisputeEvent {
+    ev(DisputeChange::DisputeDispatched {
+        body: body(),
+        mediator: Some(name("王调解")),
+        mediation_due: due(Stage::Mediation),
+    })
+}
+
+fn dispatched() -> Vec<DisputeEvent> {
+    let mut events = registered();
+    events.push(dispatched_event());
+    events
+}
+
+fn consented(party: PartyRole) -> DisputeEvent {
+    ev(DisputeChange::PartyConsented { party })
+}
+
+fn mediating() -> Vec<DisputeEvent> {
+    let mut events = dispatched();
+    events.push(consented(PartyRole::Applicant));
+    events.push(consented(PartyRole::Respondent));
+    events.push(ev(DisputeChange::MediationStarted {}));
+    events
+}
+
+fn agreement_event(form: AgreementForm) -> DisputeEvent {
+    ev(DisputeChange::AgreementReached {
+        form,
+        terms: text("排水沟改道,费用各半"),
+        confirmation_window: (form == AgreementForm::Written)
+            .then(|| due(Stage::JudicialConfirmationWindow)),
+    })
+}
+
+fn agreed(form: AgreementForm) -> Vec<DisputeEvent> {
+    let mut events = mediating();
+    events.push(agreement_event(form));
+    events
+}
+
+fn terminated() -> Vec<DisputeEvent> {
+    let mut events = mediating();
+    events.push(ev(DisputeChange::MediationTerminated {
+        reason: TerminationReason::NoAgreement,
+        note: text("双方分歧过大"),
+        legal_routes_explained: true,
+    }));
+    events
+}
+
+fn confirmation_requested() -> DisputeEvent {
+    ev(DisputeChange::JudicialConfirmationRequested {
+        court: name("示范区人民法院"),
+        ruling_due: due(Stage::JudicialConfirmationRuling),
+    })
+}
+
+fn review_event(approved: bool) -> DisputeEvent {
+    ev(DisputeChange::DisputeReviewed {
+        approved,
+        note: None,
+    })
+}
+
+fn reviewed() -> Vec<DisputeEvent> {
+    let mut events = agreed(AgreementForm::Oral);
+    events.push(review_event(true));
+    events
+}
+
+fn closed() -> Vec<DisputeEvent> {
+    let mut events = reviewed();
+    events.push(ev(DisputeChange::DisputeClosed {
+        outcome: Outcome::Agreement,
+        intake_level: Level::Village,
+        resolved_level: Level::Village,
+        resolved_division: code(VILLAGE),
+        resolved_at_or_below_intake: true,
+    }));
+    events
+}
+
+fn escalated(from: &str, to: &str) -> DisputeEvent {
+    let (from, to) = (code(from), code(to));
+    ev(DisputeChange::DisputeEscalated {
+        reason: EscalationReason::MediationFailed,
+        from_level: from.level(),
+        from_division: from,
+        to_level: to.level(),
+        handling_due: due(Stage::handling_at(to.level())),
+        to_division: to,
+    })
+}
+
+fn evaluated() -> DisputeEvent {
+    ev(DisputeChange::DisputeEvaluated {
+        satisfaction: Satisfaction::Satisfied,
+        note: None,
+    })
+}
+
+// ---- report ----------------------------------------------------------------
+
+#[test]
+fn a_grid_report_must_be_registered_within_one_working_day() {
+    let registration_due = due(Stage::GridReport);
+    // Reported on Monday 2 March 2026: the next working day is Tuesday.
+    assert_eq!(registration_due.last_day, date("2026-03-03"));
+    assert_eq!(registration_due.due, at("2026-03-03T16:00:00Z"));
+    run(vec![], report_action()).then_expect_events(vec![ev(DisputeChange::DisputeReported {
+        division: code(VILLAGE),
+        grid: Some(name("第三网格")),
+        summary: text("邻里排水纠纷"),
+        registration_due,
+    })]);
+}
+
+#[test]
+fn a_report_from_outside_the_jurisdiction_is_refused() {
+    let action = DisputeAction::Report {
+        division: code("990101101299"),
+        grid: None,
+        summary: text("邻里排水纠纷"),
+    };
+    run(vec![], action).then_expect_error(DisputeError::UnknownDivision {
+        division: code("990101101299"),
+    });
+}
+
+#[test]
+fn a_dispute_is_reported_only_once() {
+    let action = report_action();
+    run(reported(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Reported));
+}
+
+// ---- register --------------------------------------------------------------
+
+#[test]
+fn registering_a_new_dispute_starts_the_village_handling_period() {
+    let handling_due = due(Stage::VillageHandling);
+    // Thirty calendar days from 2 March is Wednesday 1 April, a working day.
+    assert_eq!(handling_due.last_day, date("2026-04-01"));
+    run(vec![], register_action(VILLAGE, Level::Village, parties()))
+        .then_expect_events(vec![ev(registered_change(VILLAGE))]);
+}
+
+#[test]
+fn a_reported_dispute_can_be_registered() {
+    run(
+        reported(),
+        register_action(VILLAGE, Level::Village, parties()),
+    )
+    .then_expect_events(vec![ev(registered_change(VILLAGE))]);
+}
+
+#[test]
+fn registration_at_an_unknown_division_is_refused() {
+    run(
+        vec![],
+        register_action("990101103000", Level::Town, parties()),
+    )
+    .then_expect_error(DisputeError::UnknownDivision {
+        division: code("990101103000"),
+    });
+}
+
+#[test]
+fn registration_level_must_match_the_division() {
+    run(vec![], register_action(VILLAGE, Level::Town, parties())).then_expect_error(
+        DisputeError::LevelMismatch {
+            level: Level::Town,
+            division: code(VILLAGE),
+        },
+    );
+}
+
+#[test]
+fn a_grid_is_not_a_handling_level() {
+    run(vec![], register_action(VILLAGE, Level::Grid, parties())).then_expect_error(
+        DisputeError::LevelMismatch {
+            level: Level::Grid,
+            division: code(VILLAGE),
+        },
+    );
+}
+
+#[test]
+fn registration_needs_a_respondent() {
+    let mut only_applicant = parties();
+    only_applicant.retain(|p| p.role == PartyRole::Applicant);
+    run(
+        vec![],
+        register_action(VILLAGE, Level::Village, only_applicant),
+    )
+    .then_expect_error(DisputeError::MissingParty {
+        role: PartyRole::Respondent,
+    });
+}
+
+#[test]
+fn registration_needs_an_applicant() {
+    run(vec![], register_action(VILLAGE, Level::Village, vec![])).then_expect_error(
+        DisputeError::MissingParty {
+            role: PartyRole::Applicant,
+        },
+    );
+}
+
+#[test]
+fn a_registered_dispute_cannot_be_registered_again() {
+    let action = register_action(VILLAGE, Level::Village, parties());
+    run(registered(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Registered));
+}
+
+// ---- dispatch --------------------------------------------------------------
+
+#[test]
+fn dispatch_starts_the_mediation_period() {
+    run(
+        registered(),
+        DisputeAction::Dispatch {
+            body: body(),
+            mediator: Some(name("王调解")),
+        },
+    )
+    .then_expect_events(vec![dispatched_event()]);
+}
+
+#[test]
+fn an_unregistered_dispute_cannot_be_dispatched() {
+    let action = DisputeAction::Dispatch {
+        body: body(),
+        mediator: None,
+    };
+    run(reported(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Reported));
+}
+
+// ---- consent ---------------------------------------------------------------
+
+fn consent(party: PartyRole) -> DisputeAction {
+    DisputeAction::RecordConsent {
+        party,
+        consents: true,
+        reason: None,
+    }
+}
+
+#[test]
+fn one_consent_does_not_start_mediation() {
+    run(dispatched(), consent(PartyRole::Respondent))
+        .then_expect_events(vec![consented(PartyRole::Respondent)]);
+}
+
+#[test]
+fn the_second_consent_starts_mediation() {
+    let mut given = dispatched();
+    given.push(consented(PartyRole::Respondent));
+    run(given, consent(PartyRole::Applicant)).then_expect_events(vec![
+        consented(PartyRole::Applicant),
+        ev(DisputeChange::MediationStarted {}),
+    ]);
+}
+
+#[test]
+fn a_party_consents_only_once() {
+    let mut given = dispatched();
+    given.push(consented(PartyRole::Applicant));
+    run(given, consent(PartyRole::Applicant)).then_expect_error(DisputeError::AlreadyConsented {
+        party: PartyRole::Applicant,
+    });
+}
+
+#[test]
+fn a_refusal_terminates_the_dispute() {
+    let mut given = dispatched();
+    given.push(consented(PartyRole::Applicant));
+    run(
+        given,
+        DisputeAction::RecordConsent {
+            party: PartyRole::Respondent,
+            consents: false,
+            reason: Some(text("不愿调解,要求起诉")),
+        },
+    )
+    .then_expect_events(vec![ev(DisputeChange::MediationRefused {
+        party: PartyRole::Respondent,
+        reason: Some(text("不愿调解,要求起诉")),
+    })]);
+}
+
+#[test]
+fn a_new_dispatch_forgets_earlier_consents() {
+    let mut given = dispatched();
+    given.push(consented(PartyRole::Applicant));
+    given.push(escalated(VILLAGE, TOWN));
+    given.push(dispatched_event());
+    run(given, consent(PartyRole::Applicant))
+        .then_expect_events(vec![consented(PartyRole::Applicant)]);
+}
+
+#[test]
+fn consent_is_recorded_only_after_dispatch() {
+    let action = consent(PartyRole::Applicant);
+    run(registered(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Registered));
+}
+
+// ---- sessions --------------------------------------------------------------
+
+#[test]
+fn sessions_are_numbered_from_one() {
+    let mut given = mediating();
+    given.push(ev(DisputeChange::MediationSessionHeld {
+        session: 1,
+        summary: text("听取双方意见"),
+    }));
+    run(
+        given,
+        DisputeAction::HoldSession {
+            summary: text("现场查看排水沟"),
+        },
+    )
+    .then_expect_events(vec![ev(DisputeChange::MediationSessionHeld {
+        session: 2,
+        summary: text("现场查看排水沟"),
+    })]);
+}
+
+#[test]
+fn sessions_need_both_consents() {
+    let action = DisputeAction::HoldSession {
+        summary: text("听取双方意见"),
+    };
+    run(dispatched(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Dispatched));
+}
+
+// ---- agreement -------------------------------------------------------------
+
+#[test]
+fn a_written_agreement_opens_the_judicial_confirmation_window() {
+    // Friday 6 March: thirty days later is Sunday 5 April, inside the
+    // Qingming holiday, so the window runs to Tuesday 7 April.
+    let friday = at("2026-03-06T02:00:00Z");
+    let window = services_at(friday).deadline(Stage::JudicialConfirmationWindow, friday);
+    assert_eq!(window.last_day, date("2026-04-07"));
+    run_at(
+        friday,
+        mediating(),
+        DisputeAction::ReachAgreement {
+            form: AgreementForm::Written,
+            terms: text("排水沟改道,费用各半"),
+        },
+    )
+    .then_expect_events(vec![ev_at(
+        friday,
+        DisputeChange::AgreementReached {
+            form: AgreementForm::Written,
+            terms: text("排水沟改道,费用各半"),
+            confirmation_window: Some(window),
+        },
+    )]);
+}
+
+#[test]
+fn an_oral_agreement_has_no_confirmation_window() {
+    run(
+        mediating(),
+        DisputeAction::ReachAgreement {
+            form: AgreementForm::Oral,
+            terms: text("排水沟改道,费用各半"),
+        },
+    )
+    .then_expect_events(vec![agreement_event(AgreementForm::Oral)]);
+}
+
+#[test]
+fn an_agreement_needs_a_mediation() {
+    let action = DisputeAction::ReachAgreement {
+        form: AgreementForm::Oral,
+        terms: text("排水沟改道"),
+    };
+    run(dispatched(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Dispatched));
+}
+
+// ---- termination -----------------------------------------------------------
+
+fn terminate_action() -> DisputeAction {
+    DisputeAction::TerminateMediation {
+        reason: TerminationReason::NoAgreement,
+        note: text("双方分歧过大"),
+        legal_routes_explained: true,
+    }
+}
+
+#[test]
+fn a_mediation_without_agreement_is_terminated() {
+    run(mediating(), terminate_action()).then_expect_events(vec![ev(
+        DisputeChange::MediationTerminated {
+            reason: TerminationReason::NoAgreement,
+            note: text("双方分歧过大"),
+            legal_routes_explained: true,
+        },
+    )]);
+}
+
+#[test]
+fn a_dispatched_dispute_can_be_terminated_before_mediation_starts() {
+    let action = DisputeAction::TerminateMediation {
+        reason: TerminationReason::PartyWithdrew,
+        note: text("申请人撤回"),
+        legal_routes_explained: false,
+    };
+    run(dispatched(), action).then_expect_events(vec![ev(DisputeChange::MediationTerminated {
+        reason: TerminationReason::PartyWithdrew,
+        note: text("申请人撤回"),
+        legal_routes_explained: false,
+    })]);
+}
+
+#[test]
+fn an_agreed_dispute_cannot_be_terminated() {
+    let action = terminate_action();
+    run(agreed(AgreementForm::Oral), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Agreed));
+}
+
+// ---- escalation ------------------------------------------------------------
+
+fn escalate_action() -> DisputeAction {
+    DisputeAction::Escalate {
+        reason: EscalationReason::MediationFailed,
+    }
+}
+
+#[test]
+fn escalation_moves_a_terminated_dispute_to_the_town() {
+    run(terminated(), escalate_action()).then_expect_events(vec![escalated(VILLAGE, TOWN)]);
+}
+
+#[test]
+fn an_escalated_dispute_waits_for_a_new_dispatch() {
+    let mut given = terminated();
+    given.push(escalated(VILLAGE, TOWN));
+    let dispute = state(given.clone());
+    assert_eq!(dispute.status(), DisputeStatus::Registered);
+    assert_eq!(dispute.level(), Some(Level::Town));
+    assert_eq!(dispute.intake_level(), Some(Level::Village));
+    assert_eq!(dispute.body(), None);
+    assert_eq!(dispute.outcome(), None);
+    assert_eq!(dispute.session_count(), 0);
+    run(
+        given,
+        DisputeAction::Dispatch {
+            body: body(),
+            mediator: Some(name("王调解")),
+        },
+    )
+    .then_expect_events(vec![dispatched_event()]);
+}
+
+#[test]
+fn a_district_case_cannot_escalate() {
+    run(registered_at(DISTRICT), escalate_action()).then_expect_error(DisputeError::AtTopLevel);
+}
+
+#[test]
+fn escalation_from_a_division_outside_the_tree_is_refused() {
+    // As if the configuration had dropped the village after registration.
+    run(registered_at("990101101299"), escalate_action()).then_expect_error(
+        DisputeError::UnknownDivision {
+            division: code("990101101299"),
+        },
+    );
+}
+
+#[test]
+fn an_agreed_dispute_cannot_escalate() {
+    let action = escalate_action();
+    run(agreed(AgreementForm::Oral), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Agreed));
+}
+
+// ---- take-over -------------------------------------------------------------
+
+#[test]
+fn the_district_can_take_over_a_village_case() {
+    run(
+        dispatched(),
+        DisputeAction::TakeOver {
+            division: code(DISTRICT),
+        },
+    )
+    .then_expect_events(vec![ev(DisputeChange::DisputeTakenOver {
+        from_division: code(VILLAGE),
+        from_level: Level::Village,
+        to_division: code(DISTRICT),
+        to_level: Level::District,
+        handling_due: due(Stage::DistrictHandling),
+    })]);
+}
+
+#[test]
+fn a_town_cannot_take_over_a_case_outside_it() {
+    run(
+        registered(),
+        DisputeAction::TakeOver {
+            division: code(OTHER_TOWN),
+        },
+    )
+    .then_expect_error(DisputeError::NotAbove {
+        division: code(OTHER_TOWN),
+    });
+}
+
+#[test]
+fn a_division_cannot_take_over_its_own_case() {
+    run(
+        registered_at(TOWN),
+        DisputeAction::TakeOver {
+            division: code(TOWN),
+        },
+    )
+    .then_expect_error(DisputeError::NotAbove {
+        division: code(TOWN),
+    });
+}
+
+#[test]
+fn a_closed_dispute_cannot_be_taken_over() {
+    let action = DisputeAction::TakeOver {
+        division: code(DISTRICT),
+    };
+    run(closed(), action.clone()).then_expect_error(not_allowed(&action, DisputeStatus::Closed));
+}
+
+// ---- send down -------------------------------------------------------------
+
+#[test]
+fn a_town_can_send_a_case_down_to_one_of_its_villages() {
+    run(
+        registered_at(TOWN),
+        DisputeAction::SendDown {
+            division: code(VILLAGE),
+        },
+    )
+    .then_expect_events(vec![ev(DisputeChange::DisputeSentDown {
+        from_division: code(TOWN),
+        from_level: Level::Town,
+        to_division: code(VILLAGE),
+        to_level: Level::Village,
+        handling_due: due(Stage::VillageHandling),
+    })]);
+}
+
+#[test]
+fn a_case_is_sent_down_only_inside_the_current_division() {
+    run(
+        registered_at(TOWN),
+        DisputeAction::SendDown {
+            division: code(OTHER_VILLAGE),
+        },
+    )
+    .then_expect_error(DisputeError::NotBelow {
+        division: code(OTHER_VILLAGE),
+    });
+}
+
+#[test]
+fn a_case_in_mediation_cannot_be_sent_down() {
+    let action = DisputeAction::SendDown {
+        division: code(VILLAGE),
+    };
+    run(mediating(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Mediating));
+}
+
+// ---- referral --------------------------------------------------------------
+
+fn refer_action() -> DisputeAction {
+    DisputeAction::ReferToLegalChannel {
+        channel: LegalChannel::Litigation,
+        note: text("告知当事人向人民法院起诉"),
+    }
+}
+
+#[test]
+fn a_terminated_dispute_can_be_referred_to_court() {
+    run(terminated(), refer_action()).then_expect_events(vec![ev(
+        DisputeChange::DisputeReferred {
+            channel: LegalChannel::Litigation,
+            note: text("告知当事人向人民法院起诉"),
+        },
+    )]);
+}
+
+#[test]
+fn an_agreed_dispute_cannot_be_referred() {
+    let action = refer_action();
+    run(agreed(AgreementForm::Written), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Agreed));
+}
+
+// ---- judicial confirmation -------------------------------------------------
+
+fn request_action() -> DisputeAction {
+    DisputeAction::RequestJudicialConfirmation {
+        court: name("示范区人民法院"),
+    }
+}
+
+#[test]
+fn judicial_confirmation_can_be_requested_for_a_written_agreement() {
+    run(agreed(AgreementForm::Written), request_action())
+        .then_expect_events(vec![confirmation_requested()]);
+}
+
+#[test]
+fn judicial_confirmation_can_be_requested_until_the_last_moment() {
+    let last_moment = due(Stage::JudicialConfirmationWindow).due - Duration::seconds(1);
+    run_at(
+        last_moment,
+        agreed(AgreementForm::Written),
+        request_action(),
+    )
+    .then_expect_events(vec![ev_at(
+        last_moment,
+        DisputeChange::JudicialConfirmationRequested {
+            court: name("示范区人民法院"),
+            ruling_due: services().deadline(Stage::JudicialConfirmationRuling, last_moment),
+        },
+    )]);
+}
+
+#[test]
+fn judicial_confirmation_is_refused_once_the_window_has_closed() {
+    let window = due(Stage::JudicialConfirmationWindow);
+    run_at(window.due, agreed(AgreementForm::Written), request_action()).then_expect_error(
+        DisputeError::WindowClosed {
+            stage: Stage::JudicialConfirmationWindow,
+            due: window.due,
+        },
+    );
+}
+
+#[test]
+fn an_oral_agreement_cannot_be_judicially_confirmed() {
+    run(agreed(AgreementForm::Oral), request_action())
+        .then_expect_error(DisputeError::OralAgreement);
+}
+
+#[test]
+fn judicial_confirmation_is_requested_once() {
+    let mut given = agreed(AgreementForm::Written);
+    given.push(confirmation_requested());
+    run(given, request_action()).then_expect_error(DisputeError::ConfirmationAlreadyRequested);
+}
+
+#[test]
+fn judicial_confirmation_needs_an_agreement() {
+    let action = request_action();
+    run(terminated(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Terminated));
+}
+
+fn ruling_action() -> DisputeAction {
+    DisputeAction::RuleJudicialConfirmation {
+        confirmed: true,
+        note: Some(text("协议有效")),
+    }
+}
+
+#[test]
+fn the_court_rules_on_a_pending_request() {
+    let mut given = agreed(AgreementForm::Written);
+    given.push(confirmation_requested());
+    run(given, ruling_action()).then_expect_events(vec![ev(
+        DisputeChange::JudicialConfirmationRuled {
+            confirmed: true,
+            note: Some(text("协议有效")),
+        },
+    )]);
+}
+
+#[test]
+fn a_ruling_needs_a_request() {
+    run(agreed(AgreementForm::Written), ruling_action())
+        .then_expect_error(DisputeError::NoConfirmationPending);
+}
+
+#[test]
+fn the_court_rules_only_once() {
+    let mut given = agreed(AgreementForm::Written);
+    given.push(confirmation_requested());
+    given.push(ev(DisputeChange::JudicialConfirmationRuled {
+        confirmed: false,
+        note: None,
+    }));
+    run(given, ruling_action()).then_expect_error(DisputeError::NoConfirmationPending);
+}
+
+#[test]
+fn a_ruling_is_recorded_only_while_agreed() {
+    let action = ruling_action();
+    run(reviewed(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Reviewed));
+}
+
+// ---- follow-up -------------------------------------------------------------
+
+fn follow_up_action() -> DisputeAction {
+    DisputeAction::RecordFollowUp {
+        performance: Performance::PartlyPerformed,
+        note: text("已改道,费用尚未结清"),
+    }
+}
+
+#[test]
+fn a_follow_up_records_performance() {
+    run(agreed(AgreementForm::Oral), follow_up_action()).then_expect_events(vec![ev(
+        DisputeChange::PerformanceFollowedUp {
+            performance: Performance::PartlyPerformed,
+            note: text("已改道,费用尚未结清"),
+        },
+    )]);
+}
+
+#[test]
+fn a_follow_up_needs_an_agreement() {
+    let action = follow_up_action();
+    run(terminated(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Terminated));
+}
+
+// ---- review ----------------------------------------------------------------
+
+fn review_action(approved: bool) -> DisputeAction {
+    DisputeAction::Review {
+        approved,
+        note: None,
+    }
+}
+
+#[test]
+fn an_agreed_dispute_can_be_reviewed() {
+    run(agreed(AgreementForm::Oral), review_action(true))
+        .then_expect_events(vec![review_event(true)]);
+}
+
+#[test]
+fn a_referred_dispute_can_be_reviewed() {
+    let mut given = terminated();
+    given.push(ev(DisputeChange::DisputeReferred {
+        channel: LegalChannel::Litigation,
+        note: text("告知当事人向人民法院起诉"),
+    }));
+    run(given, review_action(true)).then_expect_events(vec![review_event(true)]);
+}
+
+#[test]
+fn a_rejected_review_sends_the_case_back_for_rework() {
+    let mut given = agreed(AgreementForm::Oral);
+    given.push(review_event(false));
+    assert_eq!(state(given.clone()).status(), DisputeStatus::Agreed);
+    let action = DisputeAction::Close {};
+    run(given, action.clone()).then_expect_error(not_allowed(&action, DisputeStatus::Agreed));
+}
+
+#[test]
+fn review_waits_for_a_pending_court_ruling() {
+    let mut given = agreed(AgreementForm::Written);
+    given.push(confirmation_requested());
+    run(given, review_action(true)).then_expect_error(DisputeError::ConfirmationPending);
+}
+
+#[test]
+fn a_dispute_in_mediation_cannot_be_reviewed() {
+    let action = review_action(true);
+    run(mediating(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Mediating));
+}
+
+// ---- close -----------------------------------------------------------------
+
+#[test]
+fn closing_an_agreement_at_the_intake_level_counts_as_resolved_low() {
+    run(reviewed(), DisputeAction::Close {}).then_expect_events(vec![ev(
+        DisputeChange::DisputeClosed {
+            outcome: Outcome::Agreement,
+            intake_level: Level::Village,
+            resolved_level: Level::Village,
+            resolved_division: code(VILLAGE),
+            resolved_at_or_below_intake: true,
+        },
+    )]);
+}
+
+#[test]
+fn closing_above_the_intake_level_does_not_count_as_resolved_low() {
+    let mut given = terminated();
+    given.push(escalated(VILLAGE, TOWN));
+    given.push(dispatched_event());
+    given.push(consented(PartyRole::Applicant));
+    given.push(consented(PartyRole::Respondent));
+    given.push(ev(DisputeChange::MediationStarted {}));
+    given.push(agreement_event(AgreementForm::Oral));
+    given.push(review_event(true));
+    run(given, DisputeAction::Close {}).then_expect_events(vec![ev(
+        DisputeChange::DisputeClosed {
+            outcome: Outcome::Agreement,
+            intake_level: Level::Village,
+            resolved_level: Level::Town,
+            resolved_division: code(TOWN),
+            resolved_at_or_below_intake: false,
+        },
+    )]);
+}
+
+#[test]
+fn closing_after_a_referral_records_the_referral() {
+    let mut given = terminated();
+    given.push(ev(DisputeChange::DisputeReferred {
+        channel: LegalChannel::Arbitration,
+        note: text("劳动争议,告知申请仲裁"),
+    }));
+    given.push(review_event(true));
+    run(given, DisputeAction::Close {}).then_expect_events(vec![ev(
+        DisputeChange::DisputeClosed {
+            outcome: Outcome::Referred,
+            intake_level: Level::Village,
+            resolved_level: Level::Village,
+            resolved_division: code(VILLAGE),
+            resolved_at_or_below_intake: true,
+        },
+    )]);
+}
+
+#[test]
+fn closing_after_a_termination_records_the_termination() {
+    let mut given = terminated();
+    given.push(review_event(true));
+    run(given, DisputeAction::Close {}).then_expect_events(vec![ev(
+        DisputeChange::DisputeClosed {
+            outcome: Outcome::Terminated,
+            intake_level: Level::Village,
+            resolved_level: Level::Village,
+            resolved_division: code(VILLAGE),
+            resolved_at_or_below_intake: true,
+        },
+    )]);
+}
+
+#[test]
+fn a_dispute_is_closed_only_after_review() {
+    let action = DisputeAction::Close {};
+    run(terminated(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Terminated));
+}
+
+// ---- evaluation ------------------------------------------------------------
+
+fn evaluate_action() -> DisputeAction {
+    DisputeAction::Evaluate {
+        satisfaction: Satisfaction::Satisfied,
+        note: None,
+    }
+}
+
+#[test]
+fn a_closed_dispute_is_evaluated() {
+    run(closed(), evaluate_action()).then_expect_events(vec![evaluated()]);
+}
+
+#[test]
+fn a_dispute_is_evaluated_once() {
+    let mut given = closed();
+    given.push(evaluated());
+    run(given, evaluate_action()).then_expect_error(DisputeError::AlreadyEvaluated);
+}
+
+#[test]
+fn evaluation_waits_for_closure() {
+    let action = evaluate_action();
+    run(reviewed(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Reviewed));
+}
+
+// ---- reopen ----------------------------------------------------------------
+
+fn reopen_action() -> DisputeAction {
+    DisputeAction::Reopen {
+        reason: text("协议未履行,申请人再次求助"),
+    }
+}
+
+#[test]
+fn reopening_restarts_the_handling_period_where_the_case_was_closed() {
+    run(closed(), reopen_action()).then_expect_events(vec![ev(DisputeChange::DisputeReopened {
+        reason: text("协议未履行,申请人再次求助"),
+        division: code(VILLAGE),
+        level: Level::Village,
+        handling_due: due(Stage::VillageHandling),
+    })]);
+}
+
+#[test]
+fn reopening_clears_the_previous_round_but_keeps_the_intake_level() {
+    let mut events = closed();
+    events.push(evaluated());
+    events.push(ev(DisputeChange::DisputeReopened {
+        reason: text("协议未履行"),
+        division: code(VILLAGE),
+        level: Level::Village,
+        handling_due: due(Stage::VillageHandling),
+    }));
+    let dispute = state(events.clone());
+    assert_eq!(dispute.status(), DisputeStatus::Registered);
+    assert_eq!(dispute.intake_level(), Some(Level::Village));
+    assert_eq!(dispute.agreement(), None);
+    assert_eq!(dispute.outcome(), None);
+    assert_eq!(dispute.satisfaction(), None);
+    assert_eq!(dispute.body(), None);
+    assert_eq!(dispute.consents().count(), 0);
+    // The next round is evaluated afresh once it closes again.
+    events.extend(closed().into_iter().skip(1));
+    run(events, evaluate_action()).then_expect_events(vec![evaluated()]);
+}
+
+#[test]
+fn an_open_dispute_cannot_be_reopened() {
+    let action = reopen_action();
+    run(reviewed(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Reviewed));
+}
+
+// ---- the aggregate as a whole ----------------------------------------------
+
+#[test]
+fn state_answers_the_questions_a_query_asks() {
+    let mut events = agreed(AgreementForm::Written);
+    events.push(ev(DisputeChange::MediationSessionHeld {
+        session: 1,
+        summary: text("听取双方意见"),
+    }));
+    let dispute = state(events);
+    assert_eq!(dispute.status(), DisputeStatus::Agreed);
+    assert_eq!(dispute.division(), Some(&code(VILLAGE)));
+    assert_eq!(dispute.level(), Some(Level::Village));
+    assert_eq!(dispute.category(), Some(DisputeCategory::Neighbourhood));
+    assert_eq!(dispute.risk(), Some(Risk::Green));
+    assert_eq!(dispute.parties(), parties().as_slice());
+    assert_eq!(dispute.body(), Some(&body()));
+    assert_eq!(dispute.mediator(), Some(&name("王调解")));
+    assert_eq!(dispute.agreement_form(), Some(AgreementForm::Written));
+    assert_eq!(dispute.handling_due(), Some(&due(Stage::VillageHandling)));
+    assert_eq!(dispute.mediation_due(), Some(&due(Stage::Mediation)));
+    assert_eq!(dispute.outcome(), Some(Outcome::Agreement));
+    assert_eq!(dispute.session_count(), 1);
+    assert_eq!(
+        dispute.consents().collect::<Vec<_>>(),
+        vec![PartyRole::Applicant, PartyRole::Respondent]
+    );
+}
+
+#[test]
+fn snapshots_and_events_round_trip_through_json() {
+    let mut events = closed();
+    events.push(evaluated());
+    let dispute = state(events.clone());
+    let json = serde_json::to_string(&dispute).unwrap();
+    assert_eq!(serde_json::from_str::<Dispute>(&json).unwrap(), dispute);
+    for event in events {
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(serde_json::from_str::<DisputeEvent>(&json).unwrap(), event);
+    }
+}
+
+#[test]
+fn events_are_typed_by_variant_name_at_version_one() {
+    let event = closed().pop().unwrap();
+    assert_eq!(event.event_type(), "DisputeClosed");
+    assert_eq!(event.event_version(), "1");
+    assert_eq!(
+        ev(DisputeChange::MediationStarted {}).event_type(),
+        "MediationStarted"
+    );
+}
+
+#[test]
+fn refusals_name_the_action_and_the_status() {
+    let error = not_allowed(
+        &DisputeAction::Dispatch {
+            body: body(),
+            mediator: None,
+        },
+        DisputeStatus::Mediating,
+    );
+    assert_eq!(
+        error.to_string(),
+        "cannot dispatch: the dispute is in mediation"
+    );
+    assert_eq!(DisputeStatus::Mediating.as_str(), "mediating");
+    assert_eq!(
+        serde_json::to_string(&DisputeStatus::Mediating).unwrap(),
+        "\"mediating\""
+    );
+}

@@ -1,0 +1,128 @@
+//! What may be asked of a petition. Every field is an already validated
+//! value; the aggregate checks only what depends on its state, the time and
+//! the policy.
+
+use serde::{Deserialize, Serialize};
+
+use super::{OpinionOutcome, Petitioner};
+use crate::values::{Actor, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text};
+
+/// A command to a petition: who asks, and what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PetitionCommand {
+    /// Who acts, recorded on every event the command produces.
+    pub by: Actor,
+    /// What they ask for.
+    pub action: PetitionAction,
+}
+
+/// The things that can be done to a petition, in the order of the statutory
+/// flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PetitionAction {
+    /// The petition office registers a petition (Art 17–20). Allowed only
+    /// on a new petition.
+    Receive {
+        /// How it arrived.
+        channel: PetitionChannel,
+        /// Who petitions.
+        petitioner: Petitioner,
+        /// The unit complained about, if any.
+        complained_unit: Option<Name>,
+        /// The facts and requests.
+        facts: Text,
+        /// The division the matter belongs to; must be in the jurisdiction.
+        division: DivisionCode,
+        /// The level competent to handle the matter.
+        competent_level: Level,
+        /// The level an in-person visit went to; required for visits.
+        visited_level: Option<Level>,
+        /// How many representatives came; 1 to 5 for a visit (Art 18).
+        representatives: u32,
+    },
+    /// Triage: forward (转送) to the competent unit (Art 22).
+    Forward {
+        /// The receiving unit.
+        to_unit: Name,
+    },
+    /// Triage: assign (交办) to a unit with a deadline to report back
+    /// (Art 22).
+    Assign {
+        /// The receiving unit.
+        to_unit: Name,
+        /// Calendar days the unit has to report; 1 to 365.
+        report_within_days: u32,
+    },
+    /// Triage: send a matter that belongs to law to a legal channel
+    /// (诉访分离, Art 22).
+    Divert {
+        /// Where the petitioner is directed.
+        channel: LegalChannel,
+        /// What the petitioner is told.
+        note: Text,
+    },
+    /// Triage: do not accept the petition (Art 22).
+    NotAccept {
+        /// Why, as told to the petitioner.
+        reason: Text,
+    },
+    /// The receiving unit objects that the item was misrouted, within the
+    /// objection window (Art 23). The petition returns to triage.
+    Object {
+        /// Why the unit is not the right one.
+        reason: Text,
+    },
+    /// The receiving unit accepts the petition (Art 23); the opinion period
+    /// starts.
+    Accept {},
+    /// The handling period is extended, once, with approval (Art 34).
+    ExtendHandling {
+        /// Calendar days added; at most the policy's extension length.
+        days: u32,
+        /// Why, as told to the petitioner.
+        reason: Text,
+        /// Who approved the extension.
+        approved_by: Name,
+    },
+    /// The receiving unit issues its handling opinion (Art 32).
+    IssueOpinion {
+        /// What it decides.
+        outcome: OpinionOutcome,
+        /// The opinion in brief.
+        summary: Text,
+    },
+    /// The petitioner asks for review (复查) within the window (Art 35).
+    RequestReview {
+        /// Why the petitioner disagrees.
+        reason: Text,
+    },
+    /// A hearing was held during review or re-review; its days do not count
+    /// (Art 35–36).
+    RecordHearing {
+        /// Calendar days the hearing took; 1 to 90.
+        days: u32,
+    },
+    /// The reviewing body issues the review opinion (Art 35).
+    IssueReviewOpinion {
+        /// What it decides.
+        outcome: OpinionOutcome,
+        /// The opinion in brief.
+        summary: Text,
+    },
+    /// The petitioner asks for re-review (复核) within the window (Art 36).
+    RequestReReview {
+        /// Why the petitioner disagrees.
+        reason: Text,
+    },
+    /// The re-reviewing body issues the re-review opinion, which is final
+    /// (Art 36).
+    IssueReReviewOpinion {
+        /// What it decides.
+        outcome: OpinionOutcome,
+        /// The opinion in brief.
+        summary: Text,
+    },
+    /// Records finality once the review or re-review window has lapsed
+    /// unused (Art 37).
+    Finalise {},
+}

@@ -1,0 +1,121 @@
+//! Why a petition command was refused.
+
+use chrono::{DateTime, Utc};
+
+use super::{MAX_VISIT_REPRESENTATIVES, PetitionStatus};
+use crate::policy::Stage;
+use crate::values::DivisionCode;
+
+/// A refused petition command. Each message says what was wrong and what the
+/// caller can do instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PetitionError {
+    /// The command is not allowed in the petition's current status.
+    #[error("cannot {action}: the petition is {status}")]
+    NotAllowed {
+        /// What was attempted, as a verb phrase.
+        action: &'static str,
+        /// The status that forbids it.
+        status: PetitionStatus,
+    },
+    /// The division is not part of this deployment's jurisdiction.
+    #[error(
+        "division {division} is not in this deployment's jurisdiction; \
+         use a district, town or village code from the jurisdiction file"
+    )]
+    UnknownDivision {
+        /// The code given.
+        division: DivisionCode,
+    },
+    /// A visit did not say which level was visited.
+    #[error(
+        "a visit must say which level was visited (visited_level), \
+         so that a skipped level can be recorded (Art 20)"
+    )]
+    MissingVisitedLevel,
+    /// A visit named no representatives.
+    #[error(
+        "a visit must send at least one representative; \
+         set representatives to between 1 and {MAX_VISIT_REPRESENTATIVES}"
+    )]
+    NoRepresentatives,
+    /// A group visit sent more representatives than Art 18 allows.
+    #[error(
+        "a group visit may send at most {MAX_VISIT_REPRESENTATIVES} representatives (Art 18), \
+         not {representatives}; ask the group to choose its representatives"
+    )]
+    TooManyRepresentatives {
+        /// How many were given.
+        representatives: u32,
+    },
+    /// A period of days is out of range.
+    #[error("{days} days is not a valid period here: give between 1 and {max} days")]
+    InvalidDeadline {
+        /// The days given.
+        days: u32,
+        /// The longest period allowed.
+        max: u32,
+    },
+    /// The window for this request has closed.
+    #[error("the {} window closed at {due}; the request can no longer be made", stage_label(.stage))]
+    WindowClosed {
+        /// The stage whose window closed.
+        stage: Stage,
+        /// When it closed.
+        due: DateTime<Utc>,
+    },
+    /// The petition cannot be finalised while a request window is open.
+    #[error(
+        "the {} window is open until {due}; the petition can be finalised only after it lapses",
+        stage_label(.stage)
+    )]
+    WindowStillOpen {
+        /// The stage whose window is open.
+        stage: Stage,
+        /// When it lapses.
+        due: DateTime<Utc>,
+    },
+    /// The handling period has already been extended once.
+    #[error(
+        "the handling period has already been extended once and may not be extended again \
+         (Art 34); issue the opinion instead"
+    )]
+    AlreadyExtended,
+    /// The extension asked for is zero days or longer than the policy allows.
+    #[error(
+        "cannot extend handling by {days} days: an extension must be between 1 and {max} days \
+         (Art 34)"
+    )]
+    ExtensionTooLong {
+        /// The days asked for.
+        days: u32,
+        /// The longest extension the policy allows.
+        max: u32,
+    },
+    /// The petition is final and its facts are not taken up again.
+    #[error(
+        "the petition became final at {finalised_at}; the same facts are not accepted again \
+         (Art 37), though the petitioner may be offered counselling or assistance"
+    )]
+    AlreadyFinal {
+        /// When it became final.
+        finalised_at: DateTime<Utc>,
+    },
+}
+
+/// The name of a petition stage's window, for messages.
+fn stage_label(stage: &Stage) -> &'static str {
+    match stage {
+        Stage::PetitionTriage => "triage",
+        Stage::PetitionAcceptanceNotice => "acceptance notice",
+        Stage::PetitionObjection => "objection",
+        Stage::PetitionOpinion => "handling",
+        Stage::PetitionExtension => "extension",
+        Stage::ReviewRequest => "review request",
+        Stage::Review => "review",
+        Stage::ReReviewRequest => "re-review request",
+        Stage::ReReview => "re-review",
+        // Dispute stages never bound a petition window.
+        _ => "deadline",
+    }
+}

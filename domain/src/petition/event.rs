@@ -1,0 +1,219 @@
+//! What has happened to a petition. Events are a storage contract: they are
+//! named in the past tense, versioned, and carry every deadline the policy
+//! computed, so that readers never recompute one.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use super::{FinalBasis, OpinionOutcome, Petitioner};
+use crate::policy::Deadline;
+use crate::values::{Actor, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text};
+
+/// Something that happened to a petition, when, and who did it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PetitionEvent {
+    /// When the command was handled, by the services' clock.
+    pub at: DateTime<Utc>,
+    /// Who acted: accountability needs to know who held a petition when
+    /// (Art 44–46).
+    pub by: Actor,
+    /// What changed.
+    pub change: PetitionChange,
+}
+
+/// The changes a petition goes through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PetitionChange {
+    /// The petition office received the petition (Art 17–20).
+    PetitionReceived {
+        /// How it arrived.
+        channel: PetitionChannel,
+        /// Who petitions.
+        petitioner: Petitioner,
+        /// The unit complained about, if any.
+        complained_unit: Option<Name>,
+        /// The facts and requests.
+        facts: Text,
+        /// The division the matter belongs to.
+        division: DivisionCode,
+        /// The level competent to handle the matter.
+        competent_level: Level,
+        /// The level a visit went to.
+        visited_level: Option<Level>,
+        /// How many representatives came.
+        representatives: u32,
+        /// When triage is due (Art 22).
+        triage_due: Deadline,
+    },
+    /// A visit went more than one level above the competent level (越级,
+    /// Art 20). The visit was still received.
+    SkippedLevelVisitRecorded {
+        /// The level competent to handle the matter.
+        competent_level: Level,
+        /// The level visited.
+        visited_level: Level,
+    },
+    /// The petition was forwarded (转送) to a unit (Art 22).
+    PetitionForwarded {
+        /// The receiving unit.
+        to_unit: Name,
+        /// When the unit must tell the petitioner whether it accepts
+        /// (Art 23).
+        notice_due: Deadline,
+        /// Until when the unit may object to a misrouted item (Art 23).
+        objection_due: Deadline,
+        /// Whether triage was late.
+        late: bool,
+    },
+    /// The petition was assigned (交办) to a unit with a deadline (Art 22).
+    PetitionAssigned {
+        /// The receiving unit.
+        to_unit: Name,
+        /// When the unit must tell the petitioner whether it accepts
+        /// (Art 23).
+        notice_due: Deadline,
+        /// Until when the unit may object to a misrouted item (Art 23).
+        objection_due: Deadline,
+        /// When the unit must report back.
+        report_due: Deadline,
+        /// Whether triage was late.
+        late: bool,
+    },
+    /// The petition was sent to a legal channel (诉访分离, Art 22).
+    PetitionDiverted {
+        /// Where the petitioner was directed.
+        channel: LegalChannel,
+        /// What the petitioner was told.
+        note: Text,
+        /// Whether triage was late.
+        late: bool,
+    },
+    /// The petition was not accepted (Art 22).
+    PetitionNotAccepted {
+        /// Why.
+        reason: Text,
+        /// Whether triage was late.
+        late: bool,
+    },
+    /// The receiving unit objected that the item was misrouted (Art 23); the
+    /// petition went back to triage.
+    PetitionObjected {
+        /// The unit that objected.
+        unit: Name,
+        /// Why.
+        reason: Text,
+    },
+    /// The receiving unit accepted the petition (Art 23).
+    PetitionAccepted {
+        /// The unit that accepted.
+        unit: Name,
+        /// When the handling opinion is due (Art 34).
+        opinion_due: Deadline,
+        /// Whether acceptance came after the written-notice deadline.
+        late_notice: bool,
+    },
+    /// The handling period was extended (Art 34).
+    HandlingExtended {
+        /// Calendar days added.
+        days: u32,
+        /// Why, as told to the petitioner.
+        reason: Text,
+        /// Who approved it.
+        approved_by: Name,
+        /// The new opinion deadline.
+        opinion_due: Deadline,
+    },
+    /// The handling opinion was issued (Art 32).
+    OpinionIssued {
+        /// What it decided.
+        outcome: OpinionOutcome,
+        /// The opinion in brief.
+        summary: Text,
+        /// Until when review may be requested (Art 35).
+        review_request_due: Deadline,
+        /// Whether the opinion came after its deadline.
+        late: bool,
+    },
+    /// The petitioner asked for review (Art 35).
+    ReviewRequested {
+        /// Why.
+        reason: Text,
+        /// When the review opinion is due.
+        review_due: Deadline,
+    },
+    /// A hearing was held; its days do not count (Art 35–36).
+    HearingHeld {
+        /// Calendar days the hearing took.
+        days: u32,
+        /// The review or re-review deadline moved out by those days; its
+        /// stage says which.
+        due: Deadline,
+    },
+    /// The review opinion was issued (Art 35).
+    ReviewOpinionIssued {
+        /// What it decided.
+        outcome: OpinionOutcome,
+        /// The opinion in brief.
+        summary: Text,
+        /// Until when re-review may be requested (Art 36).
+        re_review_request_due: Deadline,
+        /// Whether the opinion came after its deadline.
+        late: bool,
+    },
+    /// The petitioner asked for re-review (Art 36).
+    ReReviewRequested {
+        /// Why.
+        reason: Text,
+        /// When the re-review opinion is due.
+        re_review_due: Deadline,
+    },
+    /// The re-review opinion was issued (Art 36).
+    ReReviewOpinionIssued {
+        /// What it decided.
+        outcome: OpinionOutcome,
+        /// The opinion in brief.
+        summary: Text,
+        /// Whether the opinion came after its deadline.
+        late: bool,
+    },
+    /// The petition became final (Art 36–37).
+    PetitionFinalised {
+        /// Why.
+        basis: FinalBasis,
+    },
+}
+
+impl PetitionChange {
+    /// The variant's name, which is also the stored event type.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::PetitionReceived { .. } => "PetitionReceived",
+            Self::SkippedLevelVisitRecorded { .. } => "SkippedLevelVisitRecorded",
+            Self::PetitionForwarded { .. } => "PetitionForwarded",
+            Self::PetitionAssigned { .. } => "PetitionAssigned",
+            Self::PetitionDiverted { .. } => "PetitionDiverted",
+            Self::PetitionNotAccepted { .. } => "PetitionNotAccepted",
+            Self::PetitionObjected { .. } => "PetitionObjected",
+            Self::PetitionAccepted { .. } => "PetitionAccepted",
+            Self::HandlingExtended { .. } => "HandlingExtended",
+            Self::OpinionIssued { .. } => "OpinionIssued",
+            Self::ReviewRequested { .. } => "ReviewRequested",
+            Self::HearingHeld { .. } => "HearingHeld",
+            Self::ReviewOpinionIssued { .. } => "ReviewOpinionIssued",
+            Self::ReReviewRequested { .. } => "ReReviewRequested",
+            Self::ReReviewOpinionIssued { .. } => "ReReviewOpinionIssued",
+            Self::PetitionFinalised { .. } => "PetitionFinalised",
+        }
+    }
+}
+
+impl DomainEvent for PetitionEvent {
+    fn event_type(&self) -> String {
+        self.change.name().to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        "1".to_owned()
+    }
+}

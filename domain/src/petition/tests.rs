@@ -1,0 +1,1046 @@
+//! One test per rule of the petition flow, as given / when / then.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use cqrs_es::test::TestFramework;
+use cqrs_es::{Aggregate, DomainEvent};
+
+use super::*;
+use crate::policy::{Counting, Deadline, Stage, StageRule};
+use crate::services::{ManualClock, Services};
+use crate::values::{Actor, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text};
+
+use PetitionAction as A;
+use PetitionChange as C;
+
+/// Monday 2 March 2026, 10:00 in Beijing: when the given histories happen.
+const T0: &str = "2026-03-02T02:00:00Z";
+const TOWN: &str = "990101001000";
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn services_at(now: &str) -> Services {
+    Services::shipped_defaults(Arc::new(ManualClock::new(at(now))))
+}
+
+/// A deadline of `stage` opened at T0, as the given histories carry.
+fn due(stage: Stage) -> Deadline {
+    services_at(T0).deadline(stage, at(T0))
+}
+
+fn officer() -> Actor {
+    Actor::parse("officer-1", "district-petition-bureau").unwrap()
+}
+
+fn name(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+fn text(s: &str) -> Text {
+    Text::parse(s).unwrap()
+}
+
+fn cmd(action: PetitionAction) -> PetitionCommand {
+    PetitionCommand {
+        by: officer(),
+        action,
+    }
+}
+
+fn event_at(when: &str, change: PetitionChange) -> PetitionEvent {
+    PetitionEvent {
+        at: at(when),
+        by: officer(),
+        change,
+    }
+}
+
+fn event(change: PetitionChange) -> PetitionEvent {
+    event_at(T0, change)
+}
+
+fn petitioner() -> Petitioner {
+    Petitioner {
+        name: name("张三"),
+        contact: Some(name("13800000000")),
+    }
+}
+
+fn receive(
+    channel: PetitionChannel,
+    visited_level: Option<Level>,
+    representatives: u32,
+) -> PetitionAction {
+    A::Receive {
+        channel,
+        petitioner: petitioner(),
+        complained_unit: Some(name("东湖街道城管科")),
+        facts: text("Street stalls block the lane every evening."),
+        division: DivisionCode::parse(TOWN).unwrap(),
+        competent_level: Level::Town,
+        visited_level,
+        representatives,
+    }
+}
+
+fn received_change(
+    channel: PetitionChannel,
+    visited_level: Option<Level>,
+    representatives: u32,
+) -> PetitionChange {
+    C::PetitionReceived {
+        channel,
+        petitioner: petitioner(),
+        complained_unit: Some(name("东湖街道城管科")),
+        facts: text("Street stalls block the lane every evening."),
+        division: DivisionCode::parse(TOWN).unwrap(),
+        competent_level: Level::Town,
+        visited_level,
+        representatives,
+        triage_due: due(Stage::PetitionTriage),
+    }
+}
+
+fn forwarded() -> PetitionChange {
+    C::PetitionForwarded {
+        to_unit: unit(),
+        notice_due: due(Stage::PetitionAcceptanceNotice),
+        objection_due: due(Stage::PetitionObjection),
+        late: false,
+    }
+}
+
+fn unit() -> Name {
+    name("东湖街道办事处")
+}
+
+fn opinion(outcome: OpinionOutcome) -> (OpinionOutcome, Text) {
+    (outcome, text("The stalls will move to the market square."))
+}
+
+// Histories, each one step further along the flow, all at T0.
+
+fn received() -> Vec<PetitionEvent> {
+    vec![event(received_change(PetitionChannel::Letter, None, 1))]
+}
+
+fn routed() -> Vec<PetitionEvent> {
+    let mut history = received();
+    history.push(event(forwarded()));
+    history
+}
+
+fn accepted() -> Vec<PetitionEvent> {
+    let mut history = routed();
+    history.push(event(C::PetitionAccepted {
+        unit: unit(),
+        opinion_due: due(Stage::PetitionOpinion),
+        late_notice: false,
+    }));
+    history
+}
+
+fn answered() -> Vec<PetitionEvent> {
+    let mut history = accepted();
+    let (outcome, summary) = opinion(OpinionOutcome::Explain);
+    history.push(event(C::OpinionIssued {
+        outcome,
+        summary,
+        review_request_due: due(Stage::ReviewRequest),
+        late: false,
+    }));
+    history
+}
+
+fn under_review() -> Vec<PetitionEvent> {
+    let mut history = answered();
+    history.push(event(C::ReviewRequested {
+        reason: text("The square is too far away."),
+        review_due: due(Stage::Review),
+    }));
+    history
+}
+
+fn reviewed() -> Vec<PetitionEvent> {
+    let mut history = under_review();
+    let (outcome, summary) = opinion(OpinionOutcome::NotSupport);
+    history.push(event(C::ReviewOpinionIssued {
+        outcome,
+        summary,
+        re_review_request_due: due(Stage::ReReviewRequest),
+        late: false,
+    }));
+    history
+}
+
+fn under_re_review() -> Vec<PetitionEvent> {
+    let mut history = reviewed();
+    history.push(event(C::ReReviewRequested {
+        reason: text("The review ignored the noise."),
+        re_review_due: due(Stage::ReReview),
+    }));
+    history
+}
+
+fn finalised() -> Vec<PetitionEvent> {
+    let mut history = answered();
+    history.push(event_at(
+        "2026-04-02T02:00:00Z",
+        C::PetitionFinalised {
+            basis: FinalBasis::ReviewWindowLapsed,
+        },
+    ));
+    history
+}
+
+fn framework(now: &str) -> TestFramework<Petition> {
+    TestFramework::with(services_at(now))
+}
+
+fn not_allowed(action: &'static str, status: PetitionStatus) -> PetitionError {
+    PetitionError::NotAllowed { action, status }
+}
+
+fn replay(history: Vec<PetitionEvent>) -> Petition {
+    let mut petition = Petition::default();
+    for event in history {
+        petition.apply(event);
+    }
+    petition
+}
+
+// --- Receive -----------------------------------------------------------------
+
+#[test]
+fn receiving_a_letter_opens_the_triage_period() {
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(receive(PetitionChannel::Letter, None, 1)))
+        .then_expect_events(received());
+    // Received Monday 2 March: 15 days end Tuesday 17 March, at midnight in
+    // Beijing.
+    let triage = replay(received()).triage_due().unwrap();
+    assert_eq!(triage.last_day, day("2026-03-17"));
+    assert_eq!(triage.due, at("2026-03-17T16:00:00Z"));
+}
+
+#[test]
+fn a_visit_to_the_level_directly_above_is_not_a_skipped_level() {
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(receive(
+            PetitionChannel::Visit,
+            Some(Level::District),
+            3,
+        )))
+        .then_expect_events(vec![event(received_change(
+            PetitionChannel::Visit,
+            Some(Level::District),
+            3,
+        ))]);
+}
+
+#[test]
+fn a_visit_two_levels_up_is_received_and_recorded_as_a_skipped_level() {
+    // A village matter taken straight to the district skips the town.
+    let village = DivisionCode::parse("990101001001").unwrap();
+    let received = C::PetitionReceived {
+        channel: PetitionChannel::Visit,
+        petitioner: petitioner(),
+        complained_unit: None,
+        facts: text("The village committee withholds land compensation."),
+        division: village.clone(),
+        competent_level: Level::Village,
+        visited_level: Some(Level::District),
+        representatives: 2,
+        triage_due: due(Stage::PetitionTriage),
+    };
+    let expected = vec![
+        event(received),
+        event(C::SkippedLevelVisitRecorded {
+            competent_level: Level::Village,
+            visited_level: Level::District,
+        }),
+    ];
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(A::Receive {
+            channel: PetitionChannel::Visit,
+            petitioner: petitioner(),
+            complained_unit: None,
+            facts: text("The village committee withholds land compensation."),
+            division: village,
+            competent_level: Level::Village,
+            visited_level: Some(Level::District),
+            representatives: 2,
+        }))
+        .then_expect_events(expected.clone());
+    assert!(replay(expected).skipped_level());
+}
+
+#[test]
+fn receiving_refuses_a_division_outside_the_jurisdiction() {
+    let mut action = receive(PetitionChannel::Letter, None, 1);
+    let unknown = DivisionCode::parse("990101009000").unwrap();
+    if let A::Receive { division, .. } = &mut action {
+        *division = unknown.clone();
+    }
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(action))
+        .then_expect_error(PetitionError::UnknownDivision { division: unknown });
+}
+
+#[test]
+fn a_visit_must_name_the_level_visited() {
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(receive(PetitionChannel::Visit, None, 1)))
+        .then_expect_error(PetitionError::MissingVisitedLevel);
+}
+
+#[test]
+fn a_group_visit_sends_at_most_five_representatives() {
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(receive(PetitionChannel::Visit, Some(Level::Town), 6)))
+        .then_expect_error(PetitionError::TooManyRepresentatives { representatives: 6 });
+}
+
+#[test]
+fn a_visit_sends_at_least_one_representative() {
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(receive(PetitionChannel::Visit, Some(Level::Town), 0)))
+        .then_expect_error(PetitionError::NoRepresentatives);
+}
+
+#[test]
+fn a_petition_is_received_only_once() {
+    framework(T0)
+        .given(received())
+        .when(cmd(receive(PetitionChannel::Letter, None, 1)))
+        .then_expect_error(not_allowed("receive", PetitionStatus::Received));
+}
+
+#[test]
+fn a_final_petition_is_not_received_again() {
+    framework("2026-05-01T02:00:00Z")
+        .given(finalised())
+        .when(cmd(receive(PetitionChannel::Letter, None, 1)))
+        .then_expect_error(PetitionError::AlreadyFinal {
+            finalised_at: at("2026-04-02T02:00:00Z"),
+        });
+}
+
+// --- Forward -----------------------------------------------------------------
+
+#[test]
+fn forwarding_opens_the_notice_and_objection_periods() {
+    framework(T0)
+        .given(received())
+        .when(cmd(A::Forward { to_unit: unit() }))
+        .then_expect_events(vec![event(forwarded())]);
+}
+
+#[test]
+fn forwarding_after_the_triage_deadline_is_recorded_as_late() {
+    let now = "2026-03-17T16:00:00Z";
+    let services = services_at(now);
+    framework(now)
+        .given(received())
+        .when(cmd(A::Forward { to_unit: unit() }))
+        .then_expect_events(vec![event_at(
+            now,
+            C::PetitionForwarded {
+                to_unit: unit(),
+                notice_due: services.deadline(Stage::PetitionAcceptanceNotice, at(now)),
+                objection_due: services.deadline(Stage::PetitionObjection, at(now)),
+                late: true,
+            },
+        )]);
+}
+
+#[test]
+fn forwarding_needs_a_received_petition() {
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(A::Forward { to_unit: unit() }))
+        .then_expect_error(not_allowed("forward", PetitionStatus::New));
+}
+
+#[test]
+fn the_objection_window_counts_working_days_across_the_spring_festival() {
+    // Forwarded Thursday 12 February 2026: 13, the make-up Saturday 14,
+    // then 24, 25 and 26 February after the 15–23 February holiday.
+    let now = "2026-02-12T02:00:00Z";
+    let events = TestFramework::<Petition>::with(services_at(now))
+        .given(vec![event_at(
+            "2026-02-10T02:00:00Z",
+            received_change(PetitionChannel::Letter, None, 1),
+        )])
+        .when(cmd(A::Forward { to_unit: unit() }))
+        .inspect_result()
+        .unwrap();
+    let [
+        PetitionEvent {
+            change: C::PetitionForwarded { objection_due, .. },
+            ..
+        },
+    ] = events.as_slice()
+    else {
+        panic!("expected one PetitionForwarded, got {events:?}");
+    };
+    assert_eq!(objection_due.last_day, day("2026-02-26"));
+    assert_eq!(objection_due.due, at("2026-02-26T16:00:00Z"));
+}
+
+// --- Assign ------------------------------------------------------------------
+
+#[test]
+fn assigning_sets_a_report_deadline_of_the_given_days() {
+    let services = services_at(T0);
+    let report_due = services.deadline_for(
+        Stage::PetitionOpinion,
+        StageRule {
+            days: 20,
+            counting: Counting::Calendar,
+        },
+        at(T0),
+    );
+    assert_eq!(report_due.last_day, day("2026-03-23"));
+    framework(T0)
+        .given(received())
+        .when(cmd(A::Assign {
+            to_unit: unit(),
+            report_within_days: 20,
+        }))
+        .then_expect_events(vec![event(C::PetitionAssigned {
+            to_unit: unit(),
+            notice_due: due(Stage::PetitionAcceptanceNotice),
+            objection_due: due(Stage::PetitionObjection),
+            report_due,
+            late: false,
+        })]);
+}
+
+#[test]
+fn assigning_needs_between_1_and_365_days() {
+    for days in [0, 366] {
+        framework(T0)
+            .given(received())
+            .when(cmd(A::Assign {
+                to_unit: unit(),
+                report_within_days: days,
+            }))
+            .then_expect_error(PetitionError::InvalidDeadline { days, max: 365 });
+    }
+}
+
+#[test]
+fn assigning_needs_a_petition_awaiting_triage() {
+    framework(T0)
+        .given(routed())
+        .when(cmd(A::Assign {
+            to_unit: unit(),
+            report_within_days: 20,
+        }))
+        .then_expect_error(not_allowed("assign", PetitionStatus::Routed));
+}
+
+// --- Divert and NotAccept ----------------------------------------------------
+
+#[test]
+fn diverting_sends_a_legal_matter_to_its_channel() {
+    framework(T0)
+        .given(received())
+        .when(cmd(A::Divert {
+            channel: LegalChannel::Litigation,
+            note: text("A contract debt: file a civil suit."),
+        }))
+        .then_expect_events(vec![event(C::PetitionDiverted {
+            channel: LegalChannel::Litigation,
+            note: text("A contract debt: file a civil suit."),
+            late: false,
+        })]);
+}
+
+#[test]
+fn diverting_needs_a_petition_awaiting_triage() {
+    framework(T0)
+        .given(accepted())
+        .when(cmd(A::Divert {
+            channel: LegalChannel::Litigation,
+            note: text("A contract debt: file a civil suit."),
+        }))
+        .then_expect_error(not_allowed("divert", PetitionStatus::Accepted));
+}
+
+#[test]
+fn not_accepting_after_the_triage_deadline_is_recorded_as_late() {
+    let now = "2026-03-20T02:00:00Z";
+    framework(now)
+        .given(received())
+        .when(cmd(A::NotAccept {
+            reason: text("The matter was settled by a court judgment."),
+        }))
+        .then_expect_events(vec![event_at(
+            now,
+            C::PetitionNotAccepted {
+                reason: text("The matter was settled by a court judgment."),
+                late: true,
+            },
+        )]);
+}
+
+#[test]
+fn not_accepting_needs_a_petition_awaiting_triage() {
+    framework(T0)
+        .given(routed())
+        .when(cmd(A::NotAccept {
+            reason: text("The matter was settled by a court judgment."),
+        }))
+        .then_expect_error(not_allowed("refuse to accept", PetitionStatus::Routed));
+}
+
+// --- Object ------------------------------------------------------------------
+
+#[test]
+fn an_objection_sends_the_petition_back_to_triage() {
+    let history = routed();
+    let objected = event(C::PetitionObjected {
+        unit: unit(),
+        reason: text("The lane belongs to Qingshan Town."),
+    });
+    framework(T0)
+        .given(history.clone())
+        .when(cmd(A::Object {
+            reason: text("The lane belongs to Qingshan Town."),
+        }))
+        .then_expect_events(vec![objected.clone()]);
+    let petition = replay(history.into_iter().chain([objected]).collect());
+    assert_eq!(petition.status(), PetitionStatus::Received);
+    assert_eq!(petition.unit(), None);
+}
+
+#[test]
+fn an_objection_is_allowed_on_the_last_working_day_after_the_holiday() {
+    // Forwarded 12 February: a count of calendar days would have closed the
+    // window during the Spring Festival, but the last day is 26 February.
+    let forwarded_at = "2026-02-12T02:00:00Z";
+    let services = services_at(forwarded_at);
+    let history = vec![
+        event_at(
+            "2026-02-10T02:00:00Z",
+            received_change(PetitionChannel::Letter, None, 1),
+        ),
+        event_at(
+            forwarded_at,
+            C::PetitionForwarded {
+                to_unit: unit(),
+                notice_due: services.deadline(Stage::PetitionAcceptanceNotice, at(forwarded_at)),
+                objection_due: services.deadline(Stage::PetitionObjection, at(forwarded_at)),
+                late: false,
+            },
+        ),
+    ];
+    let now = "2026-02-26T15:59:59Z";
+    framework(now)
+        .given(history)
+        .when(cmd(A::Object {
+            reason: text("Not ours."),
+        }))
+        .then_expect_events(vec![event_at(
+            now,
+            C::PetitionObjected {
+                unit: unit(),
+                reason: text("Not ours."),
+            },
+        )]);
+}
+
+#[test]
+fn an_objection_after_the_window_is_refused() {
+    let objection = due(Stage::PetitionObjection);
+    assert_eq!(objection.last_day, day("2026-03-09"));
+    framework("2026-03-09T16:00:00Z")
+        .given(routed())
+        .when(cmd(A::Object {
+            reason: text("Not ours."),
+        }))
+        .then_expect_error(PetitionError::WindowClosed {
+            stage: Stage::PetitionObjection,
+            due: objection.due,
+        });
+}
+
+#[test]
+fn objecting_needs_a_routed_petition() {
+    framework(T0)
+        .given(received())
+        .when(cmd(A::Object {
+            reason: text("Not ours."),
+        }))
+        .then_expect_error(not_allowed("object", PetitionStatus::Received));
+}
+
+// --- Accept ------------------------------------------------------------------
+
+#[test]
+fn accepting_opens_the_opinion_period() {
+    framework(T0)
+        .given(routed())
+        .when(cmd(A::Accept {}))
+        .then_expect_events(accepted()[2..].to_vec());
+    // 60 days from 2 March is 1 May, in the Labour Day holiday (1–5 May):
+    // the period rolls to Wednesday 6 May.
+    let opinion = replay(accepted()).opinion_due().unwrap();
+    assert_eq!(opinion.last_day, day("2026-05-06"));
+}
+
+#[test]
+fn accepting_after_the_notice_deadline_is_recorded_as_late() {
+    let now = "2026-03-18T02:00:00Z";
+    framework(now)
+        .given(routed())
+        .when(cmd(A::Accept {}))
+        .then_expect_events(vec![event_at(
+            now,
+            C::PetitionAccepted {
+                unit: unit(),
+                opinion_due: services_at(now).deadline(Stage::PetitionOpinion, at(now)),
+                late_notice: true,
+            },
+        )]);
+}
+
+#[test]
+fn accepting_needs_a_routed_petition() {
+    framework(T0)
+        .given(received())
+        .when(cmd(A::Accept {}))
+        .then_expect_error(not_allowed("accept", PetitionStatus::Received));
+}
+
+// --- ExtendHandling ----------------------------------------------------------
+
+fn extension(days: u32) -> PetitionAction {
+    A::ExtendHandling {
+        days,
+        reason: text("An expert survey of the lane is needed."),
+        approved_by: name("李四"),
+    }
+}
+
+fn extended() -> PetitionChange {
+    C::HandlingExtended {
+        days: 30,
+        reason: text("An expert survey of the lane is needed."),
+        approved_by: name("李四"),
+        opinion_due: Deadline {
+            stage: Stage::PetitionOpinion,
+            due: at("2026-06-05T16:00:00Z"),
+            last_day: day("2026-06-05"),
+            provisional: false,
+        },
+    }
+}
+
+#[test]
+fn extending_moves_the_opinion_deadline_by_the_days_granted() {
+    // The opinion was due 6 May; 30 more days end on Friday 5 June.
+    framework(T0)
+        .given(accepted())
+        .when(cmd(extension(30)))
+        .then_expect_events(vec![event(extended())]);
+}
+
+#[test]
+fn handling_is_extended_only_once() {
+    let mut history = accepted();
+    history.push(event(extended()));
+    framework(T0)
+        .given(history)
+        .when(cmd(extension(5)))
+        .then_expect_error(PetitionError::AlreadyExtended);
+}
+
+#[test]
+fn an_extension_is_at_most_the_policy_length() {
+    framework(T0)
+        .given(accepted())
+        .when(cmd(extension(31)))
+        .then_expect_error(PetitionError::ExtensionTooLong { days: 31, max: 30 });
+}
+
+#[test]
+fn extending_needs_an_accepted_petition() {
+    framework(T0)
+        .given(answered())
+        .when(cmd(extension(30)))
+        .then_expect_error(not_allowed("extend handling", PetitionStatus::Answered));
+}
+
+// --- IssueOpinion ------------------------------------------------------------
+
+#[test]
+fn the_opinion_opens_the_review_request_window() {
+    let (outcome, summary) = opinion(OpinionOutcome::Explain);
+    framework(T0)
+        .given(accepted())
+        .when(cmd(A::IssueOpinion { outcome, summary }))
+        .then_expect_events(answered()[3..].to_vec());
+}
+
+#[test]
+fn an_opinion_after_its_deadline_is_recorded_as_late() {
+    let now = "2026-05-06T16:00:00Z";
+    let (outcome, summary) = opinion(OpinionOutcome::Support);
+    framework(now)
+        .given(accepted())
+        .when(cmd(A::IssueOpinion {
+            outcome,
+            summary: summary.clone(),
+        }))
+        .then_expect_events(vec![event_at(
+            now,
+            C::OpinionIssued {
+                outcome,
+                summary,
+                review_request_due: services_at(now).deadline(Stage::ReviewRequest, at(now)),
+                late: true,
+            },
+        )]);
+}
+
+#[test]
+fn an_opinion_needs_an_accepted_petition() {
+    let (outcome, summary) = opinion(OpinionOutcome::Support);
+    framework(T0)
+        .given(routed())
+        .when(cmd(A::IssueOpinion { outcome, summary }))
+        .then_expect_error(not_allowed("issue an opinion", PetitionStatus::Routed));
+}
+
+// --- RequestReview -----------------------------------------------------------
+
+#[test]
+fn requesting_review_opens_the_review_period() {
+    framework(T0)
+        .given(answered())
+        .when(cmd(A::RequestReview {
+            reason: text("The square is too far away."),
+        }))
+        .then_expect_events(under_review()[4..].to_vec());
+}
+
+#[test]
+fn review_is_refused_once_the_request_window_has_closed() {
+    let window = due(Stage::ReviewRequest);
+    framework("2026-04-01T16:00:00Z")
+        .given(answered())
+        .when(cmd(A::RequestReview {
+            reason: text("Late."),
+        }))
+        .then_expect_error(PetitionError::WindowClosed {
+            stage: Stage::ReviewRequest,
+            due: window.due,
+        });
+}
+
+#[test]
+fn review_needs_an_answered_petition() {
+    framework(T0)
+        .given(accepted())
+        .when(cmd(A::RequestReview {
+            reason: text("Too slow."),
+        }))
+        .then_expect_error(not_allowed("request review", PetitionStatus::Accepted));
+}
+
+// --- RecordHearing -----------------------------------------------------------
+
+#[test]
+fn a_hearing_during_review_moves_the_review_deadline() {
+    // Review due 1 April; a 10-day hearing moves it to Saturday 11 April,
+    // a day off, so it rolls to Monday 13 April.
+    framework(T0)
+        .given(under_review())
+        .when(cmd(A::RecordHearing { days: 10 }))
+        .then_expect_events(vec![event(C::HearingHeld {
+            days: 10,
+            due: Deadline {
+                stage: Stage::Review,
+                due: at("2026-04-13T16:00:00Z"),
+                last_day: day("2026-04-13"),
+                provisional: false,
+            },
+        })]);
+}
+
+#[test]
+fn a_hearing_during_re_review_moves_the_re_review_deadline() {
+    let services = services_at(T0);
+    let re_review = due(Stage::ReReview);
+    let moved = services.deadline_for(
+        Stage::ReReview,
+        StageRule {
+            days: 7,
+            counting: Counting::Calendar,
+        },
+        at("2026-04-01T15:59:59Z"),
+    );
+    assert_eq!(re_review.last_day, day("2026-04-01"));
+    let held = event(C::HearingHeld {
+        days: 7,
+        due: moved,
+    });
+    framework(T0)
+        .given(under_re_review())
+        .when(cmd(A::RecordHearing { days: 7 }))
+        .then_expect_events(vec![held.clone()]);
+    let petition = replay(under_re_review().into_iter().chain([held]).collect());
+    assert_eq!(petition.re_review_due(), Some(moved));
+    assert_eq!(petition.review_due(), Some(due(Stage::Review)));
+}
+
+#[test]
+fn a_hearing_lasts_between_1_and_90_days() {
+    for days in [0, 91] {
+        framework(T0)
+            .given(under_review())
+            .when(cmd(A::RecordHearing { days }))
+            .then_expect_error(PetitionError::InvalidDeadline { days, max: 90 });
+    }
+}
+
+#[test]
+fn a_hearing_needs_a_review_or_re_review_under_way() {
+    framework(T0)
+        .given(answered())
+        .when(cmd(A::RecordHearing { days: 5 }))
+        .then_expect_error(not_allowed("record a hearing", PetitionStatus::Answered));
+}
+
+// --- IssueReviewOpinion ------------------------------------------------------
+
+#[test]
+fn the_review_opinion_opens_the_re_review_request_window() {
+    let (outcome, summary) = opinion(OpinionOutcome::NotSupport);
+    framework(T0)
+        .given(under_review())
+        .when(cmd(A::IssueReviewOpinion { outcome, summary }))
+        .then_expect_events(reviewed()[5..].to_vec());
+}
+
+#[test]
+fn a_review_opinion_needs_a_review_under_way() {
+    let (outcome, summary) = opinion(OpinionOutcome::NotSupport);
+    framework(T0)
+        .given(answered())
+        .when(cmd(A::IssueReviewOpinion { outcome, summary }))
+        .then_expect_error(not_allowed(
+            "issue a review opinion",
+            PetitionStatus::Answered,
+        ));
+}
+
+// --- RequestReReview ---------------------------------------------------------
+
+#[test]
+fn requesting_re_review_opens_the_re_review_period() {
+    framework(T0)
+        .given(reviewed())
+        .when(cmd(A::RequestReReview {
+            reason: text("The review ignored the noise."),
+        }))
+        .then_expect_events(under_re_review()[6..].to_vec());
+}
+
+#[test]
+fn re_review_is_refused_once_the_request_window_has_closed() {
+    let window = due(Stage::ReReviewRequest);
+    framework("2026-04-02T02:00:00Z")
+        .given(reviewed())
+        .when(cmd(A::RequestReReview {
+            reason: text("Late."),
+        }))
+        .then_expect_error(PetitionError::WindowClosed {
+            stage: Stage::ReReviewRequest,
+            due: window.due,
+        });
+}
+
+#[test]
+fn re_review_needs_a_reviewed_petition() {
+    framework(T0)
+        .given(under_review())
+        .when(cmd(A::RequestReReview {
+            reason: text("Too early."),
+        }))
+        .then_expect_error(not_allowed(
+            "request re-review",
+            PetitionStatus::UnderReview,
+        ));
+}
+
+// --- IssueReReviewOpinion ----------------------------------------------------
+
+#[test]
+fn the_re_review_opinion_makes_the_petition_final() {
+    let (outcome, summary) = opinion(OpinionOutcome::NotSupport);
+    let expected = vec![
+        event(C::ReReviewOpinionIssued {
+            outcome,
+            summary: summary.clone(),
+            late: false,
+        }),
+        event(C::PetitionFinalised {
+            basis: FinalBasis::ReReviewed,
+        }),
+    ];
+    framework(T0)
+        .given(under_re_review())
+        .when(cmd(A::IssueReReviewOpinion { outcome, summary }))
+        .then_expect_events(expected.clone());
+    let petition = replay(under_re_review().into_iter().chain(expected).collect());
+    assert_eq!(petition.status(), PetitionStatus::Final);
+    assert_eq!(petition.final_basis(), Some(FinalBasis::ReReviewed));
+    assert_eq!(petition.finalised_at(), Some(at(T0)));
+}
+
+#[test]
+fn a_re_review_opinion_needs_a_re_review_under_way() {
+    let (outcome, summary) = opinion(OpinionOutcome::Support);
+    framework(T0)
+        .given(reviewed())
+        .when(cmd(A::IssueReReviewOpinion { outcome, summary }))
+        .then_expect_error(not_allowed(
+            "issue a re-review opinion",
+            PetitionStatus::Reviewed,
+        ));
+}
+
+// --- Finalise ----------------------------------------------------------------
+
+#[test]
+fn a_lapsed_review_window_makes_the_opinion_final() {
+    let now = "2026-04-01T16:00:00Z";
+    framework(now)
+        .given(answered())
+        .when(cmd(A::Finalise {}))
+        .then_expect_events(vec![event_at(
+            now,
+            C::PetitionFinalised {
+                basis: FinalBasis::ReviewWindowLapsed,
+            },
+        )]);
+}
+
+#[test]
+fn a_lapsed_re_review_window_makes_the_review_opinion_final() {
+    let now = "2026-04-02T02:00:00Z";
+    framework(now)
+        .given(reviewed())
+        .when(cmd(A::Finalise {}))
+        .then_expect_events(vec![event_at(
+            now,
+            C::PetitionFinalised {
+                basis: FinalBasis::ReReviewWindowLapsed,
+            },
+        )]);
+}
+
+#[test]
+fn finalising_waits_for_the_review_window_to_lapse() {
+    framework("2026-04-01T15:59:59Z")
+        .given(answered())
+        .when(cmd(A::Finalise {}))
+        .then_expect_error(PetitionError::WindowStillOpen {
+            stage: Stage::ReviewRequest,
+            due: due(Stage::ReviewRequest).due,
+        });
+}
+
+#[test]
+fn finalising_waits_for_the_re_review_window_to_lapse() {
+    framework(T0)
+        .given(reviewed())
+        .when(cmd(A::Finalise {}))
+        .then_expect_error(PetitionError::WindowStillOpen {
+            stage: Stage::ReReviewRequest,
+            due: due(Stage::ReReviewRequest).due,
+        });
+}
+
+#[test]
+fn finalising_needs_an_answered_or_reviewed_petition() {
+    framework("2026-12-01T02:00:00Z")
+        .given(accepted())
+        .when(cmd(A::Finalise {}))
+        .then_expect_error(not_allowed("finalise", PetitionStatus::Accepted));
+}
+
+// --- State, storage and messages ---------------------------------------------
+
+#[test]
+fn replaying_a_history_exposes_what_a_query_shows() {
+    let mut history = accepted();
+    history.push(event(extended()));
+    let petition = replay(history);
+    assert_eq!(petition.status(), PetitionStatus::Accepted);
+    assert_eq!(petition.channel(), Some(PetitionChannel::Letter));
+    assert_eq!(petition.petitioner(), Some(&petitioner()));
+    assert_eq!(petition.division().map(DivisionCode::as_str), Some(TOWN));
+    assert_eq!(petition.competent_level(), Some(Level::Town));
+    assert_eq!(petition.unit(), Some(&unit()));
+    assert_eq!(petition.triage_due(), Some(due(Stage::PetitionTriage)));
+    assert!(petition.extended());
+    assert_eq!(
+        petition.opinion_due().map(|d| d.last_day),
+        Some(day("2026-06-05"))
+    );
+    assert!(!petition.skipped_level());
+    assert_eq!(petition.finalised_at(), None);
+}
+
+#[test]
+fn snapshots_and_events_round_trip_through_json() {
+    let history = under_re_review();
+    let petition = replay(history.clone());
+    let snapshot = serde_json::to_string(&petition).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Petition>(&snapshot).unwrap(),
+        petition
+    );
+    for event in history {
+        let stored = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            serde_json::from_str::<PetitionEvent>(&stored).unwrap(),
+            event
+        );
+    }
+}
+
+#[test]
+fn events_are_typed_by_variant_name_at_version_1() {
+    let event = event(forwarded());
+    assert_eq!(event.event_type(), "PetitionForwarded");
+    assert_eq!(event.event_version(), "1");
+}
+
+#[test]
+fn a_refusal_names_the_action_and_the_status() {
+    let error = not_allowed("forward", PetitionStatus::New);
+    assert_eq!(
+        error.to_string(),
+        "cannot forward: the petition is not yet received"
+    );
+}

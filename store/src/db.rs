@@ -1,0 +1,191 @@
+//! Opening the database and migrating its schema.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::StoreError;
+
+/// The database a newcomer gets when they name none: a SQLite file in the
+/// working directory, created on first use.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:mediation.db";
+
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The connection pool of one of the two backends.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// PostgreSQL, the production store.
+    Postgres(PgPool),
+    /// SQLite, the embedded default.
+    Sqlite(SqlitePool),
+}
+
+/// A handle on the event store. Cheap to clone: it holds a connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+    /// SQLite admits one writer at a time. Appenders queue here, in tokio,
+    /// rather than each holding a pooled connection while SQLite's busy
+    /// handler sleeps, which would starve readers of connections.
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Store {
+    /// Opens the database `url` names: `postgres://…` or `postgresql://…` for
+    /// PostgreSQL, `sqlite:PATH` for a SQLite file (created if missing).
+    /// Does not migrate; call [`Store::migrate`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url).map_err(|_| {
+                StoreError::BadUrl(format!("{} is not a valid PostgreSQL URL", redact(url)))
+            })?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, url = %redact(url), "cannot connect to PostgreSQL");
+                    StoreError::Unavailable(format!("cannot connect to {}", redact(url)))
+                })?;
+            Ok(Self::from_postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|_| StoreError::BadUrl(format!("{url} is not a valid SQLite URL")))?
+                .create_if_missing(true)
+                // WAL lets readers run beside the single writer; FULL syncs
+                // every commit, so that an acknowledged command survives a
+                // power cut, not only a crash of the process.
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, url, "cannot open SQLite database");
+                    StoreError::Unavailable(format!("cannot open {url}"))
+                })?;
+            Ok(Self::from_sqlite(pool))
+        } else {
+            Err(StoreError::BadUrl(format!(
+                "unsupported database URL {}: use postgres://… or sqlite:FILE",
+                redact(url)
+            )))
+        }
+    }
+
+    /// A store on an existing PostgreSQL pool.
+    pub fn from_postgres(pool: PgPool) -> Self {
+        Self {
+            backend: Backend::Postgres(pool),
+            sqlite_writer: Arc::default(),
+        }
+    }
+
+    /// A store on an existing SQLite pool.
+    pub fn from_sqlite(pool: SqlitePool) -> Self {
+        Self {
+            backend: Backend::Sqlite(pool),
+            sqlite_writer: Arc::default(),
+        }
+    }
+
+    /// Creates or upgrades the schema with the migrations embedded in this
+    /// binary. Safe to run from several processes at once: sqlx serialises
+    /// them with a lock.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let result = match &self.backend {
+            Backend::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+            Backend::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await,
+        };
+        result.map_err(|e| {
+            tracing::error!(error = %e, "migration failed");
+            StoreError::Migration(match e {
+                sqlx::migrate::MigrateError::VersionMissing(v) => format!(
+                    "the database has migration {v}, which this binary does not know: it was migrated by a newer version"
+                ),
+                _ => "see the server log".into(),
+            })
+        })
+    }
+
+    /// Which backend this is: `"postgres"` or `"sqlite"`.
+    pub fn kind(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres(_) => "postgres",
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// The connection pool.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Waits for this process's turn to write, on SQLite; on PostgreSQL
+    /// writers run concurrently and this returns at once.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite(_) => Some(self.sqlite_writer.lock().await),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Postgres(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+            Backend::Sqlite(pool) => {
+                sqlx::query("SELECT 1").execute(pool).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Postgres(pool) => pool.close().await,
+            Backend::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// `url` with any password replaced by `***`, for logs and messages.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite:x.db"), "sqlite:x.db");
+    }
+}

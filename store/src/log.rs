@@ -1,0 +1,180 @@
+//! The global event log: every event of every case, in one order that a
+//! reader can trust.
+//!
+//! The order is given by `position`. Positions increase along the log but are
+//! not dense: on PostgreSQL a position is the writing transaction's id shifted
+//! left by 20 bits plus the event's index within the transaction, so there are
+//! wide gaps between transactions. What readers may rely on:
+//!
+//! - a read from position `p` returns the events after `p` in position order;
+//! - no event will ever be committed at or below a position already returned
+//!   (on PostgreSQL, reads stop below the oldest transaction still running, so
+//!   a slow transaction holds readers back instead of being skipped);
+//! - reading the same range again returns the same events in the same order.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use uuid::Uuid;
+
+use crate::StoreError;
+use crate::db::{Backend, Store};
+
+/// One event as the log holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    /// Place in the global log; increases along the log, not dense.
+    pub position: u64,
+    /// Unique id of this event.
+    pub event_id: Uuid,
+    /// When the store recorded it.
+    pub recorded_at: DateTime<Utc>,
+    /// `Dispute` or `Petition`.
+    pub aggregate_type: String,
+    /// The case id.
+    pub aggregate_id: String,
+    /// 1-based index of the event within its case: the case's version after it.
+    pub sequence: u64,
+    /// The event's name, e.g. `DisputeRegistered`.
+    pub event_type: String,
+    /// The payload's schema version.
+    pub event_version: String,
+    /// The event itself, as JSON.
+    pub payload: Value,
+    /// Metadata stored beside the event.
+    pub metadata: Value,
+}
+
+const COLUMNS: &str = "position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
+                       event_type, event_version, payload, metadata";
+
+/// Rows of transactions older than every transaction still running: those
+/// are settled, nothing new can commit among them.
+const PG_SETTLED: &str = "position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)";
+
+impl Store {
+    /// Up to `limit` events after position `after` (0 reads from the start),
+    /// in log order. Returns fewer, possibly none, at the end of the settled
+    /// log.
+    pub async fn read_log(&self, after: u64, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::from(limit);
+        match self.backend() {
+            Backend::Postgres(pool) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM events WHERE position > $1 AND {PG_SETTLED} \
+                     ORDER BY position LIMIT $2"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(from_pg).collect()
+            }
+            Backend::Sqlite(pool) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(from_sqlite).collect()
+            }
+        }
+    }
+
+    /// The position of the last settled event, 0 for an empty log. A reader
+    /// that has reached it has seen everything committed so far.
+    pub async fn log_head(&self) -> Result<u64, StoreError> {
+        let head: Option<i64> = match self.backend() {
+            Backend::Postgres(pool) => {
+                let sql = format!("SELECT max(position) FROM events WHERE {PG_SETTLED}");
+                sqlx::query_scalar(&sql).fetch_one(pool).await?
+            }
+            Backend::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT max(position) FROM events")
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        Ok(head.map_or(0, to_u64))
+    }
+
+    /// Every event of one case, in its own order.
+    pub async fn case_events(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        match self.backend() {
+            Backend::Postgres(pool) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+                     ORDER BY sequence"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(from_pg).collect()
+            }
+            Backend::Sqlite(pool) => {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM events WHERE aggregate_type = ? AND aggregate_id = ? \
+                     ORDER BY sequence"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(from_sqlite).collect()
+            }
+        }
+    }
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn from_pg(row: &PgRow) -> Result<RecordedEvent, StoreError> {
+    Ok(RecordedEvent {
+        position: to_u64(row.try_get("position")?),
+        event_id: row.try_get("event_id")?,
+        recorded_at: row.try_get("recorded_at")?,
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: to_u64(row.try_get("sequence")?),
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: row.try_get("payload")?,
+        metadata: row.try_get("metadata")?,
+    })
+}
+
+fn from_sqlite(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    let position: Option<i64> = row.try_get("position")?;
+    let event_id: String = row.try_get("event_id")?;
+    let payload: String = row.try_get("payload")?;
+    let metadata: String = row.try_get("metadata")?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("an event's {what} is malformed"));
+    Ok(RecordedEvent {
+        position: position.map_or(0, to_u64),
+        event_id: Uuid::parse_str(&event_id).map_err(|_| corrupt("id"))?,
+        recorded_at: row.try_get("recorded_at")?,
+        aggregate_type: row.try_get("aggregate_type")?,
+        aggregate_id: row.try_get("aggregate_id")?,
+        sequence: to_u64(row.try_get("sequence")?),
+        event_type: row.try_get("event_type")?,
+        event_version: row.try_get("event_version")?,
+        payload: serde_json::from_str(&payload).map_err(|_| corrupt("payload"))?,
+        metadata: serde_json::from_str(&metadata).map_err(|_| corrupt("metadata"))?,
+    })
+}
