@@ -7,6 +7,9 @@
 //! [`services::Clock`]. It knows nothing of databases, protobuf or tokio.
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod macros;
+
 pub mod calendar;
 pub mod dispute;
 pub mod jurisdiction;

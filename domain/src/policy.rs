@@ -69,6 +69,28 @@ impl Stage {
         Self::ReReview,
     ];
 
+    /// A short human name, for messages: "objection window", "review".
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::GridReport => "grid report",
+            Self::VillageHandling => "village handling",
+            Self::TownHandling => "town handling",
+            Self::DistrictHandling => "district handling",
+            Self::Mediation => "mediation",
+            Self::JudicialConfirmationWindow => "judicial confirmation window",
+            Self::JudicialConfirmationRuling => "judicial confirmation ruling",
+            Self::PetitionTriage => "triage",
+            Self::PetitionAcceptanceNotice => "acceptance notice",
+            Self::PetitionObjection => "objection",
+            Self::PetitionOpinion => "handling",
+            Self::PetitionExtension => "extension",
+            Self::ReviewRequest => "review request",
+            Self::Review => "review",
+            Self::ReReviewRequest => "re-review request",
+            Self::ReReview => "re-review",
+        }
+    }
+
     /// The stage that bounds how long `level` holds a case.
     pub fn handling_at(level: Level) -> Self {
         match level {
@@ -77,6 +99,12 @@ impl Stage {
             Level::Town => Self::TownHandling,
             Level::District => Self::DistrictHandling,
         }
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
     }
 }
 

@@ -173,51 +173,6 @@ impl fmt::Display for DivisionCode {
     }
 }
 
-/// Declares a string enum with snake_case wire names, a `parse` that accepts
-/// them, and `as_str`.
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident, $field:literal { $($(#[$vmeta:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
-            /// Parses the snake_case name.
-            pub fn parse(s: &str) -> Result<Self, InvalidValue> {
-                match s.trim().to_ascii_lowercase().as_str() {
-                    $($wire => Ok(Self::$variant),)+
-                    other => Err(InvalidValue::new(
-                        $field,
-                        format!(
-                            "unknown value {other:?}; expected one of: {}",
-                            [$($wire),+].join(", ")
-                        ),
-                    )),
-                }
-            }
-
-            /// The snake_case name used in files and on the wire.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $wire),+
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
 wire_enum!(
     /// The four kinds of mediation (人民调解、行政调解、司法调解、仲裁调解).
     MediationKind, "mediation_kind" {
@@ -306,6 +261,9 @@ wire_enum!(
 /// Declares a bounded, non-empty string newtype.
 macro_rules! text_newtype {
     ($(#[$meta:meta])* $name:ident, $field:literal, $max:expr) => {
+        text_newtype!($(#[$meta])* $name, $field, $max, multiline = false);
+    };
+    ($(#[$meta:meta])* $name:ident, $field:literal, $max:expr, multiline = $multiline:literal) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -328,7 +286,11 @@ macro_rules! text_newtype {
                         format!("longer than {} characters", Self::MAX_CHARS),
                     ));
                 }
-                if s.chars().any(char::is_control) {
+                // Free text may span lines; names and ids may not.
+                if s
+                    .chars()
+                    .any(|c| c.is_control() && !($multiline && matches!(c, '\n' | '\r' | '\t')))
+                {
                     return Err(InvalidValue::new($field, "contains control characters"));
                 }
                 Ok(Self(s.to_owned()))
@@ -375,8 +337,8 @@ text_newtype!(
     Name, "name", 200
 );
 text_newtype!(
-    /// Free text: facts, reasons, summaries, terms.
-    Text, "text", 10_000
+    /// Free text: facts, reasons, summaries, terms. May span lines.
+    Text, "text", 10_000, multiline = true
 );
 
 /// Who did something and for which agency. Every event carries one, because
@@ -491,6 +453,9 @@ mod tests {
         assert!(Name::parse("  ").is_err());
         assert!(Name::parse(&"x".repeat(201)).is_err());
         assert!(Name::parse("a\u{0}b").is_err());
+        assert!(Name::parse("a\nb").is_err());
+        assert!(Text::parse("first line\nsecond line").is_ok());
+        assert!(Text::parse("a\u{7}b").is_err());
         assert_eq!(Name::parse(" 王五 ").unwrap().as_str(), "王五");
         assert!(CaseId::parse("D-2026_001").is_ok());
         assert!(CaseId::parse("D 1").is_err());

@@ -1,1 +1,5 @@
-//! placeholder
+//! Read models derived from the event log. They only read the log; they
+//! never write events.
+#![forbid(unsafe_code)]
+
+pub mod history;

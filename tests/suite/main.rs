@@ -31,4 +31,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod history;
+mod lifecycle;
+mod server;
 mod store_contract;

@@ -8,8 +8,8 @@ use chrono::Utc;
 use mediation_store::{
     Backend, Cases, CommandError, RecordedEvent, SNAPSHOT_EVERY, Store, StoreError,
 };
-use mediation_tests::TestDb;
 use mediation_tests::probe::{Append, Appended, Gate, Probe};
+use mediation_tests::{TestDb, read_all};
 use tokio::sync::{Barrier, oneshot, watch};
 
 on_both_backends!(
@@ -31,38 +31,6 @@ fn append(count: u32, writer: &str) -> Append {
 
 fn probes(db: &TestDb) -> Cases<Probe> {
     Cases::new(&db.store, Gate::default())
-}
-
-/// Reads the log from the start until it holds `expected` events. On
-/// PostgreSQL, a transaction still open anywhere on the server (another
-/// test's, say) holds readers back for a moment, so this waits for the log
-/// to settle rather than reading once.
-async fn read_all(store: &Store, expected: usize) -> Vec<RecordedEvent> {
-    let started = Instant::now();
-    loop {
-        let mut events = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = store.read_log(after, 1000).await.unwrap();
-            let Some(last) = page.last() else { break };
-            after = last.position;
-            events.extend(page);
-        }
-        if events.len() >= expected {
-            assert_eq!(
-                events.len(),
-                expected,
-                "the log holds more events than were written"
-            );
-            return events;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the log settled at {} of {expected} events",
-            events.len()
-        );
-        tokio::task::yield_now().await;
-    }
 }
 
 async fn append_and_load(db: &TestDb) {

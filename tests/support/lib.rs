@@ -7,8 +7,9 @@ pub mod probe;
 
 use std::io::Write;
 use std::sync::Once;
+use std::time::{Duration, Instant};
 
-use mediation_store::Store;
+use mediation_store::{RecordedEvent, Store};
 use sqlx::Connection;
 
 /// Which backend a test runs on.
@@ -114,6 +115,39 @@ pub async fn guard<F: std::future::Future<Output = ()>>(test: F) {
         .is_err()
     {
         panic!("the test did not finish within two minutes: deadlocked or stalled");
+    }
+}
+
+/// Reads the log from the start until it holds `expected` events. On
+/// PostgreSQL, a transaction still open anywhere on the server (another
+/// test's, say) holds readers back for a moment, so this waits for the log
+/// to settle rather than reading once. Fails the test if the log holds more
+/// than `expected` events, or has not settled within a minute.
+pub async fn read_all(store: &Store, expected: usize) -> Vec<RecordedEvent> {
+    let started = Instant::now();
+    loop {
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.read_log(after, 1000).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.position;
+            events.extend(page);
+        }
+        if events.len() >= expected {
+            assert_eq!(
+                events.len(),
+                expected,
+                "the log holds more events than were written"
+            );
+            return events;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the log settled at {} of {expected} events",
+            events.len()
+        );
+        tokio::task::yield_now().await;
     }
 }
 

@@ -8,9 +8,9 @@ use crate::values::{
     Text,
 };
 
-snake_enum!(
+wire_enum!(
     /// The side a party takes in a dispute.
-    PartyRole {
+    PartyRole, "party_role" {
         /// The party who brought the dispute (申请人).
         Applicant = "applicant",
         /// The party the dispute is brought against (被申请人).
@@ -18,9 +18,9 @@ snake_enum!(
     }
 );
 
-snake_enum!(
+wire_enum!(
     /// The form of a mediation agreement (People's Mediation Law Art 29, 30).
-    AgreementForm {
+    AgreementForm, "agreement_form" {
         /// Signed by the parties and sealed by the committee (Art 29); only a
         /// written agreement can be judicially confirmed.
         Written = "written",
@@ -29,9 +29,9 @@ snake_enum!(
     }
 );
 
-snake_enum!(
+wire_enum!(
     /// Why a mediation ended without agreement.
-    TerminationReason {
+    TerminationReason, "termination_reason" {
         /// The parties could not agree; the mediator ends it (Art 26).
         NoAgreement = "no_agreement",
         /// A party asked to stop the mediation (Art 23).
@@ -41,9 +41,9 @@ snake_enum!(
     }
 );
 
-snake_enum!(
+wire_enum!(
     /// Why a dispute moves one level up the ladder.
-    EscalationReason {
+    EscalationReason, "escalation_reason" {
         /// The current level's handling period ran out.
         TimeExpired = "time_expired",
         /// Mediation at the current level failed.
@@ -55,9 +55,9 @@ snake_enum!(
     }
 );
 
-snake_enum!(
+wire_enum!(
     /// How far an agreement was carried out, as found at a follow-up visit.
-    Performance {
+    Performance, "performance" {
         /// Fully carried out.
         Performed = "performed",
         /// Carried out in part.
@@ -67,9 +67,9 @@ snake_enum!(
     }
 );
 
-snake_enum!(
+wire_enum!(
     /// How satisfied the parties said they were at the evaluation.
-    Satisfaction {
+    Satisfaction, "satisfaction" {
         /// Satisfied (满意).
         Satisfied = "satisfied",
         /// Basically satisfied (基本满意).

@@ -90,7 +90,7 @@ pub enum DisputeError {
     ConfirmationPending,
     /// The period for this step has lapsed.
     #[error(
-        "too late: the {stage:?} period ended at {due}; the parties may still take the matter to court"
+        "too late: the {stage} period ended at {due}; the parties may still take the matter to court"
     )]
     WindowClosed {
         /// The stage whose period lapsed.

@@ -11,9 +11,9 @@ use super::command::{
 use crate::policy::Deadline;
 use crate::values::{Actor, DisputeCategory, DivisionCode, LegalChannel, Level, Name, Risk, Text};
 
-snake_enum!(
+wire_enum!(
     /// How the handling of a dispute ended, as counted at closure.
-    Outcome {
+    Outcome, "outcome" {
         /// The parties reached an agreement.
         Agreement = "agreement",
         /// Mediation was refused or ended without agreement.

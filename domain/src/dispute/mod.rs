@@ -15,37 +15,6 @@ use crate::policy::{Deadline, Stage};
 use crate::services::Services;
 use crate::values::{DisputeCategory, DivisionCode, LegalChannel, Level, Name, Risk, Text};
 
-/// Declares a small enum with snake_case wire names, `ALL`, `as_str` and a
-/// `Display` that prints the wire name.
-macro_rules! snake_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
-        pub enum $name {
-            $($(#[$vmeta])* $variant),+
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-
-            /// The snake_case name used on the wire.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $wire),+
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
 mod command;
 mod error;
 mod event;
@@ -59,66 +28,34 @@ pub use command::{
 pub use error::DisputeError;
 pub use event::{DisputeChange, DisputeEvent, Outcome};
 
-/// Where a dispute stands in the case flow.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum DisputeStatus {
-    /// Nothing has happened yet.
-    #[default]
-    New,
-    /// Reported by a grid worker, awaiting registration.
-    Reported,
-    /// Registered at a handling level, awaiting dispatch.
-    Registered,
-    /// Sent to a mediation body, awaiting both parties' consent.
-    Dispatched,
-    /// Both parties consented; mediation is under way.
-    Mediating,
-    /// The parties reached an agreement.
-    Agreed,
-    /// Mediation was refused or ended without agreement.
-    Terminated,
-    /// Referred to a legal channel.
-    Referred,
-    /// The handling was approved on review; ready to close.
-    Reviewed,
-    /// Closed.
-    Closed,
-}
-
-impl DisputeStatus {
-    /// Every status, in the order of the case flow.
-    pub const ALL: &'static [Self] = &[
-        Self::New,
-        Self::Reported,
-        Self::Registered,
-        Self::Dispatched,
-        Self::Mediating,
-        Self::Agreed,
-        Self::Terminated,
-        Self::Referred,
-        Self::Reviewed,
-        Self::Closed,
-    ];
-
-    /// The snake_case name used on the wire and in storage.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::New => "new",
-            Self::Reported => "reported",
-            Self::Registered => "registered",
-            Self::Dispatched => "dispatched",
-            Self::Mediating => "mediating",
-            Self::Agreed => "agreed",
-            Self::Terminated => "terminated",
-            Self::Referred => "referred",
-            Self::Reviewed => "reviewed",
-            Self::Closed => "closed",
-        }
+wire_enum!(
+    /// Where a dispute stands in the case flow. `Display` completes "the
+    /// dispute is ..." for error messages; `as_str` gives the stored name.
+    #[derive(Default)]
+    DisputeStatus, "status", own_display {
+        /// Nothing has happened yet.
+        #[default]
+        New = "new",
+        /// Reported by a grid worker, awaiting registration.
+        Reported = "reported",
+        /// Registered at a handling level, awaiting dispatch.
+        Registered = "registered",
+        /// Sent to a mediation body, awaiting both parties' consent.
+        Dispatched = "dispatched",
+        /// Both parties consented; mediation is under way.
+        Mediating = "mediating",
+        /// The parties reached an agreement.
+        Agreed = "agreed",
+        /// Mediation was refused or ended without agreement.
+        Terminated = "terminated",
+        /// Referred to a legal channel.
+        Referred = "referred",
+        /// The handling was approved on review; ready to close.
+        Reviewed = "reviewed",
+        /// Closed.
+        Closed = "closed",
     }
-}
+);
 
 impl fmt::Display for DisputeStatus {
     /// A phrase that completes "the dispute is ...".
@@ -161,8 +98,11 @@ pub struct JudicialConfirmation {
 }
 
 /// One dispute. Its state is only what the rules need to decide and what a
-/// query shows; the full history lives in its events.
+/// query shows; the full history lives in its events. Missing fields default
+/// when a snapshot is read, so that a snapshot written before a field was
+/// added still loads.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Dispute {
     status: DisputeStatus,
     division: Option<DivisionCode>,

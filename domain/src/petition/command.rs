@@ -19,6 +19,7 @@ pub struct PetitionCommand {
 /// The things that can be done to a petition, in the order of the statutory
 /// flow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PetitionAction {
     /// The petition office registers a petition (Art 17–20). Allowed only
     /// on a new petition.

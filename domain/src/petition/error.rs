@@ -57,7 +57,7 @@ pub enum PetitionError {
         max: u32,
     },
     /// The window for this request has closed.
-    #[error("the {} window closed at {due}; the request can no longer be made", stage_label(.stage))]
+    #[error("the {} window closed at {due}; the request can no longer be made", .stage.label())]
     WindowClosed {
         /// The stage whose window closed.
         stage: Stage,
@@ -67,7 +67,7 @@ pub enum PetitionError {
     /// The petition cannot be finalised while a request window is open.
     #[error(
         "the {} window is open until {due}; the petition can be finalised only after it lapses",
-        stage_label(.stage)
+        .stage.label()
     )]
     WindowStillOpen {
         /// The stage whose window is open.
@@ -101,21 +101,4 @@ pub enum PetitionError {
         /// When it became final.
         finalised_at: DateTime<Utc>,
     },
-}
-
-/// The name of a petition stage's window, for messages.
-fn stage_label(stage: &Stage) -> &'static str {
-    match stage {
-        Stage::PetitionTriage => "triage",
-        Stage::PetitionAcceptanceNotice => "acceptance notice",
-        Stage::PetitionObjection => "objection",
-        Stage::PetitionOpinion => "handling",
-        Stage::PetitionExtension => "extension",
-        Stage::ReviewRequest => "review request",
-        Stage::Review => "review",
-        Stage::ReReviewRequest => "re-review request",
-        Stage::ReReview => "re-review",
-        // Dispute stages never bound a petition window.
-        _ => "deadline",
-    }
 }

@@ -40,54 +40,37 @@ pub const MAX_REPORT_DAYS: u32 = 365;
 /// re-review period (Art 35–36).
 pub const MAX_HEARING_DAYS: u32 = 90;
 
-/// Where a petition stands.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PetitionStatus {
-    /// Nothing has been received yet.
-    #[default]
-    New,
-    /// Received by the petition office and awaiting triage (Art 22).
-    Received,
-    /// Forwarded (转送) or assigned (交办) to a unit, which has not yet
-    /// accepted it or objected (Art 23).
-    Routed,
-    /// Sent to a legal channel (诉访分离); the petition track ends here.
-    Diverted,
-    /// Not accepted at triage; the petition track ends here.
-    NotAccepted,
-    /// Accepted by the receiving unit, which owes a handling opinion (Art 32).
-    Accepted,
-    /// The handling opinion has been issued; review may be requested (Art 35).
-    Answered,
-    /// A review (复查) has been requested and is under way (Art 35).
-    UnderReview,
-    /// The review opinion has been issued; re-review may be requested (Art 36).
-    Reviewed,
-    /// A re-review (复核) has been requested and is under way (Art 36).
-    UnderReReview,
-    /// Final (终结): the same facts are not accepted again (Art 37).
-    Final,
-}
-
-impl PetitionStatus {
-    /// The snake_case name used in files and on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::New => "new",
-            Self::Received => "received",
-            Self::Routed => "routed",
-            Self::Diverted => "diverted",
-            Self::NotAccepted => "not_accepted",
-            Self::Accepted => "accepted",
-            Self::Answered => "answered",
-            Self::UnderReview => "under_review",
-            Self::Reviewed => "reviewed",
-            Self::UnderReReview => "under_re_review",
-            Self::Final => "final",
-        }
+wire_enum!(
+    /// Where a petition stands. `Display` completes "the petition is ..."
+    /// for error messages; `as_str` gives the stored name.
+    #[derive(Default)]
+    PetitionStatus, "status", own_display {
+        /// Nothing has been received yet.
+        #[default]
+        New = "new",
+        /// Received by the petition office and awaiting triage (Art 22).
+        Received = "received",
+        /// Forwarded (转送) or assigned (交办) to a unit, which has not yet
+        /// accepted it or objected (Art 23).
+        Routed = "routed",
+        /// Sent to a legal channel (诉访分离); the petition track ends here.
+        Diverted = "diverted",
+        /// Not accepted at triage; the petition track ends here.
+        NotAccepted = "not_accepted",
+        /// Accepted by the receiving unit, which owes a handling opinion (Art 32).
+        Accepted = "accepted",
+        /// The handling opinion has been issued; review may be requested (Art 35).
+        Answered = "answered",
+        /// A review (复查) has been requested and is under way (Art 35).
+        UnderReview = "under_review",
+        /// The review opinion has been issued; re-review may be requested (Art 36).
+        Reviewed = "reviewed",
+        /// A re-review (复核) has been requested and is under way (Art 36).
+        UnderReReview = "under_re_review",
+        /// Final (终结): the same facts are not accepted again (Art 37).
+        Final = "final",
     }
-}
+);
 
 impl fmt::Display for PetitionStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -117,52 +100,30 @@ pub struct Petitioner {
     pub contact: Option<Name>,
 }
 
-/// What a handling, review or re-review opinion decides (Art 32).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OpinionOutcome {
-    /// The request is well founded and is supported (予以支持).
-    Support,
-    /// The request is reasonable but cannot be met; the unit explains why
-    /// (解释说明).
-    Explain,
-    /// The request is not supported (不予支持).
-    NotSupport,
-}
-
-impl OpinionOutcome {
-    /// The snake_case name used in files and on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Support => "support",
-            Self::Explain => "explain",
-            Self::NotSupport => "not_support",
-        }
+wire_enum!(
+    /// What a handling, review or re-review opinion decides (Art 32).
+    OpinionOutcome, "outcome" {
+        /// The request is well founded and is supported (予以支持).
+        Support = "support",
+        /// The request is reasonable but cannot be met; the unit explains why
+        /// (解释说明).
+        Explain = "explain",
+        /// The request is not supported (不予支持).
+        NotSupport = "not_support",
     }
-}
+);
 
-/// Why a petition became final (Art 36–37).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FinalBasis {
-    /// The re-review opinion was issued (Art 36).
-    ReReviewed,
-    /// The petitioner did not ask for review in time (Art 37).
-    ReviewWindowLapsed,
-    /// The petitioner did not ask for re-review in time (Art 37).
-    ReReviewWindowLapsed,
-}
-
-impl FinalBasis {
-    /// The snake_case name used in files and on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ReReviewed => "re_reviewed",
-            Self::ReviewWindowLapsed => "review_window_lapsed",
-            Self::ReReviewWindowLapsed => "re_review_window_lapsed",
-        }
+wire_enum!(
+    /// Why a petition became final (Art 36–37).
+    FinalBasis, "final_basis" {
+        /// The re-review opinion was issued (Art 36).
+        ReReviewed = "re_reviewed",
+        /// The petitioner did not ask for review in time (Art 37).
+        ReviewWindowLapsed = "review_window_lapsed",
+        /// The petitioner did not ask for re-review in time (Art 37).
+        ReReviewWindowLapsed = "re_review_window_lapsed",
     }
-}
+);
 
 /// A petition (信访事项) from receipt to finality.
 ///
