@@ -70,10 +70,14 @@ impl TestDb {
             announce_skip();
             return None;
         };
-        let name = format!("mediation_test_{}", uuid::Uuid::new_v4().simple());
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let name = format!("{PREFIX}{created}_{}", uuid::Uuid::new_v4().simple());
         let mut admin = sqlx::PgConnection::connect(&admin_url)
             .await
             .unwrap_or_else(|e| panic!("DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
+        drop_stale_databases(&mut admin, created).await;
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
             .await
@@ -149,6 +153,38 @@ pub async fn read_all(store: &Store, expected: usize) -> Vec<RecordedEvent> {
         );
         tokio::task::yield_now().await;
     }
+}
+
+/// Test databases are named `PREFIX<unix seconds>_<uuid>`.
+const PREFIX: &str = "mediation_test_";
+
+/// Drops test databases left behind more than an hour ago by runs that
+/// panicked before their cleanup, once per test process. Younger ones may
+/// belong to a run still going.
+async fn drop_stale_databases(admin: &mut sqlx::PgConnection, now: u64) {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'mediation\\_test\\_%'",
+        )
+        .fetch_all(&mut *admin)
+        .await
+        .unwrap_or_default();
+        for name in names {
+            let created = name
+                .strip_prefix(PREFIX)
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|secs| secs.parse::<u64>().ok());
+            // Names without a timestamp come from older versions of this
+            // suite: stale by definition.
+            if created.is_none_or(|t| t + 3600 < now) {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut *admin)
+                    .await;
+            }
+        }
+    })
+    .await;
 }
 
 /// `url` with its database name replaced by `name`.
