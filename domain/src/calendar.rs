@@ -41,7 +41,8 @@ struct YearSchedule {
 /// Working days by year. A year whose schedule has not been loaded is
 /// *unpublished*: its working days are guessed as Monday to Friday, and every
 /// answer that relied on such a guess says so, so that a deadline computed
-/// from it can be flagged provisional and recomputed once the year is loaded.
+/// from it is flagged provisional and a reader knows to recompute it once
+/// the year is loaded.
 #[derive(Debug, Clone, Default)]
 pub struct BusinessCalendar {
     years: BTreeMap<i32, YearSchedule>,
@@ -63,8 +64,11 @@ impl BusinessCalendar {
     }
 
     /// Loads one year's schedule (`{"year": 2026, "days": [...]}`; `year` may
-    /// be omitted when the dates say it) and returns the year. Loading a year
-    /// twice replaces the earlier schedule.
+    /// be omitted when the dates say it) and returns the year. A schedule may
+    /// list days of the neighbouring years too, as the official notices do
+    /// for a make-up working day that falls on the last weekend of December
+    /// before a New Year or Spring Festival holiday. Loading a year twice
+    /// replaces the earlier schedule.
     pub fn load_year_json(&mut self, text: &str) -> Result<i32, CalendarError> {
         let file: YearFile =
             serde_json::from_str(text).map_err(|e| CalendarError::Syntax(e.to_string()))?;
@@ -79,9 +83,9 @@ impl BusinessCalendar {
         };
         let mut schedule = YearSchedule::default();
         for day in file.days {
-            if day.date.year() != year {
+            if (day.date.year() - year).abs() > 1 {
                 return Err(CalendarError::Invalid(format!(
-                    "{} lies outside the file's year {year}",
+                    "{} lies too far from the file's year {year}",
                     day.date
                 )));
             }
@@ -112,13 +116,22 @@ impl BusinessCalendar {
 
     /// Whether `date` is a working day, and whether the answer is a guess.
     pub fn is_working_day(&self, date: NaiveDate) -> (bool, bool) {
-        let weekday = !matches!(date.weekday(), Weekday::Sat | Weekday::Sun);
-        match self.years.get(&date.year()) {
-            Some(s) if s.off.contains(&date) => (false, false),
-            Some(s) if s.working.contains(&date) => (true, false),
-            Some(_) => (weekday, false),
-            None => (weekday, true),
+        let year = date.year();
+        // The date's own year decides first; a neighbouring year's schedule
+        // may still list it (a make-up day across New Year).
+        for schedule in [year, year - 1, year + 1]
+            .iter()
+            .filter_map(|y| self.years.get(y))
+        {
+            if schedule.off.contains(&date) {
+                return (false, false);
+            }
+            if schedule.working.contains(&date) {
+                return (true, false);
+            }
         }
+        let weekday = !matches!(date.weekday(), Weekday::Sat | Weekday::Sun);
+        (weekday, !self.is_published(year))
     }
 
     /// The `n`-th working day after `start` (`start` itself is not counted,
@@ -231,13 +244,32 @@ mod tests {
     }
 
     #[test]
+    fn a_schedule_may_list_a_make_up_day_of_the_previous_year() {
+        // The 2012 notice made Saturday 31 December 2011 a working day.
+        let mut calendar = BusinessCalendar::new();
+        let year = calendar
+            .load_year_json(
+                r#"{"year": 2012, "days": [
+                    {"name": "元旦", "date": "2011-12-31", "isOffDay": false},
+                    {"name": "元旦", "date": "2012-01-02", "isOffDay": true}]}"#,
+            )
+            .unwrap();
+        assert_eq!(year, 2012);
+        assert_eq!(calendar.is_working_day(d("2011-12-31")), (true, false));
+        assert_eq!(calendar.is_working_day(d("2012-01-02")), (false, false));
+        // Other days of 2011 are still guesses: 2011 itself is not loaded.
+        assert_eq!(calendar.is_working_day(d("2011-12-30")), (true, true));
+        assert!(!calendar.is_published(2011));
+    }
+
+    #[test]
     fn refuses_malformed_files() {
         let mut calendar = BusinessCalendar::new();
         assert!(calendar.load_year_json("{").is_err());
         assert!(
             calendar
                 .load_year_json(
-                    r#"{"year": 2025, "days": [{"name": "x", "date": "2026-01-01", "isOffDay": true}]}"#
+                    r#"{"year": 2025, "days": [{"name": "x", "date": "2027-01-01", "isOffDay": true}]}"#
                 )
                 .is_err()
         );

@@ -29,3 +29,14 @@ pub const STATUTORY_HOLIDAYS: &[(i32, &str)] = &[
 
 /// The example jurisdiction shipped in `config/jurisdiction.example.toml`.
 pub const EXAMPLE_JURISDICTION: &str = include_str!("../../config/jurisdiction.example.toml");
+
+/// An aggregate whose state the store may keep as a snapshot.
+///
+/// A snapshot is the aggregate's state serialised after some event. If
+/// `apply` or the state's fields change meaning, old snapshots would load
+/// into a wrong state, so they carry this revision and the store ignores
+/// snapshots of any other. Bump it with every such change.
+pub trait SnapshotRevision {
+    /// The current revision of the aggregate's state.
+    const SNAPSHOT_REVISION: u32;
+}

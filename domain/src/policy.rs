@@ -46,10 +46,35 @@ pub enum Stage {
     ReReviewRequest,
     /// From a re-review request to the re-review opinion.
     ReReview,
+    /// The deadline an assigning office sets for the unit's report (交办),
+    /// given in the command, not by policy.
+    AssignedReport,
 }
 
 impl Stage {
-    /// Every stage; the statutory file must name each one.
+    /// The stages whose length a policy sets; a complete policy file must
+    /// name each one.
+    pub const POLICY: &'static [Self] = &[
+        Self::GridReport,
+        Self::VillageHandling,
+        Self::TownHandling,
+        Self::DistrictHandling,
+        Self::Mediation,
+        Self::JudicialConfirmationWindow,
+        Self::JudicialConfirmationRuling,
+        Self::PetitionTriage,
+        Self::PetitionAcceptanceNotice,
+        Self::PetitionObjection,
+        Self::PetitionOpinion,
+        Self::PetitionExtension,
+        Self::ReviewRequest,
+        Self::Review,
+        Self::ReReviewRequest,
+        Self::ReReview,
+    ];
+
+    /// Every stage: the [`Self::POLICY`] stages and
+    /// [`Self::AssignedReport`], whose length each assignment gives.
     pub const ALL: &'static [Self] = &[
         Self::GridReport,
         Self::VillageHandling,
@@ -67,6 +92,7 @@ impl Stage {
         Self::Review,
         Self::ReReviewRequest,
         Self::ReReview,
+        Self::AssignedReport,
     ];
 
     /// A short human name, for messages: "objection window", "review".
@@ -88,6 +114,7 @@ impl Stage {
             Self::Review => "review",
             Self::ReReviewRequest => "re-review request",
             Self::ReReview => "re-review",
+            Self::AssignedReport => "assigned report",
         }
     }
 
@@ -140,7 +167,8 @@ pub struct Deadline {
     /// The last day of the period, local date.
     pub last_day: NaiveDate,
     /// True when the count ran into a year whose holiday schedule was not
-    /// loaded; such deadlines are recomputed when the schedule arrives.
+    /// loaded; whoever relies on such a deadline should recompute it once the
+    /// schedule is loaded.
     pub provisional: bool,
 }
 
@@ -181,7 +209,8 @@ impl DeadlinePolicy {
         Self::from_toml(crate::STATUTORY_POLICY).expect("the shipped statutory policy is valid")
     }
 
-    /// Parses a complete policy: every stage must be named.
+    /// Parses a complete policy: every stage in [`Stage::POLICY`] must be
+    /// named.
     pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
         let file = parse(text)?;
         let timezone = parse_offset(file.timezone.as_deref().unwrap_or("+08:00"))?;
@@ -190,7 +219,7 @@ impl DeadlinePolicy {
             roll_off_days: file.roll_off_days.unwrap_or(true),
             rules: file.stages,
         };
-        if let Some(missing) = Stage::ALL.iter().find(|s| !policy.rules.contains_key(s)) {
+        if let Some(missing) = Stage::POLICY.iter().find(|s| !policy.rules.contains_key(s)) {
             return Err(PolicyError::Invalid(format!(
                 "stage {} has no rule",
                 serde_json::to_string(missing).unwrap_or_default()
@@ -214,13 +243,12 @@ impl DeadlinePolicy {
         Ok(policy)
     }
 
-    /// The rule for `stage`.
-    pub fn rule(&self, stage: Stage) -> StageRule {
-        // `from_toml` guarantees a rule for every stage.
-        self.rules.get(&stage).copied().unwrap_or(StageRule {
-            days: 0,
-            counting: Counting::Calendar,
-        })
+    /// The rule for `stage`: always `Some` for the [`Stage::POLICY`] stages,
+    /// which `from_toml` requires, and `None` for
+    /// [`Stage::AssignedReport`], which has no policy rule because the
+    /// assigning office gives its length in the command.
+    pub fn rule(&self, stage: Stage) -> Option<StageRule> {
+        self.rules.get(&stage).copied()
     }
 
     /// The time zone deadlines are counted in.
@@ -228,14 +256,21 @@ impl DeadlinePolicy {
         self.timezone
     }
 
-    /// The deadline of `stage` for a period opened at `opened`.
+    /// The deadline of `stage` for a period opened at `opened`. A stage
+    /// without a policy rule ([`Stage::AssignedReport`]) has its length given
+    /// elsewhere and belongs with [`Self::deadline_for`]; asked here, it gets
+    /// a period of no days, ending with the day it opened, rather than a panic.
     pub fn deadline(
         &self,
         stage: Stage,
         opened: DateTime<Utc>,
         calendar: &BusinessCalendar,
     ) -> Deadline {
-        self.deadline_for(stage, self.rule(stage), opened, calendar)
+        let rule = self.rule(stage).unwrap_or(StageRule {
+            days: 0,
+            counting: Counting::Calendar,
+        });
+        self.deadline_for(stage, rule, opened, calendar)
     }
 
     /// The deadline of a period of `rule`'s length opened at `opened`,
@@ -286,6 +321,13 @@ impl DeadlinePolicy {
 fn parse(text: &str) -> Result<File, PolicyError> {
     let file: File = toml::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
     for (stage, rule) in &file.stages {
+        // A stage outside the policy takes its length from each command;
+        // a rule for it would never be used, so it is a mistake in the file.
+        if !Stage::POLICY.contains(stage) {
+            return Err(PolicyError::Invalid(format!(
+                "stage {stage:?} is not set by policy: the {stage} deadline is given in each command"
+            )));
+        }
         if rule.days == 0 || rule.days > 3650 {
             return Err(PolicyError::Invalid(format!(
                 "stage {stage:?}: days must be between 1 and 3650, not {}",
@@ -322,18 +364,19 @@ mod tests {
         let policy = DeadlinePolicy::statutory();
         assert_eq!(
             policy.rule(Stage::PetitionOpinion),
-            StageRule {
+            Some(StageRule {
                 days: 60,
                 counting: Counting::Calendar
-            }
+            })
         );
         assert_eq!(
             policy.rule(Stage::PetitionObjection),
-            StageRule {
+            Some(StageRule {
                 days: 5,
                 counting: Counting::Working
-            }
+            })
         );
+        assert!(Stage::POLICY.iter().all(|s| policy.rule(*s).is_some()));
         assert_eq!(policy.timezone(), FixedOffset::east_opt(8 * 3600).unwrap());
     }
 
@@ -392,12 +435,15 @@ mod tests {
             .unwrap();
         assert_eq!(
             zhejiang.rule(Stage::PetitionTriage),
-            StageRule {
+            Some(StageRule {
                 days: 5,
                 counting: Counting::Working
-            }
+            })
         );
-        assert_eq!(zhejiang.rule(Stage::PetitionOpinion).days, 60);
+        assert_eq!(
+            zhejiang.rule(Stage::PetitionOpinion).map(|r| r.days),
+            Some(60)
+        );
     }
 
     #[test]
@@ -413,5 +459,25 @@ mod tests {
                 .is_err()
         );
         assert!(base.with_overrides("timezone = \"Mars\"").is_err());
+    }
+
+    #[test]
+    fn the_assigned_report_stage_has_no_policy_rule() {
+        // The shipped file does not name it, yet it is complete.
+        let policy = DeadlinePolicy::statutory();
+        assert!(!Stage::POLICY.contains(&Stage::AssignedReport));
+        assert!(Stage::ALL.contains(&Stage::AssignedReport));
+        assert_eq!(Stage::ALL.len(), Stage::POLICY.len() + 1);
+        assert_eq!(policy.rule(Stage::AssignedReport), None);
+        assert_eq!(Stage::AssignedReport.label(), "assigned report");
+        assert_eq!(
+            serde_json::to_string(&Stage::AssignedReport).unwrap(),
+            "\"assigned_report\""
+        );
+        // A file that sets it is refused: the length comes from the command.
+        assert!(matches!(
+            policy.with_overrides("[stages.assigned_report]\ndays = 20\ncounting = \"calendar\""),
+            Err(PolicyError::Invalid(_))
+        ));
     }
 }

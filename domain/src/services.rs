@@ -83,13 +83,16 @@ impl Services {
     /// The shipped defaults (statutory policy, the holiday years shipped,
     /// the example jurisdiction) on the given clock.
     pub fn shipped_defaults(clock: Arc<dyn Clock>) -> Self {
+        // The shipped files are compiled in and checked by this crate's
+        // tests, so a failure here is a defect of the build, not of input.
         let mut calendar = BusinessCalendar::new();
-        for (_, text) in crate::STATUTORY_HOLIDAYS {
-            // The shipped files are checked by tests; a failure here would
-            // only drop a year, which the calendar then treats as unpublished.
-            let _ = calendar.load_year_json(text);
+        for (year, text) in crate::STATUTORY_HOLIDAYS {
+            if let Err(e) = calendar.load_year_json(text) {
+                panic!("the shipped holiday file for {year} is invalid: {e}");
+            }
         }
-        let jurisdiction = Jurisdiction::from_toml(crate::EXAMPLE_JURISDICTION).unwrap_or_default();
+        let jurisdiction = Jurisdiction::from_toml(crate::EXAMPLE_JURISDICTION)
+            .unwrap_or_else(|e| panic!("the shipped example jurisdiction is invalid: {e}"));
         Self::new(clock, DeadlinePolicy::statutory(), calendar, jurisdiction)
     }
 

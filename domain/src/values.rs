@@ -98,8 +98,11 @@ impl fmt::Display for Level {
 pub struct DivisionCode(String);
 
 impl DivisionCode {
-    /// Accepts exactly twelve ASCII digits that denote a county, town or
-    /// village (codes of provinces and prefectures are not handling divisions).
+    /// Accepts exactly twelve ASCII digits below province level. A code
+    /// whose last six digits are zero denotes a county-level division (or a
+    /// prefecture-level city without counties, such as 东莞, whose towns sit
+    /// directly under it); one whose last three are zero, a town; any other,
+    /// a village.
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let s = s.trim();
         if s.len() != 12 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -108,10 +111,10 @@ impl DivisionCode {
                 format!("{s:?} is not a 12-digit division code"),
             ));
         }
-        if &s[4..6] == "00" {
+        if &s[..2] == "00" || &s[2..] == "0000000000" {
             return Err(InvalidValue::new(
                 "division_code",
-                format!("{s} names a province or prefecture, not a district, town or village"),
+                format!("{s} names a province, not a district, town or village"),
             ));
         }
         Ok(Self(s.to_owned()))
@@ -442,10 +445,21 @@ mod tests {
     }
 
     #[test]
+    fn towns_directly_under_a_prefecture_city_are_accepted() {
+        // Dongguan has no counties: its towns sit under the city itself.
+        let town = DivisionCode::parse("441900003000").unwrap();
+        assert_eq!(town.level(), Level::Town);
+        let city = town.parent().unwrap();
+        assert_eq!(city.as_str(), "441900000000");
+        assert_eq!(city.level(), Level::District);
+    }
+
+    #[test]
     fn division_codes_reject_malformed_input() {
         assert!(DivisionCode::parse("99010100120").is_err());
         assert!(DivisionCode::parse("99010100120x").is_err());
-        assert!(DivisionCode::parse("990100000000").is_err());
+        assert!(DivisionCode::parse("990000000000").is_err());
+        assert!(DivisionCode::parse("000101000000").is_err());
     }
 
     #[test]

@@ -173,7 +173,9 @@ pub enum DisputeAction {
         /// Whether the parties were told their legal routes (Art 26).
         legal_routes_explained: bool,
     },
-    /// The case moves to the division directly above.
+    /// The case moves to the division directly above. From an agreement
+    /// (one the review returned or the court did not confirm) this sets
+    /// the agreement aside so the higher level can mediate afresh.
     Escalate {
         /// Why it moves.
         reason: EscalationReason,
@@ -188,7 +190,9 @@ pub enum DisputeAction {
         /// The division receiving it; must lie inside the current one.
         division: DivisionCode,
     },
-    /// The case leaves mediation for a legal channel (诉访分离).
+    /// The case leaves mediation for a legal channel (诉访分离). From an
+    /// agreement this sets the agreement aside (Art 33: if the court does
+    /// not confirm it, the parties may go to court).
     ReferToLegalChannel {
         /// Where it goes.
         channel: LegalChannel,
@@ -207,7 +211,9 @@ pub enum DisputeAction {
         /// The court's reasons or other remarks.
         note: Option<Text>,
     },
-    /// A follow-up visit found how far the agreement was carried out.
+    /// A follow-up visit found how far the agreement was carried out. Allowed
+    /// while agreed, reviewed or closed, but only when the case ended in an
+    /// agreement; it never changes the status.
     RecordFollowUp {
         /// What was found.
         performance: Performance,
@@ -273,14 +279,27 @@ impl DisputeAction {
             Self::RecordConsent { .. } => &[S::Dispatched],
             Self::HoldSession { .. } | Self::ReachAgreement { .. } => &[S::Mediating],
             Self::TerminateMediation { .. } => &[S::Dispatched, S::Mediating],
-            Self::Escalate { .. } | Self::TakeOver { .. } => {
-                &[S::Registered, S::Dispatched, S::Mediating, S::Terminated]
-            }
+            // An agreement the review returned, or the court would not
+            // confirm, may still go up or to a legal channel (People's
+            // Mediation Law Art 33); a take-over is for cases still open.
+            Self::Escalate { .. } => &[
+                S::Registered,
+                S::Dispatched,
+                S::Mediating,
+                S::Agreed,
+                S::Terminated,
+            ],
+            Self::TakeOver { .. } => &[S::Registered, S::Dispatched, S::Mediating, S::Terminated],
             Self::SendDown { .. } => &[S::Registered, S::Dispatched],
-            Self::ReferToLegalChannel { .. } => &[S::Registered, S::Dispatched, S::Terminated],
-            Self::RequestJudicialConfirmation { .. }
-            | Self::RuleJudicialConfirmation { .. }
-            | Self::RecordFollowUp { .. } => &[S::Agreed],
+            Self::ReferToLegalChannel { .. } => {
+                &[S::Registered, S::Dispatched, S::Agreed, S::Terminated]
+            }
+            Self::RequestJudicialConfirmation { .. } | Self::RuleJudicialConfirmation { .. } => {
+                &[S::Agreed]
+            }
+            // Follow-up visits continue after review and closure; the
+            // dispute also requires that the case ended in an agreement.
+            Self::RecordFollowUp { .. } => &[S::Agreed, S::Reviewed, S::Closed],
             Self::Review { .. } => &[S::Agreed, S::Terminated, S::Referred],
             Self::Close {} => &[S::Reviewed],
             Self::Evaluate { .. } | Self::Reopen { .. } => &[S::Closed],

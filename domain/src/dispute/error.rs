@@ -83,9 +83,10 @@ pub enum DisputeError {
     /// There is no application awaiting a ruling.
     #[error("no judicial confirmation is awaiting a ruling: request confirmation first")]
     NoConfirmationPending,
-    /// A ruling is still awaited, so the case cannot be reviewed yet.
+    /// A ruling is still awaited, so the case cannot be reviewed, escalated
+    /// or referred yet.
     #[error(
-        "judicial confirmation is awaiting the court's ruling: record the ruling before the review"
+        "judicial confirmation is awaiting the court's ruling: record the ruling before reviewing, escalating or referring the dispute"
     )]
     ConfirmationPending,
     /// The period for this step has lapsed.

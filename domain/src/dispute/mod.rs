@@ -370,6 +370,10 @@ impl Dispute {
                 legal_routes_explained,
             },
             A::Escalate { reason } => {
+                // The court has the agreement; wait for its ruling.
+                if self.confirmation_pending() {
+                    return Err(DisputeError::ConfirmationPending);
+                }
                 let from = self.current_division(name)?;
                 let Some(current) = tree.get(from) else {
                     return Err(DisputeError::UnknownDivision {
@@ -421,7 +425,12 @@ impl Dispute {
                     handling_due: services.deadline(Stage::handling_at(target.level), now),
                 }
             }
-            A::ReferToLegalChannel { channel, note } => C::DisputeReferred { channel, note },
+            A::ReferToLegalChannel { channel, note } => {
+                if self.confirmation_pending() {
+                    return Err(DisputeError::ConfirmationPending);
+                }
+                C::DisputeReferred { channel, note }
+            }
             A::RequestJudicialConfirmation { court } => {
                 let window = match &self.agreement {
                     Some(a) if a.form == AgreementForm::Oral => {
@@ -454,6 +463,11 @@ impl Dispute {
                 C::JudicialConfirmationRuled { confirmed, note }
             }
             A::RecordFollowUp { performance, note } => {
+                // Reviewed and closed cases include terminations and
+                // referrals, which have nothing to follow up.
+                if self.agreement.is_none() {
+                    return Err(self.not_allowed(name));
+                }
                 C::PerformanceFollowedUp { performance, note }
             }
             A::Review { approved, note } => {
@@ -502,14 +516,24 @@ impl Dispute {
     }
 
     /// The case changes hands and waits to be dispatched again; whatever
-    /// the previous holder's mediation achieved no longer applies.
+    /// the previous holder's mediation achieved no longer applies, an
+    /// agreement included (one the review returned or the court refused),
+    /// so a later closure reports the outcome of the new round.
     fn move_to(&mut self, division: DivisionCode, level: Level, handling_due: Deadline) {
         self.status = DisputeStatus::Registered;
         self.division = Some(division);
         self.level = Some(level);
         self.handling_due = Some(handling_due);
         self.clear_mediation();
+        self.clear_agreement();
         self.outcome = None;
+    }
+
+    /// Sets an agreement aside with its court application and follow-ups.
+    fn clear_agreement(&mut self) {
+        self.agreement = None;
+        self.confirmation = None;
+        self.performance = None;
     }
 
     fn clear_mediation(&mut self) {
@@ -529,6 +553,12 @@ fn known(services: &Services, division: &DivisionCode) -> Result<(), DisputeErro
             division: division.clone(),
         }),
     }
+}
+
+// Bump when `apply` or the fields of `Dispute` change meaning: stored
+// snapshots of another revision are then ignored and cases replayed.
+impl crate::SnapshotRevision for Dispute {
+    const SNAPSHOT_REVISION: u32 = 1;
 }
 
 impl Aggregate for Dispute {
@@ -645,6 +675,8 @@ impl Aggregate for Dispute {
                 ..
             } => self.move_to(to_division, to_level, handling_due),
             C::DisputeReferred { channel, .. } => {
+                // Referred from an agreement, the agreement no longer holds.
+                self.clear_agreement();
                 self.status = DisputeStatus::Referred;
                 self.legal_channel = Some(channel);
                 self.outcome = Some(Outcome::Referred);
@@ -677,9 +709,6 @@ impl Aggregate for Dispute {
                 ..
             } => {
                 self.move_to(division, level, handling_due);
-                self.agreement = None;
-                self.confirmation = None;
-                self.performance = None;
                 self.legal_channel = None;
                 self.satisfaction = None;
             }

@@ -283,6 +283,34 @@ fn escalated(from: &str, to: &str) -> DisputeEvent {
     })
 }
 
+/// A written agreement the court refused to confirm (Art 33).
+fn confirmation_refused() -> Vec<DisputeEvent> {
+    let mut events = agreed(AgreementForm::Written);
+    events.push(confirmation_requested());
+    events.push(ev(DisputeChange::JudicialConfirmationRuled {
+        confirmed: false,
+        note: Some(text("协议内容违反法律规定")),
+    }));
+    events
+}
+
+/// Dispatch at the new level, both consents, and mediation under way.
+fn mediation_restarted() -> Vec<DisputeEvent> {
+    vec![
+        dispatched_event(),
+        consented(PartyRole::Applicant),
+        consented(PartyRole::Respondent),
+        ev(DisputeChange::MediationStarted {}),
+    ]
+}
+
+fn referred_change() -> DisputeChange {
+    DisputeChange::DisputeReferred {
+        channel: LegalChannel::Litigation,
+        note: text("告知当事人向人民法院起诉"),
+    }
+}
+
 fn evaluated() -> DisputeEvent {
     ev(DisputeChange::DisputeEvaluated {
         satisfaction: Satisfaction::Satisfied,
@@ -670,10 +698,47 @@ fn escalation_from_a_division_outside_the_tree_is_refused() {
 }
 
 #[test]
-fn an_agreed_dispute_cannot_escalate() {
+fn an_agreement_the_court_refused_to_confirm_can_escalate() {
+    run(confirmation_refused(), escalate_action())
+        .then_expect_events(vec![escalated(VILLAGE, TOWN)]);
+}
+
+#[test]
+fn an_agreement_returned_by_review_can_escalate() {
+    let mut given = agreed(AgreementForm::Oral);
+    given.push(review_event(false));
+    run(given, escalate_action()).then_expect_events(vec![escalated(VILLAGE, TOWN)]);
+}
+
+#[test]
+fn escalation_waits_for_a_pending_court_ruling() {
+    let mut given = agreed(AgreementForm::Written);
+    given.push(confirmation_requested());
+    run(given, escalate_action()).then_expect_error(DisputeError::ConfirmationPending);
+}
+
+#[test]
+fn escalating_an_agreement_sets_it_aside() {
+    let mut given = confirmation_refused();
+    given.push(ev(DisputeChange::PerformanceFollowedUp {
+        performance: Performance::NotPerformed,
+        note: text("协议未履行"),
+    }));
+    given.push(escalated(VILLAGE, TOWN));
+    let dispute = state(given);
+    assert_eq!(dispute.status(), DisputeStatus::Registered);
+    assert_eq!(dispute.level(), Some(Level::Town));
+    assert_eq!(dispute.agreement(), None);
+    assert_eq!(dispute.judicial_confirmation(), None);
+    assert_eq!(dispute.performance(), None);
+    assert_eq!(dispute.outcome(), None);
+    assert_eq!(dispute.body(), None);
+}
+
+#[test]
+fn a_closed_dispute_cannot_escalate() {
     let action = escalate_action();
-    run(agreed(AgreementForm::Oral), action.clone())
-        .then_expect_error(not_allowed(&action, DisputeStatus::Agreed));
+    run(closed(), action.clone()).then_expect_error(not_allowed(&action, DisputeStatus::Closed));
 }
 
 // ---- take-over -------------------------------------------------------------
@@ -719,6 +784,16 @@ fn a_division_cannot_take_over_its_own_case() {
     .then_expect_error(DisputeError::NotAbove {
         division: code(TOWN),
     });
+}
+
+#[test]
+fn an_agreed_dispute_cannot_be_taken_over() {
+    // Escalation, not a take-over, moves a failed agreement up.
+    let action = DisputeAction::TakeOver {
+        division: code(DISTRICT),
+    };
+    run(confirmation_refused(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Agreed));
 }
 
 #[test]
@@ -781,19 +856,38 @@ fn refer_action() -> DisputeAction {
 
 #[test]
 fn a_terminated_dispute_can_be_referred_to_court() {
-    run(terminated(), refer_action()).then_expect_events(vec![ev(
-        DisputeChange::DisputeReferred {
-            channel: LegalChannel::Litigation,
-            note: text("告知当事人向人民法院起诉"),
-        },
-    )]);
+    run(terminated(), refer_action()).then_expect_events(vec![ev(referred_change())]);
 }
 
 #[test]
-fn an_agreed_dispute_cannot_be_referred() {
+fn an_agreement_the_court_refused_to_confirm_can_be_referred_to_court() {
+    // Art 33: without confirmation the parties may sue.
+    run(confirmation_refused(), refer_action()).then_expect_events(vec![ev(referred_change())]);
+}
+
+#[test]
+fn referral_waits_for_a_pending_court_ruling() {
+    let mut given = agreed(AgreementForm::Written);
+    given.push(confirmation_requested());
+    run(given, refer_action()).then_expect_error(DisputeError::ConfirmationPending);
+}
+
+#[test]
+fn referring_an_agreement_sets_it_aside() {
+    let mut given = confirmation_refused();
+    given.push(ev(referred_change()));
+    let dispute = state(given);
+    assert_eq!(dispute.status(), DisputeStatus::Referred);
+    assert_eq!(dispute.agreement(), None);
+    assert_eq!(dispute.judicial_confirmation(), None);
+    assert_eq!(dispute.outcome(), Some(Outcome::Referred));
+}
+
+#[test]
+fn a_dispute_in_mediation_cannot_be_referred() {
     let action = refer_action();
-    run(agreed(AgreementForm::Written), action.clone())
-        .then_expect_error(not_allowed(&action, DisputeStatus::Agreed));
+    run(mediating(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Mediating));
 }
 
 // ---- judicial confirmation -------------------------------------------------
@@ -920,11 +1014,71 @@ fn a_follow_up_records_performance() {
     )]);
 }
 
+fn followed_up() -> DisputeEvent {
+    ev(DisputeChange::PerformanceFollowedUp {
+        performance: Performance::PartlyPerformed,
+        note: text("已改道,费用尚未结清"),
+    })
+}
+
+#[test]
+fn a_reviewed_agreement_can_be_followed_up() {
+    run(reviewed(), follow_up_action()).then_expect_events(vec![followed_up()]);
+}
+
+#[test]
+fn a_closed_agreement_can_be_followed_up_and_stays_closed() {
+    run(closed(), follow_up_action()).then_expect_events(vec![followed_up()]);
+    let mut events = closed();
+    events.push(followed_up());
+    let dispute = state(events);
+    assert_eq!(dispute.status(), DisputeStatus::Closed);
+    assert_eq!(dispute.performance(), Some(Performance::PartlyPerformed));
+}
+
 #[test]
 fn a_follow_up_needs_an_agreement() {
     let action = follow_up_action();
     run(terminated(), action.clone())
         .then_expect_error(not_allowed(&action, DisputeStatus::Terminated));
+}
+
+#[test]
+fn a_reviewed_case_without_an_agreement_cannot_be_followed_up() {
+    let mut given = terminated();
+    given.push(review_event(true));
+    let action = follow_up_action();
+    run(given, action.clone()).then_expect_error(not_allowed(&action, DisputeStatus::Reviewed));
+}
+
+#[test]
+fn a_closed_case_without_an_agreement_cannot_be_followed_up() {
+    let mut given = terminated();
+    given.push(review_event(true));
+    given.push(ev(DisputeChange::DisputeClosed {
+        outcome: Outcome::Terminated,
+        intake_level: Level::Village,
+        resolved_level: Level::Village,
+        resolved_division: code(VILLAGE),
+        resolved_at_or_below_intake: true,
+    }));
+    let action = follow_up_action();
+    run(given, action.clone()).then_expect_error(not_allowed(&action, DisputeStatus::Closed));
+}
+
+#[test]
+fn an_agreement_set_aside_by_escalation_is_not_followed_up() {
+    let mut given = confirmation_refused();
+    given.push(escalated(VILLAGE, TOWN));
+    given.extend(mediation_restarted());
+    given.push(ev(DisputeChange::MediationTerminated {
+        reason: TerminationReason::NoAgreement,
+        note: text("双方分歧过大"),
+        legal_routes_explained: true,
+    }));
+    given.push(review_event(true));
+    let action = follow_up_action();
+    run(given, action.clone()).then_expect_error(not_allowed(&action, DisputeStatus::Reviewed));
 }
 
 // ---- review ----------------------------------------------------------------
@@ -1037,6 +1191,46 @@ fn closing_after_a_termination_records_the_termination() {
     run(given, DisputeAction::Close {}).then_expect_events(vec![ev(
         DisputeChange::DisputeClosed {
             outcome: Outcome::Terminated,
+            intake_level: Level::Village,
+            resolved_level: Level::Village,
+            resolved_division: code(VILLAGE),
+            resolved_at_or_below_intake: true,
+        },
+    )]);
+}
+
+#[test]
+fn closing_after_an_escalated_agreement_reports_the_new_round() {
+    // The refused agreement must not count as this case's outcome.
+    let mut given = confirmation_refused();
+    given.push(escalated(VILLAGE, TOWN));
+    given.extend(mediation_restarted());
+    given.push(ev(DisputeChange::MediationTerminated {
+        reason: TerminationReason::NoAgreement,
+        note: text("双方分歧过大"),
+        legal_routes_explained: true,
+    }));
+    given.push(review_event(true));
+    run(given, DisputeAction::Close {}).then_expect_events(vec![ev(
+        DisputeChange::DisputeClosed {
+            outcome: Outcome::Terminated,
+            intake_level: Level::Village,
+            resolved_level: Level::Town,
+            resolved_division: code(TOWN),
+            resolved_at_or_below_intake: false,
+        },
+    )]);
+}
+
+#[test]
+fn closing_after_an_agreement_was_referred_records_the_referral() {
+    let mut given = agreed(AgreementForm::Oral);
+    given.push(review_event(false));
+    given.push(ev(referred_change()));
+    given.push(review_event(true));
+    run(given, DisputeAction::Close {}).then_expect_events(vec![ev(
+        DisputeChange::DisputeClosed {
+            outcome: Outcome::Referred,
             intake_level: Level::Village,
             resolved_level: Level::Village,
             resolved_division: code(VILLAGE),

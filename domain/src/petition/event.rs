@@ -75,7 +75,9 @@ pub enum PetitionChange {
         notice_due: Deadline,
         /// Until when the unit may object to a misrouted item (Art 23).
         objection_due: Deadline,
-        /// When the unit must report back.
+        /// When the unit must report back, as the assigning office set it
+        /// (stage `assigned_report`; events stored before that stage existed
+        /// carry `petition_opinion` here).
         report_due: Deadline,
         /// Whether triage was late.
         late: bool,

@@ -405,8 +405,10 @@ impl Petition {
                     to_unit,
                     notice_due: services.deadline(Stage::PetitionAcceptanceNotice, now),
                     objection_due: services.deadline(Stage::PetitionObjection, now),
+                    // Its own stage, so that readers keyed by stage never
+                    // take it for the statutory opinion deadline.
                     report_due: services.deadline_for(
-                        Stage::PetitionOpinion,
+                        Stage::AssignedReport,
                         calendar_days(report_within_days),
                         now,
                     ),
@@ -460,7 +462,12 @@ impl Petition {
                 if self.extended {
                     return Err(PetitionError::AlreadyExtended);
                 }
-                let max = services.policy().rule(Stage::PetitionExtension).days;
+                // A complete policy always has this rule; were it missing,
+                // no extension could be approved.
+                let max = services
+                    .policy()
+                    .rule(Stage::PetitionExtension)
+                    .map_or(0, |rule| rule.days);
                 if days == 0 || days > max {
                     return Err(PetitionError::ExtensionTooLong { days, max });
                 }
@@ -670,6 +677,12 @@ fn extend(services: &Services, current: Deadline, days: u32) -> Deadline {
         .checked_sub_signed(TimeDelta::seconds(1))
         .unwrap_or(current.due);
     services.deadline_for(current.stage, calendar_days(days), last_moment)
+}
+
+// Bump when `apply` or the fields of `Petition` change meaning: stored
+// snapshots of another revision are then ignored and cases replayed.
+impl crate::SnapshotRevision for Petition {
+    const SNAPSHOT_REVISION: u32 = 1;
 }
 
 impl Aggregate for Petition {

@@ -406,16 +406,25 @@ fn the_objection_window_counts_working_days_across_the_spring_festival() {
 
 #[test]
 fn assigning_sets_a_report_deadline_of_the_given_days() {
-    let services = services_at(T0);
-    let report_due = services.deadline_for(
-        Stage::PetitionOpinion,
-        StageRule {
-            days: 20,
-            counting: Counting::Calendar,
-        },
-        at(T0),
+    // 20 calendar days from Monday 2 March 2026; tagged as the assigned
+    // report, not as the statutory opinion period.
+    let report_due = Deadline {
+        stage: Stage::AssignedReport,
+        due: at("2026-03-23T16:00:00Z"),
+        last_day: day("2026-03-23"),
+        provisional: false,
+    };
+    assert_eq!(
+        services_at(T0).deadline_for(
+            Stage::AssignedReport,
+            StageRule {
+                days: 20,
+                counting: Counting::Calendar,
+            },
+            at(T0),
+        ),
+        report_due
     );
-    assert_eq!(report_due.last_day, day("2026-03-23"));
     framework(T0)
         .given(received())
         .when(cmd(A::Assign {
