@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventRepository, PersistedEventStore};
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use mediation_domain::SnapshotRevision;
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
@@ -65,14 +66,15 @@ impl<A: Aggregate> std::fmt::Debug for Cases<A> {
 pub struct Committed<A: Aggregate> {
     /// The case's version after the command: the sequence of its last event.
     pub version: u64,
-    /// The log position of the last event committed, or `None` when the
-    /// command changed nothing.
+    /// The log position of the last event committed; `None` when the
+    /// command changed nothing, or (rarely) when the commit succeeded but
+    /// the position could not be read back.
     pub position: Option<u64>,
     /// The events committed, in order.
     pub events: Vec<EventEnvelope<A>>,
 }
 
-impl<A: Aggregate> Cases<A> {
+impl<A: Aggregate + SnapshotRevision> Cases<A> {
     /// Cases of type `A` in `store`, handled with `services`.
     pub fn new(store: &Store, services: A::Services) -> Self {
         let repository = match store.backend() {
@@ -105,6 +107,7 @@ impl<A: Aggregate> Cases<A> {
     /// the events it emits, all or none. If another command on the same case
     /// commits in between, nothing is written and the result is
     /// [`CommandError::Conflict`].
+    #[tracing::instrument(skip(self, command, metadata), fields(aggregate = A::TYPE))]
     pub async fn execute(
         &self,
         id: &str,
@@ -129,6 +132,8 @@ impl<A: Aggregate> Cases<A> {
         }
         // The sink has applied the events: this is the case after the command.
         let after = std::mem::take(&mut context.aggregate);
+        // On SQLite the snapshot is written within the same turn, so that it
+        // too never waits for the database lock while holding a connection.
         let turn = self.store.write_turn().await;
         let committed = match &self.repository {
             Repository::Postgres { appender, .. } => {
@@ -136,16 +141,22 @@ impl<A: Aggregate> Cases<A> {
             }
             Repository::Sqlite { appender, .. } => appender.commit(events, context, metadata).await,
         }?;
-        drop(turn);
         let version = committed.last().map_or(loaded, |e| e.sequence as u64);
-        if version / SNAPSHOT_EVERY > loaded / SNAPSHOT_EVERY {
-            // A failed snapshot costs only a longer load later; the command
-            // itself has committed, so it must not be reported as failed.
-            if let Err(e) = self.save_snapshot(id, version, &after).await {
-                tracing::warn!(error = %e, case = id, "snapshot not saved");
-            }
+        // From here on the command has committed: a failure must not be
+        // reported as the command failing, or a retry would apply it twice.
+        if version / SNAPSHOT_EVERY > loaded / SNAPSHOT_EVERY
+            && let Err(e) = self.save_snapshot(id, version, &after).await
+        {
+            tracing::warn!(error = %e, case = id, "snapshot not saved; loads read more events");
         }
-        let position = Some(self.position_of(id, version).await?);
+        drop(turn);
+        let position = match self.position_of(id, version).await {
+            Ok(position) => Some(position),
+            Err(e) => {
+                tracing::warn!(error = %e, case = id, "committed, but its log position is unknown");
+                None
+            }
+        };
         Ok(Committed {
             version,
             position,
@@ -154,6 +165,7 @@ impl<A: Aggregate> Cases<A> {
     }
 
     /// Case `id` as it stands now, with its version; `None` if it has no events.
+    #[tracing::instrument(skip(self), fields(aggregate = A::TYPE))]
     pub async fn load(&self, id: &str) -> Result<Option<(A, u64)>, CommandError<A::Error>> {
         let context = self.load_context(id).await?;
         if context.current_sequence == 0 {
@@ -186,24 +198,27 @@ impl<A: Aggregate> Cases<A> {
     }
 
     async fn load_snapshot(&self, id: &str) -> Result<Option<(Value, u64)>, StoreError> {
+        let revision = i64::from(A::SNAPSHOT_REVISION);
         let row: Option<(Value, i64)> = match self.store.backend() {
             Backend::Postgres(pool) => {
                 sqlx::query_as(
                     "SELECT payload, version FROM case_snapshots \
-                     WHERE aggregate_type = $1 AND aggregate_id = $2",
+                     WHERE aggregate_type = $1 AND aggregate_id = $2 AND revision = $3",
                 )
                 .bind(A::TYPE)
                 .bind(id)
+                .bind(revision)
                 .fetch_optional(pool)
                 .await?
             }
             Backend::Sqlite(pool) => {
                 let row: Option<(String, i64)> = sqlx::query_as(
                     "SELECT payload, version FROM case_snapshots \
-                     WHERE aggregate_type = ? AND aggregate_id = ?",
+                     WHERE aggregate_type = ? AND aggregate_id = ? AND revision = ?",
                 )
                 .bind(A::TYPE)
                 .bind(id)
+                .bind(revision)
                 .fetch_optional(pool)
                 .await?;
                 // Unreadable text is treated like an outdated snapshot.
@@ -217,34 +232,42 @@ impl<A: Aggregate> Cases<A> {
         let payload = serde_json::to_value(aggregate)
             .map_err(|e| StoreError::Corrupt(format!("snapshot of {id} not serialisable: {e}")))?;
         let version = i64::try_from(version).unwrap_or(i64::MAX);
-        // Only ever move a snapshot forward: two processes may race here.
+        let revision = i64::from(A::SNAPSHOT_REVISION);
+        // Only ever move a snapshot forward (two processes may race here),
+        // unless the stored one is of another revision.
         match self.store.backend() {
             Backend::Postgres(pool) => {
                 sqlx::query(
-                    "INSERT INTO case_snapshots (aggregate_type, aggregate_id, version, payload) \
-                     VALUES ($1, $2, $3, $4) \
+                    "INSERT INTO case_snapshots (aggregate_type, aggregate_id, version, revision, payload) \
+                     VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
-                     SET version = excluded.version, payload = excluded.payload \
-                     WHERE case_snapshots.version < excluded.version",
+                     SET version = excluded.version, revision = excluded.revision, \
+                         payload = excluded.payload \
+                     WHERE case_snapshots.version < excluded.version \
+                        OR case_snapshots.revision <> excluded.revision",
                 )
                 .bind(A::TYPE)
                 .bind(id)
                 .bind(version)
+                .bind(revision)
                 .bind(payload)
                 .execute(pool)
                 .await?;
             }
             Backend::Sqlite(pool) => {
                 sqlx::query(
-                    "INSERT INTO case_snapshots (aggregate_type, aggregate_id, version, payload) \
-                     VALUES (?, ?, ?, ?) \
+                    "INSERT INTO case_snapshots (aggregate_type, aggregate_id, version, revision, payload) \
+                     VALUES (?, ?, ?, ?, ?) \
                      ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
-                     SET version = excluded.version, payload = excluded.payload \
-                     WHERE case_snapshots.version < excluded.version",
+                     SET version = excluded.version, revision = excluded.revision, \
+                         payload = excluded.payload \
+                     WHERE case_snapshots.version < excluded.version \
+                        OR case_snapshots.revision <> excluded.revision",
                 )
                 .bind(A::TYPE)
                 .bind(id)
                 .bind(version)
+                .bind(revision)
                 .bind(payload.to_string())
                 .execute(pool)
                 .await?;

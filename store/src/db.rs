@@ -43,6 +43,7 @@ impl Store {
     /// Does not migrate; call [`Store::migrate`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            create_postgres_database_if_missing(url).await;
             let options = PgConnectOptions::from_str(url).map_err(|_| {
                 StoreError::BadUrl(format!("{} is not a valid PostgreSQL URL", redact(url)))
             })?;
@@ -160,6 +161,20 @@ impl Store {
         match &self.backend {
             Backend::Postgres(pool) => pool.close().await,
             Backend::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Creates the database `url` names if the server says it does not exist,
+/// as SQLite creates a missing file. Any failure here (no right to create
+/// databases, server down) is left for the connection that follows to
+/// report.
+async fn create_postgres_database_if_missing(url: &str) {
+    use sqlx::migrate::MigrateDatabase;
+    if let Ok(false) = sqlx::Postgres::database_exists(url).await {
+        match sqlx::Postgres::create_database(url).await {
+            Ok(()) => tracing::info!(url = %redact(url), "created the database"),
+            Err(e) => tracing::warn!(error = %e, url = %redact(url), "cannot create the database"),
         }
     }
 }

@@ -24,8 +24,9 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Classifies a driver error: connection problems are `Unavailable`,
-    /// the rest `Database`. Logs the driver's own text, which callers never see.
+    /// Classifies a driver error: connection problems and a busy or
+    /// restarting database are `Unavailable`, the rest `Internal`. Logs the
+    /// driver's own text, which callers never see.
     pub(crate) fn from_sqlx(err: sqlx::Error) -> Self {
         match &err {
             sqlx::Error::Io(_)
@@ -36,12 +37,32 @@ impl StoreError {
                 tracing::warn!(error = %err, "event store unavailable");
                 Self::Unavailable("cannot reach the database".into())
             }
+            // SQLite's lock stayed busy past the timeout, or PostgreSQL is
+            // shutting down or out of connections: worth retrying later.
+            sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
+                tracing::warn!(error = %err, "event store busy");
+                Self::Unavailable("the database is busy or restarting; retry shortly".into())
+            }
             _ => {
                 tracing::error!(error = %err, "event store query failed");
                 Self::Internal
             }
         }
     }
+}
+
+/// SQLite: 5 busy, 6 locked (and their extended codes, which end in the
+/// same byte). PostgreSQL: class 08 connection exceptions, 53 insufficient
+/// resources, 57P01-57P03 shutdown and cannot-connect-now.
+fn is_transient(code: Option<&str>) -> bool {
+    let Some(code) = code else { return false };
+    if let Ok(n) = code.parse::<u32>()
+        && matches!(n & 0xff, 5 | 6)
+        && code.len() <= 4
+    {
+        return true;
+    }
+    code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03")
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -70,20 +91,46 @@ impl<E: std::error::Error> From<AggregateError<E>> for CommandError<E> {
         match err {
             AggregateError::UserError(e) => Self::Domain(e),
             AggregateError::AggregateConflict => Self::Conflict,
-            AggregateError::DatabaseConnectionError(e) => {
-                tracing::warn!(error = %e, "event store unavailable");
-                Self::Store(StoreError::Unavailable("cannot reach the database".into()))
-            }
             AggregateError::DeserializationError(e) => {
                 tracing::error!(error = %e, "stored events could not be deserialized");
                 Self::Store(StoreError::Corrupt(
                     "the case's stored events do not match this version of the engine".into(),
                 ))
             }
-            AggregateError::UnexpectedError(e) => {
-                tracing::error!(error = %e, "event store failed");
-                Self::Store(StoreError::Internal)
+            // postgres-es and sqlite-es box the driver's error; look inside
+            // so that a database that is down reads as unavailable, not as
+            // an internal failure.
+            AggregateError::DatabaseConnectionError(e) | AggregateError::UnexpectedError(e) => {
+                match e.downcast::<sqlx::Error>() {
+                    Ok(sqlx_error) => Self::Store(StoreError::from_sqlx(*sqlx_error)),
+                    Err(other) => {
+                        tracing::error!(error = %other, "event store failed");
+                        Self::Store(StoreError::Internal)
+                    }
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_transient;
+
+    #[test]
+    fn busy_and_restarting_databases_are_transient() {
+        // SQLite busy, busy-snapshot (517) and locked.
+        assert!(is_transient(Some("5")));
+        assert!(is_transient(Some("517")));
+        assert!(is_transient(Some("6")));
+        // PostgreSQL: connection failure, too many connections, shutdown.
+        assert!(is_transient(Some("08006")));
+        assert!(is_transient(Some("53300")));
+        assert!(is_transient(Some("57P01")));
+        // A unique violation, a constraint, a syntax error are not.
+        assert!(!is_transient(Some("23505")));
+        assert!(!is_transient(Some("1555")));
+        assert!(!is_transient(Some("42601")));
+        assert!(!is_transient(None));
     }
 }

@@ -19,6 +19,8 @@ on_both_backends!(
     paged_reads_equal_one_read,
     long_histories_load_through_snapshots,
     migrations_are_idempotent,
+    the_log_is_append_only,
+    a_missing_database_is_created,
     a_reader_sees_every_event_once_while_writers_append,
 );
 
@@ -186,6 +188,28 @@ async fn long_histories_load_through_snapshots(db: &TestDb) {
         [expected_snapshot],
         "one snapshot per case, moved forward"
     );
+    // A snapshot of another revision of the state is ignored, however
+    // plausible its content: loading replays the events instead.
+    let forged = r#"{"count": 1000, "writers": []}"#;
+    match db.store.backend() {
+        Backend::Postgres(pool) => {
+            sqlx::query("UPDATE case_snapshots SET revision = 99, payload = $1::jsonb")
+                .bind(forged)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        Backend::Sqlite(pool) => {
+            sqlx::query("UPDATE case_snapshots SET revision = 99, payload = ?")
+                .bind(forged)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+    let (state, version) = cases.load("long").await.unwrap().unwrap();
+    assert_eq!((state.count, version), (total, total));
+
     // A command after the snapshot still sees the whole history.
     let committed = cases
         .execute("long", append(1, "after"), HashMap::new())
@@ -200,6 +224,44 @@ async fn migrations_are_idempotent(db: &TestDb) {
     db.store.ping().await.unwrap();
     let err = Store::connect("mysql://localhost/x").await.unwrap_err();
     assert!(matches!(err, StoreError::BadUrl(_)), "{err}");
+}
+
+async fn the_log_is_append_only(db: &TestDb) {
+    probes(db)
+        .execute("kept", append(2, "w"), HashMap::new())
+        .await
+        .unwrap();
+    for statement in [
+        "UPDATE events SET event_type = 'Forged'",
+        "DELETE FROM events",
+    ] {
+        let refused = match db.store.backend() {
+            Backend::Postgres(pool) => sqlx::query(statement).execute(pool).await.map(|_| ()),
+            Backend::Sqlite(pool) => sqlx::query(statement).execute(pool).await.map(|_| ()),
+        };
+        let err = refused.expect_err("changing the log must be refused");
+        assert!(
+            err.to_string().contains("append-only"),
+            "{statement}: {err}"
+        );
+    }
+    let events = db.store.case_events("Probe", "kept").await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e.event_type == "Appended"));
+}
+
+async fn a_missing_database_is_created(db: &TestDb) {
+    // A SQLite file that does not exist yet, or a PostgreSQL database that
+    // does not: connecting creates it, as `mediation migrate` relies on.
+    let url = db.sibling_url("created");
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    Cases::<Probe>::new(&store, Gate::default())
+        .execute("x", append(1, "w"), HashMap::new())
+        .await
+        .unwrap();
+    store.close().await;
+    db.drop_sibling("created").await;
 }
 
 /// Progress that slow writers wait on: reader polls and fast commits so far.

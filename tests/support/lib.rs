@@ -97,6 +97,34 @@ impl TestDb {
         })
     }
 
+    /// The URL of another, not yet existing database beside this one: a
+    /// file in the same directory, or a database on the same server.
+    pub fn sibling_url(&self, suffix: &str) -> String {
+        match (&self.dir, &self.postgres) {
+            (Some(dir), _) => format!(
+                "sqlite:{}",
+                dir.path().join(format!("{suffix}.db")).display()
+            ),
+            (None, Some((admin_url, name))) => {
+                with_database(admin_url, &format!("{name}_{suffix}"))
+            }
+            (None, None) => unreachable!("a test database is a file or a server database"),
+        }
+    }
+
+    /// Removes what [`TestDb::sibling_url`] named, if it was created.
+    pub async fn drop_sibling(&self, suffix: &str) {
+        if let Some((admin_url, name)) = &self.postgres
+            && let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await
+        {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {name}_{suffix} WITH (FORCE)"
+            ))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+
     /// Closes the store and removes the database.
     pub async fn cleanup(self) {
         self.store.close().await;

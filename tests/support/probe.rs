@@ -56,6 +56,10 @@ pub struct Never;
 #[derive(Debug, Clone, Default)]
 pub struct Gate(pub Option<Arc<Barrier>>);
 
+impl mediation_domain::SnapshotRevision for Probe {
+    const SNAPSHOT_REVISION: u32 = 1;
+}
+
 impl Aggregate for Probe {
     const TYPE: &'static str = "Probe";
     type Command = Append;

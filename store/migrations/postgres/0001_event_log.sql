@@ -54,14 +54,34 @@ CREATE TRIGGER events_assign_position
     BEFORE INSERT ON events
     FOR EACH ROW EXECUTE FUNCTION events_assign_position();
 
+-- The log is append-only: readers rely on never seeing an event change or
+-- disappear behind them.
+CREATE FUNCTION events_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS
+$$
+BEGIN
+    RAISE EXCEPTION 'the event log is append-only: % on events is refused', TG_OP;
+END
+$$;
+
+CREATE TRIGGER events_append_only
+    BEFORE UPDATE OR DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION events_refuse_change();
+
+CREATE TRIGGER events_no_truncate
+    BEFORE TRUNCATE ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change();
+
 -- The latest snapshot of each case, written by the engine after a commit
 -- that crosses a multiple of its snapshot interval. A cache: the events stay
--- the truth, and a snapshot that no longer deserialises is ignored.
+-- the truth. A snapshot of another revision of the aggregate's state, or one
+-- that no longer deserialises, is ignored.
 CREATE TABLE case_snapshots
 (
     aggregate_type text    NOT NULL,
     aggregate_id   text    NOT NULL,
     version        bigint  NOT NULL CHECK (version > 0),
+    revision       bigint  NOT NULL,
     payload        jsonb   NOT NULL,
     PRIMARY KEY (aggregate_type, aggregate_id)
 );

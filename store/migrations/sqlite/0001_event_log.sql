@@ -38,14 +38,32 @@ BEGIN
      WHERE rowid = NEW.rowid;
 END;
 
+-- The log is append-only: readers rely on never seeing an event change or
+-- disappear behind them. The one update allowed is the trigger above
+-- giving a new row its position.
+CREATE TRIGGER events_append_only_update
+    BEFORE UPDATE ON events
+    WHEN OLD.position IS NOT NULL
+BEGIN
+    SELECT RAISE(ABORT, 'the event log is append-only: UPDATE on events is refused');
+END;
+
+CREATE TRIGGER events_append_only_delete
+    BEFORE DELETE ON events
+BEGIN
+    SELECT RAISE(ABORT, 'the event log is append-only: DELETE on events is refused');
+END;
+
 -- The latest snapshot of each case, written by the engine after a commit
 -- that crosses a multiple of its snapshot interval. A cache: the events stay
--- the truth, and a snapshot that no longer deserialises is ignored.
+-- the truth. A snapshot of another revision of the aggregate's state, or one
+-- that no longer deserialises, is ignored.
 CREATE TABLE case_snapshots
 (
     aggregate_type text    NOT NULL,
     aggregate_id   text    NOT NULL,
     version        integer NOT NULL CHECK (version > 0),
+    revision       integer NOT NULL,
     payload        text    NOT NULL,
     PRIMARY KEY (aggregate_type, aggregate_id)
 ) STRICT;
