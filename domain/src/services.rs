@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::calendar::BusinessCalendar;
 use crate::jurisdiction::Jurisdiction;
 use crate::policy::{Deadline, DeadlinePolicy, Stage, StageRule};
+use crate::values::CaseId;
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -55,6 +56,44 @@ impl Clock for ManualClock {
     }
 }
 
+/// What a petition handler may learn about another petition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finality {
+    /// There is no petition with that id.
+    Unknown,
+    /// The petition exists and is not final.
+    Open,
+    /// The petition became final at this moment (Art 36–37).
+    Final(DateTime<Utc>),
+}
+
+/// The records of other petitions could not be consulted (the store is
+/// down, say). The command is refused rather than decided blind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the petition records cannot be consulted right now")]
+pub struct RecordsUnavailable;
+
+/// Looks up other petitions, so that a petition filed as a repeat of an
+/// earlier one can be refused when that one is final (Art 37). Implemented
+/// over the event log outside this crate.
+#[async_trait::async_trait]
+pub trait PetitionRecords: Send + Sync + std::fmt::Debug {
+    /// Whether petition `id` exists and whether it is final.
+    async fn finality(&self, id: &CaseId) -> Result<Finality, RecordsUnavailable>;
+}
+
+/// Records that know no petitions: every lookup answers `Unknown`. The
+/// default until a store-backed implementation is configured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPetitionRecords;
+
+#[async_trait::async_trait]
+impl PetitionRecords for NoPetitionRecords {
+    async fn finality(&self, _id: &CaseId) -> Result<Finality, RecordsUnavailable> {
+        Ok(Finality::Unknown)
+    }
+}
+
 /// The services both aggregates are handed by cqrs-es.
 #[derive(Debug, Clone)]
 pub struct Services {
@@ -62,6 +101,7 @@ pub struct Services {
     policy: Arc<DeadlinePolicy>,
     calendar: Arc<BusinessCalendar>,
     jurisdiction: Arc<Jurisdiction>,
+    petitions: Arc<dyn PetitionRecords>,
 }
 
 impl Services {
@@ -77,7 +117,14 @@ impl Services {
             policy: Arc::new(policy),
             calendar: Arc::new(calendar),
             jurisdiction: Arc::new(jurisdiction),
+            petitions: Arc::new(NoPetitionRecords),
         }
+    }
+
+    /// These services, looking other petitions up in `records`.
+    pub fn with_petition_records(mut self, records: Arc<dyn PetitionRecords>) -> Self {
+        self.petitions = records;
+        self
     }
 
     /// The shipped defaults (statutory policy, the holiday years shipped,
@@ -125,5 +172,10 @@ impl Services {
     /// The jurisdiction tree.
     pub fn jurisdiction(&self) -> &Jurisdiction {
         &self.jurisdiction
+    }
+
+    /// The records of other petitions.
+    pub fn petition_records(&self) -> &dyn PetitionRecords {
+        self.petitions.as_ref()
     }
 }

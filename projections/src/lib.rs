@@ -3,3 +3,4 @@
 #![forbid(unsafe_code)]
 
 pub mod history;
+pub mod records;

@@ -17,9 +17,10 @@ use mediation_domain::petition::{
 };
 use mediation_domain::services::{Clock, ManualClock, Services};
 use mediation_domain::values::{
-    Actor, AgencyId, DisputeCategory, DivisionCode, Level, MediationKind, Name, PetitionChannel,
-    Risk, Text,
+    Actor, AgencyId, CaseId, DisputeCategory, DivisionCode, Level, MediationKind, Name,
+    PetitionChannel, Risk, Text,
 };
+use mediation_projections::records::LogPetitionRecords;
 use mediation_store::{Cases, CommandError, RecordedEvent};
 use mediation_tests::{TestDb, read_all};
 
@@ -28,6 +29,7 @@ on_both_backends!(
     a_petition_runs_to_finality_and_is_not_received_again,
     a_forbidden_dispute_transition_writes_nothing,
     interleaved_disputes_and_petitions_share_one_log_in_commit_order,
+    a_repeat_of_a_final_petition_is_refused_under_a_new_id,
 );
 
 /// Monday 2 March 2026, 10:00 in Beijing.
@@ -143,6 +145,7 @@ fn receive(channel: PetitionChannel, visited_level: Option<Level>) -> PetitionAc
         competent_level: Level::Village,
         visited_level,
         representatives: 3,
+        repeat_of: None,
     }
 }
 
@@ -712,4 +715,89 @@ async fn interleaved_disputes_and_petitions_share_one_log_in_commit_order(db: &T
             }
         }
     }
+}
+
+/// Art 37 across cases: the registrar files the petitioner's new visit as a
+/// repeat of the earlier petition, and the engine looks that one up in the
+/// log. Final: refused. Still open: received and linked.
+async fn a_repeat_of_a_final_petition_is_refused_under_a_new_id(db: &TestDb) {
+    let office = actor("officer-1", "district-petition-bureau");
+    let unit = actor("clerk-2", "donghu-subdistrict-office");
+    let clock = ManualClock::new(t0());
+    let records = Arc::new(LogPetitionRecords::new(db.store.clone()));
+    let cases = Cases::<Petition>::new(&db.store, services(&clock).with_petition_records(records));
+    let run = |id: &'static str, by: &Actor, action: PetitionAction| {
+        let cases = &cases;
+        let command = petition(by, action);
+        async move { cases.execute(id, command, HashMap::new()).await }
+    };
+
+    // P-1 runs to an opinion, and the review window lapses unused.
+    run("P-1", &office, receive(PetitionChannel::Letter, None))
+        .await
+        .unwrap();
+    run(
+        "P-1",
+        &office,
+        PetitionAction::Forward {
+            to_unit: name("Donghu Subdistrict Office"),
+        },
+    )
+    .await
+    .unwrap();
+    run("P-1", &unit, PetitionAction::Accept {}).await.unwrap();
+    run(
+        "P-1",
+        &unit,
+        PetitionAction::IssueOpinion {
+            outcome: OpinionOutcome::NotSupport,
+            summary: text("The road is maintained by the county."),
+        },
+    )
+    .await
+    .unwrap();
+    // P-2, on other facts, stays open.
+    run("P-2", &office, receive(PetitionChannel::Letter, None))
+        .await
+        .unwrap();
+
+    clock.advance(Duration::days(40));
+    run("P-1", &office, PetitionAction::Finalise {})
+        .await
+        .unwrap();
+    let finalised_at = clock.now();
+
+    let repeat = |of: &str| {
+        let mut action = receive(PetitionChannel::Visit, Some(Level::Town));
+        if let PetitionAction::Receive { repeat_of, .. } = &mut action {
+            *repeat_of = Some(CaseId::parse(of).unwrap());
+        }
+        action
+    };
+    let refused = run("P-3", &office, repeat("P-1")).await.unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            CommandError::Domain(PetitionError::AlreadyFinal { finalised_at: at }) if at == finalised_at
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        cases.load("P-3").await.unwrap().is_none(),
+        "nothing written"
+    );
+
+    let linked = run("P-4", &office, repeat("P-2")).await.unwrap();
+    assert_eq!(linked.version, 1);
+    let (p4, _) = cases.load("P-4").await.unwrap().unwrap();
+    assert_eq!(p4.repeat_of().map(CaseId::as_str), Some("P-2"));
+
+    let unknown = run("P-5", &office, repeat("P-404")).await.unwrap_err();
+    assert!(
+        matches!(
+            unknown,
+            CommandError::Domain(PetitionError::UnknownPetition { .. })
+        ),
+        "{unknown:?}"
+    );
 }

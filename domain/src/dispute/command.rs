@@ -136,7 +136,10 @@ pub enum DisputeAction {
         /// The parties: at least one applicant and one respondent.
         parties: Vec<Party>,
     },
-    /// The case is sent to a mediation body.
+    /// The case is sent to a mediation body. From an agreement the court
+    /// would not confirm, or the latest review returned, this sets the
+    /// agreement aside so the parties can change it or reach a new one
+    /// through mediation (People's Mediation Law Art 33).
     Dispatch {
         /// The body that will mediate.
         body: MediationBody,
@@ -275,7 +278,9 @@ impl DisputeAction {
         match self {
             Self::Report { .. } => &[S::New],
             Self::Register { .. } => &[S::New, S::Reported],
-            Self::Dispatch { .. } => &[S::Registered],
+            // From an agreement the dispute also requires that it cannot
+            // stand as it is: refused by the court or returned by review.
+            Self::Dispatch { .. } => &[S::Registered, S::Agreed],
             Self::RecordConsent { .. } => &[S::Dispatched],
             Self::HoldSession { .. } | Self::ReachAgreement { .. } => &[S::Mediating],
             Self::TerminateMediation { .. } => &[S::Dispatched, S::Mediating],

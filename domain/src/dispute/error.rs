@@ -83,10 +83,10 @@ pub enum DisputeError {
     /// There is no application awaiting a ruling.
     #[error("no judicial confirmation is awaiting a ruling: request confirmation first")]
     NoConfirmationPending,
-    /// A ruling is still awaited, so the case cannot be reviewed, escalated
-    /// or referred yet.
+    /// A ruling is still awaited, so the case cannot be reviewed, escalated,
+    /// referred or dispatched again yet.
     #[error(
-        "judicial confirmation is awaiting the court's ruling: record the ruling before reviewing, escalating or referring the dispute"
+        "judicial confirmation is awaiting the court's ruling: record the ruling before reviewing, escalating, referring or dispatching the dispute again"
     )]
     ConfirmationPending,
     /// The period for this step has lapsed.

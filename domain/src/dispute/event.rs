@@ -65,7 +65,8 @@ pub enum DisputeChange {
         /// How long this level may hold the case.
         handling_due: Deadline,
     },
-    /// The case was sent to a mediation body; earlier consents no longer count.
+    /// The case was sent to a mediation body; earlier consents no longer
+    /// count, nor does an agreement this new mediation replaces (Art 33).
     DisputeDispatched {
         /// The body that will mediate.
         body: MediationBody,

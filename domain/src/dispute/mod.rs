@@ -123,6 +123,7 @@ pub struct Dispute {
     agreement: Option<Agreement>,
     confirmation: Option<JudicialConfirmation>,
     performance: Option<Performance>,
+    returned_on_review: bool,
     legal_channel: Option<LegalChannel>,
     outcome: Option<Outcome>,
     satisfaction: Option<Satisfaction>,
@@ -229,6 +230,12 @@ impl Dispute {
         self.performance
     }
 
+    /// Whether the latest review of the current handling returned it for
+    /// rework; a new round of handling starts without one.
+    pub fn returned_on_review(&self) -> bool {
+        self.returned_on_review
+    }
+
     /// The legal channel the case was referred to, if any.
     pub fn legal_channel(&self) -> Option<LegalChannel> {
         self.legal_channel
@@ -255,6 +262,16 @@ impl Dispute {
         self.confirmation
             .as_ref()
             .is_some_and(|c| c.confirmed.is_none())
+    }
+
+    /// Whether the agreement cannot stand as it is: the court refused to
+    /// confirm it, or the latest review returned it.
+    fn agreement_cannot_stand(&self) -> bool {
+        let refused = self
+            .confirmation
+            .as_ref()
+            .is_some_and(|c| c.confirmed == Some(false));
+        refused || self.returned_on_review
     }
 
     /// The division holding a registered case. Every status that allows a
@@ -325,11 +342,25 @@ impl Dispute {
                     handling_due: services.deadline(Stage::handling_at(level), now),
                 }
             }
-            A::Dispatch { body, mediator } => C::DisputeDispatched {
-                body,
-                mediator,
-                mediation_due: services.deadline(Stage::Mediation, now),
-            },
+            A::Dispatch { body, mediator } => {
+                // Art 33: an agreement the court would not confirm may be
+                // changed, or a new one reached, through mediation; the same
+                // goes for one the review returned. One that stands is not
+                // mediated again.
+                if self.status == DisputeStatus::Agreed {
+                    if self.confirmation_pending() {
+                        return Err(DisputeError::ConfirmationPending);
+                    }
+                    if !self.agreement_cannot_stand() {
+                        return Err(self.not_allowed(name));
+                    }
+                }
+                C::DisputeDispatched {
+                    body,
+                    mediator,
+                    mediation_due: services.deadline(Stage::Mediation, now),
+                }
+            }
             A::RecordConsent {
                 party,
                 consents: false,
@@ -515,25 +546,32 @@ impl Dispute {
         Ok(vec![change])
     }
 
-    /// The case changes hands and waits to be dispatched again; whatever
-    /// the previous holder's mediation achieved no longer applies, an
-    /// agreement included (one the review returned or the court refused),
-    /// so a later closure reports the outcome of the new round.
+    /// The case changes hands and waits to be dispatched again.
     fn move_to(&mut self, division: DivisionCode, level: Level, handling_due: Deadline) {
         self.status = DisputeStatus::Registered;
         self.division = Some(division);
         self.level = Some(level);
         self.handling_due = Some(handling_due);
+        self.start_afresh();
+    }
+
+    /// A new round of handling begins: whatever the previous mediation
+    /// achieved no longer applies, an agreement included (one the review
+    /// returned or the court refused), so a later closure reports the
+    /// outcome of the new round.
+    fn start_afresh(&mut self) {
         self.clear_mediation();
         self.clear_agreement();
         self.outcome = None;
     }
 
-    /// Sets an agreement aside with its court application and follow-ups.
+    /// Sets an agreement aside with its court application, follow-ups and
+    /// the review that returned it.
     fn clear_agreement(&mut self) {
         self.agreement = None;
         self.confirmation = None;
         self.performance = None;
+        self.returned_on_review = false;
     }
 
     fn clear_mediation(&mut self) {
@@ -627,8 +665,11 @@ impl Aggregate for Dispute {
                 mediator,
                 mediation_due,
             } => {
-                // A new mediation: consents and sessions start afresh.
-                self.clear_mediation();
+                // A new mediation: consents and sessions start afresh, and
+                // an agreement it replaces (Art 33) no longer counts. From
+                // Registered there is no agreement, so only the mediation
+                // is cleared in effect.
+                self.start_afresh();
                 self.status = DisputeStatus::Dispatched;
                 self.body = Some(body);
                 self.mediator = mediator;
@@ -696,6 +737,7 @@ impl Aggregate for Dispute {
             C::PerformanceFollowedUp { performance, .. } => self.performance = Some(performance),
             C::DisputeReviewed { approved, .. } => {
                 // A rejected review leaves the case where it was, for rework.
+                self.returned_on_review = !approved;
                 if approved {
                     self.status = DisputeStatus::Reviewed;
                 }

@@ -285,7 +285,15 @@ fn escalated(from: &str, to: &str) -> DisputeEvent {
 
 /// A written agreement the court refused to confirm (Art 33).
 fn confirmation_refused() -> Vec<DisputeEvent> {
-    let mut events = agreed(AgreementForm::Written);
+    confirmation_refused_at(VILLAGE)
+}
+
+/// A written agreement, reached at `division`, that the court refused to
+/// confirm.
+fn confirmation_refused_at(division: &str) -> Vec<DisputeEvent> {
+    let mut events = registered_at(division);
+    events.extend(mediation_restarted());
+    events.push(agreement_event(AgreementForm::Written));
     events.push(confirmation_requested());
     events.push(ev(DisputeChange::JudicialConfirmationRuled {
         confirmed: false,
@@ -455,6 +463,145 @@ fn an_unregistered_dispute_cannot_be_dispatched() {
     };
     run(reported(), action.clone())
         .then_expect_error(not_allowed(&action, DisputeStatus::Reported));
+}
+
+fn dispatch_action() -> DisputeAction {
+    DisputeAction::Dispatch {
+        body: body(),
+        mediator: Some(name("王调解")),
+    }
+}
+
+/// An agreement the review returned for rework.
+fn agreement_returned() -> Vec<DisputeEvent> {
+    let mut events = agreed(AgreementForm::Oral);
+    events.push(review_event(false));
+    events
+}
+
+#[test]
+fn an_agreement_the_court_refused_to_confirm_can_be_mediated_again() {
+    // Art 33: the parties may change it or reach a new one by mediation.
+    run(confirmation_refused(), dispatch_action()).then_expect_events(vec![dispatched_event()]);
+}
+
+#[test]
+fn a_district_agreement_the_court_refused_can_be_mediated_again() {
+    // The district cannot escalate, but it need not refer either.
+    run(confirmation_refused_at(DISTRICT), dispatch_action())
+        .then_expect_events(vec![dispatched_event()]);
+}
+
+#[test]
+fn an_agreement_returned_by_review_can_be_mediated_again() {
+    assert!(state(agreement_returned()).returned_on_review());
+    run(agreement_returned(), dispatch_action()).then_expect_events(vec![dispatched_event()]);
+}
+
+#[test]
+fn an_agreement_the_court_confirmed_is_not_mediated_again() {
+    let mut given = agreed(AgreementForm::Written);
+    given.push(confirmation_requested());
+    given.push(ev(DisputeChange::JudicialConfirmationRuled {
+        confirmed: true,
+        note: None,
+    }));
+    let action = dispatch_action();
+    run(given, action.clone()).then_expect_error(not_allowed(&action, DisputeStatus::Agreed));
+}
+
+#[test]
+fn an_agreement_neither_refused_nor_returned_is_not_mediated_again() {
+    let action = dispatch_action();
+    run(agreed(AgreementForm::Written), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Agreed));
+}
+
+#[test]
+fn a_new_agreement_is_not_mediated_again_for_the_review_that_returned_the_old_one() {
+    let mut given = agreement_returned();
+    given.extend(mediation_restarted());
+    given.push(agreement_event(AgreementForm::Oral));
+    let action = dispatch_action();
+    run(given, action.clone()).then_expect_error(not_allowed(&action, DisputeStatus::Agreed));
+}
+
+#[test]
+fn mediating_again_waits_for_a_pending_court_ruling() {
+    // Even an agreement the review returned: the court has it now.
+    let mut given = agreed(AgreementForm::Written);
+    given.push(review_event(false));
+    given.push(confirmation_requested());
+    run(given, dispatch_action()).then_expect_error(DisputeError::ConfirmationPending);
+}
+
+#[test]
+fn mediating_an_agreement_again_sets_it_aside() {
+    let mut given = confirmation_refused();
+    given.push(ev(DisputeChange::PerformanceFollowedUp {
+        performance: Performance::NotPerformed,
+        note: text("协议未履行"),
+    }));
+    given.push(review_event(false));
+    given.push(dispatched_event());
+    let dispute = state(given);
+    assert_eq!(dispute.status(), DisputeStatus::Dispatched);
+    assert_eq!(dispute.level(), Some(Level::Village));
+    assert_eq!(dispute.agreement(), None);
+    assert_eq!(dispute.judicial_confirmation(), None);
+    assert_eq!(dispute.performance(), None);
+    assert!(!dispute.returned_on_review());
+    assert_eq!(dispute.outcome(), None);
+    assert_eq!(dispute.consents().count(), 0);
+    assert_eq!(dispute.session_count(), 0);
+    assert_eq!(dispute.mediation_due(), Some(&due(Stage::Mediation)));
+}
+
+#[test]
+fn a_refused_agreement_mediated_again_closes_as_the_new_agreement() {
+    // Walks the round request by request, each on the events before it.
+    let new_agreement = ev(DisputeChange::AgreementReached {
+        form: AgreementForm::Oral,
+        terms: text("排水沟改道,费用由李四承担"),
+        confirmation_window: None,
+    });
+    let steps = vec![
+        (dispatch_action(), vec![dispatched_event()]),
+        (
+            consent(PartyRole::Applicant),
+            vec![consented(PartyRole::Applicant)],
+        ),
+        (
+            consent(PartyRole::Respondent),
+            vec![
+                consented(PartyRole::Respondent),
+                ev(DisputeChange::MediationStarted {}),
+            ],
+        ),
+        (
+            DisputeAction::ReachAgreement {
+                form: AgreementForm::Oral,
+                terms: text("排水沟改道,费用由李四承担"),
+            },
+            vec![new_agreement],
+        ),
+        (review_action(true), vec![review_event(true)]),
+        (
+            DisputeAction::Close {},
+            vec![ev(DisputeChange::DisputeClosed {
+                outcome: Outcome::Agreement,
+                intake_level: Level::Village,
+                resolved_level: Level::Village,
+                resolved_division: code(VILLAGE),
+                resolved_at_or_below_intake: true,
+            })],
+        ),
+    ];
+    let mut given = confirmation_refused();
+    for (action, expected) in steps {
+        run(given.clone(), action).then_expect_events(expected.clone());
+        given.extend(expected);
+    }
 }
 
 // ---- consent ---------------------------------------------------------------

@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{OpinionOutcome, Petitioner};
-use crate::values::{Actor, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text};
+use crate::values::{
+    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
+};
 
 /// A command to a petition: who asks, and what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +42,9 @@ pub enum PetitionAction {
         visited_level: Option<Level>,
         /// How many representatives came; 1 to 5 for a visit (Art 18).
         representatives: u32,
+        /// An earlier petition on the same facts, if the registrar found
+        /// one; refused if that one is final (Art 37).
+        repeat_of: Option<CaseId>,
     },
     /// Triage: forward (转送) to the competent unit (Art 22).
     Forward {

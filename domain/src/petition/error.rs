@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{MAX_VISIT_REPRESENTATIVES, PetitionStatus};
 use crate::policy::Stage;
-use crate::values::DivisionCode;
+use crate::values::{CaseId, DivisionCode};
 
 /// A refused petition command. Each message says what was wrong and what the
 /// caller can do instead.
@@ -101,4 +101,13 @@ pub enum PetitionError {
         /// When it became final.
         finalised_at: DateTime<Utc>,
     },
+    /// A petition named as an earlier one on the same facts does not exist.
+    #[error("there is no petition {id} to be a repeat of; check the id or leave it out")]
+    UnknownPetition {
+        /// The id given.
+        id: CaseId,
+    },
+    /// The earlier petition could not be looked up.
+    #[error("the earlier petition cannot be looked up right now; retry")]
+    RecordsUnavailable,
 }

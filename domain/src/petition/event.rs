@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{FinalBasis, OpinionOutcome, Petitioner};
 use crate::policy::Deadline;
-use crate::values::{Actor, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text};
+use crate::values::{
+    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
+};
 
 /// Something that happened to a petition, when, and who did it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +47,9 @@ pub enum PetitionChange {
         representatives: u32,
         /// When triage is due (Art 22).
         triage_due: Deadline,
+        /// The earlier, still open petition on the same facts, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repeat_of: Option<CaseId>,
     },
     /// A visit went more than one level above the competent level (越级,
     /// Art 20). The visit was still received.

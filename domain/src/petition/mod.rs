@@ -26,8 +26,8 @@ pub use error::PetitionError;
 pub use event::{PetitionChange, PetitionEvent};
 
 use crate::policy::{Counting, Deadline, Stage, StageRule};
-use crate::services::Services;
-use crate::values::{DivisionCode, Level, Name, PetitionChannel, Text};
+use crate::services::{Finality, RecordsUnavailable, Services};
+use crate::values::{CaseId, DivisionCode, Level, Name, PetitionChannel, Text};
 
 /// The most representatives a group visit may send (Art 18).
 pub const MAX_VISIT_REPRESENTATIVES: u32 = 5;
@@ -144,6 +144,7 @@ pub struct Petition {
     visited_level: Option<Level>,
     representatives: u32,
     skipped_level: bool,
+    repeat_of: Option<CaseId>,
     triage_due: Option<Deadline>,
     unit: Option<Name>,
     notice_due: Option<Deadline>,
@@ -223,6 +224,11 @@ impl Petition {
     /// Whether a visit skipped a level (越级, Art 20).
     pub fn skipped_level(&self) -> bool {
         self.skipped_level
+    }
+
+    /// The earlier petition on the same facts this one repeats, if any.
+    pub fn repeat_of(&self) -> Option<&CaseId> {
+        self.repeat_of.as_ref()
     }
 
     /// The unit the petition is currently forwarded or assigned to; `None`
@@ -309,7 +315,7 @@ impl Petition {
 
     /// Checks the command against the state and returns the changes it
     /// makes, in order. Pure apart from reading `services`.
-    fn decide(
+    async fn decide(
         &self,
         action: PetitionAction,
         services: &Services,
@@ -329,6 +335,7 @@ impl Petition {
                 competent_level,
                 visited_level,
                 representatives,
+                repeat_of,
             } => {
                 match (self.status, self.finalised_at) {
                     (S::New, _) => {}
@@ -345,6 +352,19 @@ impl Petition {
                 }
                 if services.jurisdiction().get(&division).is_none() {
                     return Err(PetitionError::UnknownDivision { division });
+                }
+                // Art 37 across cases: a repeat of a final petition is refused.
+                if let Some(id) = &repeat_of {
+                    match services.petition_records().finality(id).await {
+                        Ok(Finality::Open) => {}
+                        Ok(Finality::Final(finalised_at)) => {
+                            return Err(PetitionError::AlreadyFinal { finalised_at });
+                        }
+                        Ok(Finality::Unknown) => {
+                            return Err(PetitionError::UnknownPetition { id: id.clone() });
+                        }
+                        Err(RecordsUnavailable) => return Err(PetitionError::RecordsUnavailable),
+                    }
                 }
                 let visit = channel == PetitionChannel::Visit;
                 if visit {
@@ -375,6 +395,7 @@ impl Petition {
                     visited_level,
                     representatives,
                     triage_due: services.deadline(Stage::PetitionTriage, now),
+                    repeat_of,
                 }];
                 if let Some(visited_level) = skipped {
                     changes.push(C::SkippedLevelVisitRecorded {
@@ -699,7 +720,7 @@ impl Aggregate for Petition {
         sink: &EventSink<Self>,
     ) -> Result<(), PetitionError> {
         let now = services.now();
-        let changes = self.decide(command.action, services, now)?;
+        let changes = self.decide(command.action, services, now).await?;
         for change in changes {
             let event = PetitionEvent {
                 at: now,
@@ -726,8 +747,10 @@ impl Aggregate for Petition {
                 visited_level,
                 representatives,
                 triage_due,
+                repeat_of,
             } => {
                 self.status = S::Received;
+                self.repeat_of = repeat_of;
                 self.received_at = Some(event.at);
                 self.channel = Some(channel);
                 self.petitioner = Some(petitioner);

@@ -8,8 +8,10 @@ use cqrs_es::{Aggregate, DomainEvent};
 
 use super::*;
 use crate::policy::{Counting, Deadline, Stage, StageRule};
-use crate::services::{ManualClock, Services};
-use crate::values::{Actor, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text};
+use crate::services::{Finality, ManualClock, PetitionRecords, RecordsUnavailable, Services};
+use crate::values::{
+    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
+};
 
 use PetitionAction as A;
 use PetitionChange as C;
@@ -87,6 +89,7 @@ fn receive(
         competent_level: Level::Town,
         visited_level,
         representatives,
+        repeat_of: None,
     }
 }
 
@@ -105,6 +108,7 @@ fn received_change(
         visited_level,
         representatives,
         triage_due: due(Stage::PetitionTriage),
+        repeat_of: None,
     }
 }
 
@@ -261,6 +265,7 @@ fn a_visit_two_levels_up_is_received_and_recorded_as_a_skipped_level() {
         visited_level: Some(Level::District),
         representatives: 2,
         triage_due: due(Stage::PetitionTriage),
+        repeat_of: None,
     };
     let expected = vec![
         event(received),
@@ -280,6 +285,7 @@ fn a_visit_two_levels_up_is_received_and_recorded_as_a_skipped_level() {
             competent_level: Level::Village,
             visited_level: Some(Level::District),
             representatives: 2,
+            repeat_of: None,
         }))
         .then_expect_events(expected.clone());
     assert!(replay(expected).skipped_level());
@@ -1052,4 +1058,81 @@ fn a_refusal_names_the_action_and_the_status() {
         error.to_string(),
         "cannot forward: the petition is not yet received"
     );
+}
+
+// Repeats of earlier petitions (Art 37 across cases).
+
+/// Petition records for these tests: a fixed answer per id.
+#[derive(Debug)]
+struct Records(Vec<(&'static str, Result<Finality, ()>)>);
+
+#[async_trait::async_trait]
+impl PetitionRecords for Records {
+    async fn finality(&self, id: &CaseId) -> Result<Finality, RecordsUnavailable> {
+        self.0
+            .iter()
+            .find(|(known, _)| *known == id.as_str())
+            .map_or(Ok(Finality::Unknown), |(_, answer)| {
+                answer.map_err(|()| RecordsUnavailable)
+            })
+    }
+}
+
+fn with_records(records: Records) -> TestFramework<Petition> {
+    TestFramework::with(services_at(T0).with_petition_records(Arc::new(records)))
+}
+
+fn repeat_of(id: &str) -> PetitionAction {
+    let mut action = receive(PetitionChannel::Letter, None, 1);
+    if let A::Receive { repeat_of, .. } = &mut action {
+        *repeat_of = Some(CaseId::parse(id).unwrap());
+    }
+    action
+}
+
+#[test]
+fn a_repeat_of_a_final_petition_is_refused() {
+    let finalised_at = at("2026-01-15T08:00:00Z");
+    with_records(Records(vec![(
+        "P-earlier",
+        Ok(Finality::Final(finalised_at)),
+    )]))
+    .given_no_previous_events()
+    .when(cmd(repeat_of("P-earlier")))
+    .then_expect_error(PetitionError::AlreadyFinal { finalised_at });
+}
+
+#[test]
+fn a_repeat_of_an_open_petition_is_received_and_linked() {
+    let mut received = received_change(PetitionChannel::Letter, None, 1);
+    if let C::PetitionReceived { repeat_of, .. } = &mut received {
+        *repeat_of = Some(CaseId::parse("P-open").unwrap());
+    }
+    let expected = vec![event(received)];
+    with_records(Records(vec![("P-open", Ok(Finality::Open))]))
+        .given_no_previous_events()
+        .when(cmd(repeat_of("P-open")))
+        .then_expect_events(expected.clone());
+    assert_eq!(
+        replay(expected).repeat_of().map(|id| id.as_str()),
+        Some("P-open")
+    );
+}
+
+#[test]
+fn a_repeat_of_an_unknown_petition_is_refused() {
+    with_records(Records(vec![]))
+        .given_no_previous_events()
+        .when(cmd(repeat_of("P-nowhere")))
+        .then_expect_error(PetitionError::UnknownPetition {
+            id: CaseId::parse("P-nowhere").unwrap(),
+        });
+}
+
+#[test]
+fn a_repeat_is_refused_when_the_records_cannot_be_consulted() {
+    with_records(Records(vec![("P-earlier", Err(()))]))
+        .given_no_previous_events()
+        .when(cmd(repeat_of("P-earlier")))
+        .then_expect_error(PetitionError::RecordsUnavailable);
 }
