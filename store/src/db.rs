@@ -105,6 +105,7 @@ impl Store {
     /// Creates or upgrades the schema with the migrations embedded in this
     /// binary. Safe to run from several processes at once: sqlx serialises
     /// them with a lock.
+    #[tracing::instrument(skip(self), fields(store = self.kind()))]
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let result = match &self.backend {
             Backend::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,

@@ -58,6 +58,7 @@ impl Store {
     /// Up to `limit` events after position `after` (0 reads from the start),
     /// in log order. Returns fewer, possibly none, at the end of the settled
     /// log.
+    #[tracing::instrument(level = "debug", skip(self), fields(store = self.kind()))]
     pub async fn read_log(&self, after: u64, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::from(limit);
@@ -106,6 +107,7 @@ impl Store {
     }
 
     /// Every event of one case, in its own order.
+    #[tracing::instrument(level = "debug", skip(self), fields(store = self.kind()))]
     pub async fn case_events(
         &self,
         aggregate_type: &str,
