@@ -73,28 +73,6 @@ impl Stage {
         Self::ReReview,
     ];
 
-    /// Every stage: the [`Self::POLICY`] stages and
-    /// [`Self::AssignedReport`], whose length each assignment gives.
-    pub const ALL: &'static [Self] = &[
-        Self::GridReport,
-        Self::VillageHandling,
-        Self::TownHandling,
-        Self::DistrictHandling,
-        Self::Mediation,
-        Self::JudicialConfirmationWindow,
-        Self::JudicialConfirmationRuling,
-        Self::PetitionTriage,
-        Self::PetitionAcceptanceNotice,
-        Self::PetitionObjection,
-        Self::PetitionOpinion,
-        Self::PetitionExtension,
-        Self::ReviewRequest,
-        Self::Review,
-        Self::ReReviewRequest,
-        Self::ReReview,
-        Self::AssignedReport,
-    ];
-
     /// A short human name, for messages: "objection window", "review".
     pub fn label(self) -> &'static str {
         match self {
@@ -466,8 +444,6 @@ mod tests {
         // The shipped file does not name it, yet it is complete.
         let policy = DeadlinePolicy::statutory();
         assert!(!Stage::POLICY.contains(&Stage::AssignedReport));
-        assert!(Stage::ALL.contains(&Stage::AssignedReport));
-        assert_eq!(Stage::ALL.len(), Stage::POLICY.len() + 1);
         assert_eq!(policy.rule(Stage::AssignedReport), None);
         assert_eq!(Stage::AssignedReport.label(), "assigned report");
         assert_eq!(
