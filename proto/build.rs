@@ -11,7 +11,12 @@ use protox::prost::Message as _;
 const PROTO_DIR: &str = "mediation";
 
 /// The files to compile, relative to the include root.
-const PROTO_FILES: &[&str] = &["mediation/v1/event.proto"];
+const PROTO_FILES: &[&str] = &[
+    "mediation/v1/common.proto",
+    "mediation/v1/dispute.proto",
+    "mediation/v1/petition.proto",
+    "mediation/v1/event.proto",
+];
 
 fn main() {
     println!("cargo:rerun-if-changed={PROTO_DIR}");

@@ -1,8 +1,7 @@
 //! The gRPC wire format of the mediation service: package `mediation.v1`.
 //!
-//! This crate holds only the wire format: the prost messages (and, once
-//! services are defined, the tonic clients and servers) generated from the
-//! `.proto` files under `mediation/`, plus the encoded descriptor set for
+//! This crate holds only the wire format: the prost messages and the tonic
+//! clients and servers generated from the `.proto` files under `mediation/`, plus the encoded descriptor set for
 //! server reflection. It contains no logic and no conversions to or from the
 //! domain types; only the `api` crate depends on it.
 //!
@@ -37,7 +36,7 @@ mod tests {
     use prost_types::{FileDescriptorSet, Timestamp};
 
     use super::FILE_DESCRIPTOR_SET;
-    use super::v1::Event;
+    use super::v1::{AggregateType, Event};
 
     #[test]
     fn descriptor_set_decodes_and_describes_event() {
@@ -45,15 +44,15 @@ mod tests {
         let file = fds
             .file
             .iter()
-            .find(|f| f.package() == "mediation.v1")
-            .expect("a file with package mediation.v1");
-        assert_eq!(file.name(), "mediation/v1/event.proto");
+            .find(|f| f.name() == "mediation/v1/event.proto")
+            .expect("event.proto");
+        assert_eq!(file.package(), "mediation.v1");
         let event = file
             .message_type
             .iter()
             .find(|m| m.name() == "Event")
             .expect("message Event");
-        assert_eq!(event.field.len(), 9);
+        assert_eq!(event.field.len(), 10);
         // Imports are included, so reflection can resolve the Timestamp type.
         assert!(
             fds.file
@@ -67,16 +66,17 @@ mod tests {
         let event = Event {
             position: 42,
             event_id: "5f0c6a43-8d8e-4c0e-9a53-2f1b7f3c9d10".to_owned(),
-            recorded_at: Some(Timestamp {
+            record_time: Some(Timestamp {
                 seconds: 1_700_000_000,
                 nanos: 123_456_789,
             }),
-            aggregate_type: "Dispute".to_owned(),
+            aggregate_type: AggregateType::Dispute.into(),
             case_id: "case-1".to_owned(),
             sequence: 1,
-            event_type: "DisputeRegistered".to_owned(),
-            event_version: "1.0".to_owned(),
-            payload_json: r#"{"DisputeRegistered":{}}"#.to_owned(),
+            event_type: "Registered".to_owned(),
+            event_version: "1".to_owned(),
+            payload_json: r#"{"Registered":{}}"#.to_owned(),
+            division_code: "990101001201".to_owned(),
         };
         let bytes = event.encode_to_vec();
         let decoded = Event::decode(bytes.as_slice()).expect("event decodes");
