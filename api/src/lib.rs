@@ -4,8 +4,13 @@
 //! runs lives here so that tests start the same server on port 0.
 #![forbid(unsafe_code)]
 
+pub mod app;
+pub mod auth;
 pub mod config;
+mod convert;
+pub mod error;
 pub mod server;
+mod services;
 pub mod telemetry;
 
-pub use server::{ServeError, serve};
+pub use server::{ServeError, Settings, serve};

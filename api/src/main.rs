@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use mediation_api::Settings;
+use mediation_api::auth::{Authenticator, new_token, token_hash};
 use mediation_api::config::{ConfigFiles, load_services};
 use mediation_domain::services::SystemClock;
 use mediation_store::{DEFAULT_DATABASE_URL, Store, redact};
@@ -27,6 +29,9 @@ enum Command {
     Serve(ServeArgs),
     /// Create or upgrade the store's schema, then exit.
     Migrate(StoreArgs),
+    /// Print a new bearer token for an agency, and the line that goes into
+    /// the agencies file (which keeps only the token's hash).
+    Token,
 }
 
 #[derive(Debug, Args)]
@@ -53,6 +58,11 @@ struct ServeArgs {
     /// Directory of yearly holiday files (YEAR.json) to load over the shipped ones.
     #[arg(long, env = "MEDIATION_HOLIDAYS")]
     holidays: Option<PathBuf>,
+    /// Agencies file (TOML): who may call, with hashed tokens, scopes and
+    /// roles. Without it authentication is off, and the server listens on
+    /// loopback addresses only.
+    #[arg(long, env = "MEDIATION_AGENCIES")]
+    agencies: Option<PathBuf>,
 }
 
 async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
@@ -69,6 +79,21 @@ async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Token => {
+            let token = new_token();
+            // The one place the binary writes to stdout: this is its output.
+            let mut out = std::io::stdout().lock();
+            use std::io::Write as _;
+            writeln!(
+                out,
+                "token (give it to the agency; it is not stored):\n  {token}"
+            )?;
+            writeln!(
+                out,
+                "for its [[agency]] entry in the agencies file:\n  token_sha256 = \"{}\"",
+                token_hash(&token)
+            )?;
+        }
         Command::Migrate(args) => {
             let store = open_store(&args).await?;
             tracing::info!(store = %redact(&args.database_url), "schema is up to date");
@@ -82,7 +107,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             // Configuration is checked before anything starts, so that a bad
             // file stops the server at once with the file's name.
-            load_services(&files, Arc::new(SystemClock)).context("loading configuration")?;
+            let services =
+                load_services(&files, Arc::new(SystemClock)).context("loading configuration")?;
+            let auth = match &args.agencies {
+                Some(path) => Authenticator::from_file(path)?,
+                None if args.listen.ip().is_loopback() => {
+                    tracing::warn!(
+                        "authentication is off (no --agencies file): every caller acts as a \
+                         local supervisor; listening on loopback only"
+                    );
+                    Authenticator::disabled()
+                }
+                None => anyhow::bail!(
+                    "refusing to listen on {} without authentication: give an agencies file \
+                     with --agencies, or listen on a loopback address such as 127.0.0.1",
+                    args.listen
+                ),
+            };
             let store = open_store(&args.store).await?;
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
@@ -96,7 +137,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 tracing::info!("shutting down");
             };
-            mediation_api::serve(listener, store.clone(), shutdown).await?;
+            let settings = Settings { services, auth };
+            mediation_api::serve(listener, store.clone(), settings, shutdown).await?;
             store.close().await;
         }
     }

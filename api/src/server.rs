@@ -1,14 +1,31 @@
 //! The gRPC server.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use mediation_domain::services::Services;
+use mediation_projections::records::LogPetitionRecords;
+use mediation_proto::v1::dispute_service_server::DisputeServiceServer;
+use mediation_proto::v1::event_service_server::EventServiceServer;
+use mediation_proto::v1::petition_service_server::PetitionServiceServer;
 use mediation_store::Store;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+
+use crate::app::App;
+use crate::auth::Authenticator;
+use crate::services::dispute::DisputeApi;
+use crate::services::events::EventApi;
+use crate::services::petition::PetitionApi;
+
+/// The largest request message the server decodes. Requests carry at most a
+/// few texts of 10,000 characters; anything near this is a mistake or abuse.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
 /// How often the health service re-checks the store.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
@@ -32,9 +49,15 @@ pub enum ServeError {
 /// `NOT_SERVING` while it does not. Server reflection (v1 and v1alpha)
 /// describes every service, so that grpcurl, grpcui or Postman work without
 /// the `.proto` files.
+///
+/// `settings.services` decide the deadlines and the jurisdiction; the
+/// petition records they use for the repeat check are replaced by the log's.
+/// `settings.auth` checks every call to the mediation services (health and
+/// reflection stay open, for load balancers and tools).
 pub async fn serve(
     listener: TcpListener,
     store: Store,
+    settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -48,12 +71,34 @@ pub async fn serve(
     let (reporter, health) = tonic_health::server::health_reporter();
     report_store_health(&reporter, &store).await;
     let stop = CancellationToken::new();
-    let watcher = tokio::spawn(watch_store(reporter, store, stop.clone()));
+    let watcher = tokio::spawn(watch_store(reporter, store.clone(), stop.clone()));
 
+    let services = settings
+        .services
+        .with_petition_records(Arc::new(LogPetitionRecords::new(store.clone())));
+    let (app, worker) = App::start(store, services, stop.clone());
+    let auth = settings.auth;
+    let disputes = DisputeServiceServer::new(DisputeApi::new(app.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let petitions = PetitionServiceServer::new(PetitionApi::new(app.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let events = EventServiceServer::new(EventApi::new(app, stop.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+
+    // Live subscriptions end when `stop` is cancelled, which must happen as
+    // soon as shutdown begins: the server waits for open streams to finish.
+    let stop_streams = stop.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stop_streams.cancel();
+    };
     let result = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
+        .add_service(InterceptedService::new(disputes, auth.clone()))
+        .add_service(InterceptedService::new(petitions, auth.clone()))
+        .add_service(InterceptedService::new(events, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
 
@@ -61,7 +106,19 @@ pub async fn serve(
     if let Err(e) = watcher.await {
         tracing::error!(error = %e, "the health watcher panicked");
     }
+    if let Err(e) = worker.await {
+        tracing::error!(error = %e, "the case index worker panicked");
+    }
     result.map_err(ServeError::from)
+}
+
+/// What the server needs besides the listener and the store.
+#[derive(Debug)]
+pub struct Settings {
+    /// Deadline policy, calendar, jurisdiction and clock.
+    pub services: Services,
+    /// Who may call.
+    pub auth: Authenticator,
 }
 
 async fn report_store_health(reporter: &HealthReporter, store: &Store) {

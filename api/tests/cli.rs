@@ -121,3 +121,41 @@ async fn serve_refuses_an_invalid_jurisdiction_file_and_names_it() {
     assert!(stderr.contains("jurisdiction.toml"), "{stderr}");
     assert!(stderr.contains("denotes a town"), "{stderr}");
 }
+
+#[tokio::test]
+async fn serve_refuses_a_public_address_without_authentication() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("MEDIATION_AGENCIES")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("without authentication") && stderr.contains("--agencies"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("mediation.db").exists(),
+        "refused before opening the store"
+    );
+}
+
+#[tokio::test]
+async fn token_prints_a_token_and_the_hash_the_agencies_file_keeps() {
+    let out = Command::new(BIN).arg("token").output().await.unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().map(str::trim).collect();
+    let token = lines[1];
+    assert_eq!(token.len(), 64, "{stdout}");
+    let expected = format!(
+        "token_sha256 = \"{}\"",
+        mediation_api::auth::token_hash(token)
+    );
+    assert_eq!(lines[3], expected, "{stdout}");
+}

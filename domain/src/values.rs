@@ -143,12 +143,23 @@ impl DivisionCode {
 
     /// Whether `self` is `other` or lies inside it.
     pub fn is_within(&self, other: &Self) -> bool {
-        let prefix = match other.level() {
-            Level::District => &other.0[..6],
-            Level::Town => &other.0[..9],
-            Level::Village | Level::Grid => &other.0[..],
-        };
-        self.0.starts_with(prefix)
+        self.0.starts_with(other.subtree_prefix())
+    }
+
+    /// The digits every code in this division's subtree starts with: six
+    /// for a district, nine for a town, all twelve for a village.
+    pub fn subtree_prefix(&self) -> &str {
+        match self.level() {
+            Level::District => &self.0[..6],
+            Level::Town => &self.0[..9],
+            Level::Village | Level::Grid => &self.0[..],
+        }
+    }
+
+    /// The lowest and highest codes of the subtree, for range queries.
+    pub fn subtree_bounds(&self) -> (String, String) {
+        let prefix = self.subtree_prefix();
+        (format!("{prefix:0<12}"), format!("{prefix:9<12}"))
     }
 
     /// The code as a string of twelve digits.
@@ -442,6 +453,14 @@ mod tests {
         assert!(!town.is_within(&village));
         let other_town = DivisionCode::parse("990101002000").unwrap();
         assert!(!village.is_within(&other_town));
+        assert_eq!(
+            town.subtree_bounds(),
+            ("990101001000".to_owned(), "990101001999".to_owned())
+        );
+        assert_eq!(
+            village.subtree_bounds(),
+            ("990101001201".to_owned(), "990101001201".to_owned())
+        );
     }
 
     #[test]

@@ -2,5 +2,6 @@
 //! never write events.
 #![forbid(unsafe_code)]
 
+pub mod case_index;
 pub mod history;
 pub mod records;

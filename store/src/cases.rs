@@ -61,9 +61,71 @@ impl<A: Aggregate> std::fmt::Debug for Cases<A> {
     }
 }
 
+/// What makes a command idempotent: the caller's key for the request, and a
+/// fingerprint of the request itself. A second command with the same agency
+/// and request id is not carried out: it gets the first one's outcome if the
+/// fingerprints match, and [`CommandError::RequestReused`] if they do not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestKey {
+    /// Who chose the request id; ids of different agencies never collide.
+    pub agency: String,
+    /// The caller's id for the request.
+    pub request_id: String,
+    /// A hash of the request, to tell a retry from a reused id.
+    pub fingerprint: String,
+}
+
+/// Whether a caller may act on a case, given the case and its version.
+pub type Visible<'f, A> = dyn Fn(&A, u64) -> bool + Sync + 'f;
+
+/// The metadata for a command's events, from the case before and after it.
+pub type Metadata<'f, A> = dyn Fn(&A, &A) -> HashMap<String, String> + Sync + 'f;
+
+/// How to carry out a command beyond deciding it: see [`Cases::execute_with`].
+pub struct Options<'a, A> {
+    /// Makes the command idempotent.
+    pub request: Option<&'a RequestKey>,
+    /// The version the case must be at; otherwise nothing is written and
+    /// the result is [`CommandError::WrongVersion`].
+    pub expected_version: Option<u64>,
+    /// Whether the caller may act on the case as loaded, given its version
+    /// (0: the case does not exist yet); if not, the result is
+    /// [`CommandError::NotFound`].
+    pub visible: Option<&'a Visible<'a, A>>,
+    /// The metadata to store with the events, from the case before and
+    /// after the command.
+    pub metadata: Option<&'a Metadata<'a, A>>,
+}
+
+impl<A> Default for Options<'_, A> {
+    fn default() -> Self {
+        Self {
+            request: None,
+            expected_version: None,
+            visible: None,
+            metadata: None,
+        }
+    }
+}
+
+impl<A> std::fmt::Debug for Options<'_, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("request", &self.request)
+            .field("expected_version", &self.expected_version)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a command committed.
 #[derive(Debug)]
 pub struct Committed<A: Aggregate> {
+    /// The case the command acted on. For a repeated request, the case the
+    /// first execution acted on.
+    pub aggregate_id: String,
+    /// True when this repeats the outcome of an earlier execution of the
+    /// same request, and nothing was written; `events` is then empty.
+    pub replayed: bool,
     /// The case's version after the command: the sequence of its last event.
     pub version: u64,
     /// The log position of the last event committed; `None` when the
@@ -74,7 +136,7 @@ pub struct Committed<A: Aggregate> {
     pub events: Vec<EventEnvelope<A>>,
 }
 
-impl<A: Aggregate + SnapshotRevision> Cases<A> {
+impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
     /// Cases of type `A` in `store`, handled with `services`.
     pub fn new(store: &Store, services: A::Services) -> Self {
         let repository = match store.backend() {
@@ -104,18 +166,53 @@ impl<A: Aggregate + SnapshotRevision> Cases<A> {
     }
 
     /// Loads case `id`, lets the aggregate decide on `command`, and commits
-    /// the events it emits, all or none. If another command on the same case
-    /// commits in between, nothing is written and the result is
-    /// [`CommandError::Conflict`].
-    #[tracing::instrument(skip(self, command, metadata), fields(aggregate = A::TYPE))]
+    /// the events it emits, all or none, with `metadata` on each. If another
+    /// command on the same case commits in between, nothing is written and
+    /// the result is [`CommandError::Conflict`].
     pub async fn execute(
         &self,
         id: &str,
         command: A::Command,
         metadata: HashMap<String, String>,
     ) -> Result<Committed<A>, CommandError<A::Error>> {
+        let metadata = move |_: &A, _: &A| metadata.clone();
+        let options = Options {
+            metadata: Some(&metadata),
+            ..Options::default()
+        };
+        self.execute_with(id, command, options).await
+    }
+
+    /// [`Cases::execute`], with an idempotency key, an expected version, a
+    /// visibility check and metadata computed from the case; see [`Options`].
+    #[tracing::instrument(skip(self, command, options), fields(aggregate = A::TYPE))]
+    pub async fn execute_with(
+        &self,
+        id: &str,
+        command: A::Command,
+        options: Options<'_, A>,
+    ) -> Result<Committed<A>, CommandError<A::Error>> {
+        if let Some(request) = options.request
+            && let Some(earlier) = self.earlier(request).await?
+        {
+            return earlier;
+        }
         let mut context = self.load_context(id).await?;
         let loaded = context.current_sequence as u64;
+        if let Some(visible) = options.visible
+            && !visible(&context.aggregate, loaded)
+        {
+            return Err(CommandError::NotFound);
+        }
+        if let Some(expected) = options.expected_version
+            && expected != loaded
+        {
+            return Err(CommandError::WrongVersion {
+                expected,
+                actual: loaded,
+            });
+        }
+        let before = options.metadata.map(|_| context.aggregate.clone());
         let sink = EventSink::default();
         context
             .aggregate
@@ -125,6 +222,8 @@ impl<A: Aggregate + SnapshotRevision> Cases<A> {
         let events = sink.collect().await;
         if events.is_empty() {
             return Ok(Committed {
+                aggregate_id: id.to_owned(),
+                replayed: false,
                 version: loaded,
                 position: None,
                 events: Vec::new(),
@@ -132,6 +231,16 @@ impl<A: Aggregate + SnapshotRevision> Cases<A> {
         }
         // The sink has applied the events: this is the case after the command.
         let after = std::mem::take(&mut context.aggregate);
+        let mut metadata = match (options.metadata, &before) {
+            (Some(f), Some(before)) => f(before, &after),
+            _ => HashMap::new(),
+        };
+        if let Some(request) = options.request {
+            metadata.insert("agency".into(), request.agency.clone());
+            metadata.insert("request_id".into(), request.request_id.clone());
+            metadata.insert("request_hash".into(), request.fingerprint.clone());
+            metadata.insert("command_id".into(), uuid::Uuid::new_v4().to_string());
+        }
         // On SQLite the snapshot is written within the same turn, so that it
         // too never waits for the database lock while holding a connection.
         let turn = self.store.write_turn().await;
@@ -140,7 +249,25 @@ impl<A: Aggregate + SnapshotRevision> Cases<A> {
                 appender.commit(events, context, metadata).await
             }
             Repository::Sqlite { appender, .. } => appender.commit(events, context, metadata).await,
-        }?;
+        };
+        let committed = match committed {
+            Ok(committed) => committed,
+            Err(e) => {
+                drop(turn);
+                let e = CommandError::from(e);
+                // A concurrent execution of the same request may have won:
+                // the database refused this one's request record, or its
+                // events collided on the same case. Either way, answer with
+                // the winner's outcome.
+                if let Some(request) = options.request
+                    && matches!(e, CommandError::Conflict | CommandError::Store(_))
+                    && let Some(earlier) = self.earlier(request).await?
+                {
+                    return earlier;
+                }
+                return Err(e);
+            }
+        };
         let version = committed.last().map_or(loaded, |e| e.sequence as u64);
         // From here on the command has committed: a failure must not be
         // reported as the command failing, or a retry would apply it twice.
@@ -158,10 +285,37 @@ impl<A: Aggregate + SnapshotRevision> Cases<A> {
             }
         };
         Ok(Committed {
+            aggregate_id: id.to_owned(),
+            replayed: false,
             version,
             position,
             events: committed,
         })
+    }
+
+    /// The outcome of an earlier execution of `request`, if there was one:
+    /// its result if the request is the same, a refusal if it differs.
+    async fn earlier(
+        &self,
+        request: &RequestKey,
+    ) -> Result<Option<Result<Committed<A>, CommandError<A::Error>>>, StoreError> {
+        let Some(found) = self
+            .store
+            .find_request(&request.agency, &request.request_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if found.fingerprint != request.fingerprint || found.aggregate_type != A::TYPE {
+            return Ok(Some(Err(CommandError::RequestReused)));
+        }
+        Ok(Some(Ok(Committed {
+            aggregate_id: found.aggregate_id,
+            replayed: true,
+            version: found.version,
+            position: Some(found.position),
+            events: Vec::new(),
+        })))
     }
 
     /// Case `id` as it stands now, with its version; `None` if it has no events.

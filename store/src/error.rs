@@ -81,6 +81,20 @@ pub enum CommandError<E: std::error::Error> {
     /// Reload and retry.
     #[error("another change to this case was committed first; nothing was written, retry")]
     Conflict,
+    /// The caller expected the case at another version; nothing was written.
+    #[error("the case is at version {actual}, not {expected}; nothing was written")]
+    WrongVersion {
+        /// The version the caller expected.
+        expected: u64,
+        /// The version the case is at.
+        actual: u64,
+    },
+    /// The case does not exist, or the caller may not see it.
+    #[error("no such case")]
+    NotFound,
+    /// The request id was already used for a different request.
+    #[error("the request id was already used for a different request")]
+    RequestReused,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -7,9 +7,12 @@
 mod cases;
 mod db;
 mod error;
+mod index;
 mod log;
+mod requests;
 
-pub use cases::{Cases, Committed, SNAPSHOT_EVERY};
+pub use cases::{Cases, Committed, Metadata, Options, RequestKey, SNAPSHOT_EVERY, Visible};
 pub use db::{Backend, DEFAULT_DATABASE_URL, Store, redact};
 pub use error::{CommandError, StoreError};
-pub use log::RecordedEvent;
+pub use index::{IndexQuery, IndexRow};
+pub use log::{LogFilter, LogPage, RecordedEvent};

@@ -47,6 +47,36 @@ pub struct RecordedEvent {
     pub metadata: Value,
 }
 
+/// Which events a filtered read returns; every field set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// Only events of this aggregate type.
+    pub aggregate_type: Option<String>,
+    /// Only events of this case.
+    pub aggregate_id: Option<String>,
+    /// Only events whose case was held, before or after the event, by a
+    /// division in this range of codes (lowest, highest), as written by
+    /// the engine into the event's metadata (`division`, `prior_division`).
+    pub division: Option<(String, String)>,
+    /// A second range that must match too: the reader's scope.
+    pub scope: Option<(String, String)>,
+}
+
+impl LogFilter {
+    fn ranges(&self) -> [Option<&(String, String)>; 2] {
+        [self.division.as_ref(), self.scope.as_ref()]
+    }
+}
+
+/// A page of a filtered read of the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogPage {
+    /// The matching events, in log order.
+    pub events: Vec<RecordedEvent>,
+    /// The position the read covered: resume after it.
+    pub read_to: u64,
+}
+
 const COLUMNS: &str = "position, event_id, recorded_at, aggregate_type, aggregate_id, sequence, \
                        event_type, event_version, payload, metadata";
 
@@ -87,6 +117,99 @@ impl Store {
                 rows.iter().map(from_sqlite).collect()
             }
         }
+    }
+
+    /// Up to `limit` events after position `after` that match `filter`, in
+    /// log order, and how far the read got: a reader resumes after
+    /// [`LogPage::read_to`], which may lie beyond the last event returned
+    /// when events that did not match were passed over.
+    #[tracing::instrument(level = "debug", skip(self, filter), fields(store = self.kind()))]
+    pub async fn read_log_filtered(
+        &self,
+        after: u64,
+        limit: u32,
+        filter: &LogFilter,
+    ) -> Result<LogPage, StoreError> {
+        // Everything up to the settled head is final, so the page may stop
+        // there and promise that nothing matching was left out below it.
+        let head = self.log_head().await?;
+        if head <= after {
+            return Ok(LogPage {
+                events: Vec::new(),
+                read_to: after,
+            });
+        }
+        let (after_i, head_i) = (to_i64(after), to_i64(head));
+        let limit_i = i64::from(limit);
+        let [r1, r2] = filter.ranges();
+        let events = match self.backend() {
+            Backend::Postgres(pool) => {
+                let in_range = |lo: usize, hi: usize| {
+                    format!(
+                        "(${lo}::text IS NULL OR metadata->>'division' BETWEEN ${lo} AND ${hi} \
+                         OR metadata->>'prior_division' BETWEEN ${lo} AND ${hi})"
+                    )
+                };
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM events WHERE position > $1 AND position <= $2 \
+                     AND ($3::text IS NULL OR aggregate_type = $3) \
+                     AND ($4::text IS NULL OR aggregate_id = $4) AND {} AND {} \
+                     ORDER BY position LIMIT $9",
+                    in_range(5, 6),
+                    in_range(7, 8)
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(after_i)
+                    .bind(head_i)
+                    .bind(filter.aggregate_type.as_deref())
+                    .bind(filter.aggregate_id.as_deref())
+                    .bind(r1.map(|r| r.0.clone()))
+                    .bind(r1.map(|r| r.1.clone()))
+                    .bind(r2.map(|r| r.0.clone()))
+                    .bind(r2.map(|r| r.1.clone()))
+                    .bind(limit_i)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(from_pg).collect::<Result<Vec<_>, _>>()?
+            }
+            Backend::Sqlite(pool) => {
+                let in_range = |lo: usize, hi: usize| {
+                    format!(
+                        "(?{lo} IS NULL OR json_extract(metadata, '$.division') BETWEEN ?{lo} AND ?{hi} \
+                         OR json_extract(metadata, '$.prior_division') BETWEEN ?{lo} AND ?{hi})"
+                    )
+                };
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM events WHERE position > ?1 AND position <= ?2 \
+                     AND (?3 IS NULL OR aggregate_type = ?3) \
+                     AND (?4 IS NULL OR aggregate_id = ?4) AND {} AND {} \
+                     ORDER BY position LIMIT ?9",
+                    in_range(5, 6),
+                    in_range(7, 8)
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(after_i)
+                    .bind(head_i)
+                    .bind(filter.aggregate_type.as_deref())
+                    .bind(filter.aggregate_id.as_deref())
+                    .bind(r1.map(|r| r.0.clone()))
+                    .bind(r1.map(|r| r.1.clone()))
+                    .bind(r2.map(|r| r.0.clone()))
+                    .bind(r2.map(|r| r.1.clone()))
+                    .bind(limit_i)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter()
+                    .map(from_sqlite)
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        let read_to = if events.len() as u64 >= u64::from(limit) {
+            events.last().map_or(after, |e| e.position)
+        } else {
+            head
+        };
+        Ok(LogPage { events, read_to })
     }
 
     /// The position of the last settled event, 0 for an empty log. A reader
@@ -140,6 +263,10 @@ impl Store {
             }
         }
     }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 fn to_u64(v: i64) -> u64 {

@@ -1,5 +1,9 @@
 //! The server, started as `serve` starts it, on port 0, spoken to over gRPC.
 
+use std::sync::Arc;
+
+use mediation_api::auth::Authenticator;
+use mediation_domain::services::{Services, SystemClock};
 use mediation_tests::TestDb;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -18,9 +22,18 @@ async fn health_and_reflection_answer_and_shutdown_is_clean(db: &TestDb) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(mediation_api::serve(listener, db.store.clone(), async {
-        let _ = stopped.await;
-    }));
+    let settings = mediation_api::Settings {
+        services: Services::shipped_defaults(Arc::new(SystemClock)),
+        auth: Authenticator::disabled(),
+    };
+    let server = tokio::spawn(mediation_api::serve(
+        listener,
+        db.store.clone(),
+        settings,
+        async {
+            let _ = stopped.await;
+        },
+    ));
 
     let channel = Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()

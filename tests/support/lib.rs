@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 pub mod probe;
+pub mod server;
 
 use std::io::Write;
 use std::sync::Once;

@@ -1,0 +1,576 @@
+//! The engine behind the gRPC services: the cases of both kinds, the store
+//! and the rules every command and query shares (authorisation, scope,
+//! idempotency, error mapping). The services in `services/` only convert
+//! between protobuf and domain types and call in here.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_es::Aggregate;
+use mediation_domain::SnapshotRevision;
+use mediation_domain::dispute::{Dispute, DisputeAction, DisputeCommand};
+use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand};
+use mediation_domain::services::Services;
+use mediation_domain::values::{Actor, ActorId, CaseId, DivisionCode};
+use mediation_projections::case_index;
+use mediation_proto::v1 as pb;
+use mediation_store::{Cases, IndexQuery, Options, RequestKey, Store};
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::{command_status, dispute_status, not_found, petition_status, store_status};
+
+/// Which case a command is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// A command that may create the case (report, register, receive):
+    /// `id` is the caller's choice or empty for a server-chosen id, and
+    /// `division` is where the command puts the case, which must lie in the
+    /// caller's scope.
+    Create {
+        /// The case id the caller chose, or "".
+        id: &'a str,
+        /// The division named in the command.
+        division: &'a DivisionCode,
+        /// When the case may exist already (registering a reported
+        /// dispute): the version it must still be at.
+        expected_version: Option<u64>,
+    },
+    /// A command on an existing case.
+    Existing {
+        /// The case id.
+        id: &'a str,
+        /// The version the case must still be at, if the caller asked.
+        expected_version: Option<u64>,
+    },
+}
+
+/// What identifies a mutating request, for authorisation, idempotency and
+/// the history.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    /// The RPC's method name as in the `.proto`, e.g. "HoldSession".
+    pub rpc: &'static str,
+    /// The caller's `request_id`.
+    pub request_id: &'a str,
+    /// The caller's `actor_id`.
+    pub actor_id: &'a str,
+    /// The request message, encoded, so that a reused `request_id` with a
+    /// different request is told apart from a retry.
+    pub encoded_request: &'a [u8],
+}
+
+/// A page of a list: at most `size` items after the position in `token`.
+#[derive(Debug, Clone)]
+pub struct PageRequest<'a> {
+    /// The request's `page_size`.
+    pub page_size: i32,
+    /// The request's `page_token`.
+    pub page_token: &'a str,
+    /// The request's `min_position`.
+    pub min_position: u64,
+}
+
+/// Filters of a list of cases; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Cases held within this division's subtree.
+    pub division: Option<DivisionCode>,
+    /// The stored name of the level (`Level::as_str`).
+    pub level: Option<&'static str>,
+    /// The stored name of the status (`DisputeStatus::as_str` /
+    /// `PetitionStatus::as_str`).
+    pub status: Option<&'static str>,
+    /// The stored name of the dispute category.
+    pub category: Option<&'static str>,
+    /// The stored name of the risk grading.
+    pub risk: Option<&'static str>,
+    /// The stored name of the petition channel.
+    pub channel: Option<&'static str>,
+}
+
+/// One case in a list or a get: its id, version and state.
+#[derive(Debug, Clone)]
+pub struct Found<A> {
+    /// The case id.
+    pub id: String,
+    /// The case's version.
+    pub version: u64,
+    /// The case as it stands.
+    pub case: A,
+}
+
+/// How long a list waits for the index to reach a `min_position`.
+pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
+
+/// The default and the largest `page_size`.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// The largest `page_size`; larger requests are reduced to it.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// The engine. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    disputes: Cases<Dispute>,
+    petitions: Cases<Petition>,
+    /// Bumped after every commit in this process: wakes the projection and
+    /// live subscribers.
+    committed: watch::Sender<u64>,
+    /// How far the case index has applied the log.
+    indexed: watch::Receiver<u64>,
+}
+
+/// The division holding a case: what scopes and event filters go by.
+trait Held {
+    fn held_by(&self) -> Option<&DivisionCode>;
+}
+
+impl Held for Dispute {
+    fn held_by(&self) -> Option<&DivisionCode> {
+        self.division()
+    }
+}
+
+impl Held for Petition {
+    fn held_by(&self) -> Option<&DivisionCode> {
+        self.division()
+    }
+}
+
+impl App {
+    /// The engine over `store`, with `services` for the aggregates, and
+    /// its background work (the case index), which runs until `stop`.
+    pub fn start(
+        store: Store,
+        services: Services,
+        stop: CancellationToken,
+    ) -> (Self, JoinHandle<()>) {
+        let (committed, wake) = watch::channel(0);
+        let (progress, indexed) = watch::channel(0);
+        let worker = tokio::spawn(case_index::run(store.clone(), wake, progress, stop));
+        let app = Self {
+            inner: Arc::new(Inner {
+                disputes: Cases::new(&store, services.clone()),
+                petitions: Cases::new(&store, services),
+                store,
+                committed,
+                indexed,
+            }),
+        };
+        (app, worker)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// A receiver that changes after every commit made through this
+    /// process.
+    pub fn commits(&self) -> watch::Receiver<u64> {
+        self.inner.committed.subscribe()
+    }
+
+    /// Carries out `action` on a dispute for `caller`.
+    pub async fn dispute_command(
+        &self,
+        caller: &Caller,
+        target: Target<'_>,
+        call: Call<'_>,
+        action: DisputeAction,
+    ) -> Result<pb::CommandOutcome, Status> {
+        // A case may be moved only into the caller's own jurisdiction
+        // (escalation, by contrast, hands it to the level above).
+        if let DisputeAction::TakeOver { division } | DisputeAction::SendDown { division } = &action
+            && !caller.covers(division)
+        {
+            caller.authorise(call.rpc)?;
+            // A case the caller cannot see stays NOT_FOUND, whatever it asks.
+            if let Target::Existing { id, .. } = target {
+                get(&self.inner.disputes, caller, id).await?;
+            }
+            return Err(Status::permission_denied(format!(
+                "division {division} is outside the jurisdiction of agency {}",
+                caller.agency()
+            )));
+        }
+        let command = |by| DisputeCommand { by, action };
+        let creates = matches!(target, Target::Create { .. });
+        self.command(
+            &self.inner.disputes,
+            caller,
+            target,
+            call,
+            command,
+            |e, id| dispute_status(e, id, creates),
+        )
+        .await
+    }
+
+    /// Carries out `action` on a petition for `caller`.
+    pub async fn petition_command(
+        &self,
+        caller: &Caller,
+        target: Target<'_>,
+        call: Call<'_>,
+        action: PetitionAction,
+    ) -> Result<pb::CommandOutcome, Status> {
+        let command = |by| PetitionCommand { by, action };
+        let creates = matches!(target, Target::Create { .. });
+        self.command(
+            &self.inner.petitions,
+            caller,
+            target,
+            call,
+            command,
+            |e, id| petition_status(e, id, creates),
+        )
+        .await
+    }
+
+    /// The path every command takes: authorisation, scope, idempotency,
+    /// the expected version, and the events' metadata.
+    async fn command<A>(
+        &self,
+        cases: &Cases<A>,
+        caller: &Caller,
+        target: Target<'_>,
+        call: Call<'_>,
+        command: impl FnOnce(Actor) -> A::Command,
+        domain_status: impl FnOnce(A::Error, &str) -> Status,
+    ) -> Result<pb::CommandOutcome, Status>
+    where
+        A: Aggregate + SnapshotRevision + Clone + Held,
+    {
+        caller.authorise(call.rpc)?;
+        let kind = A::TYPE.to_lowercase();
+        let request_id = parse_request_id(call.request_id)?;
+        let by = Actor {
+            id: ActorId::parse(call.actor_id)
+                .map_err(|e| Status::invalid_argument(format!("invalid actor_id: {}", e.reason)))?,
+            agency: caller.agency().clone(),
+        };
+        let (id, expected_version) = match target {
+            Target::Create {
+                id,
+                division,
+                expected_version,
+            } => {
+                if !caller.covers(division) {
+                    return Err(Status::permission_denied(format!(
+                        "division {division} is outside the jurisdiction of agency {}",
+                        caller.agency()
+                    )));
+                }
+                let id = if id.is_empty() {
+                    Uuid::new_v4().to_string()
+                } else {
+                    id.to_owned()
+                };
+                (id, expected_version)
+            }
+            Target::Existing {
+                id,
+                expected_version,
+            } => (id.to_owned(), expected_version),
+        };
+        let case_id_field = format!("{kind}_id");
+        CaseId::parse(&id).map_err(|e| {
+            Status::invalid_argument(format!("invalid {case_id_field}: {}", e.reason))
+        })?;
+        let creates = matches!(target, Target::Create { .. });
+        let visible = |case: &A, version: u64| {
+            if version == 0 {
+                return creates;
+            }
+            case.held_by().is_some_and(|d| caller.covers(d))
+        };
+        let metadata = |before: &A, after: &A| {
+            let mut metadata = HashMap::new();
+            metadata.insert("rpc".to_owned(), call.rpc.to_owned());
+            if let Some(division) = after.held_by() {
+                metadata.insert("division".to_owned(), division.as_str().to_owned());
+            }
+            if let Some(prior) = before.held_by()
+                && Some(prior) != after.held_by()
+            {
+                metadata.insert("prior_division".to_owned(), prior.as_str().to_owned());
+            }
+            metadata
+        };
+        let key = RequestKey {
+            agency: caller.agency().as_str().to_owned(),
+            request_id,
+            fingerprint: fingerprint(call.rpc, call.encoded_request),
+        };
+        let options = Options {
+            request: Some(&key),
+            expected_version,
+            visible: Some(&visible),
+            metadata: Some(&metadata),
+        };
+        let committed = cases
+            .execute_with(&id, command(by), options)
+            .await
+            .map_err(|e| command_status(e, &kind, &id, |e| domain_status(e, &id)))?;
+        if let Some(position) = committed.position {
+            self.inner.committed.send_replace(position);
+        }
+        Ok(pb::CommandOutcome {
+            case_id: committed.aggregate_id,
+            version: committed.version,
+            position: committed.position.unwrap_or(0),
+            replayed: committed.replayed,
+        })
+    }
+
+    /// A dispute as it stands now; NOT_FOUND if it does not exist or lies
+    /// outside the caller's scope.
+    pub async fn get_dispute(&self, caller: &Caller, id: &str) -> Result<Found<Dispute>, Status> {
+        get(&self.inner.disputes, caller, id).await
+    }
+
+    /// A petition as it stands now; NOT_FOUND if it does not exist or lies
+    /// outside the caller's scope.
+    pub async fn get_petition(&self, caller: &Caller, id: &str) -> Result<Found<Petition>, Status> {
+        get(&self.inner.petitions, caller, id).await
+    }
+
+    /// A page of the disputes in the caller's scope matching `filter`, and
+    /// the token of the next page ("" after the last).
+    pub async fn list_disputes(
+        &self,
+        caller: &Caller,
+        filter: CaseFilter,
+        page: PageRequest<'_>,
+    ) -> Result<(Vec<Found<Dispute>>, String), Status> {
+        self.list(caller, filter, page).await
+    }
+
+    /// A page of the petitions in the caller's scope matching `filter`, and
+    /// the token of the next page ("" after the last).
+    pub async fn list_petitions(
+        &self,
+        caller: &Caller,
+        filter: CaseFilter,
+        page: PageRequest<'_>,
+    ) -> Result<(Vec<Found<Petition>>, String), Status> {
+        self.list(caller, filter, page).await
+    }
+
+    async fn list<A: Aggregate>(
+        &self,
+        caller: &Caller,
+        filter: CaseFilter,
+        page: PageRequest<'_>,
+    ) -> Result<(Vec<Found<A>>, String), Status> {
+        caller.authorise(if A::TYPE == Dispute::TYPE {
+            "ListDisputes"
+        } else {
+            "ListPetitions"
+        })?;
+        let limit = page_size(page.page_size)?;
+        let query_key = format!("{}|{filter:?}", A::TYPE);
+        let after = decode_page_token(page.page_token, &query_key)?;
+        self.wait_for_index(page.min_position).await?;
+        let query = IndexQuery {
+            aggregate_type: A::TYPE.to_owned(),
+            division: filter.division.as_ref().map(DivisionCode::subtree_bounds),
+            scope: caller.scope().map(DivisionCode::subtree_bounds),
+            level: filter.level.map(str::to_owned),
+            status: filter.status.map(str::to_owned),
+            category: filter.category.map(str::to_owned),
+            risk: filter.risk.map(str::to_owned),
+            channel: filter.channel.map(str::to_owned),
+            after_case_id: after,
+            limit: limit + 1,
+        };
+        let mut rows = self
+            .inner
+            .store
+            .list_index(&query)
+            .await
+            .map_err(|e| store_status(&e))?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = match (more, rows.last()) {
+            (true, Some(last)) => encode_page_token(&query_key, &last.case_id),
+            _ => String::new(),
+        };
+        let found = rows
+            .into_iter()
+            .map(|row| {
+                Ok(Found {
+                    case: case_index::decode::<A>(&row.case_id, row.state)
+                        .map_err(|e| store_status(&e))?,
+                    id: row.case_id,
+                    version: row.version,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        Ok((found, next))
+    }
+
+    /// Waits until the case index has applied the log up to `position`.
+    async fn wait_for_index(&self, position: u64) -> Result<(), Status> {
+        if position == 0 {
+            return Ok(());
+        }
+        let mut indexed = self.inner.indexed.clone();
+        match tokio::time::timeout(READ_YOUR_WRITES_WAIT, indexed.wait_for(|p| *p >= position))
+            .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(Status::unavailable("the server is shutting down; retry")),
+            Err(_) => Err(Status::unavailable(format!(
+                "the list has not yet caught up with position {position}; retry shortly"
+            ))),
+        }
+    }
+}
+
+async fn get<A>(cases: &Cases<A>, caller: &Caller, id: &str) -> Result<Found<A>, Status>
+where
+    A: Aggregate + SnapshotRevision + Clone + Held,
+{
+    let kind = A::TYPE.to_lowercase();
+    caller.authorise(if A::TYPE == Dispute::TYPE {
+        "GetDispute"
+    } else {
+        "GetPetition"
+    })?;
+    CaseId::parse(id)
+        .map_err(|e| Status::invalid_argument(format!("invalid {kind}_id: {}", e.reason)))?;
+    let loaded = cases
+        .load(id)
+        .await
+        .map_err(|e| command_status(e, &kind, id, |_| Status::internal("unexpected refusal")))?;
+    match loaded {
+        Some((case, version)) if case.held_by().is_some_and(|d| caller.covers(d)) => Ok(Found {
+            id: id.to_owned(),
+            version,
+            case,
+        }),
+        _ => Err(not_found(&kind, id)),
+    }
+}
+
+/// Checks a caller's request id: 1 to 128 characters, no control characters.
+fn parse_request_id(id: &str) -> Result<String, Status> {
+    if id.is_empty() {
+        return Err(Status::invalid_argument(
+            "request_id is required: choose a unique id (a UUID, say) for each request and \
+             reuse it only to retry that request",
+        ));
+    }
+    if id.chars().count() > 128 || id.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(
+            "invalid request_id: at most 128 characters, no control characters",
+        ));
+    }
+    Ok(id.to_owned())
+}
+
+/// The fingerprint of a request: SHA-256 over the RPC name and the encoded
+/// message, in hex.
+fn fingerprint(rpc: &str, encoded: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(rpc.as_bytes());
+    hasher.update([0]);
+    hasher.update(encoded);
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The page size a request asks for, within bounds.
+pub fn page_size(requested: i32) -> Result<u32, Status> {
+    match requested {
+        n if n < 0 => Err(Status::invalid_argument(
+            "invalid page_size: must not be negative",
+        )),
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n => Ok(u32::try_from(n).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE)),
+    }
+}
+
+/// A page token: opaque to clients; it binds the position to the query, so
+/// that a token used with other filters is refused.
+pub fn encode_page_token(query_key: &str, after: &str) -> String {
+    let tag = &fingerprint("page", query_key.as_bytes())[..16];
+    hex(format!("{tag}:{after}").as_bytes())
+}
+
+/// The position a page token continues after; `None` for the first page.
+pub fn decode_page_token(token: &str, query_key: &str) -> Result<Option<String>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || {
+        Status::invalid_argument(
+            "invalid page_token: pass the next_page_token of the previous page unchanged, with \
+             the same filters",
+        )
+    };
+    if !token.len().is_multiple_of(2) || token.len() > 1024 {
+        return Err(invalid());
+    }
+    let bytes = (0..token.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let (tag, after) = text.split_once(':').ok_or_else(invalid)?;
+    if tag != &fingerprint("page", query_key.as_bytes())[..16] {
+        return Err(invalid());
+    }
+    Ok(Some(after.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_are_bound_to_their_query() {
+        let token = encode_page_token("Dispute|a", "case-9");
+        assert_eq!(
+            decode_page_token(&token, "Dispute|a").unwrap().as_deref(),
+            Some("case-9")
+        );
+        assert!(decode_page_token(&token, "Dispute|b").is_err());
+        assert!(decode_page_token("zz", "Dispute|a").is_err());
+        assert_eq!(decode_page_token("", "x").unwrap(), None);
+    }
+
+    #[test]
+    fn page_sizes_default_and_are_capped() {
+        assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE_SIZE);
+        assert_eq!(page_size(5).unwrap(), 5);
+        assert_eq!(page_size(50_000).unwrap(), MAX_PAGE_SIZE);
+        assert!(page_size(-1).is_err());
+    }
+
+    #[test]
+    fn request_ids_are_bounded() {
+        assert!(parse_request_id("").is_err());
+        assert!(parse_request_id(&"x".repeat(129)).is_err());
+        assert!(parse_request_id("a\nb").is_err());
+        assert!(parse_request_id("2f0c-retry-safe").is_ok());
+    }
+}

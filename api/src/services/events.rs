@@ -1,0 +1,328 @@
+//! `EventService`: the global log, in pages or as a live stream.
+
+use std::time::Duration;
+
+use mediation_domain::values::{CaseId, DivisionCode, Name};
+use mediation_proto::v1 as pb;
+use mediation_proto::v1::event_service_server::EventService;
+use mediation_store::{LogFilter, RecordedEvent};
+use prost_types::Timestamp;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::app::{App, decode_page_token, encode_page_token, page_size};
+use crate::auth::{Caller, caller};
+use crate::error::store_status;
+
+/// How many events a subscription reads from the store at a time.
+const SUBSCRIPTION_BATCH: u32 = 256;
+
+/// How often a subscription looks at the log when no commit in this process
+/// woke it: commits by other processes on the same database reach it this
+/// way.
+const SUBSCRIPTION_POLL: Duration = Duration::from_millis(250);
+
+/// How many events may wait for a slow subscriber before reading pauses.
+const SUBSCRIPTION_BUFFER: usize = 64;
+
+/// What withheld names read as.
+pub(crate) const WITHHELD: &str = "[withheld]";
+
+/// The event service.
+#[derive(Debug, Clone)]
+pub(crate) struct EventApi {
+    app: App,
+    stop: CancellationToken,
+}
+
+impl EventApi {
+    /// The service over `app`; live streams end when `stop` is cancelled.
+    pub(crate) fn new(app: App, stop: CancellationToken) -> Self {
+        Self { app, stop }
+    }
+}
+
+#[tonic::async_trait]
+impl EventService for EventApi {
+    async fn read_events(
+        &self,
+        request: Request<pb::ReadEventsRequest>,
+    ) -> Result<Response<pb::ReadEventsResponse>, Status> {
+        let caller = caller(&request)?;
+        caller.authorise("ReadEvents")?;
+        let r = request.into_inner();
+        let filter = log_filter(&caller, r.aggregate_type, &r.case_id, &r.division_code)?;
+        let limit = page_size(r.page_size)?;
+        let query_key = format!("events|{filter:?}");
+        let after = match decode_page_token(&r.page_token, &query_key)? {
+            Some(after) => after.parse::<u64>().map_err(|_| {
+                Status::invalid_argument("invalid page_token: pass next_page_token unchanged")
+            })?,
+            None => r.after_position,
+        };
+        let page = self
+            .app
+            .store()
+            .read_log_filtered(after, limit, &filter)
+            .await
+            .map_err(|e| store_status(&e))?;
+        let full = page.events.len() as u64 >= u64::from(limit);
+        let events = page.events.iter().map(|e| to_pb(e, &caller)).collect();
+        Ok(Response::new(pb::ReadEventsResponse {
+            events,
+            next_page_token: if full {
+                encode_page_token(&query_key, &page.read_to.to_string())
+            } else {
+                String::new()
+            },
+            last_position: page.read_to,
+        }))
+    }
+
+    type SubscribeEventsStream = ReceiverStream<Result<pb::SubscribeEventsResponse, Status>>;
+
+    async fn subscribe_events(
+        &self,
+        request: Request<pb::SubscribeEventsRequest>,
+    ) -> Result<Response<Self::SubscribeEventsStream>, Status> {
+        let caller = caller(&request)?;
+        caller.authorise("SubscribeEvents")?;
+        let r = request.into_inner();
+        let filter = log_filter(&caller, r.aggregate_type, &r.case_id, &r.division_code)?;
+        let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        let app = self.app.clone();
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            follow(app, caller, filter, r.after_position, tx, stop).await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Sends the events after `after` that match `filter` to `tx`, then each
+/// new one, until the client goes away or the server stops.
+async fn follow(
+    app: App,
+    caller: std::sync::Arc<Caller>,
+    filter: LogFilter,
+    mut after: u64,
+    tx: mpsc::Sender<Result<pb::SubscribeEventsResponse, Status>>,
+    stop: CancellationToken,
+) {
+    let mut commits = app.commits();
+    loop {
+        let page = match app
+            .store()
+            .read_log_filtered(after, SUBSCRIPTION_BATCH, &filter)
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                // The client reconnects with the last position it received
+                // and loses nothing.
+                let _ = tx.send(Err(store_status(&e))).await;
+                return;
+            }
+        };
+        let caught_up = (page.events.len() as u64) < u64::from(SUBSCRIPTION_BATCH);
+        for event in &page.events {
+            let message = pb::SubscribeEventsResponse {
+                event: Some(to_pb(event, &caller)),
+            };
+            if tx.send(Ok(message)).await.is_err() {
+                return;
+            }
+        }
+        after = page.read_to;
+        if !caught_up {
+            continue;
+        }
+        tokio::select! {
+            () = stop.cancelled() => {
+                let _ = tx
+                    .send(Err(Status::unavailable(format!(
+                        "the server is shutting down; reconnect and resume after the last \
+                         position you received (at least {after})"
+                    ))))
+                    .await;
+                return;
+            }
+            () = tx.closed() => return,
+            _ = commits.changed() => {}
+            () = tokio::time::sleep(SUBSCRIPTION_POLL) => {}
+        }
+    }
+}
+
+/// The store filter for a request's filters, narrowed to the caller's scope.
+fn log_filter(
+    caller: &Caller,
+    aggregate_type: i32,
+    case_id: &str,
+    division_code: &str,
+) -> Result<LogFilter, Status> {
+    let aggregate_type = match pb::AggregateType::try_from(aggregate_type) {
+        Ok(pb::AggregateType::Unspecified) => None,
+        Ok(pb::AggregateType::Dispute) => Some("Dispute".to_owned()),
+        Ok(pb::AggregateType::Petition) => Some("Petition".to_owned()),
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "invalid aggregate_type: unknown value {aggregate_type}"
+            )));
+        }
+    };
+    let aggregate_id = if case_id.is_empty() {
+        None
+    } else {
+        CaseId::parse(case_id)
+            .map_err(|e| Status::invalid_argument(format!("invalid case_id: {}", e.reason)))?;
+        Some(case_id.to_owned())
+    };
+    let division = if division_code.is_empty() {
+        None
+    } else {
+        let code = DivisionCode::parse(division_code).map_err(|e| {
+            Status::invalid_argument(format!("invalid division_code: {}", e.reason))
+        })?;
+        Some(code.subtree_bounds())
+    };
+    Ok(LogFilter {
+        aggregate_type,
+        aggregate_id,
+        division,
+        scope: caller.scope().map(DivisionCode::subtree_bounds),
+    })
+}
+
+/// An event as the caller may see it.
+pub(crate) fn to_pb(event: &RecordedEvent, caller: &Caller) -> pb::Event {
+    let mut payload = event.payload.clone();
+    redact(&mut payload, caller);
+    let aggregate_type = match event.aggregate_type.as_str() {
+        "Dispute" => pb::AggregateType::Dispute,
+        "Petition" => pb::AggregateType::Petition,
+        _ => pb::AggregateType::Unspecified,
+    };
+    pb::Event {
+        position: event.position,
+        event_id: event.event_id.to_string(),
+        record_time: Some(Timestamp {
+            seconds: event.recorded_at.timestamp(),
+            nanos: i32::try_from(event.recorded_at.timestamp_subsec_nanos()).unwrap_or(0),
+        }),
+        aggregate_type: aggregate_type.into(),
+        case_id: event.aggregate_id.clone(),
+        sequence: event.sequence,
+        event_type: event.event_type.clone(),
+        event_version: event.event_version.clone(),
+        payload_json: payload.to_string(),
+        division_code: event
+            .metadata
+            .get("division")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// Withholds parties' and petitioners' names from callers who may not see
+/// them. Works on the JSON shape of any event, so that a new event type
+/// carrying `parties` or a `petitioner` is covered without a change here.
+fn redact(payload: &mut Value, caller: &Caller) {
+    let complained = find_str(payload, "complained_unit").and_then(|u| Name::parse(&u).ok());
+    let parties = caller.may_see_parties();
+    let petitioner = caller.may_see_petitioner(complained.as_ref());
+    if !(parties && petitioner) {
+        withhold(payload, parties, petitioner);
+    }
+}
+
+fn withhold(value: &mut Value, parties: bool, petitioner: bool) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                match (key.as_str(), child) {
+                    ("parties", Value::Array(list)) if !parties => {
+                        for party in list {
+                            if let Some(name) = party.get_mut("name") {
+                                *name = Value::String(WITHHELD.to_owned());
+                            }
+                        }
+                    }
+                    ("petitioner", Value::Object(person)) if !petitioner => {
+                        for (field, v) in person.iter_mut() {
+                            *v = if field == "name" {
+                                Value::String(WITHHELD.to_owned())
+                            } else {
+                                Value::Null
+                            };
+                        }
+                    }
+                    (_, child) => withhold(child, parties, petitioner),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                withhold(item, parties, petitioner);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn find_str(value: &Value, key: &str) -> Option<String> {
+    match value {
+        Value::Object(map) => map
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| map.values().find_map(|v| find_str(v, key))),
+        Value::Array(items) => items.iter().find_map(|v| find_str(v, key)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn names_are_withheld_from_roles_that_may_not_see_them() {
+        let mut payload = json!({"change": {"Received": {
+            "petitioner": {"name": "Wang Fang", "contact": "138"},
+            "complained_unit": "Example Town Government"}}});
+        let mut withheld = payload.clone();
+        withhold(&mut withheld, true, false);
+        assert_eq!(
+            withheld["change"]["Received"]["petitioner"]["name"],
+            WITHHELD
+        );
+        assert_eq!(
+            withheld["change"]["Received"]["petitioner"]["contact"],
+            Value::Null
+        );
+        redact(&mut payload, &Caller::local());
+        assert_eq!(
+            payload["change"]["Received"]["petitioner"]["name"],
+            "Wang Fang"
+        );
+
+        let mut dispute = json!({"change": {"Registered": {"parties": [
+            {"role": "applicant", "name": "Li Lei"}, {"role": "respondent", "name": "Han Mei"}]}}});
+        withhold(&mut dispute, false, true);
+        assert_eq!(
+            dispute["change"]["Registered"]["parties"][1]["name"],
+            WITHHELD
+        );
+        assert_eq!(
+            dispute["change"]["Registered"]["parties"][1]["role"],
+            "respondent"
+        );
+    }
+}

@@ -1,0 +1,4 @@
+//! The gRPC services.
+pub(crate) mod dispute;
+pub(crate) mod events;
+pub(crate) mod petition;
