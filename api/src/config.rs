@@ -113,3 +113,19 @@ pub fn load_services(files: &ConfigFiles, clock: Arc<dyn Clock>) -> Result<Servi
     );
     Ok(Services::new(clock, policy, calendar, jurisdiction))
 }
+
+/// The server's TLS settings from PEM files: its certificate chain and key
+/// and, for mutual TLS, the CA that client certificates must be signed by.
+pub fn load_tls(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<tonic::transport::ServerTlsConfig, ConfigError> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let identity = Identity::from_pem(read(cert)?, read(key)?);
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(tls)
+}

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use mediation_api::Settings;
 use mediation_api::auth::{Authenticator, new_token, token_hash};
-use mediation_api::config::{ConfigFiles, load_services};
+use mediation_api::config::{ConfigFiles, load_services, load_tls};
 use mediation_domain::services::SystemClock;
 use mediation_store::{DEFAULT_DATABASE_URL, Store, redact};
 
@@ -63,6 +63,15 @@ struct ServeArgs {
     /// loopback addresses only.
     #[arg(long, env = "MEDIATION_AGENCIES")]
     agencies: Option<PathBuf>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "MEDIATION_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "MEDIATION_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: require client certificates signed by this CA (PEM).
+    #[arg(long, env = "MEDIATION_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
@@ -124,25 +133,62 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     args.listen
                 ),
             };
+            let tls = match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => Some(
+                    load_tls(cert, key, args.tls_client_ca.as_deref())
+                        .context("loading the TLS files")?,
+                ),
+                _ => None,
+            };
             let store = open_store(&args.store).await?;
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("listening on {}", args.listen))?;
             let addr = listener.local_addr().context("reading the bound address")?;
-            tracing::info!(%addr, store = %redact(&args.store.database_url), "serving gRPC");
+            let signal = stop_signal()?;
             let shutdown = async {
-                if tokio::signal::ctrl_c().await.is_err() {
-                    tracing::warn!("cannot listen for Ctrl-C; stop the process with a signal");
-                    std::future::pending::<()>().await;
-                }
+                signal.await;
                 tracing::info!("shutting down");
             };
-            let settings = Settings { services, auth };
+            tracing::info!(%addr, store = %redact(&args.store.database_url), "serving gRPC");
+
+            let settings = Settings {
+                services,
+                auth,
+                tls,
+            };
             mediation_api::serve(listener, store.clone(), settings, shutdown).await?;
             store.close().await;
         }
     }
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (what service managers and
+/// container runtimes send). The handlers are installed when this is
+/// called, not when the future is first polled, so that a signal arriving
+/// as the server starts is not lost.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
 }
 
 #[tokio::main]

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower::util::MapResponseLayer;
 
 use crate::app::App;
 use crate::auth::Authenticator;
@@ -92,7 +93,12 @@ pub async fn serve(
         shutdown.await;
         stop_streams.cancel();
     };
-    let result = tonic::transport::Server::builder()
+    let mut builder =
+        tonic::transport::Server::builder().layer(MapResponseLayer::new(oversized_is_exhausted));
+    if let Some(tls) = settings.tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let result = builder
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -112,6 +118,27 @@ pub async fn serve(
     result.map_err(ServeError::from)
 }
 
+/// The status gRPC specifies for a request larger than the server's limit is
+/// RESOURCE_EXHAUSTED; tonic sends OUT_OF_RANGE. Clients written against
+/// other gRPC servers expect the former, so the status is corrected here.
+fn oversized_is_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let oversized = headers.get("grpc-status").is_some_and(|s| s == "11")
+        && headers
+            .get("grpc-message")
+            .and_then(|m| m.to_str().ok())
+            // The message is percent-encoded on the wire.
+            .is_some_and(|m| m.replace("%20", " ").contains("message length too large"));
+    if oversized {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        headers.insert(
+            "grpc-message",
+            http::HeaderValue::from_static("the request is larger than the server accepts (1 MiB)"),
+        );
+    }
+    response
+}
+
 /// What the server needs besides the listener and the store.
 #[derive(Debug)]
 pub struct Settings {
@@ -119,6 +146,9 @@ pub struct Settings {
     pub services: Services,
     /// Who may call.
     pub auth: Authenticator,
+    /// TLS, with client certificates required when it has a client CA
+    /// (mutual TLS); `None` serves plaintext HTTP/2.
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 async fn report_store_health(reporter: &HealthReporter, store: &Store) {

@@ -159,3 +159,39 @@ async fn token_prints_a_token_and_the_hash_the_agencies_file_keeps() {
     );
     assert_eq!(lines[3], expected, "{stdout}");
 }
+
+#[tokio::test]
+async fn serve_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.contains("serving gRPC") {
+            break;
+        }
+    }
+    let pid = child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut said_so = false;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        said_so |= line.contains("shutting down");
+    }
+    let status = child.wait().await.unwrap();
+    assert!(
+        status.success(),
+        "SIGTERM is a clean shutdown, got {status}"
+    );
+    assert!(said_so, "the server says it is shutting down");
+}

@@ -36,3 +36,4 @@ mod history;
 mod lifecycle;
 mod server;
 mod store_contract;
+mod tls;

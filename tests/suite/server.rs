@@ -25,6 +25,7 @@ async fn health_and_reflection_answer_and_shutdown_is_clean(db: &TestDb) {
     let settings = mediation_api::Settings {
         services: Services::shipped_defaults(Arc::new(SystemClock)),
         auth: Authenticator::disabled(),
+        tls: None,
     };
     let server = tokio::spawn(mediation_api::serve(
         listener,
@@ -73,7 +74,14 @@ async fn health_and_reflection_answer_and_shutdown_is_clean(db: &TestDb) {
         panic!("expected a service list, got {reply:?}");
     };
     let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
-    assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    for service in [
+        "grpc.health.v1.Health",
+        "mediation.v1.DisputeService",
+        "mediation.v1.PetitionService",
+        "mediation.v1.EventService",
+    ] {
+        assert!(names.contains(&service), "{service} missing from {names:?}");
+    }
 
     // The engine's own wire types are described too.
     let request = ServerReflectionRequest {

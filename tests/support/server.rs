@@ -118,6 +118,17 @@ impl TestServer {
     /// Starts the server on `db`; with `auth`, callers must present one of
     /// the [`AGENCIES`]' tokens, without it authentication is off.
     pub async fn start(db: &TestDb, auth: bool) -> Self {
+        Self::start_with(db, auth, None, |endpoint| endpoint).await
+    }
+
+    /// [`TestServer::start`] with TLS settings for the server, and a way to
+    /// set up the client's endpoint (its own TLS settings).
+    pub async fn start_with(
+        db: &TestDb,
+        auth: bool,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+        client: impl FnOnce(Endpoint) -> Endpoint,
+    ) -> Self {
         let clock = ManualClock::new(start_time());
         let services = Services::shipped_defaults(Arc::new(clock.clone()));
         let auth = if auth {
@@ -125,19 +136,24 @@ impl TestServer {
         } else {
             Authenticator::disabled()
         };
+        let tls_on = tls.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(mediation_api::serve(
             listener,
             db.store.clone(),
-            Settings { services, auth },
+            Settings {
+                services,
+                auth,
+                tls,
+            },
             async {
                 let _ = stopped.await;
             },
         ));
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .unwrap()
+        let scheme = if tls_on { "https" } else { "http" };
+        let channel = client(Endpoint::from_shared(format!("{scheme}://{addr}")).unwrap())
             .connect()
             .await
             .unwrap();

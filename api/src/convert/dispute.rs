@@ -251,7 +251,7 @@ pub(crate) fn dispute_to_pb(found: &Found<Dispute>, show_parties: bool) -> pb::D
         risk: optional_enum_to_pb(d.risk()),
         summary: string_or_empty(d.summary()),
         parties,
-        parties_withheld: !show_parties,
+        parties_withheld: !show_parties && !d.parties().is_empty(),
         registration_due: d.registration_due().map(deadline_to_pb),
         handling_due: d.handling_due().map(deadline_to_pb),
         body: d.body().map(|b| pb::MediationBody {

@@ -213,7 +213,7 @@ pub(crate) fn petition_to_pb(found: &Found<Petition>, show_petitioner: bool) -> 
         receive_time: p.received_at().map(timestamp),
         channel: optional_enum_to_pb(p.channel()),
         petitioner,
-        petitioner_withheld: !show_petitioner,
+        petitioner_withheld: !show_petitioner && p.petitioner().is_some(),
         complained_unit: string_or_empty(p.complained_unit()),
         facts: string_or_empty(p.facts()),
         division_code: string_or_empty(p.division()),
