@@ -31,6 +31,7 @@ macro_rules! on_both_backends {
     };
 }
 
+mod api_access;
 mod api_flow;
 mod history;
 mod lifecycle;
