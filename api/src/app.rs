@@ -13,9 +13,10 @@ use mediation_domain::dispute::{Dispute, DisputeAction, DisputeCommand};
 use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand};
 use mediation_domain::services::Services;
 use mediation_domain::values::{Actor, ActorId, CaseId, DivisionCode};
-use mediation_projections::case_index;
+use mediation_projections::case_index::{self, CaseIndex, IndexQuery};
+use mediation_projections::runner::{self, ProjectionStatus};
 use mediation_proto::v1 as pb;
-use mediation_store::{Cases, IndexQuery, Options, RequestKey, Store};
+use mediation_store::{Cases, Options, RequestKey, Store};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -129,7 +130,7 @@ struct Inner {
     /// live subscribers.
     committed: watch::Sender<u64>,
     /// How far the case index has applied the log.
-    indexed: watch::Receiver<u64>,
+    indexed: watch::Receiver<ProjectionStatus>,
 }
 
 /// The division holding a case: what scopes and event filters go by.
@@ -158,8 +159,14 @@ impl App {
         stop: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (committed, wake) = watch::channel(0);
-        let (progress, indexed) = watch::channel(0);
-        let worker = tokio::spawn(case_index::run(store.clone(), wake, progress, stop));
+        let (progress, indexed) = watch::channel(ProjectionStatus::default());
+        let worker = tokio::spawn(runner::run(
+            store.clone(),
+            Arc::new(CaseIndex),
+            wake,
+            progress,
+            stop,
+        ));
         let app = Self {
             inner: Arc::new(Inner {
                 disputes: Cases::new(&store, services.clone()),
@@ -397,10 +404,7 @@ impl App {
             after_case_id: after,
             limit: limit + 1,
         };
-        let mut rows = self
-            .inner
-            .store
-            .list_index(&query)
+        let mut rows = case_index::list(&self.inner.store, &query)
             .await
             .map_err(|e| store_status(&e))?;
         let more = rows.len() > limit as usize;
@@ -429,7 +433,7 @@ impl App {
             return Ok(());
         }
         let mut indexed = self.inner.indexed.clone();
-        match tokio::time::timeout(READ_YOUR_WRITES_WAIT, indexed.wait_for(|p| *p >= position))
+        match tokio::time::timeout(READ_YOUR_WRITES_WAIT, indexed.wait_for(|s| s.position >= position))
             .await
         {
             Ok(Ok(_)) => Ok(()),

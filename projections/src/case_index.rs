@@ -1,34 +1,45 @@
 //! The case index read model: one row per dispute and petition with the
 //! columns lists filter on and the case's state, kept up to date from the
-//! global log.
+//! global log by the [runner](crate::runner).
 //!
-//! The runner reads the log in batches after its checkpoint, applies each
-//! event to the indexed state of its case (the aggregate's own `apply`, so
-//! the index can never disagree with the aggregate), and writes the changed
-//! rows and the new checkpoint in one transaction. The checkpoint moves only
-//! from the position the batch was read after, so a crash at any point, or
-//! a second runner on the same database, neither loses nor repeats an event.
+//! Each event is applied to the indexed state of its case with the
+//! aggregate's own `apply`, so the index can never disagree with the
+//! aggregate.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use cqrs_es::Aggregate;
 use mediation_domain::dispute::Dispute;
 use mediation_domain::petition::Petition;
-use mediation_store::{IndexRow, RecordedEvent, Store, StoreError};
+use mediation_store::{Backend, Batch, RecordedEvent, Store, StoreError};
 use serde_json::Value;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
+use sqlx::Row;
+
+use crate::runner::Projection;
 
 /// The projection's name, under which its checkpoint is kept.
 pub const NAME: &str = "case_index";
 
-/// How many events one transaction applies at most.
-pub const BATCH: u32 = 500;
+/// The case index as a projection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaseIndex;
 
-/// How often the runner looks at the log when nothing woke it: writes by
-/// other processes on the same database reach it this way.
-pub const POLL: Duration = Duration::from_millis(500);
+#[async_trait::async_trait]
+impl Projection for CaseIndex {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["case_index"]
+    }
+
+    async fn apply(&self, batch: &mut Batch, events: &[RecordedEvent]) -> Result<(), StoreError> {
+        let mut rows = fold::<Dispute>(batch, events).await?;
+        rows.extend(fold::<Petition>(batch, events).await?);
+        write_rows(batch, &rows).await
+    }
+}
 
 /// What the index needs to know of a case.
 pub trait Indexed: Aggregate + Clone {
@@ -79,29 +90,63 @@ impl Indexed for Petition {
     }
 }
 
-/// Applies the next batch of the log to the index. Returns how many events
-/// it applied: 0 at the end of the log, or when another runner applied the
-/// same batch first.
-pub async fn run_once(store: &Store) -> Result<usize, StoreError> {
-    let from = store.checkpoint(NAME).await?;
-    let events = store.read_log(from, BATCH).await?;
-    let Some(last) = events.last() else {
-        return Ok(0);
-    };
-    let to = last.position;
-    let mut rows = fold::<Dispute>(store, &events).await?;
-    rows.extend(fold::<Petition>(store, &events).await?);
-    if store.apply_index_batch(NAME, from, to, &rows).await? {
-        Ok(events.len())
-    } else {
-        Ok(0)
-    }
+/// One case in the index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexRow {
+    /// `Dispute` or `Petition`.
+    pub aggregate_type: String,
+    /// The case id.
+    pub case_id: String,
+    /// The division holding the case.
+    pub division: Option<String>,
+    /// The level holding the case (stored name).
+    pub level: Option<String>,
+    /// The status (stored name).
+    pub status: String,
+    /// The dispute category (stored name).
+    pub category: Option<String>,
+    /// The dispute risk grading (stored name).
+    pub risk: Option<String>,
+    /// The petition channel (stored name).
+    pub channel: Option<String>,
+    /// The case's version as of `position`.
+    pub version: u64,
+    /// The log position of the case's last event applied.
+    pub position: u64,
+    /// The case's state: the aggregate, serialised.
+    pub state: Value,
+}
+
+/// Which cases a list returns, ordered by case id; every field set must
+/// match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexQuery {
+    /// The aggregate type.
+    pub aggregate_type: String,
+    /// Only cases held by a division in this range of codes (lowest, highest).
+    pub division: Option<(String, String)>,
+    /// A second range that must match too: the caller's scope.
+    pub scope: Option<(String, String)>,
+    /// Only cases at this level.
+    pub level: Option<String>,
+    /// Only cases in this status.
+    pub status: Option<String>,
+    /// Only disputes of this category.
+    pub category: Option<String>,
+    /// Only disputes of this risk grading.
+    pub risk: Option<String>,
+    /// Only petitions of this channel.
+    pub channel: Option<String>,
+    /// Only cases whose id sorts after this one.
+    pub after_case_id: Option<String>,
+    /// The most rows to return.
+    pub limit: u32,
 }
 
 /// The index rows of the cases of type `A` that `events` touch, with the
 /// events applied.
 async fn fold<A: Indexed>(
-    store: &Store,
+    batch: &mut Batch,
     events: &[RecordedEvent],
 ) -> Result<Vec<IndexRow>, StoreError> {
     let mine: Vec<&RecordedEvent> = events
@@ -115,7 +160,7 @@ async fn fold<A: Indexed>(
     ids.sort_unstable();
     ids.dedup();
     let mut cases: HashMap<String, (A, u64, u64)> = HashMap::new();
-    for (id, (state, version)) in store.index_states(A::TYPE, &ids).await? {
+    for (id, (state, version)) in index_states(batch, A::TYPE, &ids).await? {
         let case = decode::<A>(&id, state)?;
         cases.insert(id, (case, version, 0));
     }
@@ -175,57 +220,214 @@ pub fn decode<A: Aggregate>(id: &str, state: Value) -> Result<A, StoreError> {
     })
 }
 
-/// Keeps the index up to date until `stop`: applies batches while there
-/// are any, then waits for `wake` (a commit in this process) or [`POLL`].
-/// Publishes its checkpoint on `progress` after every batch.
-pub async fn run(
-    store: Store,
-    mut wake: watch::Receiver<u64>,
-    progress: watch::Sender<u64>,
-    stop: CancellationToken,
-) {
-    let mut failures = 0u32;
-    loop {
-        match run_once(&store).await {
-            Ok(0) => {
-                failures = 0;
-                match store.checkpoint(NAME).await {
-                    Ok(position) => {
-                        progress.send_if_modified(|p| {
-                            let moved = *p != position;
-                            *p = position;
-                            moved
-                        });
-                    }
-                    Err(e) => tracing::warn!(error = %e, "case index: checkpoint unreadable"),
-                }
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    _ = wake.changed() => {}
-                    () = tokio::time::sleep(POLL) => {}
-                }
-            }
-            Ok(applied) => {
-                failures = 0;
-                tracing::debug!(applied, "case index: batch applied");
-                if let Ok(position) = store.checkpoint(NAME).await {
-                    progress.send_replace(position);
-                }
-                if stop.is_cancelled() {
-                    return;
-                }
-            }
-            Err(e) => {
-                // Back off, up to half a minute, and try again: the store
-                // may be restarting. Nothing is lost while waiting.
-                failures = failures.saturating_add(1);
-                let delay = POLL * 2u32.saturating_pow(failures.min(6));
-                tracing::warn!(error = %e, retry_in = ?delay, "case index: batch failed");
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(delay) => {}
-                }
-            }
+/// The indexed states and versions of `ids`, read within the batch.
+async fn index_states(
+    batch: &mut Batch,
+    aggregate_type: &str,
+    ids: &[String],
+) -> Result<HashMap<String, (Value, u64)>, StoreError> {
+    let mut found = HashMap::new();
+    if ids.is_empty() {
+        return Ok(found);
+    }
+    let table = batch.table("case_index");
+    if let Some(connection) = batch.postgres() {
+        let rows = sqlx::query(&format!(
+            "SELECT case_id, state, version FROM {table} \
+             WHERE aggregate_type = $1 AND case_id = ANY($2)"
+        ))
+        .bind(aggregate_type)
+        .bind(ids)
+        .fetch_all(connection)
+        .await?;
+        for row in rows {
+            let version: i64 = row.try_get("version")?;
+            found.insert(
+                row.try_get("case_id")?,
+                (row.try_get("state")?, to_u64(version)),
+            );
+        }
+    } else if let Some(connection) = batch.sqlite() {
+        // SQLite has no arrays: a JSON array of ids, unpacked by json_each.
+        let ids =
+            serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(format!("case ids: {e}")))?;
+        let rows = sqlx::query(&format!(
+            "SELECT case_id, state, version FROM {table} WHERE aggregate_type = ? \
+             AND case_id IN (SELECT value FROM json_each(?))"
+        ))
+        .bind(aggregate_type)
+        .bind(ids)
+        .fetch_all(connection)
+        .await?;
+        for row in rows {
+            let version: i64 = row.try_get("version")?;
+            let state: String = row.try_get("state")?;
+            found.insert(row.try_get("case_id")?, (parse_state(&state)?, to_u64(version)));
+        }
+    }
+    Ok(found)
+}
+
+fn parse_state(text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|_| StoreError::Corrupt("an indexed case's state is malformed".into()))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Writes `rows` into the index within the batch.
+async fn write_rows(batch: &mut Batch, rows: &[IndexRow]) -> Result<(), StoreError> {
+    let table = batch.table("case_index");
+    let upsert = |p: [&str; 11]| {
+        format!(
+            "INSERT INTO {table} (aggregate_type, case_id, division, level, status, category, \
+             risk, channel, version, position, state) \
+             VALUES ({}) \
+             ON CONFLICT (aggregate_type, case_id) DO UPDATE SET \
+             division = excluded.division, level = excluded.level, status = excluded.status, \
+             category = excluded.category, risk = excluded.risk, channel = excluded.channel, \
+             version = excluded.version, position = excluded.position, state = excluded.state",
+            p.join(", ")
+        )
+    };
+    if let Some(connection) = batch.postgres() {
+        let sql = upsert(["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11"]);
+        for row in rows {
+            sqlx::query(&sql)
+                .bind(&row.aggregate_type)
+                .bind(&row.case_id)
+                .bind(&row.division)
+                .bind(&row.level)
+                .bind(&row.status)
+                .bind(&row.category)
+                .bind(&row.risk)
+                .bind(&row.channel)
+                .bind(to_i64(row.version))
+                .bind(to_i64(row.position))
+                .bind(&row.state)
+                .execute(&mut *connection)
+                .await?;
+        }
+    } else if let Some(connection) = batch.sqlite() {
+        let sql = upsert(["?"; 11]);
+        for row in rows {
+            sqlx::query(&sql)
+                .bind(&row.aggregate_type)
+                .bind(&row.case_id)
+                .bind(&row.division)
+                .bind(&row.level)
+                .bind(&row.status)
+                .bind(&row.category)
+                .bind(&row.risk)
+                .bind(&row.channel)
+                .bind(to_i64(row.version))
+                .bind(to_i64(row.position))
+                .bind(row.state.to_string())
+                .execute(&mut *connection)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// One page of the case index, ordered by case id.
+pub async fn list(store: &Store, query: &IndexQuery) -> Result<Vec<IndexRow>, StoreError> {
+    let (d, s) = (query.division.as_ref(), query.scope.as_ref());
+    let limit = i64::from(query.limit);
+    match store.backend() {
+        Backend::Postgres(pool) => {
+            let rows = sqlx::query(LIST_PG)
+                .bind(&query.aggregate_type)
+                .bind(d.map(|r| &r.0))
+                .bind(d.map(|r| &r.1))
+                .bind(s.map(|r| &r.0))
+                .bind(s.map(|r| &r.1))
+                .bind(&query.level)
+                .bind(&query.status)
+                .bind(&query.category)
+                .bind(&query.risk)
+                .bind(&query.channel)
+                .bind(&query.after_case_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(IndexRow {
+                        aggregate_type: query.aggregate_type.clone(),
+                        case_id: row.try_get("case_id")?,
+                        division: row.try_get("division")?,
+                        level: row.try_get("level")?,
+                        status: row.try_get("status")?,
+                        category: row.try_get("category")?,
+                        risk: row.try_get("risk")?,
+                        channel: row.try_get("channel")?,
+                        version: to_u64(row.try_get("version")?),
+                        position: to_u64(row.try_get("position")?),
+                        state: row.try_get("state")?,
+                    })
+                })
+                .collect()
+        }
+        Backend::Sqlite(pool) => {
+            let rows = sqlx::query(LIST_SQLITE)
+                .bind(&query.aggregate_type)
+                .bind(d.map(|r| &r.0))
+                .bind(d.map(|r| &r.1))
+                .bind(s.map(|r| &r.0))
+                .bind(s.map(|r| &r.1))
+                .bind(&query.level)
+                .bind(&query.status)
+                .bind(&query.category)
+                .bind(&query.risk)
+                .bind(&query.channel)
+                .bind(&query.after_case_id)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    let state: String = row.try_get("state")?;
+                    Ok(IndexRow {
+                        aggregate_type: query.aggregate_type.clone(),
+                        case_id: row.try_get("case_id")?,
+                        division: row.try_get("division")?,
+                        level: row.try_get("level")?,
+                        status: row.try_get("status")?,
+                        category: row.try_get("category")?,
+                        risk: row.try_get("risk")?,
+                        channel: row.try_get("channel")?,
+                        version: to_u64(row.try_get("version")?),
+                        position: to_u64(row.try_get("position")?),
+                        state: parse_state(&state)?,
+                    })
+                })
+                .collect()
         }
     }
 }
+
+const LIST_PG: &str = "SELECT case_id, division, level, status, category, risk, channel, \
+    version, position, state FROM case_index WHERE aggregate_type = $1 \
+    AND ($2::text IS NULL OR division BETWEEN $2 AND $3) \
+    AND ($4::text IS NULL OR division BETWEEN $4 AND $5) \
+    AND ($6::text IS NULL OR level = $6) AND ($7::text IS NULL OR status = $7) \
+    AND ($8::text IS NULL OR category = $8) AND ($9::text IS NULL OR risk = $9) \
+    AND ($10::text IS NULL OR channel = $10) AND ($11::text IS NULL OR case_id > $11) \
+    ORDER BY case_id LIMIT $12";
+
+const LIST_SQLITE: &str = "SELECT case_id, division, level, status, category, risk, channel, \
+    version, position, state FROM case_index WHERE aggregate_type = ?1 \
+    AND (?2 IS NULL OR division BETWEEN ?2 AND ?3) \
+    AND (?4 IS NULL OR division BETWEEN ?4 AND ?5) \
+    AND (?6 IS NULL OR level = ?6) AND (?7 IS NULL OR status = ?7) \
+    AND (?8 IS NULL OR category = ?8) AND (?9 IS NULL OR risk = ?9) \
+    AND (?10 IS NULL OR channel = ?10) AND (?11 IS NULL OR case_id > ?11) \
+    ORDER BY case_id LIMIT ?12";
+

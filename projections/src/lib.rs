@@ -5,3 +5,4 @@
 pub mod case_index;
 pub mod history;
 pub mod records;
+pub mod runner;

@@ -144,6 +144,15 @@ impl Store {
         }
     }
 
+    /// [`Store::write_turn`], owned, for work that keeps its turn across
+    /// calls (a projection batch).
+    pub(crate) async fn write_turn_owned(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite(_) => Some(self.sqlite_writer.clone().lock_owned().await),
+            Backend::Postgres(_) => None,
+        }
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match &self.backend {

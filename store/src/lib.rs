@@ -7,12 +7,12 @@
 mod cases;
 mod db;
 mod error;
-mod index;
 mod log;
+mod projection;
 mod requests;
 
 pub use cases::{Cases, Committed, Metadata, Options, RequestKey, SNAPSHOT_EVERY, Visible};
 pub use db::{Backend, DEFAULT_DATABASE_URL, Store, redact};
 pub use error::{CommandError, StoreError};
-pub use index::{IndexQuery, IndexRow};
+pub use projection::{Batch, Lease, REBUILD_SUFFIX, rebuild_checkpoint};
 pub use log::{LogFilter, LogPage, RecordedEvent};
