@@ -16,6 +16,7 @@ const PROTO_FILES: &[&str] = &[
     "mediation/v1/dispute.proto",
     "mediation/v1/petition.proto",
     "mediation/v1/event.proto",
+    "mediation/v1/sla.proto",
 ];
 
 fn main() {

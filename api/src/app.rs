@@ -14,6 +14,7 @@ use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand};
 use mediation_domain::services::Services;
 use mediation_domain::values::{Actor, ActorId, CaseId, DivisionCode};
 use mediation_projections::case_index::{self, CaseIndex, IndexQuery};
+use mediation_projections::runner::Projection as _;
 use mediation_projections::runner::{self, ProjectionStatus};
 use mediation_proto::v1 as pb;
 use mediation_store::{Cases, Options, RequestKey, Store};
@@ -131,10 +132,33 @@ struct Inner {
     committed: watch::Sender<u64>,
     /// How far the case index has applied the log.
     indexed: watch::Receiver<ProjectionStatus>,
+    /// How far every projection has applied the log, as run here.
+    statuses: Vec<watch::Receiver<ProjectionStatus>>,
+}
+
+/// The metadata stored with the events of a command made through `rpc`:
+/// the division holding the case after it, and the one before when the
+/// command moved the case, which event filters and scopes go by.
+pub(crate) fn event_metadata<A: Held>(
+    rpc: &'static str,
+) -> impl Fn(&A, &A) -> HashMap<String, String> + Sync {
+    move |before: &A, after: &A| {
+        let mut metadata = HashMap::new();
+        metadata.insert("rpc".to_owned(), rpc.to_owned());
+        if let Some(division) = after.held_by() {
+            metadata.insert("division".to_owned(), division.as_str().to_owned());
+        }
+        if let Some(prior) = before.held_by()
+            && Some(prior) != after.held_by()
+        {
+            metadata.insert("prior_division".to_owned(), prior.as_str().to_owned());
+        }
+        metadata
+    }
 }
 
 /// The division holding a case: what scopes and event filters go by.
-trait Held {
+pub(crate) trait Held {
     fn held_by(&self) -> Option<&DivisionCode>;
 }
 
@@ -159,14 +183,41 @@ impl App {
         stop: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (committed, wake) = watch::channel(0);
-        let (progress, indexed) = watch::channel(ProjectionStatus::default());
-        let worker = tokio::spawn(runner::run(
-            store.clone(),
-            Arc::new(CaseIndex),
-            wake,
-            progress,
-            stop,
-        ));
+        // Every read model runs here (each where it holds its lease); the
+        // case projection's status is kept for read-your-writes.
+        let mut runners = tokio::task::JoinSet::new();
+        let mut indexed = None;
+        let mut statuses = Vec::new();
+        for projection in mediation_projections::all() {
+            let (report, status) = watch::channel(ProjectionStatus {
+                name: projection.name(),
+                ..ProjectionStatus::default()
+            });
+            if projection.name() == CaseIndex.name() {
+                indexed = Some(status.clone());
+            }
+            statuses.push(status);
+            runners.spawn(runner::run(
+                store.clone(),
+                projection,
+                wake.clone(),
+                report,
+                stop.clone(),
+            ));
+        }
+        let indexed = indexed.unwrap_or_else(|| {
+            // `all()` always holds the case projection; should it not, lists
+            // wait in vain rather than the server failing to start.
+            tracing::error!("the case projection is not among the projections");
+            watch::channel(ProjectionStatus::default()).1
+        });
+        let worker = tokio::spawn(async move {
+            while let Some(done) = runners.join_next().await {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a projection runner panicked");
+                }
+            }
+        });
         let app = Self {
             inner: Arc::new(Inner {
                 disputes: Cases::new(&store, services.clone()),
@@ -174,6 +225,7 @@ impl App {
                 store,
                 committed,
                 indexed,
+                statuses,
             }),
         };
         (app, worker)
@@ -182,6 +234,45 @@ impl App {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The disputes.
+    pub(crate) fn disputes(&self) -> &Cases<Dispute> {
+        &self.inner.disputes
+    }
+
+    /// The petitions.
+    pub(crate) fn petitions(&self) -> &Cases<Petition> {
+        &self.inner.petitions
+    }
+
+    /// Tells the projection and live subscribers that the log grew.
+    pub(crate) fn notify_commit(&self) {
+        self.inner.committed.send_modify(|_| {});
+    }
+
+    /// The status of every projection, as this process last saw it.
+    pub fn projections(&self) -> Vec<ProjectionStatus> {
+        self.inner
+            .statuses
+            .iter()
+            .map(|s| s.borrow().clone())
+            .collect()
+    }
+
+    /// The status of the case projection in this process.
+    pub fn case_projection(&self) -> ProjectionStatus {
+        self.inner.indexed.borrow().clone()
+    }
+
+    /// Waits until the case projection (the case index and the SLA clocks)
+    /// has applied the log up to `position`, for at most `wait`.
+    pub async fn caught_up(&self, position: u64, wait: Duration) -> bool {
+        let mut indexed = self.inner.indexed.clone();
+        matches!(
+            tokio::time::timeout(wait, indexed.wait_for(|s| s.position >= position)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// A receiver that changes after every commit made through this
@@ -304,19 +395,7 @@ impl App {
             }
             case.held_by().is_some_and(|d| caller.covers(d))
         };
-        let metadata = |before: &A, after: &A| {
-            let mut metadata = HashMap::new();
-            metadata.insert("rpc".to_owned(), call.rpc.to_owned());
-            if let Some(division) = after.held_by() {
-                metadata.insert("division".to_owned(), division.as_str().to_owned());
-            }
-            if let Some(prior) = before.held_by()
-                && Some(prior) != after.held_by()
-            {
-                metadata.insert("prior_division".to_owned(), prior.as_str().to_owned());
-            }
-            metadata
-        };
+        let metadata = event_metadata::<A>(call.rpc);
         let key = RequestKey {
             agency: caller.agency().as_str().to_owned(),
             request_id,
@@ -433,8 +512,11 @@ impl App {
             return Ok(());
         }
         let mut indexed = self.inner.indexed.clone();
-        match tokio::time::timeout(READ_YOUR_WRITES_WAIT, indexed.wait_for(|s| s.position >= position))
-            .await
+        match tokio::time::timeout(
+            READ_YOUR_WRITES_WAIT,
+            indexed.wait_for(|s| s.position >= position),
+        )
+        .await
         {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(Status::unavailable("the server is shutting down; retry")),

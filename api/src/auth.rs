@@ -156,6 +156,14 @@ pub fn required_roles(rpc: &str) -> &'static [Role] {
     match rpc {
         "GetDispute" | "ListDisputes" | "GetPetition" | "ListPetitions" | "ReadEvents"
         | "SubscribeEvents" => &[Registrar, Mediator, Supervisor, Analyst, Partner],
+        // The dashboards read the read models only.
+        "ListClocks"
+        | "ListBreachesByBody"
+        | "GetResolutionStats"
+        | "ListCaseload"
+        | "ListRepeatPetitions"
+        | "ListSkippedLevelVisits"
+        | "ListProjections" => &[Registrar, Mediator, Supervisor, Analyst, Partner],
         // Intake.
         "ReportDispute" => &[Registrar, Mediator, Supervisor],
         "RegisterDispute" | "DispatchDispute" | "EvaluateDispute" => &[Registrar, Supervisor],

@@ -90,12 +90,15 @@ pub fn dispute_status(e: DisputeError, id: &str, creates: bool) -> Status {
         | E::NoConfirmationPending
         | E::ConfirmationPending
         | E::WindowClosed { .. }
-        | E::AlreadyEvaluated => Status::failed_precondition(message),
+        | E::AlreadyEvaluated
+        | E::ClockNotRunning { .. }
+        | E::ThresholdNotReached { .. } => Status::failed_precondition(message),
         E::UnknownDivision { .. }
         | E::LevelMismatch { .. }
         | E::MissingParty { .. }
         | E::NotAbove { .. }
-        | E::NotBelow { .. } => Status::invalid_argument(message),
+        | E::NotBelow { .. }
+        | E::InvalidThreshold { .. } => Status::invalid_argument(message),
     }
 }
 
@@ -117,13 +120,16 @@ pub fn petition_status(e: PetitionError, id: &str, creates: bool) -> Status {
         | E::WindowClosed { .. }
         | E::WindowStillOpen { .. }
         | E::AlreadyExtended
-        | E::AlreadyFinal { .. } => Status::failed_precondition(message),
+        | E::AlreadyFinal { .. }
+        | E::ClockNotRunning { .. }
+        | E::ThresholdNotReached { .. } => Status::failed_precondition(message),
         E::UnknownDivision { .. }
         | E::MissingVisitedLevel
         | E::NoRepresentatives
         | E::TooManyRepresentatives { .. }
         | E::InvalidDeadline { .. }
         | E::ExtensionTooLong { .. }
-        | E::UnknownPetition { .. } => Status::invalid_argument(message),
+        | E::UnknownPetition { .. }
+        | E::InvalidThreshold { .. } => Status::invalid_argument(message),
     }
 }

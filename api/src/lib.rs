@@ -12,5 +12,6 @@ pub mod error;
 pub mod server;
 mod services;
 pub mod telemetry;
+pub mod timers;
 
 pub use server::{ServeError, Settings, serve};

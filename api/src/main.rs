@@ -32,6 +32,10 @@ enum Command {
     /// Print a new bearer token for an agency, and the line that goes into
     /// the agencies file (which keeps only the token's hash).
     Token,
+    /// Rebuild read models from the start of the log into fresh tables and
+    /// swap them in when done. Safe beside a running server on the same
+    /// database: its runner pauses for the swap and carries on after it.
+    Replay(ReplayArgs),
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +76,19 @@ struct ServeArgs {
     /// Mutual TLS: require client certificates signed by this CA (PEM).
     #[arg(long, env = "MEDIATION_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Seconds between sweeps of the deadline timers (warnings at 50% and
+    /// 75% of a clock's time, breaches at 100%); 0 runs no timers here.
+    #[arg(long, env = "MEDIATION_TIMER_INTERVAL", default_value_t = 30)]
+    timer_interval: u64,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Rebuild only this projection; without it, every one.
+    #[arg(long, value_name = "NAME")]
+    projection: Option<String>,
 }
 
 async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
@@ -103,6 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 token_hash(&token)
             )?;
         }
+        Command::Replay(args) => replay(args).await?,
         Command::Migrate(args) => {
             let store = open_store(&args).await?;
             tracing::info!(store = %redact(&args.database_url), "schema is up to date");
@@ -156,11 +174,63 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 services,
                 auth,
                 tls,
+                timer_interval: (args.timer_interval > 0)
+                    .then(|| std::time::Duration::from_secs(args.timer_interval)),
             };
             mediation_api::serve(listener, store.clone(), settings, shutdown).await?;
             store.close().await;
         }
     }
+    Ok(())
+}
+
+/// Rebuilds the projection `args` names, or all of them, with a progress
+/// bar on stderr and the rate of each on stdout.
+async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let all = mediation_projections::all();
+    let chosen = match &args.projection {
+        None => all,
+        Some(name) => match all.iter().find(|p| p.name() == name) {
+            Some(projection) => vec![projection.clone()],
+            None => {
+                let known: Vec<&str> = all.iter().map(|p| p.name()).collect();
+                anyhow::bail!(
+                    "there is no projection named {name:?}; known: {}",
+                    known.join(", ")
+                );
+            }
+        },
+    };
+    let store = open_store(&args.store).await?;
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix} [{wide_bar}] {human_pos}/{human_len} events, {per_sec}, {eta} left",
+    )
+    .context("the progress bar's template")?;
+    for projection in chosen {
+        let name = projection.name();
+        // Drawn on stderr, and only when it is a terminal.
+        let bar = indicatif::ProgressBar::new(0)
+            .with_style(style.clone())
+            .with_prefix(name);
+        let rebuilt = mediation_projections::replay::rebuild(&store, projection.as_ref(), |p| {
+            bar.set_length(p.total.max(p.events));
+            bar.set_position(p.events);
+        })
+        .await
+        .with_context(|| format!("rebuilding {name}"));
+        bar.finish_and_clear();
+        let rebuilt = rebuilt?;
+        // The command's output, as for `token`.
+        writeln!(
+            std::io::stdout().lock(),
+            "rebuilt {name}: {} events in {:.1} s ({:.0} events/s)",
+            rebuilt.events,
+            rebuilt.elapsed.as_secs_f64(),
+            rebuilt.rate_per_second
+        )?;
+    }
+    store.close().await;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use mediation_projections::records::LogPetitionRecords;
 use mediation_proto::v1::dispute_service_server::DisputeServiceServer;
 use mediation_proto::v1::event_service_server::EventServiceServer;
 use mediation_proto::v1::petition_service_server::PetitionServiceServer;
+use mediation_proto::v1::sla_service_server::SlaServiceServer;
 use mediation_store::Store;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -23,6 +24,7 @@ use crate::auth::Authenticator;
 use crate::services::dispute::DisputeApi;
 use crate::services::events::EventApi;
 use crate::services::petition::PetitionApi;
+use crate::services::sla::SlaApi;
 
 /// The largest request message the server decodes. Requests carry at most a
 /// few texts of 10,000 characters; anything near this is a mistake or abuse.
@@ -78,10 +80,15 @@ pub async fn serve(
         .services
         .with_petition_records(Arc::new(LogPetitionRecords::new(store.clone())));
     let (app, worker) = App::start(store, services, stop.clone());
+    let timers = settings
+        .timer_interval
+        .map(|interval| tokio::spawn(app.clone().run_timers(interval, stop.clone())));
     let auth = settings.auth;
     let disputes = DisputeServiceServer::new(DisputeApi::new(app.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let petitions = PetitionServiceServer::new(PetitionApi::new(app.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let dashboards = SlaServiceServer::new(SlaApi::new(app.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let events = EventServiceServer::new(EventApi::new(app, stop.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
@@ -104,6 +111,7 @@ pub async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(InterceptedService::new(disputes, auth.clone()))
         .add_service(InterceptedService::new(petitions, auth.clone()))
+        .add_service(InterceptedService::new(dashboards, auth.clone()))
         .add_service(InterceptedService::new(events, auth))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
@@ -113,7 +121,12 @@ pub async fn serve(
         tracing::error!(error = %e, "the health watcher panicked");
     }
     if let Err(e) = worker.await {
-        tracing::error!(error = %e, "the case index worker panicked");
+        tracing::error!(error = %e, "the case projection panicked");
+    }
+    if let Some(timers) = timers
+        && let Err(e) = timers.await
+    {
+        tracing::error!(error = %e, "the deadline timers panicked");
     }
     result.map_err(ServeError::from)
 }
@@ -149,6 +162,9 @@ pub struct Settings {
     /// TLS, with client certificates required when it has a client CA
     /// (mutual TLS); `None` serves plaintext HTTP/2.
     pub tls: Option<tonic::transport::ServerTlsConfig>,
+    /// How often the deadline timers look for clocks that reached a
+    /// threshold; `None` runs no timers in this process.
+    pub timer_interval: Option<Duration>,
 }
 
 async fn report_store_health(reporter: &HealthReporter, store: &Store) {

@@ -16,7 +16,10 @@ pub mod jurisdiction;
 pub mod petition;
 pub mod policy;
 pub mod services;
+pub mod sla;
 pub mod values;
+
+pub use sla::{Holder, RunningClock};
 
 /// The statutory deadline policy, as shipped in `config/policy.toml`.
 pub const STATUTORY_POLICY: &str = include_str!("../../config/policy.toml");

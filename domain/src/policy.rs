@@ -2,7 +2,7 @@
 //! the days are counted. The statutory defaults ship as `config/policy.toml`;
 //! a jurisdiction overrides the stages it names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Days, FixedOffset, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
@@ -166,16 +166,19 @@ pub enum PolicyError {
 struct File {
     timezone: Option<String>,
     roll_off_days: Option<bool>,
+    auto_escalate_on_breach: Option<BTreeSet<Stage>>,
     #[serde(default)]
     stages: BTreeMap<Stage, StageRule>,
 }
 
-/// Stage lengths, the time zone deadlines are counted in, and whether
-/// calendar-day periods that end on a day off roll forward.
+/// Stage lengths, the time zone deadlines are counted in, whether
+/// calendar-day periods that end on a day off roll forward, and which
+/// handling periods escalate the case by themselves when they run out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadlinePolicy {
     timezone: FixedOffset,
     roll_off_days: bool,
+    auto_escalate: BTreeSet<Stage>,
     rules: BTreeMap<Stage, StageRule>,
 }
 
@@ -195,6 +198,8 @@ impl DeadlinePolicy {
         let policy = Self {
             timezone,
             roll_off_days: file.roll_off_days.unwrap_or(true),
+            // Statute escalates nothing by itself; a jurisdiction opts in.
+            auto_escalate: file.auto_escalate_on_breach.unwrap_or_default(),
             rules: file.stages,
         };
         if let Some(missing) = Stage::POLICY.iter().find(|s| !policy.rules.contains_key(s)) {
@@ -206,8 +211,9 @@ impl DeadlinePolicy {
         Ok(policy)
     }
 
-    /// This policy with the stages (and time zone, roll rule) that
-    /// `overrides` names replaced: a jurisdiction's own figures.
+    /// This policy with the stages (and time zone, roll rule, list of
+    /// stages that escalate on breach) that `overrides` names replaced: a
+    /// jurisdiction's own figures. A list given replaces the base list whole.
     pub fn with_overrides(&self, overrides: &str) -> Result<Self, PolicyError> {
         let file = parse(overrides)?;
         let mut policy = self.clone();
@@ -216,6 +222,9 @@ impl DeadlinePolicy {
         }
         if let Some(roll) = file.roll_off_days {
             policy.roll_off_days = roll;
+        }
+        if let Some(stages) = file.auto_escalate_on_breach {
+            policy.auto_escalate = stages;
         }
         policy.rules.extend(file.stages);
         Ok(policy)
@@ -227,6 +236,14 @@ impl DeadlinePolicy {
     /// assigning office gives its length in the command.
     pub fn rule(&self, stage: Stage) -> Option<StageRule> {
         self.rules.get(&stage).copied()
+    }
+
+    /// Whether a breach of `stage` should move the case one level up at once
+    /// (`auto_escalate_on_breach` in the policy file, e.g. village → town
+    /// when the village's handling period runs out). Empty by default: the
+    /// statute escalates nothing by itself, a jurisdiction opts in.
+    pub fn escalates_on_breach(&self, stage: Stage) -> bool {
+        self.auto_escalate.contains(&stage)
     }
 
     /// The time zone deadlines are counted in.
@@ -296,6 +313,10 @@ impl DeadlinePolicy {
     }
 }
 
+/// The stages whose breach may escalate a case: the handling periods of the
+/// levels that have one above them.
+const ESCALATING_STAGES: &[Stage] = &[Stage::VillageHandling, Stage::TownHandling];
+
 fn parse(text: &str) -> Result<File, PolicyError> {
     let file: File = toml::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
     for (stage, rule) in &file.stages {
@@ -310,6 +331,16 @@ fn parse(text: &str) -> Result<File, PolicyError> {
             return Err(PolicyError::Invalid(format!(
                 "stage {stage:?}: days must be between 1 and 3650, not {}",
                 rule.days
+            )));
+        }
+    }
+    // Only a level's handling period can end in an escalation, and the
+    // district has no level above it.
+    for stage in file.auto_escalate_on_breach.iter().flatten() {
+        if !ESCALATING_STAGES.contains(stage) {
+            return Err(PolicyError::Invalid(format!(
+                "auto_escalate_on_breach: {} cannot escalate a case; name \"village_handling\" or \"town_handling\"",
+                serde_json::to_string(stage).unwrap_or_default()
             )));
         }
     }
@@ -437,6 +468,52 @@ mod tests {
                 .is_err()
         );
         assert!(base.with_overrides("timezone = \"Mars\"").is_err());
+    }
+
+    #[test]
+    fn no_stage_escalates_on_breach_unless_a_jurisdiction_says_so() {
+        let statutory = DeadlinePolicy::statutory();
+        assert!(
+            Stage::POLICY
+                .iter()
+                .all(|s| !statutory.escalates_on_breach(*s))
+        );
+        let four_levels = statutory
+            .with_overrides(
+                "auto_escalate_on_breach = [\"village_handling\", \"town_handling\"]\n\
+                 [stages.village_handling]\ndays = 2\ncounting = \"working\"\n",
+            )
+            .unwrap();
+        assert!(four_levels.escalates_on_breach(Stage::VillageHandling));
+        assert!(four_levels.escalates_on_breach(Stage::TownHandling));
+        assert!(!four_levels.escalates_on_breach(Stage::DistrictHandling));
+        assert!(!four_levels.escalates_on_breach(Stage::Mediation));
+        // A later file's list replaces the earlier one whole; one that does
+        // not name the list keeps it.
+        let village_only = four_levels
+            .with_overrides("auto_escalate_on_breach = [\"village_handling\"]")
+            .unwrap();
+        assert!(!village_only.escalates_on_breach(Stage::TownHandling));
+        let kept = four_levels.with_overrides("roll_off_days = false").unwrap();
+        assert!(kept.escalates_on_breach(Stage::TownHandling));
+    }
+
+    #[test]
+    fn only_a_lower_levels_handling_period_may_escalate_on_breach() {
+        let base = DeadlinePolicy::statutory();
+        for stage in ["district_handling", "mediation", "petition_opinion"] {
+            let error = base
+                .with_overrides(&format!("auto_escalate_on_breach = [\"{stage}\"]"))
+                .unwrap_err();
+            assert!(
+                matches!(&error, PolicyError::Invalid(m) if m.contains(stage)),
+                "{error}"
+            );
+        }
+        assert!(matches!(
+            base.with_overrides("auto_escalate_on_breach = [\"no_such_stage\"]"),
+            Err(PolicyError::Syntax(_))
+        ));
     }
 
     #[test]

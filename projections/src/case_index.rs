@@ -1,6 +1,7 @@
 //! The case index read model: one row per dispute and petition with the
 //! columns lists filter on and the case's state, kept up to date from the
-//! global log by the [runner](crate::runner).
+//! global log by the [runner](crate::runner). The same projection keeps the
+//! cases' SLA clocks ([`crate::sla`]), which come from the same states.
 //!
 //! Each event is applied to the indexed state of its case with the
 //! aggregate's own `apply`, so the index can never disagree with the
@@ -16,6 +17,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use crate::runner::Projection;
+use crate::sla::{self, ClockChange, Clocked};
 
 /// The projection's name, under which its checkpoint is kept.
 pub const NAME: &str = "case_index";
@@ -31,13 +33,18 @@ impl Projection for CaseIndex {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["case_index"]
+        &["case_index", sla::TABLE]
     }
 
     async fn apply(&self, batch: &mut Batch, events: &[RecordedEvent]) -> Result<(), StoreError> {
-        let mut rows = fold::<Dispute>(batch, events).await?;
-        rows.extend(fold::<Petition>(batch, events).await?);
-        write_rows(batch, &rows).await
+        let mut cases = fold::<Dispute>(batch, events).await?;
+        cases.extend(fold::<Petition>(batch, events).await?);
+        let rows: Vec<IndexRow> = cases.iter().map(|(row, _)| row.clone()).collect();
+        write_rows(batch, &rows).await?;
+        for (row, clocks) in &cases {
+            sla::write(batch, &row.aggregate_type, &row.case_id, clocks).await?;
+        }
+        Ok(())
     }
 }
 
@@ -145,10 +152,10 @@ pub struct IndexQuery {
 
 /// The index rows of the cases of type `A` that `events` touch, with the
 /// events applied.
-async fn fold<A: Indexed>(
+async fn fold<A: Indexed + Clocked>(
     batch: &mut Batch,
     events: &[RecordedEvent],
-) -> Result<Vec<IndexRow>, StoreError> {
+) -> Result<Vec<(IndexRow, Vec<ClockChange>)>, StoreError> {
     let mine: Vec<&RecordedEvent> = events
         .iter()
         .filter(|e| e.aggregate_type == A::TYPE)
@@ -159,15 +166,17 @@ async fn fold<A: Indexed>(
     let mut ids: Vec<String> = mine.iter().map(|e| e.aggregate_id.clone()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut cases: HashMap<String, (A, u64, u64)> = HashMap::new();
+    // Per case: its state, version, last position, and what the events
+    // did to its clocks, in order.
+    let mut cases: HashMap<String, (A, u64, u64, Vec<ClockChange>)> = HashMap::new();
     for (id, (state, version)) in index_states(batch, A::TYPE, &ids).await? {
         let case = decode::<A>(&id, state)?;
-        cases.insert(id, (case, version, 0));
+        cases.insert(id, (case, version, 0, Vec::new()));
     }
     for event in mine {
         let entry = cases
             .entry(event.aggregate_id.clone())
-            .or_insert_with(|| (A::default(), 0, 0));
+            .or_insert_with(|| (A::default(), 0, 0, Vec::new()));
         // An event the index already holds (its version is past it) is
         // skipped, so that the fold stays right even if asked twice.
         if event.sequence <= entry.1 {
@@ -181,31 +190,40 @@ async fn fold<A: Indexed>(
                 event.aggregate_id
             ))
         })?;
+        let before = entry.0.clocks();
         entry.0.apply(payload);
+        let after = entry.0.clocks();
+        entry
+            .3
+            .extend(sla::diff(&before, &after, sla::event_time(event)));
+        entry.3.extend(sla::mark(event));
         entry.1 = event.sequence;
         entry.2 = event.position;
     }
     let mut rows = Vec::with_capacity(cases.len());
-    for (id, (case, version, position)) in cases {
+    for (id, (case, version, position, clocks)) in cases {
         if position == 0 {
             continue;
         }
         let columns = case.columns();
         let state = serde_json::to_value(&case)
             .map_err(|e| StoreError::Corrupt(format!("{} {id} not serialisable: {e}", A::TYPE)))?;
-        rows.push(IndexRow {
-            aggregate_type: A::TYPE.to_owned(),
-            case_id: id,
-            division: columns.division,
-            level: columns.level.map(str::to_owned),
-            status: columns.status.to_owned(),
-            category: columns.category.map(str::to_owned),
-            risk: columns.risk.map(str::to_owned),
-            channel: columns.channel.map(str::to_owned),
-            version,
-            position,
-            state,
-        });
+        rows.push((
+            IndexRow {
+                aggregate_type: A::TYPE.to_owned(),
+                case_id: id,
+                division: columns.division,
+                level: columns.level.map(str::to_owned),
+                status: columns.status.to_owned(),
+                category: columns.category.map(str::to_owned),
+                risk: columns.risk.map(str::to_owned),
+                channel: columns.channel.map(str::to_owned),
+                version,
+                position,
+                state,
+            },
+            clocks,
+        ));
     }
     Ok(rows)
 }
@@ -249,8 +267,8 @@ async fn index_states(
         }
     } else if let Some(connection) = batch.sqlite() {
         // SQLite has no arrays: a JSON array of ids, unpacked by json_each.
-        let ids =
-            serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(format!("case ids: {e}")))?;
+        let ids = serde_json::to_string(ids)
+            .map_err(|e| StoreError::Corrupt(format!("case ids: {e}")))?;
         let rows = sqlx::query(&format!(
             "SELECT case_id, state, version FROM {table} WHERE aggregate_type = ? \
              AND case_id IN (SELECT value FROM json_each(?))"
@@ -262,7 +280,10 @@ async fn index_states(
         for row in rows {
             let version: i64 = row.try_get("version")?;
             let state: String = row.try_get("state")?;
-            found.insert(row.try_get("case_id")?, (parse_state(&state)?, to_u64(version)));
+            found.insert(
+                row.try_get("case_id")?,
+                (parse_state(&state)?, to_u64(version)),
+            );
         }
     }
     Ok(found)
@@ -297,7 +318,9 @@ async fn write_rows(batch: &mut Batch, rows: &[IndexRow]) -> Result<(), StoreErr
         )
     };
     if let Some(connection) = batch.postgres() {
-        let sql = upsert(["$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11"]);
+        let sql = upsert([
+            "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11",
+        ]);
         for row in rows {
             sqlx::query(&sql)
                 .bind(&row.aggregate_type)
@@ -430,4 +453,3 @@ const LIST_SQLITE: &str = "SELECT case_id, division, level, status, category, ri
     AND (?8 IS NULL OR category = ?8) AND (?9 IS NULL OR risk = ?9) \
     AND (?10 IS NULL OR channel = ?10) AND (?11 IS NULL OR case_id > ?11) \
     ORDER BY case_id LIMIT ?12";
-

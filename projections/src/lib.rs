@@ -3,6 +3,23 @@
 #![forbid(unsafe_code)]
 
 pub mod case_index;
+pub mod caseload;
 pub mod history;
+pub mod petitioners;
 pub mod records;
+pub mod replay;
 pub mod runner;
+pub mod sla;
+pub mod statistics;
+
+use std::sync::Arc;
+
+/// Every projection the server keeps, in the order they are started.
+pub fn all() -> Vec<Arc<dyn runner::Projection>> {
+    vec![
+        Arc::new(case_index::CaseIndex),
+        Arc::new(statistics::Statistics),
+        Arc::new(caseload::Caseload),
+        Arc::new(petitioners::PetitionerHistory),
+    ]
+}

@@ -144,7 +144,9 @@ pub async fn run(
                     failures = 0;
                     match status(&store, projection.as_ref(), true).await {
                         Ok(status) => publish(status),
-                        Err(e) => tracing::warn!(projection = name, error = %e, "status unreadable"),
+                        Err(e) => {
+                            tracing::warn!(projection = name, error = %e, "status unreadable")
+                        }
                     }
                     tokio::select! {
                         () = stop.cancelled() => {

@@ -14,5 +14,5 @@ mod requests;
 pub use cases::{Cases, Committed, Metadata, Options, RequestKey, SNAPSHOT_EVERY, Visible};
 pub use db::{Backend, DEFAULT_DATABASE_URL, Store, redact};
 pub use error::{CommandError, StoreError};
-pub use projection::{Batch, Lease, REBUILD_SUFFIX, rebuild_checkpoint};
 pub use log::{LogFilter, LogPage, RecordedEvent};
+pub use projection::{Batch, Lease, REBUILD_SUFFIX, rebuild_checkpoint};

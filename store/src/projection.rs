@@ -195,11 +195,12 @@ impl Store {
             Backend::Sqlite(_) => Ok(Some(Lease { connection: None })),
             Backend::Postgres(pool) => {
                 let mut connection = pool.acquire().await?.detach();
-                let granted: bool =
-                    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('projection:' || $1))")
-                        .bind(name)
-                        .fetch_one(&mut connection)
-                        .await?;
+                let granted: bool = sqlx::query_scalar(
+                    "SELECT pg_try_advisory_lock(hashtext('projection:' || $1))",
+                )
+                .bind(name)
+                .fetch_one(&mut connection)
+                .await?;
                 if granted {
                     Ok(Some(Lease {
                         connection: Some(connection),

@@ -33,8 +33,12 @@ macro_rules! on_both_backends {
 
 mod api_access;
 mod api_flow;
+mod api_sla;
 mod history;
 mod lifecycle;
+mod read_models;
+mod replay;
 mod server;
+mod sla;
 mod store_contract;
 mod tls;

@@ -26,6 +26,7 @@ async fn health_and_reflection_answer_and_shutdown_is_clean(db: &TestDb) {
         services: Services::shipped_defaults(Arc::new(SystemClock)),
         auth: Authenticator::disabled(),
         tls: None,
+        timer_interval: None,
     };
     let server = tokio::spawn(mediation_api::serve(
         listener,

@@ -147,6 +147,8 @@ impl TestServer {
                 services,
                 auth,
                 tls,
+                // Tests sweep the timers themselves, at the times they choose.
+                timer_interval: None,
             },
             async {
                 let _ = stopped.await;

@@ -2,3 +2,4 @@
 pub(crate) mod dispute;
 pub(crate) mod events;
 pub(crate) mod petition;
+pub(crate) mod sla;

@@ -1,8 +1,10 @@
 //! What may be asked of a dispute, and the value types those requests carry.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::DisputeStatus;
+use crate::policy::Stage;
 use crate::values::{
     Actor, AgencyId, DisputeCategory, DivisionCode, LegalChannel, Level, MediationKind, Name, Risk,
     Text,
@@ -244,6 +246,28 @@ pub enum DisputeAction {
         /// Why it is reopened.
         reason: Text,
     },
+    /// A timer found that a running clock has reached a warning threshold.
+    /// Refused if no running clock has this stage and due time, or if the
+    /// threshold has not been reached yet; a warning already recorded for
+    /// the same stage, due time and threshold is accepted and writes
+    /// nothing, so a timer may retry freely.
+    RecordDeadlineWarning {
+        /// The stage whose clock is meant.
+        stage: Stage,
+        /// The threshold reached, in percent of the allowed time: 50 or 75.
+        threshold_percent: u8,
+        /// The clock's due time, as the timer knew it; a clock since
+        /// re-timed refuses a stale warning.
+        due: DateTime<Utc>,
+    },
+    /// A timer found that a running clock has passed its due time. Refused
+    /// and made idempotent like [`Self::RecordDeadlineWarning`].
+    RecordDeadlineBreach {
+        /// The stage whose clock is meant.
+        stage: Stage,
+        /// The clock's due time, as the timer knew it.
+        due: DateTime<Utc>,
+    },
 }
 
 impl DisputeAction {
@@ -268,6 +292,8 @@ impl DisputeAction {
             Self::Close {} => "close",
             Self::Evaluate { .. } => "evaluate",
             Self::Reopen { .. } => "reopen",
+            Self::RecordDeadlineWarning { .. } => "record a deadline warning",
+            Self::RecordDeadlineBreach { .. } => "record a deadline breach",
         }
     }
 
@@ -308,6 +334,17 @@ impl DisputeAction {
             Self::Review { .. } => &[S::Agreed, S::Terminated, S::Referred],
             Self::Close {} => &[S::Reviewed],
             Self::Evaluate { .. } | Self::Reopen { .. } => &[S::Closed],
+            // Every status in which some clock can run (see
+            // `Dispute::running_clocks`); the dispute also requires that the
+            // named clock is running.
+            Self::RecordDeadlineWarning { .. } | Self::RecordDeadlineBreach { .. } => &[
+                S::Reported,
+                S::Registered,
+                S::Dispatched,
+                S::Mediating,
+                S::Agreed,
+                S::Terminated,
+            ],
         }
     }
 }

@@ -102,4 +102,35 @@ pub enum DisputeError {
     /// The dispute has already been evaluated.
     #[error("the dispute has already been evaluated: an evaluation is recorded once")]
     AlreadyEvaluated,
+    /// A deadline warning named a threshold other than 50 or 75 percent.
+    #[error(
+        "threshold_percent: {threshold_percent} is not a warning threshold; warnings are recorded at 50 or 75 percent, a breach at the due time"
+    )]
+    InvalidThreshold {
+        /// The threshold given.
+        threshold_percent: u8,
+    },
+    /// No clock of that stage and due time is running: it stopped, or it was
+    /// re-timed and the timer's due time is stale.
+    #[error(
+        "no {stage} clock due at {due} is running on this dispute: it has stopped or been re-timed; drop the timer"
+    )]
+    ClockNotRunning {
+        /// The stage named.
+        stage: Stage,
+        /// The due time named.
+        due: DateTime<Utc>,
+    },
+    /// The clock has not yet run long enough for this warning or breach.
+    #[error(
+        "the {stage} clock reaches {threshold_percent}% of its allowed time only at {reached_at}: record it then"
+    )]
+    ThresholdNotReached {
+        /// The stage named.
+        stage: Stage,
+        /// The threshold named, in percent (100 for a breach).
+        threshold_percent: u8,
+        /// When the clock will reach it.
+        reached_at: DateTime<Utc>,
+    },
 }

@@ -8,7 +8,8 @@ use super::command::{
     AgreementForm, EscalationReason, MediationBody, Party, PartyRole, Performance, Satisfaction,
     TerminationReason,
 };
-use crate::policy::Deadline;
+use crate::policy::{Deadline, Stage};
+use crate::sla::Holder;
 use crate::values::{Actor, DisputeCategory, DivisionCode, LegalChannel, Level, Name, Risk, Text};
 
 wire_enum!(
@@ -224,6 +225,29 @@ pub enum DisputeChange {
         /// How long this level may hold the case this time.
         handling_due: Deadline,
     },
+    /// A running clock reached a warning threshold. The status does not
+    /// change.
+    DeadlineWarned {
+        /// The stage whose clock it is.
+        stage: Stage,
+        /// The threshold reached, in percent of the allowed time: 50 or 75.
+        threshold_percent: u8,
+        /// The clock's due time.
+        due: DateTime<Utc>,
+        /// Who owed the stage when the warning was recorded.
+        holder: Holder,
+    },
+    /// A running clock passed its due time. The status does not change; a
+    /// jurisdiction may escalate the case in response
+    /// ([`crate::policy::DeadlinePolicy::escalates_on_breach`]).
+    DeadlineBreached {
+        /// The stage whose clock it is.
+        stage: Stage,
+        /// The due time passed.
+        due: DateTime<Utc>,
+        /// Who owed the stage when the breach was recorded.
+        holder: Holder,
+    },
 }
 
 impl DisputeChange {
@@ -250,6 +274,8 @@ impl DisputeChange {
             Self::DisputeClosed { .. } => "DisputeClosed",
             Self::DisputeEvaluated { .. } => "DisputeEvaluated",
             Self::DisputeReopened { .. } => "DisputeReopened",
+            Self::DeadlineWarned { .. } => "DeadlineWarned",
+            Self::DeadlineBreached { .. } => "DeadlineBreached",
         }
     }
 }

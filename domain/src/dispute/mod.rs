@@ -3,16 +3,17 @@
 //! closure to the parties' evaluation, moving up and down the ladder of
 //! village, town and district on the way.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{Deadline, Stage};
 use crate::services::Services;
+use crate::sla::{self, DeadlineMark, Holder, RunningClock, Threshold, TimerRefusal};
 use crate::values::{DisputeCategory, DivisionCode, LegalChannel, Level, Name, Risk, Text};
 
 mod command;
@@ -127,6 +128,12 @@ pub struct Dispute {
     legal_channel: Option<LegalChannel>,
     outcome: Option<Outcome>,
     satisfaction: Option<Satisfaction>,
+    // When each stage's clock last started (the event that opened it), so
+    // that a running clock knows its start; the deadlines say only the end.
+    clock_starts: BTreeMap<Stage, DateTime<Utc>>,
+    // The warnings and breaches recorded, so that a timer's retry writes
+    // nothing.
+    deadline_marks: BTreeSet<DeadlineMark>,
 }
 
 impl Dispute {
@@ -249,6 +256,114 @@ impl Dispute {
     /// The parties' satisfaction, once evaluated.
     pub fn satisfaction(&self) -> Option<Satisfaction> {
         self.satisfaction
+    }
+
+    /// The obligations running on the dispute now, derived from its status:
+    /// what the case's holder owes, by when, and who that holder is. A clock
+    /// stops when its obligation is met, that is when the status moves on.
+    ///
+    /// | stage | its clock starts when | and stops when |
+    /// |---|---|---|
+    /// | `grid_report` | a grid worker reports the dispute | the dispute is registered |
+    /// | `village_handling`, `town_handling`, `district_handling` (the holding level's) | the case is registered at, escalated, taken over or sent down to, or reopened at that level; a move restarts it at the new level | the level has a result: an agreement that stands, a referral to a legal channel, an approving review, closure. It runs on after a failed mediation (the level must still escalate or refer) and resumes when the court refuses an agreement or a review returns it |
+    /// | `mediation` | the case is dispatched to a mediation body | an agreement, a refusal or a termination; a move to another level |
+    /// | `judicial_confirmation_ruling` | the parties apply to a court | the court rules |
+    ///
+    /// The holder is the division and level holding the case (level `grid`
+    /// for a report awaiting registration), with the mediation body and
+    /// mediator during mediation, or the court awaiting its ruling.
+    ///
+    /// Left out on purpose: the judicial confirmation window. It is the
+    /// parties' own time to apply to a court (People's Mediation Law Art 33),
+    /// not an obligation of whoever holds the case, so nobody is warned or
+    /// blamed when it lapses.
+    pub fn running_clocks(&self) -> Vec<RunningClock> {
+        use DisputeStatus as S;
+        let case = Holder {
+            division: self.division.clone(),
+            level: self.level,
+            body: None,
+            person: None,
+        };
+        let mut clocks = Vec::new();
+        if self.status == S::Reported {
+            let grid = Holder {
+                level: Some(Level::Grid),
+                ..case.clone()
+            };
+            clocks.extend(self.clock(self.registration_due.as_ref(), grid));
+        }
+        let handling_runs = match self.status {
+            S::Registered | S::Dispatched | S::Mediating | S::Terminated => true,
+            S::Agreed => self.agreement_cannot_stand(),
+            _ => false,
+        };
+        if handling_runs {
+            clocks.extend(self.clock(self.handling_due.as_ref(), case.clone()));
+        }
+        if matches!(self.status, S::Dispatched | S::Mediating) {
+            let mediation = Holder {
+                body: self.body.as_ref().map(|b| b.id.to_string()),
+                person: self.mediator.as_ref().map(Name::to_string),
+                ..case.clone()
+            };
+            clocks.extend(self.clock(self.mediation_due.as_ref(), mediation));
+        }
+        if self.status == S::Agreed
+            && let Some(confirmation) = self.confirmation.as_ref().filter(|c| c.confirmed.is_none())
+        {
+            let court = Holder {
+                body: Some(confirmation.court.to_string()),
+                ..case
+            };
+            clocks.extend(self.clock(Some(&confirmation.ruling_due), court));
+        }
+        clocks
+    }
+
+    /// The clock of `deadline`, if it has one and its start is known. Every
+    /// event that sets a deadline here also records its start, so a missing
+    /// start means a state this code did not build; such a clock is left
+    /// out rather than given an invented start.
+    fn clock(&self, deadline: Option<&Deadline>, holder: Holder) -> Option<RunningClock> {
+        let deadline = *deadline?;
+        let started_at = *self.clock_starts.get(&deadline.stage)?;
+        Some(RunningClock {
+            stage: deadline.stage,
+            deadline,
+            started_at,
+            paused: Duration::zero(),
+            holder,
+        })
+    }
+
+    /// Decides a timer command: the holder to record, or `None` when it is
+    /// already recorded.
+    fn check_timer(
+        &self,
+        stage: Stage,
+        due: DateTime<Utc>,
+        threshold: Threshold,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Holder>, DisputeError> {
+        let threshold_percent = threshold.percent();
+        sla::check_timer(
+            &self.running_clocks(),
+            &self.deadline_marks,
+            stage,
+            due,
+            threshold,
+            now,
+        )
+        .map_err(|refusal| match refusal {
+            TimerRefusal::InvalidThreshold => DisputeError::InvalidThreshold { threshold_percent },
+            TimerRefusal::NotRunning => DisputeError::ClockNotRunning { stage, due },
+            TimerRefusal::NotReached(reached_at) => DisputeError::ThresholdNotReached {
+                stage,
+                threshold_percent,
+                reached_at,
+            },
+        })
     }
 
     fn not_allowed(&self, action: &'static str) -> DisputeError {
@@ -542,15 +657,46 @@ impl Dispute {
                     handling_due: services.deadline(Stage::handling_at(level), now),
                 }
             }
+            A::RecordDeadlineWarning {
+                stage,
+                threshold_percent,
+                due,
+            } => {
+                let threshold = Threshold::Warning(threshold_percent);
+                let Some(holder) = self.check_timer(stage, due, threshold, now)? else {
+                    // Already recorded: a retry changes nothing.
+                    return Ok(vec![]);
+                };
+                C::DeadlineWarned {
+                    stage,
+                    threshold_percent,
+                    due,
+                    holder,
+                }
+            }
+            A::RecordDeadlineBreach { stage, due } => {
+                let Some(holder) = self.check_timer(stage, due, Threshold::Breach, now)? else {
+                    return Ok(vec![]);
+                };
+                C::DeadlineBreached { stage, due, holder }
+            }
         };
         Ok(vec![change])
     }
 
-    /// The case changes hands and waits to be dispatched again.
-    fn move_to(&mut self, division: DivisionCode, level: Level, handling_due: Deadline) {
+    /// The case changes hands at `at` and waits to be dispatched again; the
+    /// new level's handling clock starts.
+    fn move_to(
+        &mut self,
+        at: DateTime<Utc>,
+        division: DivisionCode,
+        level: Level,
+        handling_due: Deadline,
+    ) {
         self.status = DisputeStatus::Registered;
         self.division = Some(division);
         self.level = Some(level);
+        self.clock_starts.insert(handling_due.stage, at);
         self.handling_due = Some(handling_due);
         self.start_afresh();
     }
@@ -596,7 +742,8 @@ fn known(services: &Services, division: &DivisionCode) -> Result<(), DisputeErro
 // Bump when `apply` or the fields of `Dispute` change meaning: stored
 // snapshots of another revision are then ignored and cases replayed.
 impl crate::SnapshotRevision for Dispute {
-    const SNAPSHOT_REVISION: u32 = 1;
+    // 2: clock starts and recorded deadline marks.
+    const SNAPSHOT_REVISION: u32 = 2;
 }
 
 impl Aggregate for Dispute {
@@ -628,6 +775,7 @@ impl Aggregate for Dispute {
 
     fn apply(&mut self, event: Self::Event) {
         use DisputeChange as C;
+        let at = event.at;
         match event.change {
             C::DisputeReported {
                 division,
@@ -636,6 +784,7 @@ impl Aggregate for Dispute {
                 registration_due,
             } => {
                 self.status = DisputeStatus::Reported;
+                self.clock_starts.insert(registration_due.stage, at);
                 self.division = Some(division);
                 self.grid = grid;
                 self.summary = Some(summary);
@@ -658,6 +807,7 @@ impl Aggregate for Dispute {
                 self.risk = Some(risk);
                 self.summary = Some(summary);
                 self.parties = parties;
+                self.clock_starts.insert(handling_due.stage, at);
                 self.handling_due = Some(handling_due);
             }
             C::DisputeDispatched {
@@ -673,6 +823,7 @@ impl Aggregate for Dispute {
                 self.status = DisputeStatus::Dispatched;
                 self.body = Some(body);
                 self.mediator = mediator;
+                self.clock_starts.insert(mediation_due.stage, at);
                 self.mediation_due = Some(mediation_due);
             }
             C::PartyConsented { party } => {
@@ -714,7 +865,7 @@ impl Aggregate for Dispute {
                 to_level,
                 handling_due,
                 ..
-            } => self.move_to(to_division, to_level, handling_due),
+            } => self.move_to(at, to_division, to_level, handling_due),
             C::DisputeReferred { channel, .. } => {
                 // Referred from an agreement, the agreement no longer holds.
                 self.clear_agreement();
@@ -723,6 +874,7 @@ impl Aggregate for Dispute {
                 self.outcome = Some(Outcome::Referred);
             }
             C::JudicialConfirmationRequested { court, ruling_due } => {
+                self.clock_starts.insert(ruling_due.stage, at);
                 self.confirmation = Some(JudicialConfirmation {
                     court,
                     ruling_due,
@@ -750,9 +902,27 @@ impl Aggregate for Dispute {
                 handling_due,
                 ..
             } => {
-                self.move_to(division, level, handling_due);
+                self.move_to(at, division, level, handling_due);
                 self.legal_channel = None;
                 self.satisfaction = None;
+            }
+            // Timer marks leave the status alone: a warning or breach is a
+            // record for accountability, not a step of the case flow.
+            C::DeadlineWarned {
+                stage,
+                threshold_percent,
+                due,
+                ..
+            } => {
+                self.deadline_marks.insert(DeadlineMark::new(
+                    stage,
+                    due,
+                    Threshold::Warning(threshold_percent),
+                ));
+            }
+            C::DeadlineBreached { stage, due, .. } => {
+                self.deadline_marks
+                    .insert(DeadlineMark::new(stage, due, Threshold::Breach));
             }
         }
     }

@@ -8,6 +8,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 
 use super::*;
 use crate::services::ManualClock;
+use crate::sla::{Holder, RunningClock};
 use crate::values::{Actor, AgencyId, MediationKind};
 
 /// 上坪村, a village of 青山镇 in the example jurisdiction.
@@ -1467,6 +1468,454 @@ fn an_open_dispute_cannot_be_reopened() {
     let action = reopen_action();
     run(reviewed(), action.clone())
         .then_expect_error(not_allowed(&action, DisputeStatus::Reviewed));
+}
+
+// ---- SLA clocks and deadline timers -----------------------------------------
+
+fn warn(stage: Stage, threshold_percent: u8, due: DateTime<Utc>) -> DisputeAction {
+    DisputeAction::RecordDeadlineWarning {
+        stage,
+        threshold_percent,
+        due,
+    }
+}
+
+fn breach(stage: Stage, due: DateTime<Utc>) -> DisputeAction {
+    DisputeAction::RecordDeadlineBreach { stage, due }
+}
+
+/// The stages whose clocks run after `events`.
+fn running(events: Vec<DisputeEvent>) -> Vec<Stage> {
+    state(events)
+        .running_clocks()
+        .into_iter()
+        .map(|c| c.stage)
+        .collect()
+}
+
+/// The village that holds a registered case, with no body named.
+fn village_holder() -> Holder {
+    Holder {
+        division: Some(code(VILLAGE)),
+        level: Some(Level::Village),
+        body: None,
+        person: None,
+    }
+}
+
+/// The village handling period opened at `t0`: due at the end of Wednesday
+/// 1 April (16:00 UTC), 30 days 14 hours after the start.
+fn village_due() -> DateTime<Utc> {
+    due(Stage::VillageHandling).due
+}
+
+fn village_warned(threshold_percent: u8) -> DisputeEvent {
+    ev(DisputeChange::DeadlineWarned {
+        stage: Stage::VillageHandling,
+        threshold_percent,
+        due: village_due(),
+        holder: village_holder(),
+    })
+}
+
+#[test]
+fn clocks_run_for_what_the_holder_owes_in_each_status() {
+    use Stage as S;
+    let handling = S::VillageHandling;
+    let mut ruling_awaited = agreed(AgreementForm::Written);
+    ruling_awaited.push(confirmation_requested());
+    let mut referred = terminated();
+    referred.push(ev(referred_change()));
+    let cases: Vec<(&str, Vec<DisputeEvent>, Vec<Stage>)> = vec![
+        ("new", vec![], vec![]),
+        ("reported", reported(), vec![S::GridReport]),
+        ("registered", registered(), vec![handling]),
+        ("dispatched", dispatched(), vec![handling, S::Mediation]),
+        ("mediating", mediating(), vec![handling, S::Mediation]),
+        // A standing agreement meets the level's obligation; the parties'
+        // confirmation window is theirs, not the holder's.
+        ("agreed", agreed(AgreementForm::Written), vec![]),
+        (
+            "awaiting a ruling",
+            ruling_awaited,
+            vec![S::JudicialConfirmationRuling],
+        ),
+        // An agreement that cannot stand puts the level back on the clock.
+        (
+            "confirmation refused",
+            confirmation_refused(),
+            vec![handling],
+        ),
+        ("agreement returned", agreement_returned(), vec![handling]),
+        ("terminated", terminated(), vec![handling]),
+        ("referred", referred, vec![]),
+        ("reviewed", reviewed(), vec![]),
+        ("closed", closed(), vec![]),
+    ];
+    for (status, events, expected) in cases {
+        assert_eq!(running(events), expected, "{status}");
+    }
+}
+
+#[test]
+fn each_clock_names_its_start_its_deadline_and_who_owes_it() {
+    let grid = state(reported()).running_clocks();
+    assert_eq!(
+        grid,
+        vec![RunningClock {
+            stage: Stage::GridReport,
+            deadline: due(Stage::GridReport),
+            started_at: t0(),
+            paused: Duration::zero(),
+            holder: Holder {
+                level: Some(Level::Grid),
+                ..village_holder()
+            },
+        }]
+    );
+    let mediation = state(dispatched()).running_clocks();
+    assert_eq!(mediation[0].holder, village_holder());
+    assert_eq!(mediation[1].deadline, due(Stage::Mediation));
+    assert_eq!(
+        mediation[1].holder,
+        Holder {
+            body: Some("shangping-pmc".to_owned()),
+            person: Some("王调解".to_owned()),
+            ..village_holder()
+        }
+    );
+    let mut given = agreed(AgreementForm::Written);
+    given.push(confirmation_requested());
+    let ruling = state(given).running_clocks();
+    assert_eq!(ruling[0].deadline, due(Stage::JudicialConfirmationRuling));
+    assert_eq!(ruling[0].holder.body.as_deref(), Some("示范区人民法院"));
+}
+
+#[test]
+fn an_escalation_restarts_the_handling_clock_at_the_new_level() {
+    let t1 = at("2026-03-10T02:00:00Z");
+    let town_due = services_at(t1).deadline(Stage::TownHandling, t1);
+    let mut given = terminated();
+    given.push(ev_at(
+        t1,
+        DisputeChange::DisputeEscalated {
+            reason: EscalationReason::MediationFailed,
+            from_division: code(VILLAGE),
+            from_level: Level::Village,
+            to_division: code(TOWN),
+            to_level: Level::Town,
+            handling_due: town_due,
+        },
+    ));
+    let clocks = state(given.clone()).running_clocks();
+    assert_eq!(clocks.len(), 1);
+    assert_eq!(clocks[0].stage, Stage::TownHandling);
+    assert_eq!(clocks[0].deadline, town_due);
+    assert_eq!(clocks[0].started_at, t1);
+    assert_eq!(
+        clocks[0].holder,
+        Holder {
+            division: Some(code(TOWN)),
+            level: Some(Level::Town),
+            body: None,
+            person: None,
+        }
+    );
+    // The village's clock stopped with the move: its timers are stale.
+    run_at(
+        town_due.due,
+        given,
+        breach(Stage::VillageHandling, village_due()),
+    )
+    .then_expect_error(DisputeError::ClockNotRunning {
+        stage: Stage::VillageHandling,
+        due: village_due(),
+    });
+}
+
+#[test]
+fn a_grid_report_clock_runs_across_the_spring_festival() {
+    // Reported on Friday 13 February 2026: one working day is the make-up
+    // Saturday 14th.
+    let friday = at("2026-02-13T02:00:00Z");
+    let make_up = services_at(friday).deadline(Stage::GridReport, friday);
+    assert_eq!(make_up.last_day, date("2026-02-14"));
+    // Reported on that Saturday: 15–23 February are off, so the next working
+    // day is Tuesday 24th.
+    let saturday = at("2026-02-14T02:00:00Z");
+    let registration_due = services_at(saturday).deadline(Stage::GridReport, saturday);
+    assert_eq!(registration_due.due, at("2026-02-24T16:00:00Z"));
+    let given = vec![ev_at(
+        saturday,
+        DisputeChange::DisputeReported {
+            division: code(VILLAGE),
+            grid: None,
+            summary: text("春节期间邻里纠纷"),
+            registration_due,
+        },
+    )];
+    let clocks = state(given.clone()).running_clocks();
+    assert_eq!(clocks[0].started_at, saturday);
+    assert_eq!(clocks[0].deadline, registration_due);
+    // Ten days fourteen hours allowed: half have run at 09:00 UTC on the
+    // 19th, in the middle of the holiday, because the clock counts elapsed
+    // time and only the deadline follows the calendar.
+    assert_eq!(clocks[0].reached_at(50), at("2026-02-19T09:00:00Z"));
+    let grid_holder = Holder {
+        level: Some(Level::Grid),
+        ..village_holder()
+    };
+    run_at(
+        at("2026-02-24T15:59:59Z"),
+        given.clone(),
+        breach(Stage::GridReport, registration_due.due),
+    )
+    .then_expect_error(DisputeError::ThresholdNotReached {
+        stage: Stage::GridReport,
+        threshold_percent: 100,
+        reached_at: registration_due.due,
+    });
+    run_at(
+        registration_due.due,
+        given,
+        breach(Stage::GridReport, registration_due.due),
+    )
+    .then_expect_events(vec![ev_at(
+        registration_due.due,
+        DisputeChange::DeadlineBreached {
+            stage: Stage::GridReport,
+            due: registration_due.due,
+            holder: grid_holder,
+        },
+    )]);
+}
+
+#[test]
+fn a_warning_before_half_the_allowed_time_is_refused() {
+    // 30 days 14 hours allowed from t0: half have run 15 days 7 hours in,
+    // at 09:00 UTC on 17 March.
+    run_at(
+        at("2026-03-17T08:59:59Z"),
+        registered(),
+        warn(Stage::VillageHandling, 50, village_due()),
+    )
+    .then_expect_error(DisputeError::ThresholdNotReached {
+        stage: Stage::VillageHandling,
+        threshold_percent: 50,
+        reached_at: at("2026-03-17T09:00:00Z"),
+    });
+}
+
+#[test]
+fn a_warning_at_half_the_allowed_time_names_the_holder() {
+    run_at(
+        at("2026-03-17T09:00:00Z"),
+        registered(),
+        warn(Stage::VillageHandling, 50, village_due()),
+    )
+    .then_expect_events(vec![ev_at(
+        at("2026-03-17T09:00:00Z"),
+        DisputeChange::DeadlineWarned {
+            stage: Stage::VillageHandling,
+            threshold_percent: 50,
+            due: village_due(),
+            holder: village_holder(),
+        },
+    )]);
+}
+
+#[test]
+fn the_second_warning_comes_at_three_quarters() {
+    let mut given = registered();
+    given.push(village_warned(50));
+    // A quarter of 30 days 14 hours before the due time.
+    let reached_at = at("2026-03-25T00:30:00Z");
+    run_at(
+        at("2026-03-25T00:29:59Z"),
+        given.clone(),
+        warn(Stage::VillageHandling, 75, village_due()),
+    )
+    .then_expect_error(DisputeError::ThresholdNotReached {
+        stage: Stage::VillageHandling,
+        threshold_percent: 75,
+        reached_at,
+    });
+    run_at(
+        reached_at,
+        given,
+        warn(Stage::VillageHandling, 75, village_due()),
+    )
+    .then_expect_events(vec![ev_at(
+        reached_at,
+        DisputeChange::DeadlineWarned {
+            stage: Stage::VillageHandling,
+            threshold_percent: 75,
+            due: village_due(),
+            holder: village_holder(),
+        },
+    )]);
+}
+
+#[test]
+fn a_warning_already_recorded_writes_nothing() {
+    let mut given = registered();
+    given.push(village_warned(50));
+    run_at(
+        at("2026-03-20T00:00:00Z"),
+        given,
+        warn(Stage::VillageHandling, 50, village_due()),
+    )
+    .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_warning_is_recorded_only_at_50_or_75_percent() {
+    for threshold_percent in [0, 60, 100] {
+        run_at(
+            village_due(),
+            registered(),
+            warn(Stage::VillageHandling, threshold_percent, village_due()),
+        )
+        .then_expect_error(DisputeError::InvalidThreshold { threshold_percent });
+    }
+}
+
+#[test]
+fn a_breach_is_refused_before_the_due_time() {
+    let one_second_early = village_due() - Duration::seconds(1);
+    run_at(
+        one_second_early,
+        registered(),
+        breach(Stage::VillageHandling, village_due()),
+    )
+    .then_expect_error(DisputeError::ThresholdNotReached {
+        stage: Stage::VillageHandling,
+        threshold_percent: 100,
+        reached_at: village_due(),
+    });
+}
+
+#[test]
+fn a_breach_after_the_due_time_records_who_held_the_mediation() {
+    let mediation_due = due(Stage::Mediation).due;
+    let late = mediation_due + Duration::hours(3);
+    run_at(late, mediating(), breach(Stage::Mediation, mediation_due)).then_expect_events(vec![
+        ev_at(
+            late,
+            DisputeChange::DeadlineBreached {
+                stage: Stage::Mediation,
+                due: mediation_due,
+                holder: Holder {
+                    body: Some("shangping-pmc".to_owned()),
+                    person: Some("王调解".to_owned()),
+                    ..village_holder()
+                },
+            },
+        ),
+    ]);
+}
+
+#[test]
+fn a_breach_already_recorded_writes_nothing() {
+    let mut given = registered();
+    given.push(ev_at(
+        village_due(),
+        DisputeChange::DeadlineBreached {
+            stage: Stage::VillageHandling,
+            due: village_due(),
+            holder: village_holder(),
+        },
+    ));
+    run_at(
+        village_due() + Duration::days(1),
+        given,
+        breach(Stage::VillageHandling, village_due()),
+    )
+    .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_stopped_clock_is_neither_warned_nor_breached() {
+    // The agreement met the village's obligation before its time ran out.
+    let given = agreed(AgreementForm::Oral);
+    let stopped = DisputeError::ClockNotRunning {
+        stage: Stage::VillageHandling,
+        due: village_due(),
+    };
+    run_at(
+        village_due(),
+        given.clone(),
+        breach(Stage::VillageHandling, village_due()),
+    )
+    .then_expect_error(stopped.clone());
+    run_at(
+        village_due(),
+        given,
+        warn(Stage::VillageHandling, 75, village_due()),
+    )
+    .then_expect_error(stopped);
+}
+
+#[test]
+fn a_clock_stops_with_the_obligation_it_measures() {
+    // Mediation ended in an agreement: the mediation clock stops, and so
+    // does the level's, since the agreement stands.
+    let mediation_due = due(Stage::Mediation).due;
+    run_at(
+        mediation_due,
+        agreed(AgreementForm::Oral),
+        breach(Stage::Mediation, mediation_due),
+    )
+    .then_expect_error(DisputeError::ClockNotRunning {
+        stage: Stage::Mediation,
+        due: mediation_due,
+    });
+}
+
+#[test]
+fn a_timer_with_a_stale_due_time_is_refused() {
+    let stale = village_due() - Duration::days(1);
+    run_at(
+        village_due(),
+        registered(),
+        breach(Stage::VillageHandling, stale),
+    )
+    .then_expect_error(DisputeError::ClockNotRunning {
+        stage: Stage::VillageHandling,
+        due: stale,
+    });
+}
+
+#[test]
+fn a_closed_dispute_records_no_timers() {
+    let action = breach(Stage::VillageHandling, village_due());
+    run_at(village_due(), closed(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Closed));
+}
+
+#[test]
+fn warnings_and_breaches_leave_the_status_and_the_clocks_alone() {
+    let mut events = dispatched();
+    let before = state(events.clone());
+    events.push(village_warned(50));
+    let after = state(events);
+    assert_eq!(after.status(), DisputeStatus::Dispatched);
+    assert_eq!(after.running_clocks(), before.running_clocks());
+    let json = serde_json::to_string(&after).unwrap();
+    assert_eq!(serde_json::from_str::<Dispute>(&json).unwrap(), after);
+    assert_ne!(after, before, "the mark is kept in the state");
+}
+
+#[test]
+fn timer_events_are_typed_by_variant_name() {
+    assert_eq!(village_warned(50).event_type(), "DeadlineWarned");
+    let breached = ev(DisputeChange::DeadlineBreached {
+        stage: Stage::VillageHandling,
+        due: village_due(),
+        holder: village_holder(),
+    });
+    assert_eq!(breached.event_type(), "DeadlineBreached");
+    assert_eq!(breached.event_version(), "1");
 }
 
 // ---- the aggregate as a whole ----------------------------------------------

@@ -2,9 +2,11 @@
 //! value; the aggregate checks only what depends on its state, the time and
 //! the policy.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{OpinionOutcome, Petitioner};
+use crate::policy::Stage;
 use crate::values::{
     Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
 };
@@ -131,4 +133,27 @@ pub enum PetitionAction {
     /// Records finality once the review or re-review window has lapsed
     /// unused (Art 37).
     Finalise {},
+    /// A timer found that a running clock has reached a warning threshold.
+    /// Allowed while some clock can run (received, routed, accepted, under
+    /// review or re-review). Refused if no running clock has this stage and
+    /// due time, or if the threshold has not been reached yet; a warning
+    /// already recorded for the same stage, due time and threshold is
+    /// accepted and writes nothing, so a timer may retry freely.
+    RecordDeadlineWarning {
+        /// The stage whose clock is meant.
+        stage: Stage,
+        /// The threshold reached, in percent of the allowed time: 50 or 75.
+        threshold_percent: u8,
+        /// The clock's due time, as the timer knew it; a clock since
+        /// re-timed (an extension, a hearing) refuses a stale warning.
+        due: DateTime<Utc>,
+    },
+    /// A timer found that a running clock has passed its due time. Refused
+    /// and made idempotent like [`Self::RecordDeadlineWarning`].
+    RecordDeadlineBreach {
+        /// The stage whose clock is meant.
+        stage: Stage,
+        /// The clock's due time, as the timer knew it.
+        due: DateTime<Utc>,
+    },
 }

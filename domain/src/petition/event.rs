@@ -7,7 +7,8 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use super::{FinalBasis, OpinionOutcome, Petitioner};
-use crate::policy::Deadline;
+use crate::policy::{Deadline, Stage};
+use crate::sla::Holder;
 use crate::values::{
     Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
 };
@@ -189,6 +190,27 @@ pub enum PetitionChange {
         /// Why.
         basis: FinalBasis,
     },
+    /// A running clock reached a warning threshold. The status does not
+    /// change.
+    DeadlineWarned {
+        /// The stage whose clock it is.
+        stage: Stage,
+        /// The threshold reached, in percent of the allowed time: 50 or 75.
+        threshold_percent: u8,
+        /// The clock's due time.
+        due: DateTime<Utc>,
+        /// Who owed the stage when the warning was recorded (Art 44–46).
+        holder: Holder,
+    },
+    /// A running clock passed its due time. The status does not change.
+    DeadlineBreached {
+        /// The stage whose clock it is.
+        stage: Stage,
+        /// The due time passed.
+        due: DateTime<Utc>,
+        /// Who owed the stage when the breach was recorded (Art 44–46).
+        holder: Holder,
+    },
 }
 
 impl PetitionChange {
@@ -211,6 +233,8 @@ impl PetitionChange {
             Self::ReReviewRequested { .. } => "ReReviewRequested",
             Self::ReReviewOpinionIssued { .. } => "ReReviewOpinionIssued",
             Self::PetitionFinalised { .. } => "PetitionFinalised",
+            Self::DeadlineWarned { .. } => "DeadlineWarned",
+            Self::DeadlineBreached { .. } => "DeadlineBreached",
         }
     }
 }

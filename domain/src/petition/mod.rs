@@ -14,9 +14,10 @@ mod event;
 #[cfg(test)]
 mod tests;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Duration, TimeDelta, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,7 @@ pub use event::{PetitionChange, PetitionEvent};
 
 use crate::policy::{Counting, Deadline, Stage, StageRule};
 use crate::services::{Finality, RecordsUnavailable, Services};
+use crate::sla::{self, DeadlineMark, Holder, RunningClock, Threshold, TimerRefusal};
 use crate::values::{CaseId, DivisionCode, Level, Name, PetitionChannel, Text};
 
 /// The most representatives a group visit may send (Art 18).
@@ -161,7 +163,26 @@ pub struct Petition {
     re_review_outcome: Option<OpinionOutcome>,
     finalised_at: Option<DateTime<Utc>>,
     final_basis: Option<FinalBasis>,
+    // When each stage's clock last started (the event that opened it), so
+    // that a running clock knows its start; the deadlines say only the end.
+    clock_starts: BTreeMap<Stage, DateTime<Utc>>,
+    // Hearing days left out of the review and re-review periods so far
+    // (Art 35–36), by stage.
+    clock_paused_days: BTreeMap<Stage, u32>,
+    // The warnings and breaches recorded, so that a timer's retry writes
+    // nothing.
+    deadline_marks: BTreeSet<DeadlineMark>,
 }
+
+/// The statuses in which some clock runs (see [`Petition::running_clocks`]),
+/// and so in which a timer may record a warning or a breach.
+const CLOCK_STATUSES: &[PetitionStatus] = &[
+    PetitionStatus::Received,
+    PetitionStatus::Routed,
+    PetitionStatus::Accepted,
+    PetitionStatus::UnderReview,
+    PetitionStatus::UnderReReview,
+];
 
 impl Petition {
     /// Where the petition stands.
@@ -311,6 +332,108 @@ impl Petition {
     /// Why the petition became final.
     pub fn final_basis(&self) -> Option<FinalBasis> {
         self.final_basis
+    }
+
+    /// The obligations running on the petition now, derived from its status:
+    /// what the current holder owes, by when, and who that holder is. A
+    /// clock stops when its obligation is met, that is when the status moves
+    /// on.
+    ///
+    /// | stage | its clock starts when | and stops when |
+    /// |---|---|---|
+    /// | `petition_triage` (Art 22) | the petition office receives the petition | it is forwarded, assigned, diverted or not accepted; an objection sends it back to triage, where the clock resumes against the same due time (the triage deadline is not re-set) |
+    /// | `petition_acceptance_notice` (Art 23) | the petition is forwarded or assigned to a unit | the unit accepts, or objects |
+    /// | `assigned_report` (交办, assigned petitions only) | the petition is assigned | the unit accepts, or objects |
+    /// | `petition_opinion` (Art 32–34) | the unit accepts | the handling opinion is issued; an extension moves the due time, not the start |
+    /// | `review` (Art 35) | the petitioner asks for review | the review opinion is issued; hearing days are paused time |
+    /// | `re_review` (Art 36) | the petitioner asks for re-review | the re-review opinion is issued; hearing days are paused time |
+    ///
+    /// The holder is the petition's division and competent level, with the
+    /// receiving unit while the unit owes the notice, the report or the
+    /// opinion. The reviewing bodies are not recorded on the petition, so a
+    /// review or re-review clock names no body.
+    ///
+    /// Left out on purpose, because they are not obligations of whoever
+    /// holds the case: the petitioner's own windows to ask for review or
+    /// re-review (Art 35–36), whose lapse makes the petition final rather
+    /// than anyone late, and the unit's objection window (Art 23), which is
+    /// a right to object, not a duty.
+    pub fn running_clocks(&self) -> Vec<RunningClock> {
+        use PetitionStatus as S;
+        let case = Holder {
+            division: self.division.clone(),
+            level: self.competent_level,
+            body: None,
+            person: None,
+        };
+        let unit = Holder {
+            body: self.unit.as_ref().map(Name::to_string),
+            ..case.clone()
+        };
+        let running = match self.status {
+            S::Received => vec![(self.triage_due, case)],
+            S::Routed => vec![(self.notice_due, unit.clone()), (self.report_due, unit)],
+            S::Accepted => vec![(self.opinion_due, unit)],
+            S::UnderReview => vec![(self.review_due, case)],
+            S::UnderReReview => vec![(self.re_review_due, case)],
+            S::New | S::Diverted | S::NotAccepted | S::Answered | S::Reviewed | S::Final => {
+                vec![]
+            }
+        };
+        running
+            .into_iter()
+            .filter_map(|(deadline, holder)| self.clock(deadline, holder))
+            .collect()
+    }
+
+    /// The clock of `deadline`, if it has one and its start is known. Every
+    /// event that sets a deadline here also records its start, so a missing
+    /// start means a state this code did not build; such a clock is left
+    /// out rather than given an invented start.
+    fn clock(&self, deadline: Option<Deadline>, holder: Holder) -> Option<RunningClock> {
+        let deadline = deadline?;
+        let started_at = *self.clock_starts.get(&deadline.stage)?;
+        let paused_days = self
+            .clock_paused_days
+            .get(&deadline.stage)
+            .copied()
+            .unwrap_or(0);
+        Some(RunningClock {
+            stage: deadline.stage,
+            deadline,
+            started_at,
+            paused: Duration::days(i64::from(paused_days)),
+            holder,
+        })
+    }
+
+    /// Decides a timer command: the holder to record, or `None` when it is
+    /// already recorded.
+    fn check_timer(
+        &self,
+        stage: Stage,
+        due: DateTime<Utc>,
+        threshold: Threshold,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Holder>, PetitionError> {
+        let threshold_percent = threshold.percent();
+        sla::check_timer(
+            &self.running_clocks(),
+            &self.deadline_marks,
+            stage,
+            due,
+            threshold,
+            now,
+        )
+        .map_err(|refusal| match refusal {
+            TimerRefusal::InvalidThreshold => PetitionError::InvalidThreshold { threshold_percent },
+            TimerRefusal::NotRunning => PetitionError::ClockNotRunning { stage, due },
+            TimerRefusal::NotReached(reached_at) => PetitionError::ThresholdNotReached {
+                stage,
+                threshold_percent,
+                reached_at,
+            },
+        })
     }
 
     /// Checks the command against the state and returns the changes it
@@ -595,6 +718,33 @@ impl Petition {
                 }
                 vec![C::PetitionFinalised { basis }]
             }
+
+            A::RecordDeadlineWarning {
+                stage,
+                threshold_percent,
+                due,
+            } => {
+                self.require("record a deadline warning", CLOCK_STATUSES)?;
+                let threshold = Threshold::Warning(threshold_percent);
+                match self.check_timer(stage, due, threshold, now)? {
+                    Some(holder) => vec![C::DeadlineWarned {
+                        stage,
+                        threshold_percent,
+                        due,
+                        holder,
+                    }],
+                    // Already recorded: a retry changes nothing.
+                    None => vec![],
+                }
+            }
+
+            A::RecordDeadlineBreach { stage, due } => {
+                self.require("record a deadline breach", CLOCK_STATUSES)?;
+                match self.check_timer(stage, due, Threshold::Breach, now)? {
+                    Some(holder) => vec![C::DeadlineBreached { stage, due, holder }],
+                    None => vec![],
+                }
+            }
         };
         Ok(changes)
     }
@@ -640,15 +790,20 @@ impl Petition {
     }
 
     /// Sets the receiving unit and its deadlines after forwarding or
-    /// assignment.
+    /// assignment at `at`, which starts the unit's clocks.
     fn route(
         &mut self,
+        at: DateTime<Utc>,
         unit: Name,
         notice_due: Deadline,
         objection_due: Deadline,
         report_due: Option<Deadline>,
     ) {
         self.status = PetitionStatus::Routed;
+        self.clock_starts.insert(notice_due.stage, at);
+        if let Some(report_due) = report_due {
+            self.clock_starts.insert(report_due.stage, at);
+        }
         self.unit = Some(unit);
         self.notice_due = Some(notice_due);
         self.objection_due = Some(objection_due);
@@ -703,7 +858,8 @@ fn extend(services: &Services, current: Deadline, days: u32) -> Deadline {
 // Bump when `apply` or the fields of `Petition` change meaning: stored
 // snapshots of another revision are then ignored and cases replayed.
 impl crate::SnapshotRevision for Petition {
-    const SNAPSHOT_REVISION: u32 = 1;
+    // 2: clock starts, paused hearing days and recorded deadline marks.
+    const SNAPSHOT_REVISION: u32 = 2;
 }
 
 impl Aggregate for Petition {
@@ -736,6 +892,7 @@ impl Aggregate for Petition {
         use PetitionChange as C;
         use PetitionStatus as S;
 
+        let at = event.at;
         match event.change {
             C::PetitionReceived {
                 channel,
@@ -760,6 +917,7 @@ impl Aggregate for Petition {
                 self.competent_level = Some(competent_level);
                 self.visited_level = visited_level;
                 self.representatives = representatives;
+                self.clock_starts.insert(triage_due.stage, at);
                 self.triage_due = Some(triage_due);
             }
             C::SkippedLevelVisitRecorded { .. } => self.skipped_level = true,
@@ -768,14 +926,14 @@ impl Aggregate for Petition {
                 notice_due,
                 objection_due,
                 ..
-            } => self.route(to_unit, notice_due, objection_due, None),
+            } => self.route(at, to_unit, notice_due, objection_due, None),
             C::PetitionAssigned {
                 to_unit,
                 notice_due,
                 objection_due,
                 report_due,
                 ..
-            } => self.route(to_unit, notice_due, objection_due, Some(report_due)),
+            } => self.route(at, to_unit, notice_due, objection_due, Some(report_due)),
             C::PetitionDiverted { .. } => self.status = S::Diverted,
             C::PetitionNotAccepted { .. } => self.status = S::NotAccepted,
             C::PetitionObjected { .. } => {
@@ -787,6 +945,7 @@ impl Aggregate for Petition {
             }
             C::PetitionAccepted { opinion_due, .. } => {
                 self.status = S::Accepted;
+                self.clock_starts.insert(opinion_due.stage, at);
                 self.opinion_due = Some(opinion_due);
             }
             C::HandlingExtended { opinion_due, .. } => {
@@ -804,10 +963,14 @@ impl Aggregate for Petition {
             }
             C::ReviewRequested { review_due, .. } => {
                 self.status = S::UnderReview;
+                self.clock_starts.insert(review_due.stage, at);
+                self.clock_paused_days.remove(&review_due.stage);
                 self.review_due = Some(review_due);
             }
-            C::HearingHeld { due, .. } => {
+            C::HearingHeld { days, due } => {
                 // The deadline says which period the hearing paused.
+                let paused = self.clock_paused_days.entry(due.stage).or_default();
+                *paused = paused.saturating_add(days);
                 if due.stage == Stage::ReReview {
                     self.re_review_due = Some(due);
                 } else {
@@ -825,6 +988,8 @@ impl Aggregate for Petition {
             }
             C::ReReviewRequested { re_review_due, .. } => {
                 self.status = S::UnderReReview;
+                self.clock_starts.insert(re_review_due.stage, at);
+                self.clock_paused_days.remove(&re_review_due.stage);
                 self.re_review_due = Some(re_review_due);
             }
             C::ReReviewOpinionIssued { outcome, .. } => {
@@ -834,6 +999,24 @@ impl Aggregate for Petition {
                 self.status = S::Final;
                 self.finalised_at = Some(event.at);
                 self.final_basis = Some(basis);
+            }
+            // Timer marks leave the status alone: a warning or breach is a
+            // record for accountability (Art 44–46), not a step of the flow.
+            C::DeadlineWarned {
+                stage,
+                threshold_percent,
+                due,
+                ..
+            } => {
+                self.deadline_marks.insert(DeadlineMark::new(
+                    stage,
+                    due,
+                    Threshold::Warning(threshold_percent),
+                ));
+            }
+            C::DeadlineBreached { stage, due, .. } => {
+                self.deadline_marks
+                    .insert(DeadlineMark::new(stage, due, Threshold::Breach));
             }
         }
     }

@@ -9,6 +9,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use super::*;
 use crate::policy::{Counting, Deadline, Stage, StageRule};
 use crate::services::{Finality, ManualClock, PetitionRecords, RecordsUnavailable, Services};
+use crate::sla::{Holder, RunningClock};
 use crate::values::{
     Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
 };
@@ -1001,6 +1002,442 @@ fn finalising_needs_an_answered_or_reviewed_petition() {
         .given(accepted())
         .when(cmd(A::Finalise {}))
         .then_expect_error(not_allowed("finalise", PetitionStatus::Accepted));
+}
+
+// --- SLA clocks and deadline timers ------------------------------------------
+
+fn warn(stage: Stage, threshold_percent: u8, due: DateTime<Utc>) -> PetitionAction {
+    A::RecordDeadlineWarning {
+        stage,
+        threshold_percent,
+        due,
+    }
+}
+
+fn breach(stage: Stage, due: DateTime<Utc>) -> PetitionAction {
+    A::RecordDeadlineBreach { stage, due }
+}
+
+/// The stages whose clocks run after `history`.
+fn running(history: Vec<PetitionEvent>) -> Vec<Stage> {
+    replay(history)
+        .running_clocks()
+        .into_iter()
+        .map(|c| c.stage)
+        .collect()
+}
+
+/// The petition's division and competent level, with no body named.
+fn town_holder() -> Holder {
+    Holder {
+        division: Some(DivisionCode::parse(TOWN).unwrap()),
+        level: Some(Level::Town),
+        body: None,
+        person: None,
+    }
+}
+
+/// The receiving unit's holder.
+fn unit_holder() -> Holder {
+    Holder {
+        body: Some(unit().to_string()),
+        ..town_holder()
+    }
+}
+
+fn assigned() -> Vec<PetitionEvent> {
+    let mut history = received();
+    history.push(event(C::PetitionAssigned {
+        to_unit: unit(),
+        notice_due: due(Stage::PetitionAcceptanceNotice),
+        objection_due: due(Stage::PetitionObjection),
+        report_due: services_at(T0).deadline_for(
+            Stage::AssignedReport,
+            StageRule {
+                days: 20,
+                counting: Counting::Calendar,
+            },
+            at(T0),
+        ),
+        late: false,
+    }));
+    history
+}
+
+/// Review due 1 April, moved by a 10-day hearing to Saturday 11 April and
+/// rolled to Monday 13 April.
+fn hearing_10_days() -> PetitionChange {
+    C::HearingHeld {
+        days: 10,
+        due: Deadline {
+            stage: Stage::Review,
+            due: at("2026-04-13T16:00:00Z"),
+            last_day: day("2026-04-13"),
+            provisional: false,
+        },
+    }
+}
+
+#[test]
+fn clocks_run_for_what_the_holder_owes_in_each_status() {
+    use Stage as S;
+    let mut extended_history = accepted();
+    extended_history.push(event(extended()));
+    let mut objected = routed();
+    objected.push(event(C::PetitionObjected {
+        unit: unit(),
+        reason: text("Not our street."),
+    }));
+    let mut diverted = received();
+    diverted.push(event(C::PetitionDiverted {
+        channel: LegalChannel::Litigation,
+        note: text("A contract matter for the courts."),
+        late: false,
+    }));
+    let cases: Vec<(&str, Vec<PetitionEvent>, Vec<Stage>)> = vec![
+        ("new", vec![], vec![]),
+        ("received", received(), vec![S::PetitionTriage]),
+        // The objection window is the unit's right, not its duty.
+        ("forwarded", routed(), vec![S::PetitionAcceptanceNotice]),
+        (
+            "assigned",
+            assigned(),
+            vec![S::PetitionAcceptanceNotice, S::AssignedReport],
+        ),
+        ("objected", objected, vec![S::PetitionTriage]),
+        ("diverted", diverted, vec![]),
+        ("accepted", accepted(), vec![S::PetitionOpinion]),
+        ("extended", extended_history, vec![S::PetitionOpinion]),
+        // The review request window is the petitioner's, not an obligation.
+        ("answered", answered(), vec![]),
+        ("under review", under_review(), vec![S::Review]),
+        ("reviewed", reviewed(), vec![]),
+        ("under re-review", under_re_review(), vec![S::ReReview]),
+        ("final", finalised(), vec![]),
+    ];
+    for (status, history, expected) in cases {
+        assert_eq!(running(history), expected, "{status}");
+    }
+}
+
+#[test]
+fn each_clock_names_its_start_its_deadline_and_who_owes_it() {
+    assert_eq!(
+        replay(received()).running_clocks(),
+        vec![RunningClock {
+            stage: Stage::PetitionTriage,
+            deadline: due(Stage::PetitionTriage),
+            started_at: at(T0),
+            paused: chrono::Duration::zero(),
+            holder: town_holder(),
+        }]
+    );
+    let notice = replay(routed()).running_clocks();
+    assert_eq!(notice[0].deadline, due(Stage::PetitionAcceptanceNotice));
+    assert_eq!(notice[0].holder, unit_holder());
+    // The opinion clock starts at acceptance, not at receipt.
+    let accepted_at = "2026-03-05T02:00:00Z";
+    let mut history = routed();
+    history.push(event_at(
+        accepted_at,
+        C::PetitionAccepted {
+            unit: unit(),
+            opinion_due: services_at(accepted_at).deadline(Stage::PetitionOpinion, at(accepted_at)),
+            late_notice: false,
+        },
+    ));
+    let opinion = replay(history).running_clocks();
+    assert_eq!(opinion[0].started_at, at(accepted_at));
+    assert_eq!(opinion[0].holder, unit_holder());
+}
+
+#[test]
+fn an_extension_moves_the_opinion_due_time_but_not_its_start() {
+    let old_due = due(Stage::PetitionOpinion).due;
+    assert_eq!(old_due, at("2026-05-06T16:00:00Z"));
+    let mut history = accepted();
+    history.push(event(extended()));
+    let clocks = replay(history.clone()).running_clocks();
+    assert_eq!(clocks[0].started_at, at(T0));
+    assert_eq!(clocks[0].deadline.due, at("2026-06-05T16:00:00Z"));
+    // A timer set for the old due time is stale.
+    framework("2026-05-07T00:00:00Z")
+        .given(history)
+        .when(cmd(breach(Stage::PetitionOpinion, old_due)))
+        .then_expect_error(PetitionError::ClockNotRunning {
+            stage: Stage::PetitionOpinion,
+            due: old_due,
+        });
+}
+
+#[test]
+fn a_hearing_pauses_the_review_clock() {
+    let mut history = under_review();
+    history.push(event(hearing_10_days()));
+    let clocks = replay(history.clone()).running_clocks();
+    assert_eq!(clocks.len(), 1);
+    assert_eq!(clocks[0].paused, chrono::Duration::days(10));
+    assert_eq!(clocks[0].started_at, at(T0));
+    let review_due = at("2026-04-13T16:00:00Z");
+    assert_eq!(clocks[0].deadline.due, review_due);
+    // 42 days 14 hours to the moved due time, less 10 paused days: 32 days
+    // 14 hours allowed, half of which have run 16 days 7 hours before the
+    // due time. Without the pause, half would have run on 23 March.
+    let half = at("2026-03-28T09:00:00Z");
+    framework("2026-03-28T08:59:59Z")
+        .given(history.clone())
+        .when(cmd(warn(Stage::Review, 50, review_due)))
+        .then_expect_error(PetitionError::ThresholdNotReached {
+            stage: Stage::Review,
+            threshold_percent: 50,
+            reached_at: half,
+        });
+    framework("2026-03-28T09:00:00Z")
+        .given(history)
+        .when(cmd(warn(Stage::Review, 50, review_due)))
+        .then_expect_events(vec![event_at(
+            "2026-03-28T09:00:00Z",
+            C::DeadlineWarned {
+                stage: Stage::Review,
+                threshold_percent: 50,
+                due: review_due,
+                holder: town_holder(),
+            },
+        )]);
+}
+
+#[test]
+fn hearings_pause_only_the_period_they_were_held_in() {
+    let mut history = under_review();
+    history.push(event(hearing_10_days()));
+    let (outcome, summary) = opinion(OpinionOutcome::NotSupport);
+    history.push(event(C::ReviewOpinionIssued {
+        outcome,
+        summary,
+        re_review_request_due: due(Stage::ReReviewRequest),
+        late: false,
+    }));
+    history.push(event(C::ReReviewRequested {
+        reason: text("The review ignored the noise."),
+        re_review_due: due(Stage::ReReview),
+    }));
+    let clocks = replay(history).running_clocks();
+    assert_eq!(clocks[0].stage, Stage::ReReview);
+    assert_eq!(clocks[0].paused, chrono::Duration::zero());
+}
+
+#[test]
+fn a_triage_clock_ends_on_a_make_up_saturday_or_after_the_spring_festival() {
+    // Received Friday 13 February 2026: 15 days end Saturday 28 February,
+    // a make-up working day, so the deadline stays there.
+    let friday = "2026-02-13T02:00:00Z";
+    let on_make_up_day = services_at(friday).deadline(Stage::PetitionTriage, at(friday));
+    assert_eq!(on_make_up_day.due, at("2026-02-28T16:00:00Z"));
+    // Received Thursday 5 February: 15 days end Friday 20 February, inside
+    // the 15–23 February holiday, so the deadline rolls to Tuesday 24th.
+    let thursday = "2026-02-05T02:00:00Z";
+    let rolled = services_at(thursday).deadline(Stage::PetitionTriage, at(thursday));
+    assert_eq!(rolled.due, at("2026-02-24T16:00:00Z"));
+    let history = vec![event_at(
+        thursday,
+        C::PetitionReceived {
+            channel: PetitionChannel::Letter,
+            petitioner: petitioner(),
+            complained_unit: None,
+            facts: text("Street stalls block the lane every evening."),
+            division: DivisionCode::parse(TOWN).unwrap(),
+            competent_level: Level::Town,
+            visited_level: None,
+            representatives: 1,
+            triage_due: rolled,
+            repeat_of: None,
+        },
+    )];
+    assert_eq!(replay(history.clone()).running_clocks()[0].deadline, rolled);
+    // Friday 20th would have been the due time without the holiday.
+    framework("2026-02-21T00:00:00Z")
+        .given(history.clone())
+        .when(cmd(breach(Stage::PetitionTriage, rolled.due)))
+        .then_expect_error(PetitionError::ThresholdNotReached {
+            stage: Stage::PetitionTriage,
+            threshold_percent: 100,
+            reached_at: rolled.due,
+        });
+    framework("2026-02-24T16:00:00Z")
+        .given(history)
+        .when(cmd(breach(Stage::PetitionTriage, rolled.due)))
+        .then_expect_events(vec![event_at(
+            "2026-02-24T16:00:00Z",
+            C::DeadlineBreached {
+                stage: Stage::PetitionTriage,
+                due: rolled.due,
+                holder: town_holder(),
+            },
+        )]);
+}
+
+#[test]
+fn a_warning_before_half_the_allowed_time_is_refused() {
+    // 65 days 14 hours from acceptance to the opinion due time.
+    let opinion_due = due(Stage::PetitionOpinion).due;
+    framework("2026-04-03T20:59:59Z")
+        .given(accepted())
+        .when(cmd(warn(Stage::PetitionOpinion, 50, opinion_due)))
+        .then_expect_error(PetitionError::ThresholdNotReached {
+            stage: Stage::PetitionOpinion,
+            threshold_percent: 50,
+            reached_at: at("2026-04-03T21:00:00Z"),
+        });
+}
+
+#[test]
+fn a_warning_at_half_the_allowed_time_names_the_unit() {
+    let opinion_due = due(Stage::PetitionOpinion).due;
+    framework("2026-04-03T21:00:00Z")
+        .given(accepted())
+        .when(cmd(warn(Stage::PetitionOpinion, 50, opinion_due)))
+        .then_expect_events(vec![event_at(
+            "2026-04-03T21:00:00Z",
+            C::DeadlineWarned {
+                stage: Stage::PetitionOpinion,
+                threshold_percent: 50,
+                due: opinion_due,
+                holder: unit_holder(),
+            },
+        )]);
+}
+
+#[test]
+fn a_warning_already_recorded_writes_nothing() {
+    let opinion_due = due(Stage::PetitionOpinion).due;
+    let mut history = accepted();
+    history.push(event_at(
+        "2026-04-03T21:00:00Z",
+        C::DeadlineWarned {
+            stage: Stage::PetitionOpinion,
+            threshold_percent: 50,
+            due: opinion_due,
+            holder: unit_holder(),
+        },
+    ));
+    framework("2026-04-04T00:00:00Z")
+        .given(history)
+        .when(cmd(warn(Stage::PetitionOpinion, 50, opinion_due)))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_warning_is_recorded_only_at_50_or_75_percent() {
+    let opinion_due = due(Stage::PetitionOpinion).due;
+    framework("2026-05-06T00:00:00Z")
+        .given(accepted())
+        .when(cmd(warn(Stage::PetitionOpinion, 90, opinion_due)))
+        .then_expect_error(PetitionError::InvalidThreshold {
+            threshold_percent: 90,
+        });
+}
+
+#[test]
+fn a_breach_after_the_notice_due_time_records_the_receiving_unit() {
+    let notice_due = due(Stage::PetitionAcceptanceNotice).due;
+    framework("2026-03-18T01:00:00Z")
+        .given(routed())
+        .when(cmd(breach(Stage::PetitionAcceptanceNotice, notice_due)))
+        .then_expect_events(vec![event_at(
+            "2026-03-18T01:00:00Z",
+            C::DeadlineBreached {
+                stage: Stage::PetitionAcceptanceNotice,
+                due: notice_due,
+                holder: unit_holder(),
+            },
+        )]);
+}
+
+#[test]
+fn a_breach_already_recorded_writes_nothing() {
+    let notice_due = due(Stage::PetitionAcceptanceNotice).due;
+    let mut history = routed();
+    history.push(event(C::DeadlineBreached {
+        stage: Stage::PetitionAcceptanceNotice,
+        due: notice_due,
+        holder: unit_holder(),
+    }));
+    framework("2026-03-20T00:00:00Z")
+        .given(history)
+        .when(cmd(breach(Stage::PetitionAcceptanceNotice, notice_due)))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_stopped_clock_is_not_breached() {
+    // Acceptance met the notice obligation.
+    let notice_due = due(Stage::PetitionAcceptanceNotice).due;
+    framework("2026-03-20T00:00:00Z")
+        .given(accepted())
+        .when(cmd(breach(Stage::PetitionAcceptanceNotice, notice_due)))
+        .then_expect_error(PetitionError::ClockNotRunning {
+            stage: Stage::PetitionAcceptanceNotice,
+            due: notice_due,
+        });
+}
+
+#[test]
+fn the_objection_window_is_not_a_clock() {
+    let objection_due = due(Stage::PetitionObjection).due;
+    framework("2026-03-20T00:00:00Z")
+        .given(routed())
+        .when(cmd(breach(Stage::PetitionObjection, objection_due)))
+        .then_expect_error(PetitionError::ClockNotRunning {
+            stage: Stage::PetitionObjection,
+            due: objection_due,
+        });
+}
+
+#[test]
+fn the_petitioners_request_window_runs_no_clock() {
+    let window = due(Stage::ReviewRequest).due;
+    framework("2026-04-20T00:00:00Z")
+        .given(answered())
+        .when(cmd(breach(Stage::ReviewRequest, window)))
+        .then_expect_error(not_allowed(
+            "record a deadline breach",
+            PetitionStatus::Answered,
+        ));
+}
+
+#[test]
+fn warnings_and_breaches_leave_the_status_alone() {
+    let mut history = routed();
+    let before = replay(history.clone());
+    history.push(event(C::DeadlineBreached {
+        stage: Stage::PetitionAcceptanceNotice,
+        due: due(Stage::PetitionAcceptanceNotice).due,
+        holder: unit_holder(),
+    }));
+    let after = replay(history.clone());
+    assert_eq!(after.status(), PetitionStatus::Routed);
+    assert_eq!(after.running_clocks(), before.running_clocks());
+    let snapshot = serde_json::to_string(&after).unwrap();
+    assert_eq!(serde_json::from_str::<Petition>(&snapshot).unwrap(), after);
+    let last = history.pop().unwrap();
+    assert_eq!(last.event_type(), "DeadlineBreached");
+    let stored = serde_json::to_string(&last).unwrap();
+    assert_eq!(
+        serde_json::from_str::<PetitionEvent>(&stored).unwrap(),
+        last
+    );
+}
+
+#[test]
+fn timer_events_are_typed_by_variant_name() {
+    let warned = event(C::DeadlineWarned {
+        stage: Stage::Review,
+        threshold_percent: 75,
+        due: due(Stage::Review).due,
+        holder: town_holder(),
+    });
+    assert_eq!(warned.event_type(), "DeadlineWarned");
+    assert_eq!(warned.event_version(), "1");
 }
 
 // --- State, storage and messages ---------------------------------------------

@@ -1,0 +1,658 @@
+//! `SlaService`: the dashboards over the read models (SLA clocks,
+//! resolution statistics, caseload, petitioner history) and the read
+//! models' own progress. Every query is cut to the caller's jurisdiction:
+//! a division filter narrows it and may not reach outside it.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use mediation_domain::values::{DivisionCode, Level};
+use mediation_projections::caseload::{self, Load};
+use mediation_projections::petitioners::{self, PetitionRecord, Repeat, RepeatBasis};
+use mediation_projections::runner;
+use mediation_projections::sla::{self, ClockQuery, ClockRow};
+use mediation_projections::statistics::{self, Counts, Grouping, Period, StatsRow};
+use mediation_projections::{all, case_index};
+use mediation_proto::v1 as pb;
+use mediation_proto::v1::sla_service_server::SlaService;
+use tonic::{Request, Response, Status};
+
+use crate::app::{App, READ_YOUR_WRITES_WAIT, decode_page_token, encode_page_token, page_size};
+use crate::auth::{Caller, caller};
+use crate::convert::common::{days, enum_to_pb, optional_division_code, timestamp};
+use crate::error::store_status;
+
+/// The widest DUE_SOON window, in days.
+const MAX_DUE_WITHIN_DAYS: u32 = 366;
+
+/// The longest repeat window, in days.
+const MAX_WINDOW_DAYS: u32 = 3650;
+
+/// How often a query waiting for a read model other than the case
+/// projection looks at its checkpoint: those report their progress only
+/// through the store.
+const CHECKPOINT_POLL: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// The SLA and statistics service.
+#[derive(Debug, Clone)]
+pub(crate) struct SlaApi {
+    app: App,
+}
+
+impl SlaApi {
+    /// The service over `app`.
+    pub(crate) fn new(app: App) -> Self {
+        Self { app }
+    }
+
+    /// Now, by the clock the aggregates use, so that "overdue" means what
+    /// the cases' own deadlines mean.
+    fn now(&self) -> DateTime<Utc> {
+        self.app.disputes().services().now()
+    }
+
+    /// The division filter of a request, checked against the caller's
+    /// scope. `None`: no filter.
+    fn filter(&self, caller: &Caller, division_code: &str) -> Result<Option<DivisionCode>, Status> {
+        let Some(filter) = optional_division_code("division_code", division_code)? else {
+            return Ok(None);
+        };
+        if !caller.covers(&filter) {
+            return Err(Status::permission_denied(format!(
+                "division {filter} is outside the jurisdiction of agency {}",
+                caller.agency()
+            )));
+        }
+        Ok(Some(filter))
+    }
+
+    /// The subtrees a query covers: the filter if given, else the caller's
+    /// scope, else every district of the jurisdiction (authentication off).
+    fn subtrees(&self, caller: &Caller, division_code: &str) -> Result<Vec<DivisionCode>, Status> {
+        if let Some(filter) = self.filter(caller, division_code)? {
+            return Ok(vec![filter]);
+        }
+        if let Some(scope) = caller.scope() {
+            return Ok(vec![scope.clone()]);
+        }
+        Ok(self
+            .app
+            .disputes()
+            .services()
+            .jurisdiction()
+            .divisions()
+            .filter(|d| d.level == Level::District)
+            .map(|d| d.code.clone())
+            .collect())
+    }
+
+    /// Read-your-writes: waits until the read model `projection` has
+    /// applied the log up to `position` (0: no wait), or fails with
+    /// UNAVAILABLE after [`READ_YOUR_WRITES_WAIT`].
+    async fn reflect(&self, projection: &'static str, position: u64) -> Result<(), Status> {
+        if position == 0 {
+            return Ok(());
+        }
+        let reached = if projection == case_index::NAME {
+            self.app.caught_up(position, READ_YOUR_WRITES_WAIT).await
+        } else {
+            // The other read models publish no progress in this process;
+            // their checkpoints in the store say how far they are.
+            let store = self.app.store();
+            let poll = async {
+                loop {
+                    match store.checkpoint(projection).await {
+                        Ok(at) if at >= position => return Ok(()),
+                        Ok(_) => tokio::time::sleep(CHECKPOINT_POLL).await,
+                        Err(e) => return Err(store_status(&e)),
+                    }
+                }
+            };
+            match tokio::time::timeout(READ_YOUR_WRITES_WAIT, poll).await {
+                Ok(result) => result.map(|()| true)?,
+                Err(_) => false,
+            }
+        };
+        if reached {
+            Ok(())
+        } else {
+            Err(Status::unavailable(format!(
+                "the read model {projection} has not yet caught up with position {position}; \
+                 retry shortly"
+            )))
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl SlaService for SlaApi {
+    #[tracing::instrument(skip_all)]
+    async fn list_clocks(
+        &self,
+        request: Request<pb::ListClocksRequest>,
+    ) -> Result<Response<pb::ListClocksResponse>, Status> {
+        let caller = caller(&request)?;
+        caller.authorise("ListClocks")?;
+        let r = request.into_inner();
+        let division = self.filter(&caller, &r.division_code)?;
+        let view = pb::ClockView::try_from(r.view).map_err(|_| {
+            Status::invalid_argument(format!(
+                "invalid view: unknown value {}; expected CLOCK_VIEW_OVERDUE or \
+                 CLOCK_VIEW_DUE_SOON, or leave it unset for every clock",
+                r.view
+            ))
+        })?;
+        let within = if view == pb::ClockView::DueSoon {
+            Some(days(
+                "due_within_days",
+                r.due_within_days,
+                MAX_DUE_WITHIN_DAYS,
+            )?)
+        } else {
+            None
+        };
+        let status = clock_status_filter(r.status)?;
+        let body = (!r.body.trim().is_empty()).then(|| r.body.clone());
+        let limit = page_size(r.page_size)?;
+        // The token is bound to the filters (not to "now", which moves
+        // between pages) and to the caller's scope.
+        let query_key = format!(
+            "clocks|{view:?}|{within:?}|{body:?}|{status:?}|{division:?}|{:?}",
+            caller.scope()
+        );
+        let after = match decode_page_token(&r.page_token, &query_key)? {
+            Some(after) => Some(serde_json::from_str(&after).map_err(|_| {
+                Status::invalid_argument(
+                    "invalid page_token: pass the next_page_token of the previous page unchanged",
+                )
+            })?),
+            None => None,
+        };
+        self.reflect(case_index::NAME, r.min_position).await?;
+        let now = self.now();
+        let query = ClockQuery {
+            division: division.as_ref().map(DivisionCode::subtree_bounds),
+            scope: caller.scope().map(DivisionCode::subtree_bounds),
+            overdue_at: (view == pb::ClockView::Overdue).then_some(now),
+            due_between: within.map(|d| (now, now + TimeDelta::days(i64::from(d)))),
+            body,
+            status: status.map(str::to_owned),
+            after,
+            limit: limit + 1,
+        };
+        let mut rows = sla::clocks(self.app.store(), &query)
+            .await
+            .map_err(|e| store_status(&e))?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next_page_token = match (more, rows.last()) {
+            (true, Some(last)) => {
+                let after = (last.due_at, &last.case_id, &last.stage, last.started_at);
+                let after = serde_json::to_string(&after)
+                    .map_err(|_| Status::internal("the page token could not be made"))?;
+                encode_page_token(&query_key, &after)
+            }
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListClocksResponse {
+            clocks: rows.iter().map(clock_to_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_breaches_by_body(
+        &self,
+        request: Request<pb::ListBreachesByBodyRequest>,
+    ) -> Result<Response<pb::ListBreachesByBodyResponse>, Status> {
+        let caller = caller(&request)?;
+        caller.authorise("ListBreachesByBody")?;
+        let r = request.into_inner();
+        let division = self.filter(&caller, &r.division_code)?;
+        let since = optional_time("since_time", r.since_time.as_ref())?.unwrap_or(BEGINNING);
+        self.reflect(case_index::NAME, r.min_position).await?;
+        // The filter lies inside the scope (checked above), so it alone
+        // bounds the query when given.
+        let subtree = division.as_ref().or(caller.scope());
+        let mut rows = sla::breaches_by_body(
+            self.app.store(),
+            subtree.map(DivisionCode::subtree_bounds),
+            since,
+        )
+        .await
+        .map_err(|e| store_status(&e))?;
+        // The backends order ties differently (PostgreSQL puts the rows
+        // without a body last, SQLite first); clients get one order.
+        rows.sort_by(|a, b| {
+            b.breached
+                .cmp(&a.breached)
+                .then_with(|| a.body.cmp(&b.body))
+        });
+        Ok(Response::new(pb::ListBreachesByBodyResponse {
+            bodies: rows
+                .into_iter()
+                .map(|b| pb::BodyBreaches {
+                    body: b.body.unwrap_or_default(),
+                    breached: b.breached,
+                    met: b.met,
+                    running: b.running,
+                })
+                .collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_resolution_stats(
+        &self,
+        request: Request<pb::GetResolutionStatsRequest>,
+    ) -> Result<Response<pb::GetResolutionStatsResponse>, Status> {
+        let caller = caller(&request)?;
+        caller.authorise("GetResolutionStats")?;
+        let r = request.into_inner();
+        let subtrees = self.subtrees(&caller, &r.division_code)?;
+        let from = month("from_month", &r.from_month)?;
+        let to = month("to_month", &r.to_month)?;
+        if from > to {
+            return Err(Status::invalid_argument(format!(
+                "invalid to_month: {to} is before from_month {from}"
+            )));
+        }
+        let grouping = match pb::StatsGrouping::try_from(r.grouping) {
+            Ok(pb::StatsGrouping::Unspecified) => Grouping::Total,
+            Ok(pb::StatsGrouping::DivisionLevelMonth) => Grouping::DivisionLevelPeriod,
+            Ok(pb::StatsGrouping::LevelMonth) => Grouping::LevelPeriod,
+            Ok(pb::StatsGrouping::Level) => Grouping::Level,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "invalid grouping: unknown value {}",
+                    r.grouping
+                )));
+            }
+        };
+        self.reflect(statistics::NAME, r.min_position).await?;
+        let mut rows = Vec::new();
+        for subtree in &subtrees {
+            rows.extend(
+                statistics::query(self.app.store(), subtree, from, to, grouping)
+                    .await
+                    .map_err(|e| store_status(&e))?,
+            );
+        }
+        if subtrees.len() > 1 {
+            rows = merge_stats(rows);
+        }
+        Ok(Response::new(pb::GetResolutionStatsResponse {
+            rows: rows.iter().map(stats_to_pb).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_caseload(
+        &self,
+        request: Request<pb::ListCaseloadRequest>,
+    ) -> Result<Response<pb::ListCaseloadResponse>, Status> {
+        let caller = caller(&request)?;
+        caller.authorise("ListCaseload")?;
+        let r = request.into_inner();
+        let subtrees = self.subtrees(&caller, &r.division_code)?;
+        let per_mediator = match pb::CaseloadGrouping::try_from(r.grouping) {
+            Ok(pb::CaseloadGrouping::Unspecified) => false,
+            Ok(pb::CaseloadGrouping::Mediator) => true,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "invalid grouping: unknown value {}",
+                    r.grouping
+                )));
+            }
+        };
+        self.reflect(caseload::NAME, r.min_position).await?;
+        let now = self.now();
+        let mut loads = Vec::new();
+        for subtree in &subtrees {
+            let found = if per_mediator {
+                caseload::per_mediator(self.app.store(), subtree, now).await
+            } else {
+                caseload::per_body(self.app.store(), subtree, now).await
+            };
+            loads.extend(found.map_err(|e| store_status(&e))?);
+        }
+        // One subtree comes ordered already; several are put in one order.
+        loads.sort_by(|a, b| (&a.body_id, &a.mediator).cmp(&(&b.body_id, &b.mediator)));
+        Ok(Response::new(pb::ListCaseloadResponse {
+            rows: loads.iter().map(load_to_pb).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_repeat_petitions(
+        &self,
+        request: Request<pb::ListRepeatPetitionsRequest>,
+    ) -> Result<Response<pb::ListRepeatPetitionsResponse>, Status> {
+        let caller = caller(&request)?;
+        caller.authorise("ListRepeatPetitions")?;
+        let r = request.into_inner();
+        let subtrees = self.subtrees(&caller, &r.division_code)?;
+        let window = days("window_days", r.window_days, MAX_WINDOW_DAYS)?;
+        let received = self.range(r.from_time.as_ref(), r.to_time.as_ref())?;
+        self.reflect(petitioners::NAME, r.min_position).await?;
+        let mut repeats = Vec::new();
+        for subtree in &subtrees {
+            repeats.extend(
+                petitioners::repeats(self.app.store(), subtree, received.clone(), window)
+                    .await
+                    .map_err(|e| store_status(&e))?,
+            );
+        }
+        repeats.sort_by(|a, b| {
+            (
+                a.later_received_at,
+                &a.later,
+                a.earlier_received_at,
+                &a.earlier,
+            )
+                .cmp(&(
+                    b.later_received_at,
+                    &b.later,
+                    b.earlier_received_at,
+                    &b.earlier,
+                ))
+        });
+        Ok(Response::new(pb::ListRepeatPetitionsResponse {
+            repeats: repeats.iter().map(repeat_to_pb).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_skipped_level_visits(
+        &self,
+        request: Request<pb::ListSkippedLevelVisitsRequest>,
+    ) -> Result<Response<pb::ListSkippedLevelVisitsResponse>, Status> {
+        let caller = caller(&request)?;
+        caller.authorise("ListSkippedLevelVisits")?;
+        let r = request.into_inner();
+        let subtrees = self.subtrees(&caller, &r.division_code)?;
+        let received = self.range(r.from_time.as_ref(), r.to_time.as_ref())?;
+        self.reflect(petitioners::NAME, r.min_position).await?;
+        let mut visits = Vec::new();
+        for subtree in &subtrees {
+            visits.extend(
+                petitioners::skipped_level_visits(self.app.store(), subtree, received.clone())
+                    .await
+                    .map_err(|e| store_status(&e))?,
+            );
+        }
+        visits.sort_by(|a, b| (a.received_at, &a.case_id).cmp(&(b.received_at, &b.case_id)));
+        Ok(Response::new(pb::ListSkippedLevelVisitsResponse {
+            visits: visits.iter().map(visit_to_pb).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_projections(
+        &self,
+        request: Request<pb::ListProjectionsRequest>,
+    ) -> Result<Response<pb::ListProjectionsResponse>, Status> {
+        let caller = caller(&request)?;
+        caller.authorise("ListProjections")?;
+        // Whether this process runs a projection (holds its lease) is its
+        // runner's; position and lag are read fresh from the store.
+        let live = self.app.projections();
+        let mut projections = Vec::new();
+        for projection in all() {
+            let active = live.iter().any(|s| s.name == projection.name() && s.active);
+            let status = runner::status(self.app.store(), projection.as_ref(), active)
+                .await
+                .map_err(|e| store_status(&e))?;
+            projections.push(pb::ProjectionStatus {
+                name: status.name.to_owned(),
+                position: status.position,
+                lag: Some(std_duration(status.lag)),
+                active: status.active,
+            });
+        }
+        Ok(Response::new(pb::ListProjectionsResponse { projections }))
+    }
+}
+
+impl SlaApi {
+    /// The receipt times a petition query covers: `from` (unset: from the
+    /// beginning) up to `to` (unset: up to and including now).
+    fn range(
+        &self,
+        from: Option<&prost_types::Timestamp>,
+        to: Option<&prost_types::Timestamp>,
+    ) -> Result<Range<DateTime<Utc>>, Status> {
+        let from = optional_time("from_time", from)?.unwrap_or(BEGINNING);
+        // The range excludes its end; the read models keep instants to the
+        // millisecond, so one more millisecond takes in a petition received
+        // at this very moment.
+        let to = match optional_time("to_time", to)? {
+            Some(to) => to,
+            None => self.now() + TimeDelta::milliseconds(1),
+        };
+        if from > to {
+            return Err(Status::invalid_argument(
+                "invalid to_time: it is before from_time",
+            ));
+        }
+        Ok(from..to)
+    }
+}
+
+/// The start of "from the beginning": before any case could have been
+/// recorded, and inside the range every backend stores.
+const BEGINNING: DateTime<Utc> = DateTime::UNIX_EPOCH;
+
+/// A timestamp field, if set.
+fn optional_time(
+    field: &str,
+    at: Option<&prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, Status> {
+    let Some(at) = at else {
+        return Ok(None);
+    };
+    u32::try_from(at.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(at.seconds, nanos))
+        .map(Some)
+        .ok_or_else(|| Status::invalid_argument(format!("invalid {field}: not a valid instant")))
+}
+
+/// A month field, "YYYY-MM".
+fn month(field: &str, value: &str) -> Result<Period, Status> {
+    if value.trim().is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "invalid {field}: required, as YYYY-MM"
+        )));
+    }
+    Period::parse(value)
+        .map_err(|e| Status::invalid_argument(format!("invalid {field}: {}", e.reason)))
+}
+
+/// The stored status name a `status` filter asks for; `None`: any.
+fn clock_status_filter(raw: i32) -> Result<Option<&'static str>, Status> {
+    use pb::ClockStatus as S;
+    match S::try_from(raw) {
+        Ok(S::Unspecified) => Ok(None),
+        Ok(S::Running) => Ok(Some("running")),
+        Ok(S::Warned50) => Ok(Some("warned_50")),
+        Ok(S::Warned75) => Ok(Some("warned_75")),
+        Ok(S::Breached) => Ok(Some("breached")),
+        Ok(S::Met) => Ok(Some("met")),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "invalid status: unknown value {raw}"
+        ))),
+    }
+}
+
+/// A stored status name as the wire's.
+fn clock_status_to_pb(stored: &str) -> pb::ClockStatus {
+    use pb::ClockStatus as S;
+    match stored {
+        "running" => S::Running,
+        "warned_50" => S::Warned50,
+        "warned_75" => S::Warned75,
+        "breached" => S::Breached,
+        "met" => S::Met,
+        other => {
+            tracing::warn!(status = other, "unknown clock status in the read model");
+            S::Unspecified
+        }
+    }
+}
+
+/// A stored level name as the wire's; unset if unknown.
+fn level_to_pb(stored: Option<&str>) -> i32 {
+    stored
+        .and_then(|l| Level::parse(l).ok())
+        .map_or(0, enum_to_pb)
+}
+
+fn aggregate_type_to_pb(stored: &str) -> pb::AggregateType {
+    match stored {
+        "Dispute" => pb::AggregateType::Dispute,
+        "Petition" => pb::AggregateType::Petition,
+        _ => pb::AggregateType::Unspecified,
+    }
+}
+
+fn clock_to_pb(row: &ClockRow) -> pb::Clock {
+    pb::Clock {
+        aggregate_type: aggregate_type_to_pb(&row.aggregate_type).into(),
+        case_id: row.case_id.clone(),
+        stage: row.stage.clone(),
+        start_time: Some(timestamp(row.started_at)),
+        due_time: Some(timestamp(row.due_at)),
+        paused: Some(duration(TimeDelta::seconds(row.paused_seconds))),
+        provisional: row.provisional,
+        division_code: row.division.clone().unwrap_or_default(),
+        level: level_to_pb(row.level.as_deref()),
+        body: row.body.clone().unwrap_or_default(),
+        person: row.person.clone().unwrap_or_default(),
+        status: clock_status_to_pb(&row.status).into(),
+        warned_50_time: row.warned_50_at.map(timestamp),
+        warned_75_time: row.warned_75_at.map(timestamp),
+        breach_time: row.breached_at.map(timestamp),
+        stop_time: row.stopped_at.map(timestamp),
+    }
+}
+
+fn duration(delta: TimeDelta) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: delta.num_seconds(),
+        nanos: delta.subsec_nanos(),
+    }
+}
+
+fn std_duration(d: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// Sums the rows of several subtrees that share a key: with authentication
+/// off and several districts, "everything" spans them all.
+fn merge_stats(rows: Vec<StatsRow>) -> Vec<StatsRow> {
+    let mut merged: BTreeMap<_, Counts> = BTreeMap::new();
+    for row in rows {
+        let sum = merged
+            .entry((row.division, row.level, row.period))
+            .or_default();
+        *sum = add(sum, &row.counts);
+    }
+    merged
+        .into_iter()
+        .map(|((division, level, period), counts)| StatsRow {
+            division,
+            level,
+            period,
+            counts,
+            rates: counts.rates(),
+        })
+        .collect()
+}
+
+fn add(a: &Counts, b: &Counts) -> Counts {
+    Counts {
+        registered: a.registered + b.registered,
+        received: a.received + b.received,
+        reopened: a.reopened + b.reopened,
+        escalated_up: a.escalated_up + b.escalated_up,
+        taken_over: a.taken_over + b.taken_over,
+        sent_down: a.sent_down + b.sent_down,
+        agreements: a.agreements + b.agreements,
+        terminations: a.terminations + b.terminations,
+        referred: a.referred + b.referred,
+        closed: a.closed + b.closed,
+        closed_at_or_below_intake: a.closed_at_or_below_intake + b.closed_at_or_below_intake,
+        closed_on_time: a.closed_on_time + b.closed_on_time,
+    }
+}
+
+fn stats_to_pb(row: &StatsRow) -> pb::ResolutionStats {
+    let c = &row.counts;
+    pb::ResolutionStats {
+        division_code: row
+            .division
+            .as_ref()
+            .map(|d| d.as_str().to_owned())
+            .unwrap_or_default(),
+        level: row.level.map_or(0, enum_to_pb),
+        month: row.period.map(|p| p.to_string()).unwrap_or_default(),
+        registered: c.registered,
+        received: c.received,
+        reopened: c.reopened,
+        escalated_up: c.escalated_up,
+        taken_over: c.taken_over,
+        sent_down: c.sent_down,
+        agreements: c.agreements,
+        terminations: c.terminations,
+        referred: c.referred,
+        closed: c.closed,
+        closed_at_or_below_intake: c.closed_at_or_below_intake,
+        closed_on_time: c.closed_on_time,
+        lowest_level_resolution_rate: row.rates.lowest_level_resolution,
+        mediation_success_rate: row.rates.mediation_success,
+        on_time_rate: row.rates.on_time,
+        escalation_rate: row.rates.escalation,
+    }
+}
+
+fn load_to_pb(load: &Load) -> pb::Caseload {
+    pb::Caseload {
+        body_id: load.body_id.clone().unwrap_or_default(),
+        body_name: load.body_name.clone().unwrap_or_default(),
+        mediator: load.mediator.clone().unwrap_or_default(),
+        open: load.open,
+        oldest_open_time: Some(timestamp(load.oldest_opened_at)),
+        oldest_age: Some(duration(load.oldest_age)),
+        average_age: Some(duration(load.average_age)),
+    }
+}
+
+fn repeat_to_pb(repeat: &Repeat) -> pb::RepeatPetition {
+    let basis = match repeat.basis {
+        RepeatBasis::SamePetitioner => pb::RepeatBasis::SamePetitioner,
+        RepeatBasis::SameUnitAndFacts => pb::RepeatBasis::SameUnitAndFacts,
+        RepeatBasis::Both => pb::RepeatBasis::Both,
+    };
+    pb::RepeatPetition {
+        earlier_petition_id: repeat.earlier.clone(),
+        earlier_receive_time: Some(timestamp(repeat.earlier_received_at)),
+        later_petition_id: repeat.later.clone(),
+        later_receive_time: Some(timestamp(repeat.later_received_at)),
+        basis: basis.into(),
+    }
+}
+
+fn visit_to_pb(record: &PetitionRecord) -> pb::SkippedLevelVisit {
+    pb::SkippedLevelVisit {
+        petition_id: record.case_id.clone(),
+        receive_time: Some(timestamp(record.received_at)),
+        division_code: record.division.as_str().to_owned(),
+        competent_level: enum_to_pb(record.competent_level),
+        visited_level: record.visited_level.map_or(0, enum_to_pb),
+    }
+}

@@ -1,0 +1,441 @@
+//! The caseload read model: one row per open dispute with who holds it —
+//! the mediation body and mediator it was dispatched to, or, until it is
+//! dispatched, the division at its level — and since when, kept from the
+//! global log by the [runner](crate::runner).
+//!
+//! A row appears when a dispute is registered. It changes when the case is
+//! dispatched (to a body other than the current one: the age starts
+//! again; to the same body: the age runs on, the mediator may change) and
+//! when it moves level (escalated, taken over, sent down: it leaves its
+//! body and waits at the new level). It goes when the case is closed or
+//! referred to a legal channel, and comes back when a closed case is
+//! reopened. A terminated or agreed case stays with its body until it moves
+//! or closes: the body still answers for it. Petitions are not mediated by
+//! bodies and have no caseload here.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use mediation_domain::dispute::DisputeChange;
+use mediation_domain::values::{DivisionCode, Level};
+use mediation_store::{Backend, Batch, RecordedEvent, Store, StoreError};
+use sqlx::Row;
+
+use crate::runner::Projection;
+use crate::statistics::support::{
+    decode_disputes, ids_json, millis, parse_level, parse_time, sqlite_time, to_u64,
+};
+
+/// The projection's name, under which its checkpoint is kept.
+pub const NAME: &str = "caseload";
+
+/// The caseload as a projection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Caseload;
+
+#[async_trait::async_trait]
+impl Projection for Caseload {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["caseload"]
+    }
+
+    async fn apply(&self, batch: &mut Batch, events: &[RecordedEvent]) -> Result<(), StoreError> {
+        let mine = decode_disputes(events)?;
+        if mine.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<String> = mine.iter().map(|(e, _)| e.aggregate_id.clone()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        // `None`: the case is not (or no longer) open.
+        let mut open: HashMap<String, Option<OpenCase>> =
+            ids.iter().map(|id| (id.clone(), None)).collect();
+        for row in load(batch, &ids).await? {
+            open.insert(row.case_id.clone(), Some(row));
+        }
+        for (recorded, event) in mine {
+            let id = &recorded.aggregate_id;
+            let at = millis(event.at);
+            let arrived = |division: DivisionCode, level: Level| OpenCase {
+                case_id: id.clone(),
+                division,
+                level,
+                body_id: None,
+                body_name: None,
+                mediator: None,
+                opened_at: at,
+            };
+            let Some(slot) = open.get_mut(id) else {
+                continue;
+            };
+            use DisputeChange as C;
+            match event.change {
+                C::DisputeRegistered {
+                    division, level, ..
+                }
+                | C::DisputeReopened {
+                    division, level, ..
+                }
+                | C::DisputeEscalated {
+                    to_division: division,
+                    to_level: level,
+                    ..
+                }
+                | C::DisputeTakenOver {
+                    to_division: division,
+                    to_level: level,
+                    ..
+                }
+                | C::DisputeSentDown {
+                    to_division: division,
+                    to_level: level,
+                    ..
+                } => *slot = Some(arrived(division, level)),
+                C::DisputeDispatched { body, mediator, .. } => match slot {
+                    Some(case) => {
+                        // Dispatched again to the body that has it (after a
+                        // court refused the agreement, say): it never left.
+                        if case.body_id.as_deref() != Some(body.id.as_str()) {
+                            case.opened_at = at;
+                        }
+                        case.body_id = Some(body.id.into());
+                        case.body_name = Some(body.name.into());
+                        case.mediator = mediator.map(Into::into);
+                    }
+                    None => {
+                        // The aggregate dispatches only registered, open
+                        // cases; a log that says otherwise is reported.
+                        tracing::warn!(case = %id, "dispatch of a case not open; not counted");
+                    }
+                },
+                C::DisputeReferred { .. } | C::DisputeClosed { .. } => *slot = None,
+                // Nothing else changes who holds the case.
+                _ => {}
+            }
+        }
+        write(batch, &open).await
+    }
+}
+
+/// One open dispute and who holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenCase {
+    /// The case id.
+    pub case_id: String,
+    /// The division holding the case.
+    pub division: DivisionCode,
+    /// Its level.
+    pub level: Level,
+    /// The mediation body it is dispatched to; `None` while it awaits
+    /// dispatch at its level.
+    pub body_id: Option<String>,
+    /// The body's name, as the dispatch gave it.
+    pub body_name: Option<String>,
+    /// The mediator in charge, if named.
+    pub mediator: Option<String>,
+    /// When the current holder got it: the dispatch, or (awaiting dispatch)
+    /// the registration, move or reopening that brought it to its level.
+    pub opened_at: DateTime<Utc>,
+}
+
+/// The open cases of one holder (a body, or a mediator within a body) and
+/// how long they have been held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Load {
+    /// The body; `None` for the cases awaiting dispatch.
+    pub body_id: Option<String>,
+    /// The body's name (the latest dispatch's, if it changed).
+    pub body_name: Option<String>,
+    /// The mediator, in a per-mediator load; `None` in a per-body load, or
+    /// for the cases whose dispatch named no mediator.
+    pub mediator: Option<String>,
+    /// How many open cases.
+    pub open: u64,
+    /// When the longest-held one was opened.
+    pub oldest_opened_at: DateTime<Utc>,
+    /// Its age at the time asked about (zero if opened after it).
+    pub oldest_age: TimeDelta,
+    /// The mean age of the open cases, to the second.
+    pub average_age: TimeDelta,
+}
+
+/// The open disputes held in `subtree`, oldest first.
+pub async fn open_cases(
+    store: &Store,
+    subtree: &DivisionCode,
+) -> Result<Vec<OpenCase>, StoreError> {
+    let (low, high) = subtree.subtree_bounds();
+    const COLUMNS: &str = "case_id, division, level, body_id, body_name, mediator, opened_at";
+    match store.backend() {
+        Backend::Postgres(pool) => {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM caseload WHERE division BETWEEN $1 AND $2 \
+                 ORDER BY opened_at, case_id"
+            ))
+            .bind(&low)
+            .bind(&high)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| decode_open(row, row.try_get("opened_at")?))
+                .collect()
+        }
+        Backend::Sqlite(pool) => {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLUMNS} FROM caseload WHERE division BETWEEN ?1 AND ?2 \
+                 ORDER BY opened_at, case_id"
+            ))
+            .bind(&low)
+            .bind(&high)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let opened: String = row.try_get("opened_at")?;
+                    decode_open(row, parse_time(&opened)?)
+                })
+                .collect()
+        }
+    }
+}
+
+/// The load of each mediation body holding open disputes in `subtree`,
+/// with the cases awaiting dispatch as one load without a body; ages as of
+/// `now`. Ordered by body id, the cases awaiting dispatch first.
+pub async fn per_body(
+    store: &Store,
+    subtree: &DivisionCode,
+    now: DateTime<Utc>,
+) -> Result<Vec<Load>, StoreError> {
+    loads(store, subtree, now, false).await
+}
+
+/// The load of each mediator (within their body) holding open disputes in
+/// `subtree`; ages as of `now`. Ordered by body id, then mediator, the
+/// cases without a mediator first.
+pub async fn per_mediator(
+    store: &Store,
+    subtree: &DivisionCode,
+    now: DateTime<Utc>,
+) -> Result<Vec<Load>, StoreError> {
+    loads(store, subtree, now, true).await
+}
+
+async fn loads(
+    store: &Store,
+    subtree: &DivisionCode,
+    now: DateTime<Utc>,
+    by_mediator: bool,
+) -> Result<Vec<Load>, StoreError> {
+    let (low, high) = subtree.subtree_bounds();
+    let (mediator, group) = if by_mediator {
+        ("mediator", "body_id, mediator")
+    } else {
+        ("NULL", "body_id")
+    };
+    // NULLS FIRST is PostgreSQL's; SQLite sorts NULL first already.
+    match store.backend() {
+        Backend::Postgres(pool) => {
+            let rows = sqlx::query(&format!(
+                "SELECT body_id, max(body_name) AS body_name, {mediator}::text AS mediator, \
+                 count(*) AS open, min(opened_at) AS oldest, \
+                 sum(extract(epoch FROM opened_at)::bigint)::bigint AS seconds \
+                 FROM caseload WHERE division BETWEEN $1 AND $2 \
+                 GROUP BY {group} ORDER BY {}",
+                order(group, true)
+            ))
+            .bind(&low)
+            .bind(&high)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| decode_load(row, row.try_get("oldest")?, now))
+                .collect()
+        }
+        Backend::Sqlite(pool) => {
+            let rows = sqlx::query(&format!(
+                "SELECT body_id, max(body_name) AS body_name, {mediator} AS mediator, \
+                 count(*) AS open, min(opened_at) AS oldest, \
+                 sum(CAST(strftime('%s', opened_at) AS INTEGER)) AS seconds \
+                 FROM caseload WHERE division BETWEEN ?1 AND ?2 \
+                 GROUP BY {group} ORDER BY {}",
+                order(group, false)
+            ))
+            .bind(&low)
+            .bind(&high)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let oldest: String = row.try_get("oldest")?;
+                    decode_load(row, parse_time(&oldest)?, now)
+                })
+                .collect()
+        }
+    }
+}
+
+fn order(group: &str, postgres: bool) -> String {
+    if postgres {
+        group
+            .split(", ")
+            .map(|c| format!("{c} NULLS FIRST"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        group.to_owned()
+    }
+}
+
+fn decode_open<R: Row>(row: &R, opened_at: DateTime<Utc>) -> Result<OpenCase, StoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let division: String = row.try_get("division")?;
+    let level: String = row.try_get("level")?;
+    Ok(OpenCase {
+        case_id: row.try_get("case_id")?,
+        division: DivisionCode::parse(&division)
+            .map_err(|e| StoreError::Corrupt(format!("caseload division: {e}")))?,
+        level: parse_level(&level)?,
+        body_id: row.try_get("body_id")?,
+        body_name: row.try_get("body_name")?,
+        mediator: row.try_get("mediator")?,
+        opened_at,
+    })
+}
+
+fn decode_load<R: Row>(
+    row: &R,
+    oldest_opened_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Load, StoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let open: i64 = row.try_get("open")?;
+    let seconds: i64 = row.try_get("seconds")?;
+    // The mean age is the time since the mean opening instant.
+    let mean_opened = seconds.checked_div(open).unwrap_or(0);
+    let average = now.timestamp().saturating_sub(mean_opened).max(0);
+    Ok(Load {
+        body_id: row.try_get("body_id")?,
+        body_name: row.try_get("body_name")?,
+        mediator: row.try_get("mediator")?,
+        open: to_u64(open),
+        oldest_opened_at,
+        oldest_age: (now - oldest_opened_at).max(TimeDelta::zero()),
+        average_age: TimeDelta::seconds(average),
+    })
+}
+
+/// The open rows of `ids`, read within the batch.
+async fn load(batch: &mut Batch, ids: &[String]) -> Result<Vec<OpenCase>, StoreError> {
+    let table = batch.table("caseload");
+    let columns = "case_id, division, level, body_id, body_name, mediator, opened_at";
+    if let Some(connection) = batch.postgres() {
+        let rows = sqlx::query(&format!(
+            "SELECT {columns} FROM {table} WHERE case_id = ANY($1)"
+        ))
+        .bind(ids)
+        .fetch_all(connection)
+        .await?;
+        rows.iter()
+            .map(|row| decode_open(row, row.try_get("opened_at")?))
+            .collect()
+    } else if let Some(connection) = batch.sqlite() {
+        let rows = sqlx::query(&format!(
+            "SELECT {columns} FROM {table} WHERE case_id IN (SELECT value FROM json_each(?))"
+        ))
+        .bind(ids_json(ids)?)
+        .fetch_all(connection)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let opened: String = row.try_get("opened_at")?;
+                decode_open(row, parse_time(&opened)?)
+            })
+            .collect()
+    } else {
+        Ok(Vec::new())
+    }
+}
+
+/// Writes the open cases and removes the ones no longer open, within the
+/// batch.
+async fn write(
+    batch: &mut Batch,
+    cases: &HashMap<String, Option<OpenCase>>,
+) -> Result<(), StoreError> {
+    let table = batch.table("caseload");
+    let upsert = |p: [&str; 7]| {
+        format!(
+            "INSERT INTO {table} (case_id, division, level, body_id, body_name, mediator, \
+             opened_at) VALUES ({}) ON CONFLICT (case_id) DO UPDATE SET \
+             division = excluded.division, level = excluded.level, body_id = excluded.body_id, \
+             body_name = excluded.body_name, mediator = excluded.mediator, \
+             opened_at = excluded.opened_at",
+            p.join(", ")
+        )
+    };
+    if let Some(connection) = batch.postgres() {
+        let upsert = upsert(["$1", "$2", "$3", "$4", "$5", "$6", "$7"]);
+        let delete = format!("DELETE FROM {table} WHERE case_id = $1");
+        for (id, case) in cases {
+            match case {
+                Some(c) => {
+                    sqlx::query(&upsert)
+                        .bind(&c.case_id)
+                        .bind(c.division.as_str())
+                        .bind(c.level.as_str())
+                        .bind(&c.body_id)
+                        .bind(&c.body_name)
+                        .bind(&c.mediator)
+                        .bind(c.opened_at)
+                        .execute(&mut *connection)
+                        .await?;
+                }
+                None => {
+                    sqlx::query(&delete)
+                        .bind(id)
+                        .execute(&mut *connection)
+                        .await?;
+                }
+            }
+        }
+    } else if let Some(connection) = batch.sqlite() {
+        let upsert = upsert(["?"; 7]);
+        let delete = format!("DELETE FROM {table} WHERE case_id = ?");
+        for (id, case) in cases {
+            match case {
+                Some(c) => {
+                    sqlx::query(&upsert)
+                        .bind(&c.case_id)
+                        .bind(c.division.as_str())
+                        .bind(c.level.as_str())
+                        .bind(&c.body_id)
+                        .bind(&c.body_name)
+                        .bind(&c.mediator)
+                        .bind(sqlite_time(c.opened_at))
+                        .execute(&mut *connection)
+                        .await?;
+                }
+                None => {
+                    sqlx::query(&delete)
+                        .bind(id)
+                        .execute(&mut *connection)
+                        .await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,644 @@
+//! The petitioner history read model: one row per received petition, kept
+//! from the global log by the [runner](crate::runner), to find repeat
+//! petitions (the same person, or the same unit and facts, within a number
+//! of days) and skipped-level visits (越级, 信访工作条例 Art 20).
+//!
+//! Petitioners' identities are personal data: a row holds only
+//! [`petitioner_key`], a SHA-256 of the normalised name and contact, never
+//! the name. The facts are kept only as [`facts_hash`]. Both are exact
+//! matches after [`normalise`]: they find a petition sent again, not one
+//! retold in other words. Whether two petitions concern "the same facts"
+//! stays the registrar's judgement (a new petition names the earlier one
+//! in `repeat_of`); these queries only suggest candidates.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use mediation_domain::petition::{Petition, PetitionChange, PetitionEvent, Petitioner};
+use mediation_domain::values::{DivisionCode, Level, Name, PetitionChannel, Text};
+use mediation_store::{Backend, Batch, RecordedEvent, Store, StoreError};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::runner::Projection;
+use crate::statistics::support::{millis, parse_level, parse_time, sqlite_time};
+
+/// The projection's name, under which its checkpoint is kept.
+pub const NAME: &str = "petitioner_history";
+
+/// The longest window a repeat query looks back, in days (a century):
+/// longer ones are cut to it, which keeps the date arithmetic in range.
+pub const MAX_WINDOW_DAYS: u32 = 36_525;
+
+/// The petitioner history as a projection.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PetitionerHistory;
+
+#[async_trait::async_trait]
+impl Projection for PetitionerHistory {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["petitioner_history"]
+    }
+
+    async fn apply(&self, batch: &mut Batch, events: &[RecordedEvent]) -> Result<(), StoreError> {
+        let mut received: BTreeMap<String, PetitionRecord> = BTreeMap::new();
+        // Skipped-level flags on petitions received in an earlier batch: a
+        // batch may end between the two events of one receipt.
+        let mut flag_earlier: Vec<String> = Vec::new();
+        for recorded in events.iter().filter(|e| e.aggregate_type == Petition::TYPE) {
+            let event: PetitionEvent =
+                serde_json::from_value(recorded.payload.clone()).map_err(|e| {
+                    StoreError::Corrupt(format!(
+                        "event {} of petition {} does not match this engine: {e}",
+                        recorded.sequence, recorded.aggregate_id
+                    ))
+                })?;
+            let id = &recorded.aggregate_id;
+            match event.change {
+                PetitionChange::PetitionReceived {
+                    channel,
+                    petitioner,
+                    complained_unit,
+                    facts,
+                    division,
+                    competent_level,
+                    visited_level,
+                    repeat_of,
+                    ..
+                } => {
+                    received.insert(
+                        id.clone(),
+                        PetitionRecord {
+                            case_id: id.clone(),
+                            petitioner_key: petitioner_key(&petitioner),
+                            complained_unit: complained_unit.as_ref().map(normalise_unit),
+                            facts_hash: facts_hash(&facts),
+                            division,
+                            received_at: millis(event.at),
+                            channel,
+                            competent_level,
+                            visited_level,
+                            skipped_level: false,
+                            repeat_of: repeat_of.map(Into::into),
+                        },
+                    );
+                }
+                PetitionChange::SkippedLevelVisitRecorded { .. } => match received.get_mut(id) {
+                    Some(record) => record.skipped_level = true,
+                    None => flag_earlier.push(id.clone()),
+                },
+                // Nothing else changes the history.
+                _ => {}
+            }
+        }
+        write(batch, received.values(), &flag_earlier).await
+    }
+}
+
+/// One received petition, as the history keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PetitionRecord {
+    /// The case id.
+    pub case_id: String,
+    /// The petitioner's [`petitioner_key`].
+    pub petitioner_key: String,
+    /// The complained unit, [normalised](normalise_unit), if any.
+    pub complained_unit: Option<String>,
+    /// The [`facts_hash`] of the facts.
+    pub facts_hash: String,
+    /// The division the matter belongs to.
+    pub division: DivisionCode,
+    /// When it was received, to the millisecond.
+    pub received_at: DateTime<Utc>,
+    /// How it arrived.
+    pub channel: PetitionChannel,
+    /// The level competent to handle it.
+    pub competent_level: Level,
+    /// The level a visit went to.
+    pub visited_level: Option<Level>,
+    /// Whether the visit skipped a level (a `SkippedLevelVisitRecorded`
+    /// event followed the receipt).
+    pub skipped_level: bool,
+    /// The earlier petition the registrar named as repeated, if any.
+    pub repeat_of: Option<String>,
+}
+
+/// Why two petitions look like one repeating the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RepeatBasis {
+    /// The same petitioner key.
+    SamePetitioner,
+    /// The same complained unit and the same facts hash.
+    SameUnitAndFacts,
+    /// Both.
+    Both,
+}
+
+impl RepeatBasis {
+    fn and(self, other: Self) -> Self {
+        if self == other { self } else { Self::Both }
+    }
+}
+
+/// A petition that repeats an earlier one within the window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeat {
+    /// The earlier petition.
+    pub earlier: String,
+    /// When it was received.
+    pub earlier_received_at: DateTime<Utc>,
+    /// The later petition.
+    pub later: String,
+    /// When it was received.
+    pub later_received_at: DateTime<Utc>,
+    /// What they have in common.
+    pub basis: RepeatBasis,
+}
+
+/// Normalises text for comparison: full-width letters and digits folded to
+/// ASCII, lower case, and everything but letters and digits (white space,
+/// punctuation, symbols) dropped, so that "Zhang San", "zhang  san" and
+/// "ＺＨＡＮＧ·ＳＡＮ" agree.
+pub fn normalise(text: &str) -> String {
+    text.chars()
+        .map(fold_width)
+        .flat_map(char::to_lowercase)
+        .filter(|c| c.is_alphanumeric())
+        .collect()
+}
+
+fn fold_width(c: char) -> char {
+    match c {
+        // The full-width forms of ASCII sit 0xFEE0 above it.
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(u32::from(c) - 0xFEE0).unwrap_or(c),
+        _ => c,
+    }
+}
+
+/// A contact [normalised](normalise); a mainland mobile number written
+/// with the country code (+86, 0086) is the same number without it.
+fn normalise_contact(contact: &str) -> String {
+    let n = normalise(contact);
+    if n.bytes().all(|b| b.is_ascii_digit()) {
+        let national = n.strip_prefix("0086").or_else(|| n.strip_prefix("86"));
+        if let Some(national) = national.filter(|m| m.len() == 11 && m.starts_with('1')) {
+            return national.to_owned();
+        }
+    }
+    n
+}
+
+/// The petitioner's key: the SHA-256, in hex, of the normalised name and
+/// contact. Petitioners who gave no contact share a key with everyone of
+/// the same name who gave none.
+pub fn petitioner_key(petitioner: &Petitioner) -> String {
+    let contact = petitioner
+        .contact
+        .as_ref()
+        .map(|c| normalise_contact(c.as_str()))
+        .unwrap_or_default();
+    sha256_hex(&["petitioner", &normalise(petitioner.name.as_str()), &contact])
+}
+
+/// The facts' hash: the SHA-256, in hex, of the normalised facts.
+pub fn facts_hash(facts: &Text) -> String {
+    sha256_hex(&["facts", &normalise(facts.as_str())])
+}
+
+/// A complained unit as the history keeps it: [normalised](normalise).
+pub fn normalise_unit(unit: &Name) -> String {
+    normalise(unit.as_str())
+}
+
+fn sha256_hex(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        // A separator that normalised text cannot contain, so that the
+        // parts cannot run into each other.
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn bounded_window(days: u32) -> u32 {
+    days.min(MAX_WINDOW_DAYS)
+}
+
+/// The petitions received in `received` (from inclusive, to exclusive) in
+/// `subtree` that repeat an earlier petition in `subtree` received at most
+/// `window_days` days (of 24 hours) before them: the same petitioner key,
+/// or the same complained unit and facts hash. A petition repeating several
+/// earlier ones appears once for each. Ordered by the later petition's
+/// receipt, then the earlier's.
+pub async fn repeats(
+    store: &Store,
+    subtree: &DivisionCode,
+    received: Range<DateTime<Utc>>,
+    window_days: u32,
+) -> Result<Vec<Repeat>, StoreError> {
+    let mut found: BTreeMap<(DateTime<Utc>, String, DateTime<Utc>, String), Repeat> =
+        BTreeMap::new();
+    for (basis, matching) in [
+        (
+            RepeatBasis::SamePetitioner,
+            "e.petitioner_key = l.petitioner_key",
+        ),
+        (
+            RepeatBasis::SameUnitAndFacts,
+            "e.complained_unit = l.complained_unit AND e.facts_hash = l.facts_hash",
+        ),
+    ] {
+        for repeat in repeats_by(store, subtree, &received, window_days, basis, matching).await? {
+            let key = (
+                repeat.later_received_at,
+                repeat.later.clone(),
+                repeat.earlier_received_at,
+                repeat.earlier.clone(),
+            );
+            found
+                .entry(key)
+                .and_modify(|r| r.basis = r.basis.and(basis))
+                .or_insert(repeat);
+        }
+    }
+    Ok(found.into_values().collect())
+}
+
+async fn repeats_by(
+    store: &Store,
+    subtree: &DivisionCode,
+    received: &Range<DateTime<Utc>>,
+    window_days: u32,
+    basis: RepeatBasis,
+    matching: &str,
+) -> Result<Vec<Repeat>, StoreError> {
+    let (low, high) = subtree.subtree_bounds();
+    let days = bounded_window(window_days);
+    let select = "SELECT e.case_id AS earlier, e.received_at AS earlier_at, \
+                  l.case_id AS later, l.received_at AS later_at \
+                  FROM petitioner_history l JOIN petitioner_history e";
+    // Petitions received in the same millisecond are ordered by case id.
+    let before = "(e.received_at < l.received_at \
+                  OR (e.received_at = l.received_at AND e.case_id < l.case_id))";
+    match store.backend() {
+        Backend::Postgres(pool) => {
+            let rows = sqlx::query(&format!(
+                "{select} ON {matching} AND {before} \
+                 AND e.received_at >= l.received_at - make_interval(hours => $5) \
+                 AND e.division BETWEEN $1 AND $2 \
+                 WHERE l.division BETWEEN $1 AND $2 AND l.received_at >= $3 AND l.received_at < $4"
+            ))
+            .bind(&low)
+            .bind(&high)
+            .bind(received.start)
+            .bind(received.end)
+            // In hours, so that a day is 24 hours whatever the session's
+            // time zone (PostgreSQL adds days in local time).
+            .bind(i32::try_from(days * 24).unwrap_or(i32::MAX))
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(Repeat {
+                        earlier: row.try_get("earlier")?,
+                        earlier_received_at: row.try_get("earlier_at")?,
+                        later: row.try_get("later")?,
+                        later_received_at: row.try_get("later_at")?,
+                        basis,
+                    })
+                })
+                .collect()
+        }
+        Backend::Sqlite(pool) => {
+            // Instants are text in one fixed form, which strftime also
+            // writes, so they compare as text.
+            let rows = sqlx::query(&format!(
+                "{select} ON {matching} AND {before} \
+                 AND e.received_at >= strftime('%Y-%m-%dT%H:%M:%fZ', l.received_at, ?5) \
+                 AND e.division BETWEEN ?1 AND ?2 \
+                 WHERE l.division BETWEEN ?1 AND ?2 AND l.received_at >= ?3 AND l.received_at < ?4"
+            ))
+            .bind(&low)
+            .bind(&high)
+            .bind(sqlite_time(received.start))
+            .bind(sqlite_time(received.end))
+            .bind(format!("-{days} days"))
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let earlier_at: String = row.try_get("earlier_at")?;
+                    let later_at: String = row.try_get("later_at")?;
+                    Ok(Repeat {
+                        earlier: row.try_get("earlier")?,
+                        earlier_received_at: parse_time(&earlier_at)?,
+                        later: row.try_get("later")?,
+                        later_received_at: parse_time(&later_at)?,
+                        basis,
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+/// The petitions in `subtree` that a new petition (from `petitioner`,
+/// about `complained_unit`, on `facts`) would repeat: received at most
+/// `window_days` days before `at`, and not after it, with the same
+/// petitioner key, or the same unit and facts hash. For the registrar
+/// deciding `repeat_of`. Newest first.
+pub async fn candidates(
+    store: &Store,
+    subtree: &DivisionCode,
+    petitioner: &Petitioner,
+    complained_unit: Option<&Name>,
+    facts: &Text,
+    at: DateTime<Utc>,
+    window_days: u32,
+) -> Result<Vec<(PetitionRecord, RepeatBasis)>, StoreError> {
+    let key = petitioner_key(petitioner);
+    let unit = complained_unit.map(normalise_unit);
+    let facts = facts_hash(facts);
+    let since = at
+        .checked_sub_signed(chrono::TimeDelta::days(i64::from(bounded_window(
+            window_days,
+        ))))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let filter = |p: [&str; 7]| {
+        format!(
+            "SELECT {RECORD} FROM petitioner_history WHERE division BETWEEN {} AND {} \
+             AND received_at >= {} AND received_at <= {} \
+             AND (petitioner_key = {} OR (complained_unit = {} AND facts_hash = {})) \
+             ORDER BY received_at DESC, case_id DESC",
+            p[0], p[1], p[2], p[3], p[4], p[5], p[6]
+        )
+    };
+    let (low, high) = subtree.subtree_bounds();
+    let records = match store.backend() {
+        Backend::Postgres(pool) => {
+            let rows = sqlx::query(&filter(["$1", "$2", "$3", "$4", "$5", "$6", "$7"]))
+                .bind(&low)
+                .bind(&high)
+                .bind(millis(since))
+                .bind(at)
+                .bind(&key)
+                .bind(&unit)
+                .bind(&facts)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| decode_record(row, row.try_get("received_at")?))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        Backend::Sqlite(pool) => {
+            let rows = sqlx::query(&filter(["?1", "?2", "?3", "?4", "?5", "?6", "?7"]))
+                .bind(&low)
+                .bind(&high)
+                .bind(sqlite_time(since))
+                .bind(sqlite_time(at))
+                .bind(&key)
+                .bind(&unit)
+                .bind(&facts)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    let received: String = row.try_get("received_at")?;
+                    decode_record(row, parse_time(&received)?)
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    Ok(records
+        .into_iter()
+        .map(|record| {
+            let person = record.petitioner_key == key;
+            let same_facts =
+                unit.is_some() && record.complained_unit == unit && record.facts_hash == facts;
+            let basis = match (person, same_facts) {
+                (true, true) => RepeatBasis::Both,
+                (true, false) => RepeatBasis::SamePetitioner,
+                _ => RepeatBasis::SameUnitAndFacts,
+            };
+            (record, basis)
+        })
+        .collect())
+}
+
+/// The in-person visits received in `received` (from inclusive, to
+/// exclusive) in `subtree` that skipped a level, oldest first.
+pub async fn skipped_level_visits(
+    store: &Store,
+    subtree: &DivisionCode,
+    received: Range<DateTime<Utc>>,
+) -> Result<Vec<PetitionRecord>, StoreError> {
+    let (low, high) = subtree.subtree_bounds();
+    // `skipped_level` repeated in the filter lets the partial index serve.
+    match store.backend() {
+        Backend::Postgres(pool) => {
+            let rows = sqlx::query(&format!(
+                "SELECT {RECORD} FROM petitioner_history WHERE skipped_level \
+                 AND division BETWEEN $1 AND $2 AND received_at >= $3 AND received_at < $4 \
+                 ORDER BY received_at, case_id"
+            ))
+            .bind(&low)
+            .bind(&high)
+            .bind(received.start)
+            .bind(received.end)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| decode_record(row, row.try_get("received_at")?))
+                .collect()
+        }
+        Backend::Sqlite(pool) => {
+            let rows = sqlx::query(&format!(
+                "SELECT {RECORD} FROM petitioner_history WHERE skipped_level \
+                 AND division BETWEEN ?1 AND ?2 AND received_at >= ?3 AND received_at < ?4 \
+                 ORDER BY received_at, case_id"
+            ))
+            .bind(&low)
+            .bind(&high)
+            .bind(sqlite_time(received.start))
+            .bind(sqlite_time(received.end))
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let at: String = row.try_get("received_at")?;
+                    decode_record(row, parse_time(&at)?)
+                })
+                .collect()
+        }
+    }
+}
+
+const RECORD: &str = "case_id, petitioner_key, complained_unit, facts_hash, division, \
+    received_at, channel, competent_level, visited_level, skipped_level, repeat_of";
+
+fn decode_record<R: Row>(row: &R, received_at: DateTime<Utc>) -> Result<PetitionRecord, StoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let division: String = row.try_get("division")?;
+    let channel: String = row.try_get("channel")?;
+    let competent: String = row.try_get("competent_level")?;
+    let visited: Option<String> = row.try_get("visited_level")?;
+    Ok(PetitionRecord {
+        case_id: row.try_get("case_id")?,
+        petitioner_key: row.try_get("petitioner_key")?,
+        complained_unit: row.try_get("complained_unit")?,
+        facts_hash: row.try_get("facts_hash")?,
+        division: DivisionCode::parse(&division)
+            .map_err(|e| StoreError::Corrupt(format!("petitioner history division: {e}")))?,
+        received_at,
+        channel: PetitionChannel::parse(&channel)
+            .map_err(|e| StoreError::Corrupt(format!("petitioner history: {e}")))?,
+        competent_level: parse_level(&competent)?,
+        visited_level: visited.as_deref().map(parse_level).transpose()?,
+        skipped_level: row.try_get("skipped_level")?,
+        repeat_of: row.try_get("repeat_of")?,
+    })
+}
+
+/// Inserts the received petitions and flags the earlier ones, within the
+/// batch.
+async fn write(
+    batch: &mut Batch,
+    received: impl Iterator<Item = &PetitionRecord>,
+    flag_earlier: &[String],
+) -> Result<(), StoreError> {
+    let table = batch.table("petitioner_history");
+    // A petition is received once; a row already there stays as it is.
+    let insert = |p: [&str; 11]| {
+        format!(
+            "INSERT INTO {table} ({RECORD}) VALUES ({}) ON CONFLICT (case_id) DO NOTHING",
+            p.join(", ")
+        )
+    };
+    if let Some(connection) = batch.postgres() {
+        let insert = insert([
+            "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11",
+        ]);
+        for r in received {
+            sqlx::query(&insert)
+                .bind(&r.case_id)
+                .bind(&r.petitioner_key)
+                .bind(&r.complained_unit)
+                .bind(&r.facts_hash)
+                .bind(r.division.as_str())
+                .bind(r.received_at)
+                .bind(r.channel.as_str())
+                .bind(r.competent_level.as_str())
+                .bind(r.visited_level.map(Level::as_str))
+                .bind(r.skipped_level)
+                .bind(&r.repeat_of)
+                .execute(&mut *connection)
+                .await?;
+        }
+        let flag = format!("UPDATE {table} SET skipped_level = true WHERE case_id = $1");
+        for id in flag_earlier {
+            sqlx::query(&flag)
+                .bind(id)
+                .execute(&mut *connection)
+                .await?;
+        }
+    } else if let Some(connection) = batch.sqlite() {
+        let insert = insert(["?"; 11]);
+        for r in received {
+            sqlx::query(&insert)
+                .bind(&r.case_id)
+                .bind(&r.petitioner_key)
+                .bind(&r.complained_unit)
+                .bind(&r.facts_hash)
+                .bind(r.division.as_str())
+                .bind(sqlite_time(r.received_at))
+                .bind(r.channel.as_str())
+                .bind(r.competent_level.as_str())
+                .bind(r.visited_level.map(Level::as_str))
+                .bind(r.skipped_level)
+                .bind(&r.repeat_of)
+                .execute(&mut *connection)
+                .await?;
+        }
+        let flag = format!("UPDATE {table} SET skipped_level = 1 WHERE case_id = ?");
+        for id in flag_earlier {
+            sqlx::query(&flag)
+                .bind(id)
+                .execute(&mut *connection)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> Name {
+        Name::parse(s).unwrap()
+    }
+
+    #[test]
+    fn names_and_contacts_are_compared_after_normalising() {
+        assert_eq!(normalise(" Zhang  San. "), "zhangsan");
+        assert_eq!(normalise("ＺＨＡＮＧ·ＳＡＮ"), "zhangsan");
+        assert_eq!(normalise("张 三，"), "张三");
+        let key = |n: &str, c: Option<&str>| {
+            petitioner_key(&Petitioner {
+                name: name(n),
+                contact: c.map(name),
+            })
+        };
+        let one = key("Zhang San", Some("138 0000 0000"));
+        assert_eq!(one, key("zhang san", Some("+86 138-0000-0000")));
+        assert_eq!(one, key("ZHANG SAN", Some("0086 13800000000")));
+        assert_ne!(one, key("Zhang San", Some("13800000001")));
+        assert_ne!(one, key("Zhang San", None));
+        assert_ne!(one, key("Li Si", Some("13800000000")));
+        // A hash, not the name: 64 hex digits.
+        assert_eq!(one.len(), 64);
+        assert!(!one.contains("zhang"));
+    }
+
+    #[test]
+    fn the_parts_of_a_key_cannot_run_into_each_other() {
+        let a = Petitioner {
+            name: name("ab"),
+            contact: Some(name("c")),
+        };
+        let b = Petitioner {
+            name: name("a"),
+            contact: Some(name("bc")),
+        };
+        assert_ne!(petitioner_key(&a), petitioner_key(&b));
+    }
+
+    #[test]
+    fn facts_match_whatever_the_spacing_and_punctuation() {
+        let f = |s: &str| facts_hash(&Text::parse(s).unwrap());
+        assert_eq!(
+            f("The road has not been repaired."),
+            f("the road  has not been repaired")
+        );
+        assert_ne!(
+            f("The road has not been repaired."),
+            f("The bridge has not.")
+        );
+    }
+}

@@ -1,0 +1,775 @@
+//! Rebuilds a projection's read model from the start of the log into fresh
+//! tables, and swaps them in when they have caught up.
+//!
+//! [`rebuild`] goes in three steps:
+//!
+//! 1. [`prepare`]: empty copies of the projection's tables, named
+//!    `<table>__rebuild` ([`REBUILD_SUFFIX`]), with the same columns, keys and
+//!    indexes, and the rebuild checkpoint reset to 0. Leftovers of an earlier,
+//!    interrupted rebuild are dropped first.
+//! 2. [`run_once`] with `rebuild = true` until the log is exhausted: the
+//!    copies fill in batches that commit with the rebuild checkpoint, exactly
+//!    as the live tables do with theirs.
+//! 3. [`swap`]: in one transaction, the events the log gained meanwhile are
+//!    applied to the copies, the live tables are dropped, the copies take
+//!    their names (and their indexes the original index names), and the live
+//!    checkpoint moves to where the copies stand.
+//!
+//! Until the swap commits the live tables are not touched, so a rebuild that
+//! fails or is stopped at any point leaves the read model as it was; the next
+//! rebuild starts over.
+//!
+//! A rebuild may run beside a server on the same database. The server's
+//! runner keeps the live tables up to date until the swap. The swap locks the
+//! live tables (PostgreSQL: `ACCESS EXCLUSIVE`; SQLite: the single writer's
+//! turn), which lets a batch in flight finish and holds the next one back;
+//! that batch then finds the live checkpoint moved and is discarded, and the
+//! runner carries on from the swapped-in position. Readers of the read model
+//! wait for the swap, which is short: only the tail of the log and the
+//! renames.
+
+use std::time::{Duration, Instant};
+
+use mediation_store::{Backend, Lease, REBUILD_SUFFIX, Store, StoreError, rebuild_checkpoint};
+use sqlx::{PgConnection, SqliteConnection};
+
+use crate::runner::{BATCH, Projection, run_once};
+
+/// How often [`swap`] tries again when the live projection moved, or a
+/// PostgreSQL deadlock with its runner was broken in the runner's favour,
+/// before giving up.
+const SWAP_ATTEMPTS: u32 = 20;
+
+/// How long a rebuild waits for another rebuild of the same projection to
+/// let go before giving up.
+const EXCLUSIVE_WAIT: Duration = Duration::from_secs(5);
+
+/// How far a rebuild has got, as reported after every batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Events applied to the fresh tables so far.
+    pub events: u64,
+    /// How many events the log held when the rebuild began: an estimate of
+    /// the whole, since writers may add more meanwhile.
+    pub total: u64,
+    /// The log position the fresh tables have reached.
+    pub position: u64,
+    /// Time since the rebuild began.
+    pub elapsed: Duration,
+}
+
+/// What a finished rebuild did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rebuilt {
+    /// Events applied, including those applied during the swap.
+    pub events: u64,
+    /// How long the whole rebuild took, swap included.
+    pub elapsed: Duration,
+    /// Events per second over the whole rebuild.
+    pub rate_per_second: f64,
+}
+
+/// Where [`swap`] left the projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Swapped {
+    /// The log position the swapped-in tables (and the live checkpoint)
+    /// stand at.
+    pub position: u64,
+    /// Events the log gained since the last batch, applied during the swap.
+    pub tail: u64,
+}
+
+/// Rebuilds `projection` from position 0 into fresh tables and swaps them
+/// in; calls `progress` after every batch and once at the end. Refuses to
+/// start while another rebuild of the same projection is running (on
+/// PostgreSQL, in any process).
+pub async fn rebuild(
+    store: &Store,
+    projection: &dyn Projection,
+    progress: impl FnMut(Progress),
+) -> Result<Rebuilt, StoreError> {
+    rebuild_in_batches(store, projection, BATCH, progress).await
+}
+
+/// [`rebuild`], applying at most `batch_size` events per transaction.
+pub async fn rebuild_in_batches(
+    store: &Store,
+    projection: &dyn Projection,
+    batch_size: u32,
+    mut progress: impl FnMut(Progress),
+) -> Result<Rebuilt, StoreError> {
+    let name = projection.name();
+    let started = Instant::now();
+    // Two rebuilds of one projection would drop each other's tables. The
+    // lock is a lease under another name than the live runner's, so that a
+    // rebuild and the runner do not exclude each other.
+    let exclusive = exclusive(store, name).await?;
+    let total = count_events(store).await?;
+    prepare(store, projection).await?;
+    let mut events = 0u64;
+    let mut report = |events: u64, position: u64| {
+        progress(Progress {
+            events,
+            total,
+            position,
+            elapsed: started.elapsed(),
+        });
+    };
+    report(0, 0);
+    loop {
+        let applied = run_once(store, projection, true, batch_size).await?;
+        if applied == 0 {
+            break;
+        }
+        events = events.saturating_add(u64::try_from(applied).unwrap_or(u64::MAX));
+        let position = store.checkpoint(&rebuild_checkpoint(name)).await?;
+        report(events, position);
+    }
+    let swapped = swap(store, projection).await?;
+    events = events.saturating_add(swapped.tail);
+    report(events, swapped.position);
+    exclusive.release().await;
+    let elapsed = started.elapsed();
+    let seconds = elapsed.as_secs_f64();
+    let rate_per_second = if seconds > 0.0 {
+        events as f64 / seconds
+    } else {
+        0.0
+    };
+    tracing::info!(
+        projection = name,
+        events,
+        ?elapsed,
+        rate_per_second,
+        "rebuilt"
+    );
+    Ok(Rebuilt {
+        events,
+        elapsed,
+        rate_per_second,
+    })
+}
+
+/// Takes the lock that keeps two rebuilds of projection `name` apart.
+/// Waits a moment for it: a rebuild that was just stopped may not have
+/// released it yet (its session is closing).
+async fn exclusive(store: &Store, name: &str) -> Result<Lease, StoreError> {
+    let started = Instant::now();
+    loop {
+        if let Some(lease) = store.try_lease(&format!("replay:{name}")).await? {
+            return Ok(lease);
+        }
+        if started.elapsed() >= EXCLUSIVE_WAIT {
+            return Err(StoreError::Unavailable(format!(
+                "another rebuild of {name} is running; try again when it has finished"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The first step of [`rebuild`]: creates empty copies of `projection`'s
+/// tables (dropping those of an earlier rebuild) and resets its rebuild
+/// checkpoint to 0, in one transaction. The live tables are only read.
+pub async fn prepare(store: &Store, projection: &dyn Projection) -> Result<(), StoreError> {
+    let tables = checked_tables(projection)?;
+    let rebuild = rebuild_checkpoint(projection.name());
+    // A batch of the rebuild is the transaction: on SQLite it takes this
+    // process's write turn, like every other writer.
+    let mut batch = store.begin_batch(projection.name(), 0, true).await?;
+    if let Some(connection) = batch.postgres() {
+        for table in tables {
+            let copy = format!("{table}{REBUILD_SUFFIX}");
+            // Checked first rather than `DROP TABLE IF EXISTS`, whose notice
+            // would land in the log of every first rebuild.
+            let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                .bind(&copy)
+                .fetch_one(&mut *connection)
+                .await?;
+            if exists {
+                execute_pg(connection, &format!("DROP TABLE {}", quoted(&copy))).await?;
+            }
+            execute_pg(
+                connection,
+                &format!(
+                    "CREATE TABLE {} (LIKE {} INCLUDING ALL)",
+                    quoted(&copy),
+                    quoted(table)
+                ),
+            )
+            .await?;
+        }
+        sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = $1")
+            .bind(&rebuild)
+            .execute(&mut *connection)
+            .await?;
+    } else if let Some(connection) = batch.sqlite() {
+        for table in tables {
+            copy_sqlite_table(connection, table).await?;
+        }
+        sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = ?")
+            .bind(&rebuild)
+            .execute(&mut *connection)
+            .await?;
+    }
+    // The checkpoint is at 0 now; committing "from 0 to 0" commits.
+    if batch.commit(0).await? {
+        Ok(())
+    } else {
+        tracing::error!(
+            projection = projection.name(),
+            "rebuild checkpoint moved while preparing"
+        );
+        Err(StoreError::Internal)
+    }
+}
+
+/// The last step of [`rebuild`]: in one transaction, applies to the fresh
+/// tables the events after the rebuild checkpoint, replaces the live tables
+/// with them and moves the live checkpoint to their position. Then removes
+/// the rebuild checkpoint. Retries when the live runner moved meanwhile.
+pub async fn swap(store: &Store, projection: &dyn Projection) -> Result<Swapped, StoreError> {
+    let name = projection.name();
+    ensure_checkpoint(store, name).await?;
+    for attempt in 1..=SWAP_ATTEMPTS {
+        if let Some(swapped) = try_swap(store, projection).await? {
+            // The row has served its purpose; one left behind by a failure
+            // here is harmless, as the next rebuild resets it.
+            if let Err(e) = delete_checkpoint(store, &rebuild_checkpoint(name)).await {
+                tracing::warn!(projection = name, error = %e, "rebuild checkpoint not removed");
+            }
+            return Ok(swapped);
+        }
+        tracing::debug!(
+            projection = name,
+            attempt,
+            "live projection moved; swapping again"
+        );
+        tokio::time::sleep(Duration::from_millis(50) * attempt).await;
+    }
+    Err(StoreError::Unavailable(format!(
+        "the live projection {name} kept moving during the swap; run the rebuild again"
+    )))
+}
+
+/// One attempt at the swap; `None` when it has to be tried again (nothing
+/// was written).
+async fn try_swap(
+    store: &Store,
+    projection: &dyn Projection,
+) -> Result<Option<Swapped>, StoreError> {
+    let name = projection.name();
+    let tables = checked_tables(projection)?;
+    let rebuild = rebuild_checkpoint(name);
+    let live_from = store.checkpoint(name).await?;
+    let rebuilt_from = store.checkpoint(&rebuild).await?;
+    let mut batch = store.begin_batch(name, rebuilt_from, true).await?;
+
+    // Hold the live runner back, then check that neither checkpoint moved
+    // since they were read above.
+    let positions = if let Some(connection) = batch.postgres() {
+        if !lock_pg_tables(connection, tables).await? {
+            return Ok(None);
+        }
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT name, position FROM projection_checkpoints WHERE name = ANY($1) FOR UPDATE",
+        )
+        .bind(&[name, rebuild.as_str()][..])
+        .fetch_all(&mut *connection)
+        .await?;
+        rows
+    } else if let Some(connection) = batch.sqlite() {
+        // The write turn and SQLite's single writer already exclude the
+        // runner from here on.
+        sqlx::query_as("SELECT name, position FROM projection_checkpoints WHERE name IN (?, ?)")
+            .bind(name)
+            .bind(&rebuild)
+            .fetch_all(&mut *connection)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let position_of = |checkpoint: &str| {
+        positions
+            .iter()
+            .find(|(n, _)| n == checkpoint)
+            .map(|(_, p)| u64::try_from(*p).unwrap_or(0))
+    };
+    if position_of(name) != Some(live_from) || position_of(&rebuild) != Some(rebuilt_from) {
+        return Ok(None);
+    }
+
+    // The tail of the log, into the fresh tables, within this transaction.
+    let mut at = rebuilt_from;
+    let mut tail = 0u64;
+    loop {
+        let events = store.read_log(at, BATCH).await?;
+        let Some(last) = events.last() else { break };
+        let to = last.position;
+        projection.apply(&mut batch, &events).await?;
+        tail = tail.saturating_add(u64::try_from(events.len()).unwrap_or(u64::MAX));
+        at = to;
+    }
+
+    let at_db = i64::try_from(at).unwrap_or(i64::MAX);
+    if let Some(connection) = batch.postgres() {
+        for table in tables {
+            swap_pg_table(connection, table).await?;
+        }
+        sqlx::query(
+            "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+        )
+        .bind(name)
+        .bind(at_db)
+        .execute(&mut *connection)
+        .await?;
+    } else if let Some(connection) = batch.sqlite() {
+        for table in tables {
+            swap_sqlite_table(connection, table).await?;
+        }
+        sqlx::query(
+            "UPDATE projection_checkpoints SET position = ?2, \
+             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE name = ?1",
+        )
+        .bind(name)
+        .bind(at_db)
+        .execute(&mut *connection)
+        .await?;
+    }
+    if batch.commit(at).await? {
+        tracing::debug!(
+            projection = name,
+            position = at,
+            tail,
+            "rebuilt tables swapped in"
+        );
+        Ok(Some(Swapped { position: at, tail }))
+    } else {
+        Ok(None)
+    }
+}
+
+/// `projection.tables()`, each checked to be a plain lower-case SQL name, as
+/// the migrations create them: they are put into SQL text.
+fn checked_tables(projection: &dyn Projection) -> Result<&'static [&'static str], StoreError> {
+    let tables = projection.tables();
+    for table in tables {
+        let plain = !table.is_empty()
+            && table
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !plain {
+            tracing::error!(
+                projection = projection.name(),
+                table,
+                "not a plain table name"
+            );
+            return Err(StoreError::Internal);
+        }
+    }
+    Ok(tables)
+}
+
+/// `name` as a quoted SQL identifier (both backends).
+fn quoted(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+async fn count_events(store: &Store) -> Result<u64, StoreError> {
+    let count: i64 = match store.backend() {
+        Backend::Postgres(pool) => {
+            sqlx::query_scalar("SELECT count(*) FROM events")
+                .fetch_one(pool)
+                .await?
+        }
+        Backend::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT count(*) FROM events")
+                .fetch_one(pool)
+                .await?
+        }
+    };
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// Creates checkpoint `name` at 0 if it does not exist, so that the swap
+/// always has a row to lock.
+async fn ensure_checkpoint(store: &Store, name: &str) -> Result<(), StoreError> {
+    match store.backend() {
+        Backend::Postgres(pool) => {
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .execute(pool)
+            .await?;
+        }
+        Backend::Sqlite(pool) => {
+            sqlx::query(
+                "INSERT INTO projection_checkpoints (name, position) VALUES (?, 0) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .execute(pool)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn delete_checkpoint(store: &Store, name: &str) -> Result<(), StoreError> {
+    match store.backend() {
+        Backend::Postgres(pool) => {
+            sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
+                .bind(name)
+                .execute(pool)
+                .await?;
+        }
+        Backend::Sqlite(pool) => {
+            sqlx::query("DELETE FROM projection_checkpoints WHERE name = ?")
+                .bind(name)
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn execute_pg(connection: &mut PgConnection, sql: &str) -> Result<(), StoreError> {
+    sqlx::query(sql).execute(connection).await?;
+    Ok(())
+}
+
+async fn execute_sqlite(connection: &mut SqliteConnection, sql: &str) -> Result<(), StoreError> {
+    sqlx::query(sql).execute(connection).await?;
+    Ok(())
+}
+
+/// Locks the live tables against the runner: a batch in flight finishes
+/// first, the next waits for this transaction. False when PostgreSQL broke
+/// a deadlock with the runner (which may take the tables in another order)
+/// by failing this side; the caller tries again.
+async fn lock_pg_tables(
+    connection: &mut PgConnection,
+    tables: &[&str],
+) -> Result<bool, StoreError> {
+    if tables.is_empty() {
+        return Ok(true);
+    }
+    let list: Vec<String> = tables.iter().map(|t| quoted(t)).collect();
+    let sql = format!("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", list.join(", "));
+    match sqlx::query(&sql).execute(connection).await {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40P01") => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Each index of `table` on PostgreSQL, with a description of what it
+/// indexes that does not depend on its name or its table's.
+async fn pg_indexes(
+    connection: &mut PgConnection,
+    table: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT c.relname::text, concat_ws('|', i.indisprimary::text, i.indisunique::text, \
+                i.indkey::text, i.indclass::text, i.indcollation::text, i.indoption::text, \
+                am.amname::text, coalesce(pg_get_expr(i.indexprs, i.indrelid), '-'), \
+                coalesce(pg_get_expr(i.indpred, i.indrelid), '-')) \
+         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam \
+         WHERE i.indrelid = $1::regclass ORDER BY c.relname",
+    )
+    .bind(quoted(table))
+    .fetch_all(connection)
+    .await?)
+}
+
+/// PostgreSQL: drops `table`, gives its copy its name, and gives the copy's
+/// indexes (which `LIKE … INCLUDING ALL` named after the copy) the original
+/// index names, so that names do not drift from one rebuild to the next.
+async fn swap_pg_table(connection: &mut PgConnection, table: &str) -> Result<(), StoreError> {
+    let copy = format!("{table}{REBUILD_SUFFIX}");
+    let mut originals = pg_indexes(connection, table).await?;
+    let copies = pg_indexes(connection, &copy).await?;
+    execute_pg(connection, &format!("DROP TABLE {}", quoted(table))).await?;
+    execute_pg(
+        connection,
+        &format!("ALTER TABLE {} RENAME TO {}", quoted(&copy), quoted(table)),
+    )
+    .await?;
+    for (index, key) in copies {
+        let Some(i) = originals.iter().position(|(_, k)| *k == key) else {
+            continue;
+        };
+        let (original, _) = originals.swap_remove(i);
+        if original != index {
+            execute_pg(
+                connection,
+                &format!(
+                    "ALTER INDEX {} RENAME TO {}",
+                    quoted(&index),
+                    quoted(&original)
+                ),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// SQLite: creates `<table>__rebuild` empty, with the table's own
+/// definition and its indexes (named `<index>__rebuild`), after dropping a
+/// leftover copy.
+async fn copy_sqlite_table(
+    connection: &mut SqliteConnection,
+    table: &str,
+) -> Result<(), StoreError> {
+    let copy = format!("{table}{REBUILD_SUFFIX}");
+    execute_sqlite(
+        connection,
+        &format!("DROP TABLE IF EXISTS {}", quoted(&copy)),
+    )
+    .await?;
+    // Indexes SQLite makes itself for keys have no SQL; the copy's
+    // definition makes them again.
+    let objects: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT type, name, sql FROM sqlite_master \
+         WHERE tbl_name = ? AND type IN ('table', 'index') AND sql IS NOT NULL \
+         ORDER BY type = 'index', name",
+    )
+    .bind(table)
+    .fetch_all(&mut *connection)
+    .await?;
+    if !objects.iter().any(|(kind, _, _)| kind == "table") {
+        tracing::error!(table, "read-model table missing: is the schema migrated?");
+        return Err(StoreError::Internal);
+    }
+    for (kind, name, sql) in objects {
+        let renamed = if kind == "table" {
+            renamed_create(&sql, &copy, None)
+        } else {
+            renamed_create(&sql, &format!("{name}{REBUILD_SUFFIX}"), Some(&copy))
+        };
+        let Some(renamed) = renamed else {
+            tracing::error!(
+                table,
+                object = name,
+                sql,
+                "cannot read this definition to copy it"
+            );
+            return Err(StoreError::Internal);
+        };
+        execute_sqlite(connection, &renamed).await?;
+    }
+    Ok(())
+}
+
+/// SQLite: drops `table`, gives its copy its name, and re-creates the
+/// original indexes under their original names (SQLite cannot rename an
+/// index).
+async fn swap_sqlite_table(
+    connection: &mut SqliteConnection,
+    table: &str,
+) -> Result<(), StoreError> {
+    let copy = format!("{table}{REBUILD_SUFFIX}");
+    let indexes = "SELECT name, sql FROM sqlite_master \
+                   WHERE tbl_name = ? AND type = 'index' AND sql IS NOT NULL ORDER BY name";
+    let originals: Vec<(String, String)> = sqlx::query_as(indexes)
+        .bind(table)
+        .fetch_all(&mut *connection)
+        .await?;
+    execute_sqlite(connection, &format!("DROP TABLE {}", quoted(table))).await?;
+    execute_sqlite(
+        connection,
+        &format!("ALTER TABLE {} RENAME TO {}", quoted(&copy), quoted(table)),
+    )
+    .await?;
+    let copies: Vec<(String, String)> = sqlx::query_as(indexes)
+        .bind(table)
+        .fetch_all(&mut *connection)
+        .await?;
+    for (index, _) in copies {
+        execute_sqlite(connection, &format!("DROP INDEX {}", quoted(&index))).await?;
+    }
+    for (_, sql) in originals {
+        execute_sqlite(connection, &sql).await?;
+    }
+    Ok(())
+}
+
+/// `sql`, a `CREATE TABLE` or `CREATE [UNIQUE] INDEX` statement as SQLite
+/// keeps it in `sqlite_master`, creating `name` instead, and for an index,
+/// on table `on` instead. `None` if the statement is not of that shape.
+fn renamed_create(sql: &str, name: &str, on: Option<&str>) -> Option<String> {
+    let mut words = Words { sql, at: 0 };
+    words.keyword("CREATE")?;
+    if on.is_some() {
+        words.keyword("UNIQUE");
+        words.keyword("INDEX")?;
+    } else {
+        words.keyword("TABLE")?;
+    }
+    if words.keyword("IF").is_some() {
+        words.keyword("NOT")?;
+        words.keyword("EXISTS")?;
+    }
+    let object = words.identifier()?;
+    let mut out = String::with_capacity(sql.len() + 16);
+    out.push_str(&sql[..object.0]);
+    out.push_str(&quoted(name));
+    match on {
+        None => out.push_str(&sql[object.1..]),
+        Some(table) => {
+            words.keyword("ON")?;
+            let target = words.identifier()?;
+            out.push_str(&sql[object.1..target.0]);
+            out.push_str(&quoted(table));
+            out.push_str(&sql[target.1..]);
+        }
+    }
+    Some(out)
+}
+
+/// A cursor over the head of a SQL statement: keywords and identifiers,
+/// with the whitespace and comments between them skipped.
+struct Words<'a> {
+    sql: &'a str,
+    at: usize,
+}
+
+impl Words<'_> {
+    fn skip_blanks(&mut self) {
+        loop {
+            let rest = &self.sql[self.at..];
+            let trimmed = rest.trim_start();
+            self.at += rest.len() - trimmed.len();
+            if trimmed.starts_with("--") {
+                self.at += trimmed.find('\n').unwrap_or(trimmed.len());
+            } else if let Some(comment) = trimmed.strip_prefix("/*") {
+                self.at += comment.find("*/").map_or(trimmed.len(), |end| end + 4);
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Consumes `word` (any case) if it comes next.
+    fn keyword(&mut self, word: &str) -> Option<()> {
+        self.skip_blanks();
+        let rest = &self.sql[self.at..];
+        let head = rest.get(..word.len())?;
+        let boundary = rest[word.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !is_word_char(c));
+        if head.eq_ignore_ascii_case(word) && boundary {
+            self.at += word.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// Consumes the identifier that comes next, quoted or bare; returns its
+    /// byte range, quotes included.
+    fn identifier(&mut self) -> Option<(usize, usize)> {
+        self.skip_blanks();
+        let start = self.at;
+        let rest = &self.sql[start..];
+        let first = rest.chars().next()?;
+        let len = match first {
+            '"' | '`' | '\'' => {
+                // A doubled quote stands for itself inside the name.
+                let mut chars = rest.char_indices().skip(1).peekable();
+                let mut end = None;
+                while let Some((i, c)) = chars.next() {
+                    if c == first {
+                        if chars.peek().is_some_and(|(_, next)| *next == first) {
+                            chars.next();
+                        } else {
+                            end = Some(i + 1);
+                            break;
+                        }
+                    }
+                }
+                end?
+            }
+            '[' => rest.find(']')? + 1,
+            c if is_word_char(c) => rest.find(|c: char| !is_word_char(c)).unwrap_or(rest.len()),
+            _ => return None,
+        };
+        self.at = start + len;
+        Some((start, start + len))
+    }
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '$' || !c.is_ascii()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renamed_create;
+
+    #[test]
+    fn renames_a_table_as_migrations_and_renames_leave_it() {
+        assert_eq!(
+            renamed_create(
+                "CREATE TABLE case_index\n(\n a text\n) STRICT",
+                "case_index__rebuild",
+                None
+            )
+            .as_deref(),
+            Some("CREATE TABLE \"case_index__rebuild\"\n(\n a text\n) STRICT")
+        );
+        assert_eq!(
+            renamed_create(
+                "CREATE TABLE \"case_index\" (a text, \"b\"\"c\" int)",
+                "x",
+                None
+            )
+            .as_deref(),
+            Some("CREATE TABLE \"x\" (a text, \"b\"\"c\" int)")
+        );
+        assert_eq!(
+            renamed_create("create table if not exists [t](a)", "x", None).as_deref(),
+            Some("create table if not exists \"x\"(a)")
+        );
+    }
+
+    #[test]
+    fn renames_an_index_and_its_table() {
+        assert_eq!(
+            renamed_create(
+                "CREATE INDEX case_index_by_status ON case_index (aggregate_type, status, case_id)",
+                "case_index_by_status__rebuild",
+                Some("case_index__rebuild"),
+            )
+            .as_deref(),
+            Some(
+                "CREATE INDEX \"case_index_by_status__rebuild\" ON \"case_index__rebuild\" \
+                 (aggregate_type, status, case_id)"
+            )
+        );
+        assert_eq!(
+            renamed_create(
+                "CREATE UNIQUE INDEX /* why */ \"i\" ON `t`(a) WHERE a IS NOT NULL",
+                "j",
+                Some("u"),
+            )
+            .as_deref(),
+            Some("CREATE UNIQUE INDEX /* why */ \"j\" ON \"u\"(a) WHERE a IS NOT NULL")
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read() {
+        assert_eq!(renamed_create("CREATE VIEW v AS SELECT 1", "x", None), None);
+        assert_eq!(renamed_create("CREATE TABLE", "x", None), None);
+        assert_eq!(renamed_create("CREATE INDEX i (a)", "x", Some("t")), None);
+        assert_eq!(
+            renamed_create("CREATE TABLE tablex(a)", "x", Some("t")),
+            None
+        );
+    }
+}

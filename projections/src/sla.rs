@@ -1,0 +1,670 @@
+//! SLA clocks as a read model: one row per obligation a case's holder has
+//! run (stage, start, due time, who owed it, warnings, breach, stop), kept
+//! by the case projection in the same transaction as the case index.
+//!
+//! The clocks come from the aggregates themselves
+//! ([`Dispute::running_clocks`], [`Petition::running_clocks`]): after each
+//! event the projection compares the case's running clocks with those
+//! before it. A clock that appears has started; one whose due time moved
+//! was re-timed (an extension, a hearing); one that disappears has stopped,
+//! met if it stopped by its due time and breached otherwise. Warnings and
+//! breaches are what the case's history says (`DeadlineWarned`,
+//! `DeadlineBreached`), so the read model never disagrees with it.
+
+use chrono::{DateTime, Utc};
+use mediation_domain::dispute::Dispute;
+use mediation_domain::petition::Petition;
+use mediation_domain::policy::Stage;
+use mediation_domain::sla::RunningClock;
+use mediation_store::{Backend, Batch, RecordedEvent, Store, StoreError};
+use serde_json::Value;
+use sqlx::Row;
+
+/// The table.
+pub const TABLE: &str = "sla_clocks";
+
+/// A case whose obligations run on clocks.
+pub trait Clocked {
+    /// The clocks running on the case now.
+    fn clocks(&self) -> Vec<RunningClock>;
+}
+
+impl Clocked for Dispute {
+    fn clocks(&self) -> Vec<RunningClock> {
+        self.running_clocks()
+    }
+}
+
+impl Clocked for Petition {
+    fn clocks(&self) -> Vec<RunningClock> {
+        self.running_clocks()
+    }
+}
+
+/// What one event did to a case's clocks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClockChange {
+    /// A clock started, or was re-timed: write it as running.
+    Running(RunningClock),
+    /// A clock stopped at this instant.
+    Stopped {
+        /// Its stage.
+        stage: Stage,
+        /// When it started (with the stage, the row's key).
+        started_at: DateTime<Utc>,
+        /// When it stopped.
+        at: DateTime<Utc>,
+    },
+    /// The case recorded a warning or a breach for a clock.
+    Marked {
+        /// Its stage.
+        stage: Stage,
+        /// The due time the mark is for.
+        due: DateTime<Utc>,
+        /// 50, 75, or 100 for the breach.
+        threshold_percent: u8,
+        /// When it was recorded.
+        at: DateTime<Utc>,
+    },
+}
+
+/// The changes between the clocks `before` and `after` an event at `at`.
+pub fn diff(
+    before: &[RunningClock],
+    after: &[RunningClock],
+    at: DateTime<Utc>,
+) -> Vec<ClockChange> {
+    let mut changes = Vec::new();
+    for clock in before {
+        if !after
+            .iter()
+            .any(|c| c.stage == clock.stage && c.started_at == clock.started_at)
+        {
+            changes.push(ClockChange::Stopped {
+                stage: clock.stage,
+                started_at: clock.started_at,
+                at,
+            });
+        }
+    }
+    for clock in after {
+        let same = before
+            .iter()
+            .find(|c| c.stage == clock.stage && c.started_at == clock.started_at);
+        if same != Some(clock) {
+            changes.push(ClockChange::Running(clock.clone()));
+        }
+    }
+    changes
+}
+
+/// The warning or breach an event records, read from its stored JSON.
+pub fn mark(event: &RecordedEvent) -> Option<ClockChange> {
+    let threshold = match event.event_type.as_str() {
+        "DeadlineWarned" => None,
+        "DeadlineBreached" => Some(100),
+        _ => return None,
+    };
+    let body = event.payload.get("change")?.get(&event.event_type)?;
+    let stage: Stage = serde_json::from_value(body.get("stage")?.clone()).ok()?;
+    let due: DateTime<Utc> = serde_json::from_value(body.get("due")?.clone()).ok()?;
+    let threshold_percent = match threshold {
+        Some(t) => t,
+        None => u8::try_from(body.get("threshold_percent")?.as_u64()?).ok()?,
+    };
+    Some(ClockChange::Marked {
+        stage,
+        due,
+        threshold_percent,
+        at: event_time(event),
+    })
+}
+
+/// When an event happened, as the case's history says (`at`); the store's
+/// recording time if the payload has none.
+pub fn event_time(event: &RecordedEvent) -> DateTime<Utc> {
+    event
+        .payload
+        .get("at")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or(event.recorded_at)
+}
+
+fn stage_name(stage: Stage) -> String {
+    match serde_json::to_value(stage) {
+        Ok(Value::String(s)) => s,
+        _ => format!("{stage:?}"),
+    }
+}
+
+/// Writes the clock changes of one case within `batch`, in order.
+pub async fn write(
+    batch: &mut Batch,
+    aggregate_type: &str,
+    case_id: &str,
+    changes: &[ClockChange],
+) -> Result<(), StoreError> {
+    let table = batch.table(TABLE);
+    for change in changes {
+        match change {
+            ClockChange::Running(clock) => {
+                let stage = stage_name(clock.stage);
+                let holder = &clock.holder;
+                let division = holder.division.as_ref().map(|d| d.as_str().to_owned());
+                let level = holder.level.map(|l| l.as_str().to_owned());
+                let paused = clock.paused.num_seconds();
+                // A new or re-timed clock runs again: marks for an earlier
+                // due time no longer apply (the case keys them by due time).
+                let upsert = |p: &[&str]| {
+                    format!(
+                        "INSERT INTO {table} (aggregate_type, case_id, stage, started_at, due_at, \
+                         paused_seconds, warn_50_at, warn_75_at, provisional, division, level, \
+                         body, person, status) VALUES ({}, 'running') \
+                         ON CONFLICT (aggregate_type, case_id, stage, started_at) DO UPDATE SET \
+                         due_at = excluded.due_at, paused_seconds = excluded.paused_seconds, \
+                         warn_50_at = excluded.warn_50_at, warn_75_at = excluded.warn_75_at, \
+                         provisional = excluded.provisional, division = excluded.division, \
+                         level = excluded.level, body = excluded.body, person = excluded.person, \
+                         status = CASE WHEN {table}.due_at = excluded.due_at THEN {table}.status \
+                                  ELSE 'running' END, \
+                         warned_50_at = CASE WHEN {table}.due_at = excluded.due_at \
+                                        THEN {table}.warned_50_at END, \
+                         warned_75_at = CASE WHEN {table}.due_at = excluded.due_at \
+                                        THEN {table}.warned_75_at END, \
+                         breached_at = CASE WHEN {table}.due_at = excluded.due_at \
+                                       THEN {table}.breached_at END",
+                        p.join(", ")
+                    )
+                };
+                if let Some(c) = batch.postgres() {
+                    let sql = upsert(&[
+                        "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12",
+                        "$13",
+                    ]);
+                    sqlx::query(&sql)
+                        .bind(aggregate_type)
+                        .bind(case_id)
+                        .bind(&stage)
+                        .bind(clock.started_at)
+                        .bind(clock.deadline.due)
+                        .bind(paused)
+                        .bind(clock.reached_at(50))
+                        .bind(clock.reached_at(75))
+                        .bind(clock.deadline.provisional)
+                        .bind(&division)
+                        .bind(&level)
+                        .bind(&holder.body)
+                        .bind(&holder.person)
+                        .execute(c)
+                        .await?;
+                } else if let Some(c) = batch.sqlite() {
+                    let sql = upsert(&["?"; 13]);
+                    sqlx::query(&sql)
+                        .bind(aggregate_type)
+                        .bind(case_id)
+                        .bind(&stage)
+                        .bind(clock.started_at)
+                        .bind(clock.deadline.due)
+                        .bind(paused)
+                        .bind(clock.reached_at(50))
+                        .bind(clock.reached_at(75))
+                        .bind(clock.deadline.provisional)
+                        .bind(&division)
+                        .bind(&level)
+                        .bind(&holder.body)
+                        .bind(&holder.person)
+                        .execute(c)
+                        .await?;
+                }
+            }
+            ClockChange::Stopped {
+                stage,
+                started_at,
+                at,
+            } => {
+                let stage = stage_name(*stage);
+                if let Some(c) = batch.postgres() {
+                    sqlx::query(&format!(
+                        "UPDATE {table} SET stopped_at = $1, status = CASE \
+                         WHEN status = 'breached' OR $1 > due_at THEN 'breached' ELSE 'met' END \
+                         WHERE aggregate_type = $2 AND case_id = $3 AND stage = $4 \
+                         AND started_at = $5 AND stopped_at IS NULL"
+                    ))
+                    .bind(at)
+                    .bind(aggregate_type)
+                    .bind(case_id)
+                    .bind(&stage)
+                    .bind(started_at)
+                    .execute(c)
+                    .await?;
+                } else if let Some(c) = batch.sqlite() {
+                    sqlx::query(&format!(
+                        "UPDATE {table} SET stopped_at = ?1, status = CASE \
+                         WHEN status = 'breached' OR ?1 > due_at THEN 'breached' ELSE 'met' END \
+                         WHERE aggregate_type = ?2 AND case_id = ?3 AND stage = ?4 \
+                         AND started_at = ?5 AND stopped_at IS NULL"
+                    ))
+                    .bind(at)
+                    .bind(aggregate_type)
+                    .bind(case_id)
+                    .bind(&stage)
+                    .bind(started_at)
+                    .execute(c)
+                    .await?;
+                }
+            }
+            ClockChange::Marked {
+                stage,
+                due,
+                threshold_percent,
+                at,
+            } => {
+                let stage = stage_name(*stage);
+                let (column, status) = match threshold_percent {
+                    50 => ("warned_50_at", "warned_50"),
+                    75 => ("warned_75_at", "warned_75"),
+                    _ => ("breached_at", "breached"),
+                };
+                // A later mark never steps a clock's status back (a 50%
+                // warning recorded after the 75% one, say).
+                let rank = "CASE status WHEN 'running' THEN 0 WHEN 'warned_50' THEN 1 \
+                            WHEN 'warned_75' THEN 2 ELSE 3 END";
+                let new_rank = match threshold_percent {
+                    50 => 1,
+                    75 => 2,
+                    _ => 3,
+                };
+                if let Some(c) = batch.postgres() {
+                    sqlx::query(&format!(
+                        "UPDATE {table} SET {column} = $1, status = CASE WHEN {rank} < {new_rank} \
+                         THEN '{status}' ELSE status END \
+                         WHERE aggregate_type = $2 AND case_id = $3 AND stage = $4 AND due_at = $5 \
+                         AND stopped_at IS NULL"
+                    ))
+                    .bind(at)
+                    .bind(aggregate_type)
+                    .bind(case_id)
+                    .bind(&stage)
+                    .bind(due)
+                    .execute(c)
+                    .await?;
+                } else if let Some(c) = batch.sqlite() {
+                    sqlx::query(&format!(
+                        "UPDATE {table} SET {column} = ?1, status = CASE WHEN {rank} < {new_rank} \
+                         THEN '{status}' ELSE status END \
+                         WHERE aggregate_type = ?2 AND case_id = ?3 AND stage = ?4 AND due_at = ?5 \
+                         AND stopped_at IS NULL"
+                    ))
+                    .bind(at)
+                    .bind(aggregate_type)
+                    .bind(case_id)
+                    .bind(&stage)
+                    .bind(due)
+                    .execute(c)
+                    .await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A clock whose next threshold has come: what the timer watcher records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueTimer {
+    /// `Dispute` or `Petition`.
+    pub aggregate_type: String,
+    /// The case.
+    pub case_id: String,
+    /// The clock's stage.
+    pub stage: Stage,
+    /// The clock's due time.
+    pub due: DateTime<Utc>,
+    /// 50 or 75 for a warning, 100 for the breach: the highest threshold
+    /// reached by `now`. Lower ones not yet recorded are passed over, since a
+    /// warning after the deadline has passed helps nobody.
+    pub threshold_percent: u8,
+}
+
+/// Running clocks whose highest threshold reached by `now` is not yet
+/// recorded, earliest due first.
+pub async fn due_timers(
+    store: &Store,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<DueTimer>, StoreError> {
+    // The three cases are exclusive: only the highest threshold reached is
+    // looked at, so a clock whose breach is recorded is not picked up again
+    // for a warning it skipped.
+    let condition = |n: &str| {
+        format!(
+            "stopped_at IS NULL AND ( \
+               (due_at <= {n} AND breached_at IS NULL) \
+            OR (due_at > {n} AND warn_75_at <= {n} AND warned_75_at IS NULL) \
+            OR (warn_75_at > {n} AND warn_50_at <= {n} AND warned_50_at IS NULL))"
+        )
+    };
+    let rows = match store.backend() {
+        Backend::Postgres(pool) => sqlx::query(&format!(
+            "SELECT aggregate_type, case_id, stage, due_at, warn_50_at, warn_75_at \
+                 FROM {TABLE} WHERE {} ORDER BY due_at LIMIT $2",
+            condition("$1")
+        ))
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| {
+            timer_row(
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(5)?,
+                now,
+            )
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?,
+        Backend::Sqlite(pool) => sqlx::query(&format!(
+            "SELECT aggregate_type, case_id, stage, due_at, warn_50_at, warn_75_at \
+                 FROM {TABLE} WHERE {} ORDER BY due_at LIMIT ?2",
+            condition("?1")
+        ))
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| {
+            timer_row(
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(5)?,
+                now,
+            )
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?,
+    };
+    Ok(rows)
+}
+
+fn timer_row(
+    aggregate_type: String,
+    case_id: String,
+    stage: String,
+    due: DateTime<Utc>,
+    warn_75_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<DueTimer, StoreError> {
+    let stage: Stage = serde_json::from_value(Value::String(stage.clone()))
+        .map_err(|_| StoreError::Corrupt(format!("unknown stage {stage:?} in {TABLE}")))?;
+    let threshold_percent = if due <= now {
+        100
+    } else if warn_75_at <= now {
+        75
+    } else {
+        50
+    };
+    Ok(DueTimer {
+        aggregate_type,
+        case_id,
+        stage,
+        due,
+        threshold_percent,
+    })
+}
+
+/// One clock as the read model holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockRow {
+    /// `Dispute` or `Petition`.
+    pub aggregate_type: String,
+    /// The case.
+    pub case_id: String,
+    /// The stage timed, by its stored name (`village_handling`, …).
+    pub stage: String,
+    /// When the obligation began.
+    pub started_at: DateTime<Utc>,
+    /// When it is due.
+    pub due_at: DateTime<Utc>,
+    /// Legally excluded time inside the period, in seconds.
+    pub paused_seconds: i64,
+    /// Whether the due time was counted over a year with no holiday file.
+    pub provisional: bool,
+    /// The division holding the case for this stage.
+    pub division: Option<String>,
+    /// The level holding the case.
+    pub level: Option<String>,
+    /// The body that owes the step, if one is named.
+    pub body: Option<String>,
+    /// The person in charge, if one is named.
+    pub person: Option<String>,
+    /// `running`, `warned_50`, `warned_75`, `breached` or `met`.
+    pub status: String,
+    /// When the 50% warning was recorded.
+    pub warned_50_at: Option<DateTime<Utc>>,
+    /// When the 75% warning was recorded.
+    pub warned_75_at: Option<DateTime<Utc>>,
+    /// When the breach was recorded.
+    pub breached_at: Option<DateTime<Utc>>,
+    /// When the clock stopped; `None` while it runs.
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+/// Which clocks [`clocks`] returns, ordered by due time; every field set
+/// must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClockQuery {
+    /// Only clocks of cases held by a division in this range of codes.
+    pub division: Option<(String, String)>,
+    /// A second range that must match too: the caller's scope.
+    pub scope: Option<(String, String)>,
+    /// Only running clocks due at or before this instant: overdue as of it.
+    pub overdue_at: Option<DateTime<Utc>>,
+    /// Only running clocks due in this window (from, to]: "due within N days".
+    pub due_between: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Only clocks owed by this body.
+    pub body: Option<String>,
+    /// Only clocks in this status.
+    pub status: Option<String>,
+    /// Only clocks after this one in the order (due time, case, stage,
+    /// start): the last row of the previous page.
+    pub after: Option<(DateTime<Utc>, String, String, DateTime<Utc>)>,
+    /// The most rows to return.
+    pub limit: u32,
+}
+
+const CLOCK_COLUMNS: &str = "aggregate_type, case_id, stage, started_at, due_at, paused_seconds, \
+    provisional, division, level, body, person, status, warned_50_at, warned_75_at, breached_at, \
+    stopped_at";
+
+/// Reads a clock row; the same code for both backends' row types.
+macro_rules! clock_row {
+    ($r:expr) => {{
+        let r = $r;
+        Ok::<_, StoreError>(ClockRow {
+            aggregate_type: r.try_get(0)?,
+            case_id: r.try_get(1)?,
+            stage: r.try_get(2)?,
+            started_at: r.try_get(3)?,
+            due_at: r.try_get(4)?,
+            paused_seconds: r.try_get(5)?,
+            provisional: r.try_get(6)?,
+            division: r.try_get(7)?,
+            level: r.try_get(8)?,
+            body: r.try_get(9)?,
+            person: r.try_get(10)?,
+            status: r.try_get(11)?,
+            warned_50_at: r.try_get(12)?,
+            warned_75_at: r.try_get(13)?,
+            breached_at: r.try_get(14)?,
+            stopped_at: r.try_get(15)?,
+        })
+    }};
+}
+
+/// Clocks matching `query`, earliest due first.
+pub async fn clocks(store: &Store, query: &ClockQuery) -> Result<Vec<ClockRow>, StoreError> {
+    let (d, s) = (query.division.as_ref(), query.scope.as_ref());
+    let overdue = query.overdue_at;
+    let (from, to) = query.due_between.unzip();
+    let (a_due, a_case, a_stage, a_start) = match &query.after {
+        Some((due, case, stage, start)) => (Some(*due), Some(case), Some(stage), Some(*start)),
+        None => (None, None, None, None),
+    };
+    let conditions = |p: &dyn Fn(usize) -> String| {
+        format!(
+            "({d1} IS NULL OR division BETWEEN {d1} AND {d2}) \
+             AND ({s1} IS NULL OR division BETWEEN {s1} AND {s2}) \
+             AND ({o} IS NULL OR (stopped_at IS NULL AND due_at <= {o})) \
+             AND ({f} IS NULL OR (stopped_at IS NULL AND due_at > {f} AND due_at <= {t})) \
+             AND ({b} IS NULL OR body = {b}) AND ({st} IS NULL OR status = {st}) \
+             AND ({ad} IS NULL OR (due_at, case_id, stage, started_at) > ({ad}, {ac}, {ast}, {asr})) \
+             ORDER BY due_at, case_id, stage, started_at LIMIT {l}",
+            d1 = p(1),
+            d2 = p(2),
+            s1 = p(3),
+            s2 = p(4),
+            o = p(5),
+            f = p(6),
+            t = p(7),
+            b = p(8),
+            st = p(9),
+            ad = p(10),
+            ac = p(11),
+            ast = p(12),
+            asr = p(13),
+            l = p(14),
+        )
+    };
+    macro_rules! bind_all {
+        ($q:expr) => {
+            $q.bind(d.map(|r| &r.0))
+                .bind(d.map(|r| &r.1))
+                .bind(s.map(|r| &r.0))
+                .bind(s.map(|r| &r.1))
+                .bind(overdue)
+                .bind(from)
+                .bind(to)
+                .bind(&query.body)
+                .bind(&query.status)
+                .bind(a_due)
+                .bind(a_case)
+                .bind(a_stage)
+                .bind(a_start)
+                .bind(i64::from(query.limit))
+        };
+    }
+    match store.backend() {
+        Backend::Postgres(pool) => {
+            // Typed placeholders, so that PostgreSQL knows each NULL's type.
+            let types = [
+                "",
+                "text",
+                "text",
+                "text",
+                "text",
+                "timestamptz",
+                "timestamptz",
+                "timestamptz",
+                "text",
+                "text",
+                "timestamptz",
+                "text",
+                "text",
+                "timestamptz",
+                "bigint",
+            ];
+            let sql = format!(
+                "SELECT {CLOCK_COLUMNS} FROM {TABLE} WHERE {}",
+                conditions(&|n| format!("${n}::{}", types[n]))
+            );
+            let rows = bind_all!(sqlx::query(&sql)).fetch_all(pool).await?;
+            rows.iter().map(|r| clock_row!(r)).collect()
+        }
+        Backend::Sqlite(pool) => {
+            let sql = format!(
+                "SELECT {CLOCK_COLUMNS} FROM {TABLE} WHERE {}",
+                conditions(&|n| format!("?{n}"))
+            );
+            let rows = bind_all!(sqlx::query(&sql)).fetch_all(pool).await?;
+            rows.iter().map(|r| clock_row!(r)).collect()
+        }
+    }
+}
+
+/// Breaches per body: clocks breached (recorded in the case's history, or
+/// stopped late) and clocks running, in a division range since an instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyBreaches {
+    /// The body that owed the steps (`None`: no body named, e.g. a level's
+    /// handling period).
+    pub body: Option<String>,
+    /// Clocks breached.
+    pub breached: i64,
+    /// Clocks met.
+    pub met: i64,
+    /// Clocks still running.
+    pub running: i64,
+}
+
+/// [`BodyBreaches`] for clocks started at or after `since`, in `scope`
+/// (a range of division codes), most breaches first.
+pub async fn breaches_by_body(
+    store: &Store,
+    scope: Option<(String, String)>,
+    since: DateTime<Utc>,
+) -> Result<Vec<BodyBreaches>, StoreError> {
+    let (lo, hi) = scope.unzip();
+    let select = |p: [&str; 3]| {
+        format!(
+            "SELECT body, \
+             sum(CASE WHEN status = 'breached' THEN 1 ELSE 0 END), \
+             sum(CASE WHEN status = 'met' THEN 1 ELSE 0 END), \
+             sum(CASE WHEN stopped_at IS NULL AND status <> 'breached' THEN 1 ELSE 0 END) \
+             FROM {TABLE} WHERE started_at >= {} AND ({lo} IS NULL OR division BETWEEN {lo} AND {hi}) \
+             GROUP BY body ORDER BY 2 DESC, body",
+            p[0],
+            lo = p[1],
+            hi = p[2],
+        )
+    };
+    let rows = match store.backend() {
+        Backend::Postgres(pool) => sqlx::query(&select(["$1", "$2::text", "$3::text"]))
+            .bind(since)
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(BodyBreaches {
+                    body: r.try_get(0)?,
+                    breached: r.try_get(1)?,
+                    met: r.try_get(2)?,
+                    running: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?,
+        Backend::Sqlite(pool) => sqlx::query(&select(["?1", "?2", "?3"]))
+            .bind(since)
+            .bind(lo)
+            .bind(hi)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(BodyBreaches {
+                    body: r.try_get(0)?,
+                    breached: r.try_get(1)?,
+                    met: r.try_get(2)?,
+                    running: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?,
+    };
+    Ok(rows)
+}

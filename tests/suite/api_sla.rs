@@ -1,0 +1,1148 @@
+//! `SlaService` end to end, as a mediation centre's dashboard sees it: SLA
+//! clocks overdue, due soon, by status and in pages; breaches per body;
+//! resolution statistics; caseload; repeat petitions and skipped-level
+//! visits; and the read models' progress. Every answer is cut to the
+//! caller's jurisdiction.
+//!
+//! The server keeps the case projection (case index and SLA clocks) itself.
+//! The statistics, caseload and petitioner-history read models are brought
+//! up to date here with `run_once`, as a runner would, and every query
+//! passes the last command's position as `min_position`.
+
+use chrono::Duration;
+use mediation_projections::runner::run_once;
+use mediation_projections::{all, case_index};
+use mediation_proto::v1 as pb;
+use mediation_proto::v1::sla_service_client::SlaServiceClient;
+use mediation_tests::TestDb;
+use mediation_tests::server::{
+    Agency, Bearer, DISTRICT_SUPERVISOR, TOWN_101, TOWN_102, TestServer, start_time,
+};
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+on_both_backends!(
+    clocks_are_listed_overdue_due_soon_by_status_and_in_pages,
+    breaches_are_counted_per_body,
+    resolution_statistics_count_and_rate,
+    caseload_is_counted_per_body_and_per_mediator,
+    repeat_petitions_and_skipped_level_visits_are_found,
+    projections_report_their_position,
+);
+
+const VILLAGE_A: &str = "990101101201";
+const VILLAGE_B: &str = "990101101202";
+const VILLAGE_D: &str = "990101101203";
+const TOWN_101_CODE: &str = "990101101000";
+const VILLAGE_102: &str = "990101102201";
+const TOWN_102_CODE: &str = "990101102000";
+
+type Sla = SlaServiceClient<InterceptedService<Channel, Bearer>>;
+
+fn sla(server: &TestServer, agency: &Agency) -> Sla {
+    SlaServiceClient::with_interceptor(server.channel(), Bearer::of(agency))
+}
+
+fn rid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Unwraps a command's response into its outcome.
+macro_rules! outcome {
+    ($call:expr) => {{
+        let outcome = $call.await.unwrap().into_inner().outcome.unwrap();
+        assert!(outcome.position > 0, "{outcome:?}");
+        outcome
+    }};
+}
+
+/// The disputes every dispute test starts from, all at village level:
+///
+/// - on Monday 2 March 2026 (t0): A (village 101201) and B (101202) are
+///   registered and dispatched to committee-101201 (mediators Wu and Li),
+///   and A's parties consent and are heard; C (village 102201, town 102) is
+///   registered and dispatched to committee-102201;
+/// - the clock moves 40 days on (t1), past every 30-day deadline;
+/// - at t1: D (101203) is registered and awaits dispatch.
+///
+/// With `settle`, A then reaches an agreement and B's mediation ends
+/// without one, both late.
+struct Scenario {
+    /// The position of the last command.
+    last: u64,
+}
+
+async fn scenario(server: &TestServer, settle: bool) -> Scenario {
+    let mut disputes = server.disputes(&DISTRICT_SUPERVISOR);
+    let register = |id: &str, division: &str| pb::RegisterDisputeRequest {
+        request_id: rid(),
+        dispute_id: id.into(),
+        actor_id: "clerk-1".into(),
+        division_code: division.into(),
+        level: pb::Level::Village.into(),
+        category: pb::DisputeCategory::Neighbourhood.into(),
+        risk: pb::Risk::Green.into(),
+        summary: "A wall between two yards".into(),
+        parties: vec![
+            pb::Party {
+                role: pb::PartyRole::Applicant.into(),
+                name: "Zhang San".into(),
+            },
+            pb::Party {
+                role: pb::PartyRole::Respondent.into(),
+                name: "Li Si".into(),
+            },
+        ],
+        ..Default::default()
+    };
+    let dispatch = |id: &str, body: &str, mediator: &str| pb::DispatchDisputeRequest {
+        request_id: rid(),
+        dispute_id: id.into(),
+        actor_id: "clerk-1".into(),
+        body: Some(pb::MediationBody {
+            body_id: body.into(),
+            name: format!("Mediation Committee {body}"),
+            kind: pb::MediationKind::Peoples.into(),
+        }),
+        mediator: mediator.into(),
+        ..Default::default()
+    };
+    outcome!(disputes.register_dispute(register("A", VILLAGE_A)));
+    outcome!(disputes.register_dispute(register("B", VILLAGE_B)));
+    outcome!(disputes.register_dispute(register("C", VILLAGE_102)));
+    outcome!(disputes.dispatch_dispute(dispatch("A", "committee-101201", "Mediator Wu")));
+    outcome!(disputes.dispatch_dispute(dispatch("B", "committee-101201", "Mediator Li")));
+    outcome!(disputes.dispatch_dispute(dispatch("C", "committee-102201", "Mediator Zhao")));
+    for party in [pb::PartyRole::Applicant, pb::PartyRole::Respondent] {
+        outcome!(disputes.record_consent(pb::RecordConsentRequest {
+            request_id: rid(),
+            dispute_id: "A".into(),
+            actor_id: "mediator-wu".into(),
+            party: party.into(),
+            consents: true,
+            ..Default::default()
+        }));
+    }
+    outcome!(disputes.hold_session(pb::HoldSessionRequest {
+        request_id: rid(),
+        dispute_id: "A".into(),
+        actor_id: "mediator-wu".into(),
+        summary: "Both sides heard".into(),
+        ..Default::default()
+    }));
+
+    server.clock.advance(Duration::days(40));
+    let mut last = outcome!(disputes.register_dispute(register("D", VILLAGE_D)));
+    if settle {
+        outcome!(disputes.reach_agreement(pb::ReachAgreementRequest {
+            request_id: rid(),
+            dispute_id: "A".into(),
+            actor_id: "mediator-wu".into(),
+            form: pb::AgreementForm::Written.into(),
+            terms: "The wall moves 30 cm east".into(),
+            ..Default::default()
+        }));
+        last = outcome!(disputes.terminate_mediation(pb::TerminateMediationRequest {
+            request_id: rid(),
+            dispute_id: "B".into(),
+            actor_id: "mediator-li".into(),
+            reason: pb::TerminationReason::NoAgreement.into(),
+            note: "No common ground".into(),
+            legal_routes_explained: true,
+            ..Default::default()
+        }));
+    }
+    Scenario {
+        last: last.position,
+    }
+}
+
+/// Brings the read models the server does not keep itself up to the end
+/// of the log, as their runner would.
+async fn run_other_projections(db: &TestDb) {
+    for projection in all() {
+        if projection.name() == case_index::NAME {
+            continue;
+        }
+        while run_once(&db.store, projection.as_ref(), false, 500)
+            .await
+            .unwrap()
+            > 0
+        {}
+    }
+}
+
+/// `(case, stage)` of each clock, in the order given.
+fn keys(clocks: &[pb::Clock]) -> Vec<(String, String)> {
+    clocks
+        .iter()
+        .map(|c| (c.case_id.clone(), c.stage.clone()))
+        .collect()
+}
+
+fn key(case: &str, stage: &str) -> (String, String) {
+    (case.to_owned(), stage.to_owned())
+}
+
+fn sorted(mut keys: Vec<(String, String)>) -> Vec<(String, String)> {
+    keys.sort();
+    keys
+}
+
+async fn list_clocks(client: &mut Sla, request: pb::ListClocksRequest) -> pb::ListClocksResponse {
+    client.list_clocks(request).await.unwrap().into_inner()
+}
+
+fn refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, needle: &str) {
+    let status = result.unwrap_err();
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(needle),
+        "{:?} should name {needle}",
+        status.message()
+    );
+    for internal in ["sqlx", "SQL", "syntax", "panicked"] {
+        assert!(!status.message().contains(internal), "{status:?}");
+    }
+}
+
+async fn clocks_are_listed_overdue_due_soon_by_status_and_in_pages(db: &TestDb) {
+    let server = TestServer::start(db, true).await;
+    let Scenario { last } = scenario(&server, false).await;
+    let mut district = sla(&server, &DISTRICT_SUPERVISOR);
+    let mut town = sla(&server, &TOWN_101);
+
+    // Every clock, earliest due first: each dispatched case has its
+    // level's handling period and the mediation; D only the first.
+    let every = list_clocks(
+        &mut district,
+        pb::ListClocksRequest {
+            min_position: last,
+            ..Default::default()
+        },
+    )
+    .await;
+    let handling = "village_handling";
+    assert_eq!(
+        sorted(keys(&every.clocks)),
+        sorted(vec![
+            key("A", handling),
+            key("A", "mediation"),
+            key("B", handling),
+            key("B", "mediation"),
+            key("C", handling),
+            key("C", "mediation"),
+            key("D", handling),
+        ])
+    );
+    assert!(every.next_page_token.is_empty());
+    let dues: Vec<i64> = every
+        .clocks
+        .iter()
+        .map(|c| c.due_time.unwrap().seconds)
+        .collect();
+    assert!(dues.is_sorted(), "earliest due first: {dues:?}");
+    let now = (start_time() + Duration::days(40)).timestamp();
+    let a_mediation = every
+        .clocks
+        .iter()
+        .find(|c| c.case_id == "A" && c.stage == "mediation")
+        .unwrap();
+    assert_eq!(a_mediation.aggregate_type(), pb::AggregateType::Dispute);
+    assert_eq!(a_mediation.body, "committee-101201");
+    assert_eq!(a_mediation.person, "Mediator Wu");
+    assert_eq!(a_mediation.division_code, VILLAGE_A);
+    assert_eq!(a_mediation.level(), pb::Level::Village);
+    assert_eq!(a_mediation.status(), pb::ClockStatus::Running);
+    assert_eq!(
+        a_mediation.start_time.unwrap().seconds,
+        start_time().timestamp()
+    );
+    assert!(a_mediation.due_time.unwrap().seconds < now);
+    assert_eq!(a_mediation.paused.unwrap().seconds, 0);
+    assert!(a_mediation.stop_time.is_none() && a_mediation.breach_time.is_none());
+
+    // Overdue: everything started 40 days ago; D's clock has a month left.
+    let overdue = list_clocks(
+        &mut district,
+        pb::ListClocksRequest {
+            view: pb::ClockView::Overdue.into(),
+            min_position: last,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(overdue.clocks.len(), 6, "{:?}", keys(&overdue.clocks));
+    assert!(overdue.clocks.iter().all(|c| c.case_id != "D"));
+    assert!(
+        overdue
+            .clocks
+            .iter()
+            .all(|c| c.due_time.unwrap().seconds <= now)
+    );
+
+    // Due soon: D's 30 days fall within 40 days, not within 10.
+    let soon = |days| pb::ListClocksRequest {
+        view: pb::ClockView::DueSoon.into(),
+        due_within_days: days,
+        min_position: last,
+        ..Default::default()
+    };
+    let within_40 = list_clocks(&mut district, soon(40)).await;
+    assert_eq!(keys(&within_40.clocks), vec![key("D", handling)]);
+    let within_10 = list_clocks(&mut district, soon(10)).await;
+    assert!(within_10.clocks.is_empty(), "{:?}", keys(&within_10.clocks));
+    for days in [0, 367] {
+        refused(
+            district.list_clocks(soon(days)).await,
+            Code::InvalidArgument,
+            "due_within_days",
+        );
+    }
+
+    // By status and by body.
+    let running = list_clocks(
+        &mut district,
+        pb::ListClocksRequest {
+            status: pb::ClockStatus::Running.into(),
+            min_position: last,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(running.clocks.len(), 7);
+    for status in [pb::ClockStatus::Breached, pb::ClockStatus::Met] {
+        let none = list_clocks(
+            &mut district,
+            pb::ListClocksRequest {
+                status: status.into(),
+                min_position: last,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(
+            none.clocks.is_empty(),
+            "{status:?}: {:?}",
+            keys(&none.clocks)
+        );
+    }
+    let owed = list_clocks(
+        &mut district,
+        pb::ListClocksRequest {
+            body: "committee-101201".into(),
+            min_position: last,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        sorted(keys(&owed.clocks)),
+        sorted(vec![key("A", "mediation"), key("B", "mediation")])
+    );
+
+    // Page by page, one clock at a time: the same clocks in the same order.
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    let mut pages = 0;
+    loop {
+        let page = list_clocks(
+            &mut district,
+            pb::ListClocksRequest {
+                page_size: 1,
+                page_token: token.clone(),
+                min_position: last,
+                ..Default::default()
+            },
+        )
+        .await;
+        pages += 1;
+        assert!(page.clocks.len() <= 1);
+        paged.extend(keys(&page.clocks));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+        assert!(pages < 20, "the pages never end");
+    }
+    assert_eq!(paged, keys(&every.clocks));
+    // A token is bound to its filters.
+    let first = list_clocks(
+        &mut district,
+        pb::ListClocksRequest {
+            page_size: 2,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(!first.next_page_token.is_empty());
+    refused(
+        district
+            .list_clocks(pb::ListClocksRequest {
+                page_size: 2,
+                page_token: first.next_page_token,
+                view: pb::ClockView::Overdue.into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        "page_token",
+    );
+
+    // Town 101 sees its own clocks only, and may narrow to a village.
+    let mine = list_clocks(
+        &mut town,
+        pb::ListClocksRequest {
+            min_position: last,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        sorted(keys(&mine.clocks)),
+        sorted(vec![
+            key("A", handling),
+            key("A", "mediation"),
+            key("B", handling),
+            key("B", "mediation"),
+            key("D", handling),
+        ])
+    );
+    assert!(
+        mine.clocks
+            .iter()
+            .all(|c| c.division_code.starts_with("990101101"))
+    );
+    let mine_overdue = list_clocks(
+        &mut town,
+        pb::ListClocksRequest {
+            view: pb::ClockView::Overdue.into(),
+            min_position: last,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(mine_overdue.clocks.len(), 4);
+    let village = list_clocks(
+        &mut town,
+        pb::ListClocksRequest {
+            division_code: VILLAGE_A.into(),
+            min_position: last,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        sorted(keys(&village.clocks)),
+        sorted(vec![key("A", handling), key("A", "mediation")])
+    );
+    // Town 102's clocks, asked for by name, are refused.
+    let mut other_town = sla(&server, &TOWN_102);
+    let theirs = list_clocks(
+        &mut other_town,
+        pb::ListClocksRequest {
+            min_position: last,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        sorted(keys(&theirs.clocks)),
+        sorted(vec![key("C", handling), key("C", "mediation")])
+    );
+    for outside in [VILLAGE_102, TOWN_102_CODE, "990101000000"] {
+        refused(
+            town.list_clocks(pb::ListClocksRequest {
+                division_code: outside.into(),
+                ..Default::default()
+            })
+            .await,
+            Code::PermissionDenied,
+            outside,
+        );
+    }
+    refused(
+        town.list_clocks(pb::ListClocksRequest {
+            division_code: "12345".into(),
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "division_code",
+    );
+    refused(
+        town.list_clocks(pb::ListClocksRequest {
+            status: 99,
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "status",
+    );
+
+    server.stop().await;
+}
+
+async fn breaches_are_counted_per_body(db: &TestDb) {
+    let server = TestServer::start(db, true).await;
+    let Scenario { last } = scenario(&server, true).await;
+    let mut town = sla(&server, &TOWN_101);
+    let mut district = sla(&server, &DISTRICT_SUPERVISOR);
+
+    // A's agreement and B's termination came ten days late: their
+    // mediations were breached, and so was A's handling period, which the
+    // agreement stopped. B's handling period and D's still run.
+    let breached = list_clocks(
+        &mut town,
+        pb::ListClocksRequest {
+            status: pb::ClockStatus::Breached.into(),
+            min_position: last,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        sorted(keys(&breached.clocks)),
+        sorted(vec![
+            key("A", "mediation"),
+            key("A", "village_handling"),
+            key("B", "mediation"),
+        ])
+    );
+    assert!(breached.clocks.iter().all(|c| c.stop_time.is_some()));
+
+    let row = |body: &str, breached, met, running| pb::BodyBreaches {
+        body: body.into(),
+        breached,
+        met,
+        running,
+    };
+    let bodies = town
+        .list_breaches_by_body(pb::ListBreachesByBodyRequest {
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .bodies;
+    assert_eq!(
+        bodies,
+        vec![row("committee-101201", 2, 0, 0), row("", 1, 0, 2)]
+    );
+    let bodies = district
+        .list_breaches_by_body(pb::ListBreachesByBodyRequest {
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .bodies;
+    assert_eq!(
+        bodies,
+        vec![
+            row("committee-101201", 2, 0, 0),
+            row("", 1, 0, 3),
+            row("committee-102201", 0, 0, 1),
+        ]
+    );
+    // Only the clocks started since t1: D's handling period.
+    let since = start_time() + Duration::days(40);
+    let bodies = town
+        .list_breaches_by_body(pb::ListBreachesByBodyRequest {
+            since_time: Some(prost_types::Timestamp {
+                seconds: since.timestamp(),
+                nanos: 0,
+            }),
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .bodies;
+    assert_eq!(bodies, vec![row("", 0, 0, 1)]);
+    // Narrowed to town 102 by the district.
+    let bodies = district
+        .list_breaches_by_body(pb::ListBreachesByBodyRequest {
+            division_code: TOWN_102_CODE.into(),
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .bodies;
+    assert_eq!(
+        bodies,
+        vec![row("", 0, 0, 1), row("committee-102201", 0, 0, 1)]
+    );
+    refused(
+        town.list_breaches_by_body(pb::ListBreachesByBodyRequest {
+            division_code: TOWN_102_CODE.into(),
+            ..Default::default()
+        })
+        .await,
+        Code::PermissionDenied,
+        TOWN_102_CODE,
+    );
+
+    server.stop().await;
+}
+
+async fn resolution_statistics_count_and_rate(db: &TestDb) {
+    let server = TestServer::start(db, true).await;
+    let Scenario { last } = scenario(&server, true).await;
+    run_other_projections(db).await;
+    let mut town = sla(&server, &TOWN_101);
+    let mut district = sla(&server, &DISTRICT_SUPERVISOR);
+    let stats = |from: &str, to: &str, grouping: pb::StatsGrouping| pb::GetResolutionStatsRequest {
+        from_month: from.into(),
+        to_month: to.into(),
+        grouping: grouping.into(),
+        min_position: last,
+        ..Default::default()
+    };
+
+    // Town 101 over March and April: A, B and D registered; one agreement
+    // and one termination, so half the concluded mediations succeeded.
+    let rows = town
+        .get_resolution_stats(stats("2026-03", "2026-04", pb::StatsGrouping::Unspecified))
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let total = &rows[0];
+    assert_eq!(total.registered, 3);
+    assert_eq!(total.agreements, 1);
+    assert_eq!(total.terminations, 1);
+    assert_eq!(total.closed, 0);
+    assert_eq!(total.mediation_success_rate, Some(0.5));
+    // Nothing closed: the rates over closed cases are unset, not zero.
+    assert_eq!(total.lowest_level_resolution_rate, None);
+    assert_eq!(total.on_time_rate, None);
+    assert!(total.division_code.is_empty() && total.month.is_empty());
+    assert_eq!(total.level(), pb::Level::Unspecified);
+
+    // March alone: the two registrations of t0, no mediation concluded.
+    let march = town
+        .get_resolution_stats(stats("2026-03", "2026-03", pb::StatsGrouping::Unspecified))
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    assert_eq!(march[0].registered, 2);
+    assert_eq!(march[0].mediation_success_rate, None);
+
+    // Per level and month.
+    let rows = town
+        .get_resolution_stats(stats("2026-03", "2026-04", pb::StatsGrouping::LevelMonth))
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    let summary: Vec<(pb::Level, String, u64, u64, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.level(),
+                r.month.clone(),
+                r.registered,
+                r.agreements,
+                r.terminations,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (pb::Level::Village, "2026-03".to_owned(), 2, 0, 0),
+            (pb::Level::Village, "2026-04".to_owned(), 1, 1, 1),
+        ]
+    );
+
+    // The district sees town 102's registration too; per division, each
+    // village has its own rows.
+    let rows = district
+        .get_resolution_stats(stats("2026-03", "2026-04", pb::StatsGrouping::Unspecified))
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    assert_eq!(rows[0].registered, 4);
+    let rows = district
+        .get_resolution_stats(stats(
+            "2026-03",
+            "2026-04",
+            pb::StatsGrouping::DivisionLevelMonth,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    let registered: Vec<(String, String, u64)> = rows
+        .iter()
+        .filter(|r| r.registered > 0)
+        .map(|r| (r.division_code.clone(), r.month.clone(), r.registered))
+        .collect();
+    assert_eq!(
+        registered,
+        vec![
+            (VILLAGE_A.to_owned(), "2026-03".to_owned(), 1),
+            (VILLAGE_B.to_owned(), "2026-03".to_owned(), 1),
+            (VILLAGE_D.to_owned(), "2026-04".to_owned(), 1),
+            (VILLAGE_102.to_owned(), "2026-03".to_owned(), 1),
+        ]
+    );
+
+    // Months are checked and named.
+    refused(
+        town.get_resolution_stats(stats("2026-3", "2026-04", pb::StatsGrouping::Unspecified))
+            .await,
+        Code::InvalidArgument,
+        "from_month",
+    );
+    refused(
+        town.get_resolution_stats(stats("2026-03", "", pb::StatsGrouping::Unspecified))
+            .await,
+        Code::InvalidArgument,
+        "to_month",
+    );
+    refused(
+        town.get_resolution_stats(stats("2026-04", "2026-03", pb::StatsGrouping::Unspecified))
+            .await,
+        Code::InvalidArgument,
+        "to_month",
+    );
+    refused(
+        town.get_resolution_stats(pb::GetResolutionStatsRequest {
+            division_code: VILLAGE_102.into(),
+            ..stats("2026-03", "2026-04", pb::StatsGrouping::Unspecified)
+        })
+        .await,
+        Code::PermissionDenied,
+        VILLAGE_102,
+    );
+
+    server.stop().await;
+}
+
+async fn caseload_is_counted_per_body_and_per_mediator(db: &TestDb) {
+    let server = TestServer::start(db, true).await;
+    let Scenario { last } = scenario(&server, true).await;
+    run_other_projections(db).await;
+    let mut town = sla(&server, &TOWN_101);
+    let forty_days = Duration::days(40).num_seconds();
+
+    // A and B stay with committee-101201 (agreed and terminated cases are
+    // still open); D awaits dispatch; C is town 102's.
+    let rows = town
+        .list_caseload(pb::ListCaseloadRequest {
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    let summary: Vec<(String, String, u64, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.body_id.clone(),
+                r.mediator.clone(),
+                r.open,
+                r.oldest_age.unwrap().seconds,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (String::new(), String::new(), 1, 0),
+            ("committee-101201".to_owned(), String::new(), 2, forty_days),
+        ]
+    );
+    assert_eq!(rows[1].body_name, "Mediation Committee committee-101201");
+    assert_eq!(
+        rows[1].oldest_open_time.unwrap().seconds,
+        start_time().timestamp()
+    );
+    assert_eq!(rows[1].average_age.unwrap().seconds, forty_days);
+
+    let rows = town
+        .list_caseload(pb::ListCaseloadRequest {
+            grouping: pb::CaseloadGrouping::Mediator.into(),
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    let summary: Vec<(String, String, u64)> = rows
+        .iter()
+        .map(|r| (r.body_id.clone(), r.mediator.clone(), r.open))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (String::new(), String::new(), 1),
+            ("committee-101201".to_owned(), "Mediator Li".to_owned(), 1),
+            ("committee-101201".to_owned(), "Mediator Wu".to_owned(), 1),
+        ]
+    );
+
+    // The district, narrowed to town 102, sees C only.
+    let mut district = sla(&server, &DISTRICT_SUPERVISOR);
+    let rows = district
+        .list_caseload(pb::ListCaseloadRequest {
+            division_code: TOWN_102_CODE.into(),
+            grouping: pb::CaseloadGrouping::Mediator.into(),
+            min_position: last,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    let summary: Vec<(String, String, u64)> = rows
+        .iter()
+        .map(|r| (r.body_id.clone(), r.mediator.clone(), r.open))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![("committee-102201".to_owned(), "Mediator Zhao".to_owned(), 1)]
+    );
+    refused(
+        town.list_caseload(pb::ListCaseloadRequest {
+            division_code: TOWN_102_CODE.into(),
+            ..Default::default()
+        })
+        .await,
+        Code::PermissionDenied,
+        TOWN_102_CODE,
+    );
+
+    server.stop().await;
+}
+
+async fn repeat_petitions_and_skipped_level_visits_are_found(db: &TestDb) {
+    let server = TestServer::start(db, true).await;
+    let receive = |agency: &Agency,
+                   id: &str,
+                   division: &str,
+                   facts: &str,
+                   unit: &str,
+                   visit: Option<(pb::Level, pb::Level)>| {
+        let mut petitions = server.petitions(agency);
+        let (channel, competent, visited, representatives) = match visit {
+            Some((competent, visited)) => (pb::PetitionChannel::Visit, competent, visited, 1),
+            None => (
+                pb::PetitionChannel::Letter,
+                pb::Level::Town,
+                pb::Level::Unspecified,
+                0,
+            ),
+        };
+        let request = pb::ReceivePetitionRequest {
+            request_id: rid(),
+            petition_id: id.into(),
+            actor_id: "office-1".into(),
+            channel: channel.into(),
+            petitioner: Some(pb::Petitioner {
+                name: "Wang Fang".into(),
+                contact: "13800000001".into(),
+            }),
+            complained_unit: unit.into(),
+            facts: facts.into(),
+            division_code: division.into(),
+            competent_level: competent.into(),
+            visited_level: visited.into(),
+            representatives,
+            ..Default::default()
+        };
+        async move { outcome!(petitions.receive_petition(request)) }
+    };
+
+    // The same petitioner writes to town 101 twice, a day apart, about
+    // different things, then to town 102; a visit to the district skips
+    // the town above a village's matter.
+    let p1 = receive(
+        &TOWN_101,
+        "P1",
+        TOWN_101_CODE,
+        "Compensation for land was never paid",
+        "Land Bureau",
+        None,
+    )
+    .await;
+    server.clock.advance(Duration::days(1));
+    let p2 = receive(
+        &TOWN_101,
+        "P2",
+        TOWN_101_CODE,
+        "The road outside the school floods",
+        "Roads Office",
+        None,
+    )
+    .await;
+    server.clock.advance(Duration::days(1));
+    receive(
+        &TOWN_102,
+        "P3",
+        TOWN_102_CODE,
+        "A factory dumps waste",
+        "Environment Office",
+        None,
+    )
+    .await;
+    server.clock.advance(Duration::days(1));
+    let visit = receive(
+        &TOWN_101,
+        "V1",
+        VILLAGE_A,
+        "A neighbour built on the lane",
+        "",
+        Some((pb::Level::Village, pb::Level::District)),
+    )
+    .await;
+    assert!(visit.position > p2.position && p2.position > p1.position);
+    let last = visit.position;
+    run_other_projections(db).await;
+
+    let mut town = sla(&server, &TOWN_101);
+    let mut district = sla(&server, &DISTRICT_SUPERVISOR);
+    let pairs = |repeats: &[pb::RepeatPetition]| -> Vec<(String, String, pb::RepeatBasis)> {
+        repeats
+            .iter()
+            .map(|r| {
+                (
+                    r.earlier_petition_id.clone(),
+                    r.later_petition_id.clone(),
+                    r.basis(),
+                )
+            })
+            .collect()
+    };
+    let pair = |earlier: &str, later: &str| {
+        (
+            earlier.to_owned(),
+            later.to_owned(),
+            pb::RepeatBasis::SamePetitioner,
+        )
+    };
+    let repeats = |window_days| pb::ListRepeatPetitionsRequest {
+        window_days,
+        min_position: last,
+        ..Default::default()
+    };
+
+    // Town 101 sees the repeat inside its jurisdiction only; the visit is
+    // the same petitioner too.
+    let mine = town
+        .list_repeat_petitions(repeats(30))
+        .await
+        .unwrap()
+        .into_inner()
+        .repeats;
+    assert_eq!(
+        pairs(&mine),
+        vec![pair("P1", "P2"), pair("P1", "V1"), pair("P2", "V1")]
+    );
+    assert_eq!(
+        mine[0].earlier_receive_time.unwrap().seconds,
+        start_time().timestamp()
+    );
+    assert_eq!(
+        mine[0].later_receive_time.unwrap().seconds,
+        (start_time() + Duration::days(1)).timestamp()
+    );
+    // The district sees the petition to town 102 as a repeat as well.
+    let all_repeats = district
+        .list_repeat_petitions(repeats(30))
+        .await
+        .unwrap()
+        .into_inner()
+        .repeats;
+    assert_eq!(
+        pairs(&all_repeats),
+        vec![
+            pair("P1", "P2"),
+            pair("P1", "P3"),
+            pair("P2", "P3"),
+            pair("P1", "V1"),
+            pair("P2", "V1"),
+            pair("P3", "V1"),
+        ]
+    );
+    // A one-day window keeps only petitions a day apart.
+    let close = town
+        .list_repeat_petitions(repeats(1))
+        .await
+        .unwrap()
+        .into_inner()
+        .repeats;
+    assert_eq!(pairs(&close), vec![pair("P1", "P2")]);
+    // Later petitions received before P2 (exclusive) or from V1 on.
+    let at = |days| {
+        let t = start_time() + Duration::days(days);
+        Some(prost_types::Timestamp {
+            seconds: t.timestamp(),
+            nanos: 0,
+        })
+    };
+    let before_p2 = town
+        .list_repeat_petitions(pb::ListRepeatPetitionsRequest {
+            to_time: at(1),
+            ..repeats(30)
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .repeats;
+    assert!(before_p2.is_empty(), "{before_p2:?}");
+    let from_v1 = town
+        .list_repeat_petitions(pb::ListRepeatPetitionsRequest {
+            from_time: at(3),
+            ..repeats(30)
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .repeats;
+    assert_eq!(pairs(&from_v1), vec![pair("P1", "V1"), pair("P2", "V1")]);
+    for window in [0, 3651] {
+        refused(
+            town.list_repeat_petitions(repeats(window)).await,
+            Code::InvalidArgument,
+            "window_days",
+        );
+    }
+    refused(
+        town.list_repeat_petitions(pb::ListRepeatPetitionsRequest {
+            from_time: at(3),
+            to_time: at(1),
+            ..repeats(30)
+        })
+        .await,
+        Code::InvalidArgument,
+        "to_time",
+    );
+
+    // The visit went two levels up: recorded as skipping one.
+    let visits = town
+        .list_skipped_level_visits(pb::ListSkippedLevelVisitsRequest {
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .visits;
+    assert_eq!(visits.len(), 1, "{visits:?}");
+    assert_eq!(visits[0].petition_id, "V1");
+    assert_eq!(visits[0].division_code, VILLAGE_A);
+    assert_eq!(visits[0].competent_level(), pb::Level::Village);
+    assert_eq!(visits[0].visited_level(), pb::Level::District);
+    assert_eq!(
+        visits[0].receive_time.unwrap().seconds,
+        (start_time() + Duration::days(3)).timestamp()
+    );
+    // Town 102 has none; nor has town 101 before the visit.
+    let theirs = sla(&server, &TOWN_102)
+        .list_skipped_level_visits(pb::ListSkippedLevelVisitsRequest {
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .visits;
+    assert!(theirs.is_empty(), "{theirs:?}");
+    let earlier = town
+        .list_skipped_level_visits(pb::ListSkippedLevelVisitsRequest {
+            to_time: at(3),
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .visits;
+    assert!(earlier.is_empty(), "{earlier:?}");
+    refused(
+        town.list_skipped_level_visits(pb::ListSkippedLevelVisitsRequest {
+            division_code: VILLAGE_102.into(),
+            ..Default::default()
+        })
+        .await,
+        Code::PermissionDenied,
+        VILLAGE_102,
+    );
+
+    server.stop().await;
+}
+
+async fn projections_report_their_position(db: &TestDb) {
+    let server = TestServer::start(db, true).await;
+    let Scenario { last } = scenario(&server, false).await;
+    let mut town = sla(&server, &TOWN_101);
+
+    // A wait for the last command, then the case projection stands at or
+    // beyond it, run by this server.
+    list_clocks(
+        &mut town,
+        pb::ListClocksRequest {
+            min_position: last,
+            ..Default::default()
+        },
+    )
+    .await;
+    let projections = town
+        .list_projections(pb::ListProjectionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .projections;
+    let names: Vec<&str> = projections.iter().map(|p| p.name.as_str()).collect();
+    let expected: Vec<&str> = all().iter().map(|p| p.name()).collect();
+    assert_eq!(names, expected);
+    let cases = projections
+        .iter()
+        .find(|p| p.name == case_index::NAME)
+        .unwrap();
+    assert!(cases.position >= last, "{cases:?} should reach {last}");
+    assert!(cases.active, "{cases:?}");
+    assert_eq!(cases.lag.unwrap().seconds, 0, "{cases:?}");
+
+    // The others follow the log by their own checkpoints.
+    run_other_projections(db).await;
+    let projections = town
+        .list_projections(pb::ListProjectionsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .projections;
+    assert!(
+        projections.iter().all(|p| p.position >= last),
+        "{projections:?}"
+    );
+
+    // A read model that has not reached a position is UNAVAILABLE for a
+    // query that asks for it, once the wait runs out; here the position
+    // lies beyond the end of the log.
+    refused(
+        town.list_caseload(pb::ListCaseloadRequest {
+            min_position: last + 1_000,
+            ..Default::default()
+        })
+        .await,
+        Code::Unavailable,
+        "position",
+    );
+
+    server.stop().await;
+}

@@ -1,0 +1,1038 @@
+//! The supervisors' read models — escalation and resolution statistics,
+//! caseload, petitioner history — built by the projection runner from
+//! cases written through the real store, on each backend, and checked
+//! exactly against small hand-made scenarios.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{DateTime, Duration, Utc};
+use mediation_domain::dispute::{
+    AgreementForm, Dispute, DisputeAction, DisputeCommand, EscalationReason, MediationBody, Party,
+    PartyRole, TerminationReason,
+};
+use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand, Petitioner};
+use mediation_domain::services::{ManualClock, Services};
+use mediation_domain::values::{
+    Actor, AgencyId, DisputeCategory, DivisionCode, LegalChannel, Level, MediationKind, Name,
+    PetitionChannel, Risk, Text,
+};
+use mediation_projections::caseload::{self, Caseload, Load, OpenCase};
+use mediation_projections::petitioners::{
+    self, PetitionRecord, PetitionerHistory, Repeat, RepeatBasis,
+};
+use mediation_projections::runner::{self, Projection};
+use mediation_projections::statistics::{self, Counts, Grouping, Period, Statistics, StatsRow};
+use mediation_store::{Backend, Cases, Store};
+use mediation_tests::TestDb;
+
+on_both_backends!(
+    statistics_count_a_small_scenario_exactly,
+    caseload_follows_each_case_from_holder_to_holder,
+    petitioner_history_finds_repeats_and_skipped_levels,
+    the_checkpoint_keeps_events_from_being_applied_twice,
+    a_batch_dropped_without_commit_writes_nothing,
+);
+
+/// Monday 2 March 2026, 10:00 in Beijing: day 0 of every scenario.
+const T0: &str = "2026-03-02T02:00:00Z";
+/// Example District.
+const DISTRICT: &str = "990101000000";
+/// Donghu Subdistrict, a town of the district.
+const TOWN: &str = "990101001000";
+/// Liu'an Village, under Donghu.
+const VILLAGE: &str = "990101001201";
+/// Hubin Community, also under Donghu.
+const HUBIN: &str = "990101001001";
+/// Shangping Village, under Qingshan Town (outside Donghu).
+const SHANGPING: &str = "990101101201";
+
+const LIUAN_COMMITTEE: &str = "liuan-committee";
+const HUBIN_COMMITTEE: &str = "hubin-committee";
+const DONGHU_CENTRE: &str = "donghu-centre";
+
+fn t0() -> DateTime<Utc> {
+    T0.parse().unwrap()
+}
+
+fn day(n: i64) -> DateTime<Utc> {
+    t0() + Duration::days(n)
+}
+
+fn division(code: &str) -> DivisionCode {
+    DivisionCode::parse(code).unwrap()
+}
+
+fn name(s: &str) -> Name {
+    Name::parse(s).unwrap()
+}
+
+fn text(s: &str) -> Text {
+    Text::parse(s).unwrap()
+}
+
+fn month(s: &str) -> Period {
+    Period::parse(s).unwrap()
+}
+
+fn officer() -> Actor {
+    Actor::parse("officer-1", "donghu-office").unwrap()
+}
+
+/// What one step asks of which case.
+enum What {
+    Dispute(DisputeAction),
+    Petition(PetitionAction),
+}
+
+/// One command of a scenario: on `day` after [`T0`], to case `id`.
+struct Step {
+    day: i64,
+    id: &'static str,
+    what: What,
+}
+
+fn d(day: i64, id: &'static str, action: DisputeAction) -> Step {
+    Step {
+        day,
+        id,
+        what: What::Dispute(action),
+    }
+}
+
+fn p(day: i64, id: &'static str, action: PetitionAction) -> Step {
+    Step {
+        day,
+        id,
+        what: What::Petition(action),
+    }
+}
+
+fn register(code: &str) -> DisputeAction {
+    DisputeAction::Register {
+        division: division(code),
+        level: division(code).level(),
+        category: DisputeCategory::Neighbourhood,
+        risk: Risk::Green,
+        summary: text("Two neighbours disagree over a boundary wall."),
+        parties: vec![
+            Party {
+                role: PartyRole::Applicant,
+                name: name("Li Si"),
+            },
+            Party {
+                role: PartyRole::Respondent,
+                name: name("Wang Wu"),
+            },
+        ],
+    }
+}
+
+fn dispatch(body: &str, mediator: Option<&str>) -> DisputeAction {
+    DisputeAction::Dispatch {
+        body: MediationBody {
+            id: AgencyId::parse(body).unwrap(),
+            name: name(&format!("{body} (name)")),
+            kind: MediationKind::Peoples,
+        },
+        mediator: mediator.map(name),
+    }
+}
+
+fn consent(party: PartyRole) -> DisputeAction {
+    DisputeAction::RecordConsent {
+        party,
+        consents: true,
+        reason: None,
+    }
+}
+
+fn agree() -> DisputeAction {
+    DisputeAction::ReachAgreement {
+        form: AgreementForm::Oral,
+        terms: text("The wall stays; the respondent repaints it."),
+    }
+}
+
+fn terminate(reason: TerminationReason) -> DisputeAction {
+    DisputeAction::TerminateMediation {
+        reason,
+        note: text("No agreement could be reached."),
+        legal_routes_explained: true,
+    }
+}
+
+fn review(approved: bool) -> DisputeAction {
+    DisputeAction::Review {
+        approved,
+        note: None,
+    }
+}
+
+/// Seven disputes in Donghu, all registered in March 2026:
+///
+/// - d1 at Liu'an: mediation fails, escalated to Donghu (day 4), agreed and
+///   closed there on day 8, on time but above its intake level;
+/// - d2 at Liu'an: agreed on day 3, closed on day 50 (21 April), late;
+/// - d3 at Liu'an: the applicant withdraws (day 3), referred to court (day
+///   4), closed on day 6;
+/// - d4 at Hubin: agreed (day 4), the review returns it (day 5), dispatched
+///   again to the same committee with another mediator (day 6); open;
+/// - d5 at Liu'an: registered on day 9, not dispatched;
+/// - d6 and d7 at Liu'an: dispatched to its committee on days 10 and 12
+///   (d7 without a mediator); open.
+fn disputes() -> Vec<Step> {
+    use PartyRole::{Applicant, Respondent};
+    let mut steps = Vec::new();
+    for id in ["d1", "d2", "d3"] {
+        steps.extend([
+            d(1, id, register(VILLAGE)),
+            d(2, id, dispatch(LIUAN_COMMITTEE, Some("Zhao Liu"))),
+            d(2, id, consent(Applicant)),
+            d(2, id, consent(Respondent)),
+        ]);
+    }
+    steps.extend([
+        d(2, "d4", register(HUBIN)),
+        d(3, "d1", terminate(TerminationReason::NoAgreement)),
+        d(3, "d2", agree()),
+        d(3, "d3", terminate(TerminationReason::PartyWithdrew)),
+        d(3, "d4", dispatch(HUBIN_COMMITTEE, Some("Qian Qi"))),
+        d(3, "d4", consent(Applicant)),
+        d(3, "d4", consent(Respondent)),
+        d(
+            4,
+            "d1",
+            DisputeAction::Escalate {
+                reason: EscalationReason::MediationFailed,
+            },
+        ),
+        d(4, "d2", review(true)),
+        d(
+            4,
+            "d3",
+            DisputeAction::ReferToLegalChannel {
+                channel: LegalChannel::Litigation,
+                note: text("The applicant will sue."),
+            },
+        ),
+        d(4, "d4", agree()),
+        d(5, "d1", dispatch(DONGHU_CENTRE, Some("Sun Ba"))),
+        d(5, "d1", consent(Applicant)),
+        d(5, "d1", consent(Respondent)),
+        d(5, "d3", review(true)),
+        d(5, "d4", review(false)),
+        d(6, "d1", agree()),
+        d(6, "d3", DisputeAction::Close {}),
+        d(6, "d4", dispatch(HUBIN_COMMITTEE, Some("Zhou Jiu"))),
+        d(7, "d1", review(true)),
+        d(8, "d1", DisputeAction::Close {}),
+        d(9, "d5", register(VILLAGE)),
+        d(9, "d6", register(VILLAGE)),
+        d(10, "d6", dispatch(LIUAN_COMMITTEE, Some("Zhao Liu"))),
+        d(11, "d7", register(VILLAGE)),
+        d(12, "d7", dispatch(LIUAN_COMMITTEE, None)),
+        d(50, "d2", DisputeAction::Close {}),
+    ]);
+    // In time order; a stable sort keeps each case's steps in order.
+    steps.sort_by_key(|s| s.day);
+    steps
+}
+
+fn zhang_san(spelling: &str, contact: &str) -> Petitioner {
+    Petitioner {
+        name: name(spelling),
+        contact: Some(name(contact)),
+    }
+}
+
+const ROAD: &str = "The village road has not been repaired since the floods.";
+
+fn receive(
+    petitioner: Petitioner,
+    unit: &str,
+    facts: &str,
+    code: &str,
+    visited: Option<Level>,
+) -> PetitionAction {
+    PetitionAction::Receive {
+        channel: if visited.is_some() {
+            PetitionChannel::Visit
+        } else {
+            PetitionChannel::Online
+        },
+        petitioner,
+        complained_unit: Some(name(unit)),
+        facts: text(facts),
+        division: division(code),
+        competent_level: Level::Village,
+        visited_level: visited,
+        representatives: 1,
+        repeat_of: None,
+    }
+}
+
+/// Five petitions:
+///
+/// - p1 (day 1, Liu'an): Zhang San about the road, a visit to the district
+///   that skips the town;
+/// - p2 (day 10, Liu'an): Zhang San, spelt and numbered otherwise, on
+///   another matter;
+/// - p3 (day 20, Liu'an): Li Si, the same unit and the same road facts in
+///   other spacing and punctuation, a visit to the town (no level skipped);
+/// - p4 (day 45, Liu'an): Zhang San about the road again;
+/// - p5 (day 12, Shangping, outside Donghu): Zhang San on a third matter.
+fn petitions() -> Vec<Step> {
+    vec![
+        p(
+            1,
+            "p1",
+            receive(
+                zhang_san("Zhang San", "13800000000"),
+                "Liu'an Village Committee",
+                ROAD,
+                VILLAGE,
+                Some(Level::District),
+            ),
+        ),
+        p(
+            10,
+            "p2",
+            receive(
+                zhang_san("zhang san", "+86 138 0000 0000"),
+                "Donghu Transport Office",
+                "The bus stop lights have been broken for months.",
+                VILLAGE,
+                None,
+            ),
+        ),
+        p(
+            12,
+            "p5",
+            receive(
+                zhang_san("Zhang San", "138-0000-0000"),
+                "Qingshan Quarry",
+                "Blasting at the quarry goes on at night.",
+                SHANGPING,
+                None,
+            ),
+        ),
+        p(
+            20,
+            "p3",
+            receive(
+                Petitioner {
+                    name: name("Li Si"),
+                    contact: None,
+                },
+                "Liu'an village committee",
+                "the village road has NOT been repaired since the floods!!",
+                VILLAGE,
+                Some(Level::Town),
+            ),
+        ),
+        p(
+            45,
+            "p4",
+            receive(
+                zhang_san("ZHANG SAN", "13800000000"),
+                "Liu'an Village Committee",
+                ROAD,
+                VILLAGE,
+                None,
+            ),
+        ),
+    ]
+}
+
+/// Writes `steps` through the store, each at its day; returns the log
+/// position of the last event written.
+async fn play(store: &Store, steps: Vec<Step>) -> u64 {
+    let clock = ManualClock::new(t0());
+    let services = Services::shipped_defaults(Arc::new(clock.clone()));
+    let disputes = Cases::<Dispute>::new(store, services.clone());
+    let petitions = Cases::<Petition>::new(store, services);
+    let mut last = 0;
+    for Step { day: n, id, what } in steps {
+        clock.set(day(n));
+        let position = match what {
+            What::Dispute(action) => {
+                let step = action.name();
+                let command = DisputeCommand {
+                    by: officer(),
+                    action,
+                };
+                disputes
+                    .execute(id, command, HashMap::new())
+                    .await
+                    .unwrap_or_else(|e| panic!("{id} on day {n}, {step}: {e}"))
+                    .position
+            }
+            What::Petition(action) => {
+                let command = PetitionCommand {
+                    by: officer(),
+                    action,
+                };
+                petitions
+                    .execute(id, command, HashMap::new())
+                    .await
+                    .unwrap_or_else(|e| panic!("{id} on day {n}: {e}"))
+                    .position
+            }
+        };
+        last = last.max(position.expect("every step writes an event"));
+    }
+    last
+}
+
+/// Runs `projection` until it has applied the log up to `position`. On
+/// PostgreSQL a reader may not see a committed event at once while another
+/// transaction on the server is older (see ARCHITECTURE.md), so an empty
+/// batch is retried shortly rather than taken for the end.
+async fn catch_up(store: &Store, projection: &dyn Projection, position: u64) {
+    let started = Instant::now();
+    while store.checkpoint(projection.name()).await.unwrap() < position {
+        let applied = runner::run_once(store, projection, false, 500)
+            .await
+            .unwrap();
+        if applied == 0 {
+            assert!(
+                started.elapsed() < StdDuration::from_secs(30),
+                "{} did not reach position {position}",
+                projection.name()
+            );
+            tokio::time::sleep(StdDuration::from_millis(20)).await;
+        }
+    }
+    // At the end of the log, another run applies nothing.
+    assert_eq!(
+        runner::run_once(store, projection, false, 500)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+async fn stats(
+    store: &Store,
+    subtree: &str,
+    from: &str,
+    to: &str,
+    grouping: Grouping,
+) -> Vec<StatsRow> {
+    statistics::query(store, &division(subtree), month(from), month(to), grouping)
+        .await
+        .unwrap()
+}
+
+/// A statistics row as division, level, month and counts.
+type Keyed<'a> = (Option<&'a str>, Option<Level>, Option<String>, Counts);
+
+/// The keys and counts of rows, for comparing whole results at once.
+fn keyed(rows: &[StatsRow]) -> Vec<Keyed<'_>> {
+    rows.iter()
+        .map(|r| {
+            (
+                r.division.as_ref().map(DivisionCode::as_str),
+                r.level,
+                r.period.map(|p| p.to_string()),
+                r.counts,
+            )
+        })
+        .collect()
+}
+
+async fn statistics_count_a_small_scenario_exactly(db: &TestDb) {
+    let store = &db.store;
+    let last = play(store, disputes()).await;
+    catch_up(store, &Statistics, last).await;
+
+    let liuan_march = Counts {
+        registered: 6,
+        escalated_up: 1,
+        agreements: 1,
+        terminations: 2,
+        referred: 1,
+        closed: 1,
+        closed_at_or_below_intake: 1,
+        closed_on_time: 1,
+        ..Counts::default()
+    };
+    let liuan_april = Counts {
+        closed: 1,
+        closed_at_or_below_intake: 1,
+        ..Counts::default()
+    };
+    let hubin_march = Counts {
+        registered: 1,
+        agreements: 1,
+        ..Counts::default()
+    };
+    let donghu_march = Counts {
+        received: 1,
+        agreements: 1,
+        closed: 1,
+        closed_on_time: 1,
+        ..Counts::default()
+    };
+    let rows = stats(
+        store,
+        DISTRICT,
+        "2026-01",
+        "2026-12",
+        Grouping::DivisionLevelPeriod,
+    )
+    .await;
+    assert_eq!(
+        keyed(&rows),
+        vec![
+            (
+                Some(TOWN),
+                Some(Level::Town),
+                Some("2026-03".into()),
+                donghu_march
+            ),
+            (
+                Some(HUBIN),
+                Some(Level::Village),
+                Some("2026-03".into()),
+                hubin_march
+            ),
+            (
+                Some(VILLAGE),
+                Some(Level::Village),
+                Some("2026-03".into()),
+                liuan_march
+            ),
+            (
+                Some(VILLAGE),
+                Some(Level::Village),
+                Some("2026-04".into()),
+                liuan_april
+            ),
+        ]
+    );
+
+    // Per level over the district and both months: the headline rates.
+    let levels = stats(store, DISTRICT, "2026-03", "2026-04", Grouping::Level).await;
+    assert_eq!(levels.len(), 2);
+    // Up the ladder.
+    let (village, town) = (&levels[0], &levels[1]);
+    assert_eq!(village.level, Some(Level::Village));
+    assert_eq!(village.counts.registered, 7);
+    assert_eq!(village.counts.taken_in(), 7);
+    assert_eq!(village.counts.mediations_concluded(), 4);
+    // d2 and d3 closed where they were registered; d3's withdrawal and d1's
+    // failure weigh against mediation; d2 closed late.
+    assert_eq!(village.rates.lowest_level_resolution, Some(1.0));
+    assert_eq!(village.rates.mediation_success, Some(0.5));
+    assert_eq!(village.rates.on_time, Some(0.5));
+    assert_eq!(village.rates.escalation, Some(1.0 / 7.0));
+    assert_eq!(town.level, Some(Level::Town));
+    // d1 closed at the town, above its intake level, on time.
+    assert_eq!(town.rates.lowest_level_resolution, Some(0.0));
+    assert_eq!(town.rates.mediation_success, Some(1.0));
+    assert_eq!(town.rates.on_time, Some(1.0));
+    assert_eq!(town.rates.escalation, Some(0.0));
+
+    // Everything together: rates of the sums, not means of the rates.
+    let total = stats(store, DISTRICT, "2026-03", "2026-04", Grouping::Total).await;
+    assert_eq!(total.len(), 1);
+    let total = &total[0];
+    assert_eq!(
+        (total.division.as_ref(), total.level, total.period),
+        (None, None, None)
+    );
+    assert_eq!(total.counts.closed, 3);
+    assert_eq!(total.rates.lowest_level_resolution, Some(2.0 / 3.0));
+    assert_eq!(total.rates.mediation_success, Some(3.0 / 5.0));
+    assert_eq!(total.rates.on_time, Some(2.0 / 3.0));
+    assert_eq!(total.rates.escalation, Some(1.0 / 8.0));
+
+    // March alone: d2's late closure falls in April.
+    let march = stats(store, DISTRICT, "2026-03", "2026-03", Grouping::LevelPeriod).await;
+    assert_eq!(
+        keyed(&march),
+        vec![
+            (
+                None,
+                Some(Level::Village),
+                Some("2026-03".into()),
+                Counts {
+                    registered: 7,
+                    agreements: 2,
+                    ..liuan_march
+                }
+            ),
+            (
+                None,
+                Some(Level::Town),
+                Some("2026-03".into()),
+                donghu_march
+            ),
+        ]
+    );
+    assert_eq!(march[0].rates.on_time, Some(1.0));
+
+    // A subtree of one village; a month with nothing in it.
+    let hubin = stats(
+        store,
+        HUBIN,
+        "2026-03",
+        "2026-04",
+        Grouping::DivisionLevelPeriod,
+    )
+    .await;
+    assert_eq!(
+        keyed(&hubin),
+        vec![(
+            Some(HUBIN),
+            Some(Level::Village),
+            Some("2026-03".into()),
+            hubin_march
+        )]
+    );
+    assert_eq!(hubin[0].rates.mediation_success, Some(1.0));
+    assert_eq!(hubin[0].rates.lowest_level_resolution, None);
+    assert!(
+        stats(store, DISTRICT, "2026-02", "2026-02", Grouping::Level)
+            .await
+            .is_empty()
+    );
+    let empty = stats(store, DISTRICT, "2026-02", "2026-02", Grouping::Total).await;
+    assert_eq!(keyed(&empty), vec![(None, None, None, Counts::default())]);
+    assert_eq!(empty[0].rates, statistics::Rates::default());
+}
+
+/// An open case as id, division, body, mediator and opening instant.
+type Holder<'a> = (
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    Option<&'a str>,
+    DateTime<Utc>,
+);
+
+fn holders(cases: &[OpenCase]) -> Vec<Holder<'_>> {
+    cases
+        .iter()
+        .map(|c| {
+            (
+                c.case_id.as_str(),
+                c.division.as_str(),
+                c.body_id.as_deref(),
+                c.mediator.as_deref(),
+                c.opened_at,
+            )
+        })
+        .collect()
+}
+
+fn load(
+    body: Option<&str>,
+    mediator: Option<&str>,
+    open: u64,
+    oldest: DateTime<Utc>,
+    now: DateTime<Utc>,
+    average_age: Duration,
+) -> Load {
+    Load {
+        body_id: body.map(str::to_owned),
+        body_name: body.map(|b| format!("{b} (name)")),
+        mediator: mediator.map(str::to_owned),
+        open,
+        oldest_opened_at: oldest,
+        oldest_age: now - oldest,
+        average_age,
+    }
+}
+
+async fn caseload_follows_each_case_from_holder_to_holder(db: &TestDb) {
+    let store = &db.store;
+    let mut steps = disputes();
+    let later = steps.split_off(steps.iter().position(|s| s.day > 4).unwrap());
+    let donghu = division(TOWN);
+
+    // End of day 4: d1 has gone up to the town and waits for dispatch
+    // there; d3 was referred to court and left; d2 (reviewed) and d4
+    // (agreed) are still with their committees.
+    let last = play(store, steps).await;
+    catch_up(store, &Caseload, last).await;
+    let open = caseload::open_cases(store, &donghu).await.unwrap();
+    assert_eq!(
+        holders(&open),
+        vec![
+            (
+                "d2",
+                VILLAGE,
+                Some(LIUAN_COMMITTEE),
+                Some("Zhao Liu"),
+                day(2)
+            ),
+            ("d4", HUBIN, Some(HUBIN_COMMITTEE), Some("Qian Qi"), day(3)),
+            ("d1", TOWN, None, None, day(4)),
+        ]
+    );
+    assert_eq!(open[2].level, Level::Town);
+    let now = day(5);
+    assert_eq!(
+        caseload::per_body(store, &donghu, now).await.unwrap(),
+        vec![
+            load(None, None, 1, day(4), now, Duration::days(1)),
+            load(
+                Some(HUBIN_COMMITTEE),
+                None,
+                1,
+                day(3),
+                now,
+                Duration::days(2)
+            ),
+            load(
+                Some(LIUAN_COMMITTEE),
+                None,
+                1,
+                day(2),
+                now,
+                Duration::days(3)
+            ),
+        ]
+    );
+
+    // The rest: d1 and d2 close; d4 goes back to its own committee under
+    // another mediator, its age running on; d5 waits; d6 and d7 are
+    // dispatched to Liu'an's committee.
+    let last = play(store, later).await;
+    catch_up(store, &Caseload, last).await;
+    let open = caseload::open_cases(store, &donghu).await.unwrap();
+    assert_eq!(
+        holders(&open),
+        vec![
+            ("d4", HUBIN, Some(HUBIN_COMMITTEE), Some("Zhou Jiu"), day(3)),
+            ("d5", VILLAGE, None, None, day(9)),
+            (
+                "d6",
+                VILLAGE,
+                Some(LIUAN_COMMITTEE),
+                Some("Zhao Liu"),
+                day(10)
+            ),
+            ("d7", VILLAGE, Some(LIUAN_COMMITTEE), None, day(12)),
+        ]
+    );
+    let now = day(60);
+    assert_eq!(
+        caseload::per_body(store, &donghu, now).await.unwrap(),
+        vec![
+            load(None, None, 1, day(9), now, Duration::days(51)),
+            load(
+                Some(HUBIN_COMMITTEE),
+                None,
+                1,
+                day(3),
+                now,
+                Duration::days(57)
+            ),
+            // Opened on days 10 and 12: 50 and 48 days old.
+            load(
+                Some(LIUAN_COMMITTEE),
+                None,
+                2,
+                day(10),
+                now,
+                Duration::days(49)
+            ),
+        ]
+    );
+    assert_eq!(
+        caseload::per_mediator(store, &donghu, now).await.unwrap(),
+        vec![
+            load(None, None, 1, day(9), now, Duration::days(51)),
+            load(
+                Some(HUBIN_COMMITTEE),
+                Some("Zhou Jiu"),
+                1,
+                day(3),
+                now,
+                Duration::days(57)
+            ),
+            load(
+                Some(LIUAN_COMMITTEE),
+                None,
+                1,
+                day(12),
+                now,
+                Duration::days(48)
+            ),
+            load(
+                Some(LIUAN_COMMITTEE),
+                Some("Zhao Liu"),
+                1,
+                day(10),
+                now,
+                Duration::days(50)
+            ),
+        ]
+    );
+    // A subtree holds only its own divisions' cases.
+    let hubin = caseload::open_cases(store, &division(HUBIN)).await.unwrap();
+    assert_eq!(holders(&hubin).len(), 1);
+    assert_eq!(hubin[0].case_id, "d4");
+    assert!(
+        caseload::per_body(store, &division("990101102000"), now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn pairs(repeats: &[Repeat]) -> Vec<(&str, &str, RepeatBasis)> {
+    repeats
+        .iter()
+        .map(|r| (r.earlier.as_str(), r.later.as_str(), r.basis))
+        .collect()
+}
+
+async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
+    use RepeatBasis::{Both, SamePetitioner, SameUnitAndFacts};
+    let store = &db.store;
+    let last = play(store, petitions()).await;
+    catch_up(store, &PetitionerHistory, last).await;
+    let donghu = division(TOWN);
+    let all = day(0)..day(100);
+
+    // Within 30 days: p2 is Zhang San again; p3 is the road again from
+    // someone else; p4 is the road again 25 days after p3, but Zhang San
+    // 35 days after p2 and 44 after p1.
+    let found = petitioners::repeats(store, &donghu, all.clone(), 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        pairs(&found),
+        vec![
+            ("p1", "p2", SamePetitioner),
+            ("p1", "p3", SameUnitAndFacts),
+            ("p3", "p4", SameUnitAndFacts),
+        ]
+    );
+    assert_eq!(found[0].earlier_received_at, day(1));
+    assert_eq!(found[0].later_received_at, day(10));
+
+    // A window of 44 days reaches p1 from p4 exactly.
+    let found = petitioners::repeats(store, &donghu, all.clone(), 44)
+        .await
+        .unwrap();
+    assert_eq!(
+        pairs(&found),
+        vec![
+            ("p1", "p2", SamePetitioner),
+            ("p1", "p3", SameUnitAndFacts),
+            ("p1", "p4", Both),
+            ("p2", "p4", SamePetitioner),
+            ("p3", "p4", SameUnitAndFacts),
+        ]
+    );
+    let found = petitioners::repeats(store, &donghu, all.clone(), 43)
+        .await
+        .unwrap();
+    assert!(!pairs(&found).contains(&("p1", "p4", Both)));
+
+    // The district sees p5, in Qingshan, too; a period counts the later
+    // petition's receipt, and the earlier may precede it.
+    let found = petitioners::repeats(store, &division(DISTRICT), all.clone(), 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        pairs(&found),
+        vec![
+            ("p1", "p2", SamePetitioner),
+            ("p1", "p5", SamePetitioner),
+            ("p2", "p5", SamePetitioner),
+            ("p1", "p3", SameUnitAndFacts),
+            ("p3", "p4", SameUnitAndFacts),
+        ]
+    );
+    let found = petitioners::repeats(store, &donghu, day(15)..day(100), 30)
+        .await
+        .unwrap();
+    assert_eq!(
+        pairs(&found),
+        vec![
+            ("p1", "p3", SameUnitAndFacts),
+            ("p3", "p4", SameUnitAndFacts)
+        ]
+    );
+
+    // Only p1 skipped a level (district visited, village competent); p3's
+    // visit to the town, directly above, did not.
+    let skipped = petitioners::skipped_level_visits(store, &donghu, all.clone())
+        .await
+        .unwrap();
+    let zhang = zhang_san("Zhang San", "13800000000");
+    assert_eq!(
+        skipped,
+        vec![PetitionRecord {
+            case_id: "p1".into(),
+            petitioner_key: petitioners::petitioner_key(&zhang),
+            complained_unit: Some("liuanvillagecommittee".into()),
+            facts_hash: petitioners::facts_hash(&text(ROAD)),
+            division: division(VILLAGE),
+            received_at: day(1),
+            channel: PetitionChannel::Visit,
+            competent_level: Level::Village,
+            visited_level: Some(Level::District),
+            skipped_level: true,
+            repeat_of: None,
+        }]
+    );
+    assert!(
+        petitioners::skipped_level_visits(store, &donghu, day(2)..day(100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        petitioners::skipped_level_visits(store, &division(SHANGPING), all)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The petitioner is stored only as a hash: no name anywhere in the table.
+    let names = match store.backend() {
+        Backend::Postgres(pool) => sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM petitioner_history \
+             WHERE concat_ws(' ', petitioner_key, complained_unit, facts_hash) ILIKE '%zhang%'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap(),
+        Backend::Sqlite(pool) => sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM petitioner_history \
+             WHERE petitioner_key || coalesce(complained_unit, '') || facts_hash LIKE '%zhang%'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap(),
+    };
+    assert_eq!(names, 0);
+
+    // For a registrar about to receive the road again from Zhang San on
+    // day 50: p4 (both), and p3 from exactly 30 days before; not p1 or p2.
+    let candidates = petitioners::candidates(
+        store,
+        &donghu,
+        &zhang_san("Zhang San", "138 0000 0000"),
+        Some(&name("Liu'an Village Committee")),
+        &text(ROAD),
+        day(50),
+        30,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        candidates
+            .iter()
+            .map(|(r, basis)| (r.case_id.as_str(), *basis))
+            .collect::<Vec<_>>(),
+        vec![("p4", Both), ("p3", SameUnitAndFacts)]
+    );
+}
+
+async fn the_checkpoint_keeps_events_from_being_applied_twice(db: &TestDb) {
+    let store = &db.store;
+    let last = play(store, disputes()).await;
+    catch_up(store, &Statistics, last).await;
+    let checkpoint = store.checkpoint(statistics::NAME).await.unwrap();
+    assert!(checkpoint >= last);
+    let before = stats(store, DISTRICT, "2026-01", "2026-12", Grouping::Total).await;
+    assert_eq!(before[0].counts.registered, 7);
+
+    // A second runner that read the same events from position 0 applies
+    // them within its batch, but cannot commit: the checkpoint has moved.
+    let events = store.read_log(0, 10_000).await.unwrap();
+    let to = events.last().unwrap().position;
+    let mut batch = store.begin_batch(statistics::NAME, 0, false).await.unwrap();
+    Statistics.apply(&mut batch, &events).await.unwrap();
+    assert!(!batch.commit(to).await.unwrap());
+    assert_eq!(
+        store.checkpoint(statistics::NAME).await.unwrap(),
+        checkpoint
+    );
+    assert_eq!(
+        stats(store, DISTRICT, "2026-01", "2026-12", Grouping::Total).await,
+        before
+    );
+    // And the runner itself finds nothing more to apply.
+    assert_eq!(
+        runner::run_once(store, &Statistics, false, 500)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+async fn count_rows(store: &Store, table: &str) -> i64 {
+    let sql = format!("SELECT count(*) FROM {table}");
+    match store.backend() {
+        Backend::Postgres(pool) => sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap(),
+        Backend::Sqlite(pool) => sqlx::query_scalar(&sql).fetch_one(pool).await.unwrap(),
+    }
+}
+
+async fn a_batch_dropped_without_commit_writes_nothing(db: &TestDb) {
+    let store = &db.store;
+    let mut steps = disputes();
+    steps.extend(petitions());
+    let last = play(store, steps).await;
+    // Every event written, once readable (on PostgreSQL a reader may wait
+    // for older transactions elsewhere on the server to end).
+    let started = Instant::now();
+    let events = loop {
+        let events = store.read_log(0, 10_000).await.unwrap();
+        if events.last().is_some_and(|e| e.position >= last) {
+            break events;
+        }
+        assert!(started.elapsed() < StdDuration::from_secs(30));
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    };
+    let projections: [&dyn Projection; 3] = [&Statistics, &Caseload, &PetitionerHistory];
+    for projection in projections {
+        // Everything is applied inside the transaction, then it is dropped
+        // as a failure midway would drop it.
+        let mut batch = store
+            .begin_batch(projection.name(), 0, false)
+            .await
+            .unwrap();
+        projection.apply(&mut batch, &events).await.unwrap();
+        drop(batch);
+        for table in projection.tables() {
+            assert_eq!(count_rows(store, table).await, 0, "{table}");
+        }
+        assert_eq!(store.checkpoint(projection.name()).await.unwrap(), 0);
+    }
+    let donghu = division(TOWN);
+    assert!(
+        caseload::open_cases(store, &donghu)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        petitioners::skipped_level_visits(store, &donghu, day(0)..day(100))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Committed, the same events fill every table.
+    for projection in projections {
+        catch_up(store, projection, last).await;
+        for table in projection.tables() {
+            assert!(count_rows(store, table).await > 0, "{table}");
+        }
+    }
+    assert_eq!(count_rows(store, "caseload").await, 4);
+    assert_eq!(count_rows(store, "petitioner_history").await, 5);
+    assert_eq!(count_rows(store, "statistics_cases").await, 7);
+}
