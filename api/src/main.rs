@@ -204,7 +204,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let store = open_store(&args.store).await?;
     let style = indicatif::ProgressStyle::with_template(
-        "{prefix} [{wide_bar}] {human_pos}/{human_len} events, {per_sec}, {eta} left",
+        "{prefix} [{wide_bar}] {human_pos}/{human_len} events, {msg}, {eta} left",
     )
     .context("the progress bar's template")?;
     for projection in chosen {
@@ -212,10 +212,15 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         // Drawn on stderr, and only when it is a terminal.
         let bar = indicatif::ProgressBar::new(0)
             .with_style(style.clone())
-            .with_prefix(name);
+            .with_prefix(name)
+            .with_message("0 events/s");
         let rebuilt = mediation_projections::replay::rebuild(&store, projection.as_ref(), |p| {
             bar.set_length(p.total.max(p.events));
             bar.set_position(p.events);
+            let seconds = p.elapsed.as_secs_f64();
+            if seconds > 0.0 {
+                bar.set_message(format!("{:.0} events/s", p.events as f64 / seconds));
+            }
         })
         .await
         .with_context(|| format!("rebuilding {name}"));

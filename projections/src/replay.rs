@@ -42,7 +42,7 @@ const SWAP_ATTEMPTS: u32 = 20;
 
 /// How long a rebuild waits for another rebuild of the same projection to
 /// let go before giving up.
-const EXCLUSIVE_WAIT: Duration = Duration::from_secs(5);
+pub const EXCLUSIVE_WAIT: Duration = Duration::from_secs(5);
 
 /// How far a rebuild has got, as reported after every batch.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -80,9 +80,12 @@ pub struct Swapped {
 }
 
 /// Rebuilds `projection` from position 0 into fresh tables and swaps them
-/// in; calls `progress` after every batch and once at the end. Refuses to
-/// start while another rebuild of the same projection is running (on
-/// PostgreSQL, in any process).
+/// in; calls `progress` after every batch and once at the end. On
+/// PostgreSQL, waits up to [`EXCLUSIVE_WAIT`] for another rebuild of the
+/// same projection (in any process) to finish, then gives up with
+/// [`StoreError::Unavailable`]. On SQLite, where one process serves a file,
+/// nothing keeps two concurrent rebuilds of one projection apart: do not
+/// start them.
 pub async fn rebuild(
     store: &Store,
     projection: &dyn Projection,
@@ -136,7 +139,7 @@ pub async fn rebuild_in_batches(
     } else {
         0.0
     };
-    tracing::info!(
+    tracing::debug!(
         projection = name,
         events,
         ?elapsed,

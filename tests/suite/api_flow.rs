@@ -294,7 +294,11 @@ async fn a_dispute_moves_up_and_down_the_ladder(db: &TestDb) {
     assert_eq!(referred.legal_channel(), pb::LegalChannel::Litigation);
 
     // Every move is on the log, each event tagged with the division holding
-    // the case after it; the moves also name the division they left.
+    // the case after it; the moves also name the division they left. (On
+    // PostgreSQL the log is read below the oldest open transaction on the
+    // server: wait until the case's events have all settled.)
+    let written = db.store.case_events("Dispute", &id).await.unwrap().len();
+    mediation_tests::read_all(&db.store, written).await;
     let events = server
         .events(&DISTRICT_SUPERVISOR)
         .read_events(pb::ReadEventsRequest {
