@@ -27,6 +27,7 @@ on_both_backends!(
     timers_record_each_warning_and_the_breach_once,
     two_watchers_record_each_timer_once,
     a_breach_escalates_where_the_policy_says_so,
+    a_projection_moves_to_another_process_when_its_holder_stops,
 );
 
 const VILLAGE: &str = "990101101201";
@@ -376,4 +377,55 @@ impl Engine {
         use mediation_domain::services::Clock as _;
         self.clock.now()
     }
+}
+
+/// Waits, for at most 30 s, until `app` reports the case projection as
+/// running in its process or not, as asked.
+async fn until_active(app: &App, active: bool) -> bool {
+    let wait = async {
+        loop {
+            let running_here = app
+                .projections()
+                .iter()
+                .any(|s| s.name == "case_index" && s.active);
+            if running_here == active {
+                return;
+            }
+            // The runner reports at least every lease retry (2 s).
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .is_ok()
+}
+
+async fn a_projection_moves_to_another_process_when_its_holder_stops(db: &TestDb) {
+    let first = Engine::start(db, None).await;
+    assert!(
+        until_active(&first.app, true).await,
+        "the first process runs it"
+    );
+    let second = Engine::start(db, None).await;
+    if matches!(db.kind, mediation_tests::Kind::Postgres) {
+        // One holder at a time on a shared PostgreSQL.
+        assert!(until_active(&second.app, false).await);
+        assert!(
+            !second
+                .app
+                .projections()
+                .iter()
+                .any(|s| s.name == "case_index" && s.active)
+        );
+    }
+    first.stop().await;
+    assert!(
+        until_active(&second.app, true).await,
+        "the second process takes the projection over"
+    );
+    // And keeps it up to date.
+    second.run("d-after", register()).await;
+    second.settle(&["d-after"]).await;
+    assert_eq!(second.clocks("d-after").await.len(), 1);
+    second.stop().await;
 }
