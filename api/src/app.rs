@@ -260,6 +260,24 @@ impl App {
             .collect()
     }
 
+    /// Waits, for at most `wait`, until projection `name` as run here
+    /// satisfies `condition`; false if it did not in time.
+    pub async fn wait_for_projection(
+        &self,
+        name: &str,
+        wait: Duration,
+        condition: impl FnMut(&ProjectionStatus) -> bool,
+    ) -> bool {
+        let Some(status) = self.inner.statuses.iter().find(|s| s.borrow().name == name) else {
+            return false;
+        };
+        let mut status = status.clone();
+        matches!(
+            tokio::time::timeout(wait, status.wait_for(condition)).await,
+            Ok(Ok(_))
+        )
+    }
+
     /// The status of the case projection in this process.
     pub fn case_projection(&self) -> ProjectionStatus {
         self.inner.indexed.borrow().clone()

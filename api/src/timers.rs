@@ -45,22 +45,12 @@ pub struct Swept {
 }
 
 fn engine_actor() -> Actor {
+    // Both ids are constants within the limits of `ActorId` and `AgencyId`
+    // (checked by a test below).
     Actor {
-        id: ActorId::parse(TIMER_ACTOR).unwrap_or_else(|_| unreachable_actor()),
-        agency: AgencyId::parse(ENGINE_AGENCY).unwrap_or_else(|_| unreachable_agency()),
+        id: ActorId::parse(TIMER_ACTOR).expect("a valid actor id"),
+        agency: AgencyId::parse(ENGINE_AGENCY).expect("a valid agency id"),
     }
-}
-
-// The two names above are valid; these keep the code free of panics
-// should that ever change.
-fn unreachable_actor() -> ActorId {
-    tracing::error!("the timer's actor id is invalid");
-    ActorId::parse("timer").unwrap_or_else(|_| unreachable_actor())
-}
-
-fn unreachable_agency() -> AgencyId {
-    tracing::error!("the engine's agency id is invalid");
-    AgencyId::parse("engine").unwrap_or_else(|_| unreachable_agency())
 }
 
 /// The idempotency key of one timer.
@@ -260,5 +250,14 @@ fn describe<E: std::error::Error>(e: CommandError<E>, timer: &DueTimer) -> Refus
             "{} {}: {other}",
             timer.aggregate_type, timer.case_id
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_engine_acts_under_valid_ids() {
+        let actor = super::engine_actor();
+        assert_eq!(actor.agency.as_str(), super::ENGINE_AGENCY);
     }
 }

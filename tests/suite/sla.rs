@@ -382,22 +382,10 @@ impl Engine {
 /// Waits, for at most 30 s, until `app` reports the case projection as
 /// running in its process or not, as asked.
 async fn until_active(app: &App, active: bool) -> bool {
-    let wait = async {
-        loop {
-            let running_here = app
-                .projections()
-                .iter()
-                .any(|s| s.name == "case_index" && s.active);
-            if running_here == active {
-                return;
-            }
-            // The runner reports at least every lease retry (2 s).
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), wait)
-        .await
-        .is_ok()
+    app.wait_for_projection("case_index", Duration::from_secs(30), |s| {
+        s.active == active
+    })
+    .await
 }
 
 async fn a_projection_moves_to_another_process_when_its_holder_stops(db: &TestDb) {
