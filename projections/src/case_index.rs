@@ -362,77 +362,56 @@ async fn write_rows(batch: &mut Batch, rows: &[IndexRow]) -> Result<(), StoreErr
 /// One page of the case index, ordered by case id.
 pub async fn list(store: &Store, query: &IndexQuery) -> Result<Vec<IndexRow>, StoreError> {
     let (d, s) = (query.division.as_ref(), query.scope.as_ref());
-    let limit = i64::from(query.limit);
+    // The same binds and the same row mapping on both backends; only the
+    // placeholders and the state's column type differ.
+    macro_rules! fetch {
+        ($sql:expr, $pool:expr) => {
+            sqlx::query($sql)
+                .bind(&query.aggregate_type)
+                .bind(d.map(|r| &r.0))
+                .bind(d.map(|r| &r.1))
+                .bind(s.map(|r| &r.0))
+                .bind(s.map(|r| &r.1))
+                .bind(&query.level)
+                .bind(&query.status)
+                .bind(&query.category)
+                .bind(&query.risk)
+                .bind(&query.channel)
+                .bind(&query.after_case_id)
+                .bind(i64::from(query.limit))
+                .fetch_all($pool)
+                .await?
+        };
+    }
+    macro_rules! row {
+        ($row:expr, $state:expr) => {
+            IndexRow {
+                aggregate_type: query.aggregate_type.clone(),
+                case_id: $row.try_get("case_id")?,
+                division: $row.try_get("division")?,
+                level: $row.try_get("level")?,
+                status: $row.try_get("status")?,
+                category: $row.try_get("category")?,
+                risk: $row.try_get("risk")?,
+                channel: $row.try_get("channel")?,
+                version: to_u64($row.try_get("version")?),
+                position: to_u64($row.try_get("position")?),
+                state: $state,
+            }
+        };
+    }
     match store.backend() {
-        Backend::Postgres(pool) => {
-            let rows = sqlx::query(LIST_PG)
-                .bind(&query.aggregate_type)
-                .bind(d.map(|r| &r.0))
-                .bind(d.map(|r| &r.1))
-                .bind(s.map(|r| &r.0))
-                .bind(s.map(|r| &r.1))
-                .bind(&query.level)
-                .bind(&query.status)
-                .bind(&query.category)
-                .bind(&query.risk)
-                .bind(&query.channel)
-                .bind(&query.after_case_id)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(IndexRow {
-                        aggregate_type: query.aggregate_type.clone(),
-                        case_id: row.try_get("case_id")?,
-                        division: row.try_get("division")?,
-                        level: row.try_get("level")?,
-                        status: row.try_get("status")?,
-                        category: row.try_get("category")?,
-                        risk: row.try_get("risk")?,
-                        channel: row.try_get("channel")?,
-                        version: to_u64(row.try_get("version")?),
-                        position: to_u64(row.try_get("position")?),
-                        state: row.try_get("state")?,
-                    })
-                })
-                .collect()
-        }
-        Backend::Sqlite(pool) => {
-            let rows = sqlx::query(LIST_SQLITE)
-                .bind(&query.aggregate_type)
-                .bind(d.map(|r| &r.0))
-                .bind(d.map(|r| &r.1))
-                .bind(s.map(|r| &r.0))
-                .bind(s.map(|r| &r.1))
-                .bind(&query.level)
-                .bind(&query.status)
-                .bind(&query.category)
-                .bind(&query.risk)
-                .bind(&query.channel)
-                .bind(&query.after_case_id)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|row| {
-                    let state: String = row.try_get("state")?;
-                    Ok(IndexRow {
-                        aggregate_type: query.aggregate_type.clone(),
-                        case_id: row.try_get("case_id")?,
-                        division: row.try_get("division")?,
-                        level: row.try_get("level")?,
-                        status: row.try_get("status")?,
-                        category: row.try_get("category")?,
-                        risk: row.try_get("risk")?,
-                        channel: row.try_get("channel")?,
-                        version: to_u64(row.try_get("version")?),
-                        position: to_u64(row.try_get("position")?),
-                        state: parse_state(&state)?,
-                    })
-                })
-                .collect()
-        }
+        Backend::Postgres(pool) => fetch!(LIST_PG, pool)
+            .iter()
+            .map(|r| Ok(row!(r, r.try_get("state")?)))
+            .collect(),
+        Backend::Sqlite(pool) => fetch!(LIST_SQLITE, pool)
+            .iter()
+            .map(|r| {
+                let state: String = r.try_get("state")?;
+                Ok(row!(r, parse_state(&state)?))
+            })
+            .collect(),
     }
 }
 
