@@ -12,21 +12,23 @@
 //!   snapshot is the aggregate exactly as the command left it, stored under
 //!   the version it reflects.
 //!
-//! Appends still go through postgres-es / sqlite-es (`PersistedEventStore`
-//! in event-store mode). In-process queries are deliberately absent: read
-//! models follow the global log, so a crash between commit and update cannot
-//! lose an update.
+//! Events are read back through postgres-es / sqlite-es, but appended by
+//! [`crate::append`]: one statement per command that reports the log
+//! position, and group commit on SQLite. In-process queries are
+//! deliberately absent: read models follow the global log, so a crash
+//! between commit and update cannot lose an update.
 
 use std::collections::HashMap;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventRepository, PersistedEventStore};
-use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventRepository};
+use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope};
 use mediation_domain::SnapshotRevision;
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
 
+use crate::append::{self, Append, AppendError, NewEvent, NewSnapshot};
 use crate::db::{Backend, Store};
 use crate::{CommandError, StoreError};
 
@@ -34,21 +36,15 @@ use crate::{CommandError, StoreError};
 /// multiple of this, so that loading reads a snapshot and a short tail.
 pub const SNAPSHOT_EVERY: u64 = 20;
 
-enum Repository<A: Aggregate> {
-    Postgres {
-        appender: PersistedEventStore<PostgresEventRepository, A>,
-        reader: PostgresEventRepository,
-    },
-    Sqlite {
-        appender: PersistedEventStore<SqliteEventRepository, A>,
-        reader: SqliteEventRepository,
-    },
+enum Repository {
+    Postgres(PostgresEventRepository),
+    Sqlite(SqliteEventRepository),
 }
 
 /// The cases of aggregate type `A`: load them, and carry out commands.
 pub struct Cases<A: Aggregate> {
     store: Store,
-    repository: Repository<A>,
+    repository: Repository,
     services: A::Services,
 }
 
@@ -140,18 +136,10 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
     /// Cases of type `A` in `store`, handled with `services`.
     pub fn new(store: &Store, services: A::Services) -> Self {
         let repository = match store.backend() {
-            Backend::Postgres(pool) => Repository::Postgres {
-                appender: PersistedEventStore::new_event_store(PostgresEventRepository::new(
-                    pool.clone(),
-                )),
-                reader: PostgresEventRepository::new(pool.clone()),
-            },
-            Backend::Sqlite(pool) => Repository::Sqlite {
-                appender: PersistedEventStore::new_event_store(SqliteEventRepository::new(
-                    pool.clone(),
-                )),
-                reader: SqliteEventRepository::new(pool.clone()),
-            },
+            Backend::Postgres(pool) => {
+                Repository::Postgres(PostgresEventRepository::new(pool.clone()))
+            }
+            Backend::Sqlite(pool) => Repository::Sqlite(SqliteEventRepository::new(pool.clone())),
         };
         Self {
             store: store.clone(),
@@ -241,20 +229,61 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
             metadata.insert("request_hash".into(), request.fingerprint.clone());
             metadata.insert("command_id".into(), uuid::Uuid::new_v4().to_string());
         }
-        // On SQLite the snapshot is written within the same turn, so that it
-        // too never waits for the database lock while holding a connection.
-        let turn = self.store.write_turn().await;
-        let committed = match &self.repository {
-            Repository::Postgres { appender, .. } => {
-                appender.commit(events, context, metadata).await
+        let version = loaded + events.len() as u64;
+        let crosses_snapshot = version / SNAPSHOT_EVERY > loaded / SNAPSHOT_EVERY;
+        let snapshot = if crosses_snapshot {
+            match serde_json::to_string(&after) {
+                Ok(payload) => Some(NewSnapshot {
+                    version: i64::try_from(version).unwrap_or(i64::MAX),
+                    revision: i64::from(A::SNAPSHOT_REVISION),
+                    payload,
+                }),
+                Err(e) => {
+                    tracing::warn!(error = %e, case = id, "snapshot not serialisable; loads read more events");
+                    None
+                }
             }
-            Repository::Sqlite { appender, .. } => appender.commit(events, context, metadata).await,
+        } else {
+            None
         };
-        let committed = match committed {
-            Ok(committed) => committed,
+        let append = Append {
+            aggregate_type: A::TYPE,
+            aggregate_id: id.to_owned(),
+            after: loaded,
+            events: events
+                .iter()
+                .map(|e| {
+                    Ok(NewEvent {
+                        event_type: e.event_type(),
+                        event_version: e.event_version(),
+                        payload: serde_json::to_value(e).map_err(|err| {
+                            StoreError::Corrupt(format!(
+                                "an event of {id} is not serialisable: {err}"
+                            ))
+                        })?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?,
+            metadata: serde_json::to_value(&metadata).unwrap_or_default(),
+            snapshot: None,
+        };
+        let appended = match self.store.backend() {
+            Backend::Postgres(pool) => append::postgres(pool, &append).await,
+            Backend::Sqlite(pool) => {
+                // On SQLite the snapshot goes in the same transaction.
+                self.store
+                    .sqlite_appender(pool)
+                    .append(Append { snapshot, ..append })
+                    .await
+            }
+        };
+        let last_position = match appended {
+            Ok(position) => position,
             Err(e) => {
-                drop(turn);
-                let e = CommandError::from(e);
+                let e = match e {
+                    AppendError::Conflict => CommandError::Conflict,
+                    AppendError::Store(e) => CommandError::Store(e),
+                };
                 // A concurrent execution of the same request may have won:
                 // the database refused this one's request record, or its
                 // events collided on the same case. Either way, answer with
@@ -268,22 +297,25 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
                 return Err(e);
             }
         };
-        let version = committed.last().map_or(loaded, |e| e.sequence as u64);
         // From here on the command has committed: a failure must not be
         // reported as the command failing, or a retry would apply it twice.
-        if version / SNAPSHOT_EVERY > loaded / SNAPSHOT_EVERY
+        if crosses_snapshot
+            && matches!(self.store.backend(), Backend::Postgres(_))
             && let Err(e) = self.save_snapshot(id, version, &after).await
         {
             tracing::warn!(error = %e, case = id, "snapshot not saved; loads read more events");
         }
-        drop(turn);
-        let position = match self.position_of(id, version).await {
-            Ok(position) => Some(position),
-            Err(e) => {
-                tracing::warn!(error = %e, case = id, "committed, but its log position is unknown");
-                None
-            }
-        };
+        let position = Some(last_position);
+        let committed = events
+            .into_iter()
+            .zip(loaded + 1..)
+            .map(|(payload, sequence)| EventEnvelope {
+                aggregate_id: id.to_owned(),
+                sequence: sequence as usize,
+                payload,
+                metadata: metadata.clone(),
+            })
+            .collect();
         Ok(Committed {
             aggregate_id: id.to_owned(),
             replayed: false,
@@ -345,8 +377,8 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
         };
         let (aggregate, version) = snapshot.unwrap_or_default();
         let context = match &self.repository {
-            Repository::Postgres { reader, .. } => replay(reader, id, aggregate, version).await,
-            Repository::Sqlite { reader, .. } => replay(reader, id, aggregate, version).await,
+            Repository::Postgres(reader) => replay(reader, id, aggregate, version).await,
+            Repository::Sqlite(reader) => replay(reader, id, aggregate, version).await,
         }?;
         Ok(context)
     }
@@ -388,75 +420,28 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
         let version = i64::try_from(version).unwrap_or(i64::MAX);
         let revision = i64::from(A::SNAPSHOT_REVISION);
         // Only ever move a snapshot forward (two processes may race here),
-        // unless the stored one is of another revision.
-        match self.store.backend() {
-            Backend::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO case_snapshots (aggregate_type, aggregate_id, version, revision, payload) \
-                     VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
-                     SET version = excluded.version, revision = excluded.revision, \
-                         payload = excluded.payload \
-                     WHERE case_snapshots.version < excluded.version \
-                        OR case_snapshots.revision <> excluded.revision",
-                )
-                .bind(A::TYPE)
-                .bind(id)
-                .bind(version)
-                .bind(revision)
-                .bind(payload)
-                .execute(pool)
-                .await?;
-            }
-            Backend::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO case_snapshots (aggregate_type, aggregate_id, version, revision, payload) \
-                     VALUES (?, ?, ?, ?, ?) \
-                     ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
-                     SET version = excluded.version, revision = excluded.revision, \
-                         payload = excluded.payload \
-                     WHERE case_snapshots.version < excluded.version \
-                        OR case_snapshots.revision <> excluded.revision",
-                )
-                .bind(A::TYPE)
-                .bind(id)
-                .bind(version)
-                .bind(revision)
-                .bind(payload.to_string())
-                .execute(pool)
-                .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn position_of(&self, id: &str, sequence: u64) -> Result<u64, StoreError> {
-        let sequence = i64::try_from(sequence).unwrap_or(i64::MAX);
-        let position: i64 = match self.store.backend() {
-            Backend::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "SELECT position FROM events \
-                     WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-                )
-                .bind(A::TYPE)
-                .bind(id)
-                .bind(sequence)
-                .fetch_one(pool)
-                .await?
-            }
-            Backend::Sqlite(pool) => {
-                sqlx::query_scalar(
-                    "SELECT position FROM events \
-                     WHERE aggregate_type = ? AND aggregate_id = ? AND sequence = ?",
-                )
-                .bind(A::TYPE)
-                .bind(id)
-                .bind(sequence)
-                .fetch_one(pool)
-                .await?
-            }
+        // unless the stored one is of another revision. (SQLite writes it
+        // in the append's own transaction instead.)
+        let Backend::Postgres(pool) = self.store.backend() else {
+            return Ok(());
         };
-        Ok(u64::try_from(position).unwrap_or(0))
+        sqlx::query(
+            "INSERT INTO case_snapshots (aggregate_type, aggregate_id, version, revision, payload) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
+             SET version = excluded.version, revision = excluded.revision, \
+                 payload = excluded.payload \
+             WHERE case_snapshots.version < excluded.version \
+                OR case_snapshots.revision <> excluded.revision",
+        )
+        .bind(A::TYPE)
+        .bind(id)
+        .bind(version)
+        .bind(revision)
+        .bind(payload)
+        .execute(pool)
+        .await?;
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! Opening the database and migrating its schema.
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -10,6 +10,7 @@ use sqlx::sqlite::{
 };
 
 use crate::StoreError;
+use crate::append::SqliteWriter;
 
 /// The database a newcomer gets when they name none: a SQLite file in the
 /// working directory, created on first use.
@@ -35,6 +36,8 @@ pub struct Store {
     /// rather than each holding a pooled connection while SQLite's busy
     /// handler sleeps, which would starve readers of connections.
     sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite's group-commit appender, started on the first append.
+    sqlite_appender: Arc<OnceLock<SqliteWriter>>,
 }
 
 impl Store {
@@ -91,6 +94,7 @@ impl Store {
         Self {
             backend: Backend::Postgres(pool),
             sqlite_writer: Arc::default(),
+            sqlite_appender: Arc::default(),
         }
     }
 
@@ -99,6 +103,7 @@ impl Store {
         Self {
             backend: Backend::Sqlite(pool),
             sqlite_writer: Arc::default(),
+            sqlite_appender: Arc::default(),
         }
     }
 
@@ -135,18 +140,18 @@ impl Store {
         &self.backend
     }
 
-    /// Waits for this process's turn to write, on SQLite; on PostgreSQL
-    /// writers run concurrently and this returns at once.
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.backend {
-            Backend::Sqlite(_) => Some(self.sqlite_writer.lock().await),
-            Backend::Postgres(_) => None,
-        }
+    /// The appender that commits this process's SQLite appends in groups,
+    /// taking its turn with the other writers; started on first use.
+    pub(crate) fn sqlite_appender(&self, pool: &SqlitePool) -> &SqliteWriter {
+        self.sqlite_appender
+            .get_or_init(|| SqliteWriter::start(pool.clone(), self.sqlite_writer.clone()))
     }
 
-    /// [`Store::write_turn`], owned, for work that keeps its turn across
-    /// calls (a projection batch).
-    pub(crate) async fn write_turn_owned(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    /// Waits for this process's turn to write, on SQLite, for work that
+    /// keeps its turn across calls (a projection batch, a group of
+    /// appends); on PostgreSQL writers run concurrently and this returns at
+    /// once.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
         match self.backend {
             Backend::Sqlite(_) => Some(self.sqlite_writer.clone().lock_owned().await),
             Backend::Postgres(_) => None,

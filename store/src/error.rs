@@ -4,7 +4,7 @@
 use cqrs_es::AggregateError;
 
 /// What can go wrong in the store, in terms a caller can act on.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database URL names no backend this engine supports.
     #[error("{0}")]

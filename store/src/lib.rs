@@ -4,6 +4,7 @@
 //! readers can trust, the recorded time and an id for every event.
 #![forbid(unsafe_code)]
 
+mod append;
 mod cases;
 mod db;
 mod error;

@@ -150,7 +150,7 @@ impl Store {
             name.to_owned()
         };
         let suffix = if rebuild { REBUILD_SUFFIX } else { "" };
-        let turn = self.write_turn_owned().await;
+        let turn = self.write_turn().await;
         let tx = match self.backend() {
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await?;

@@ -1,0 +1,295 @@
+//! Appending one command's events: the engine's own write path.
+//!
+//! postgres-es and sqlite-es append with one INSERT per event inside an
+//! explicit transaction, and give no way to learn the positions the log
+//! assigned. Here a command's events go in as one statement that reports
+//! the last position:
+//!
+//! - **PostgreSQL**: one multi-row `INSERT … RETURNING position`, which is
+//!   atomic on its own, so a command costs one round trip to write (three
+//!   with postgres-es, plus one more to read its position back). Concurrent
+//!   commits share WAL flushes in PostgreSQL itself.
+//! - **SQLite**: one writer task commits the appends that are waiting
+//!   together (group commit): one transaction, one WAL sync, each command in
+//!   its own savepoint so that a conflicting command fails alone. SQLite
+//!   syncs once per transaction, so this is what lets the embedded store
+//!   take more commands per second than the disk takes syncs.
+//!
+//! The rows are the ones postgres-es and sqlite-es write (same columns,
+//! same payload serialisation), which they still read.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use sqlx::sqlite::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::StoreError;
+
+/// One event to append.
+#[derive(Debug, Clone)]
+pub(crate) struct NewEvent {
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+}
+
+/// A snapshot to write with the events (SQLite; on PostgreSQL it is
+/// written after the commit).
+#[derive(Debug, Clone)]
+pub(crate) struct NewSnapshot {
+    pub version: i64,
+    pub revision: i64,
+    pub payload: String,
+}
+
+/// One command's append.
+#[derive(Debug)]
+pub(crate) struct Append {
+    pub aggregate_type: &'static str,
+    pub aggregate_id: String,
+    /// The case's version the command was decided on; the events take the
+    /// sequences after it.
+    pub after: u64,
+    pub events: Vec<NewEvent>,
+    pub metadata: Value,
+    pub snapshot: Option<NewSnapshot>,
+}
+
+/// Why an append wrote nothing.
+#[derive(Debug)]
+pub(crate) enum AppendError {
+    /// A unique key refused it: another command took one of its sequences,
+    /// or its request id was carried out by another execution.
+    Conflict,
+    /// The database failed.
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for AppendError {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            // PostgreSQL 23505; SQLite's unique and primary-key violations,
+            // and the request trigger's refusal, are all constraint errors
+            // (code 19 and its extended codes, which end in that byte).
+            let constraint = match db.code().as_deref() {
+                Some("23505") => true,
+                Some(code) => code.parse::<u32>().is_ok_and(|n| n & 0xff == 19),
+                None => false,
+            };
+            if constraint || db.is_unique_violation() {
+                return Self::Conflict;
+            }
+        }
+        Self::Store(StoreError::from_sqlx(err))
+    }
+}
+
+fn sequences(append: &Append) -> impl Iterator<Item = i64> + '_ {
+    (1..=append.events.len() as u64).map(|n| i64::try_from(append.after + n).unwrap_or(i64::MAX))
+}
+
+/// Appends on PostgreSQL; returns the position of the last event.
+pub(crate) async fn postgres(pool: &sqlx::PgPool, append: &Append) -> Result<u64, AppendError> {
+    let metadata = append.metadata.to_string();
+    let sequences: Vec<i64> = sequences(append).collect();
+    let types: Vec<&str> = append
+        .events
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .collect();
+    let versions: Vec<&str> = append
+        .events
+        .iter()
+        .map(|e| e.event_version.as_str())
+        .collect();
+    let payloads: Vec<String> = append
+        .events
+        .iter()
+        .map(|e| e.payload.to_string())
+        .collect();
+    // The position trigger numbers rows in the order they are inserted,
+    // which the ordinality keeps as the command emitted them.
+    let positions: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload::jsonb, $7::jsonb \
+         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY \
+              AS e(sequence, event_type, event_version, payload, n) \
+         ORDER BY e.n \
+         RETURNING position",
+    )
+    .bind(append.aggregate_type)
+    .bind(&append.aggregate_id)
+    .bind(&sequences)
+    .bind(&types)
+    .bind(&versions)
+    .bind(&payloads)
+    .bind(&metadata)
+    .fetch_all(pool)
+    .await?;
+    let last = positions.into_iter().max().unwrap_or(0);
+    Ok(u64::try_from(last).unwrap_or(0))
+}
+
+/// A waiting append and where its outcome goes.
+type Job = (Append, oneshot::Sender<Result<u64, AppendError>>);
+
+/// The SQLite writer: appends queue here and are committed in groups.
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteWriter {
+    queue: mpsc::UnboundedSender<Job>,
+}
+
+/// At most this many commands share one SQLite transaction.
+const GROUP: usize = 128;
+
+impl SqliteWriter {
+    /// Starts the writer task for `pool`. `turn` is the lock that this
+    /// process's SQLite writers (projection batches too) take turns by.
+    pub(crate) fn start(pool: SqlitePool, turn: Arc<tokio::sync::Mutex<()>>) -> Self {
+        let (queue, mut waiting) = mpsc::unbounded_channel::<Job>();
+        tokio::spawn(async move {
+            while let Some(first) = waiting.recv().await {
+                let mut group = vec![first];
+                while group.len() < GROUP {
+                    match waiting.try_recv() {
+                        Ok(job) => group.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let _turn = turn.lock().await;
+                let outcomes = commit_group(&pool, &group).await;
+                for ((_, reply), outcome) in group.into_iter().zip(outcomes) {
+                    // The caller may have gone (a cancelled request); its
+                    // events are committed all the same, as on PostgreSQL.
+                    let _ = reply.send(outcome);
+                }
+            }
+        });
+        Self { queue }
+    }
+
+    /// Appends, waiting for the group commit that includes it; returns the
+    /// position of the last event.
+    pub(crate) async fn append(&self, append: Append) -> Result<u64, AppendError> {
+        let (reply, outcome) = oneshot::channel();
+        self.queue.send((append, reply)).map_err(|_| {
+            AppendError::Store(StoreError::Unavailable("the store is closing".into()))
+        })?;
+        outcome.await.map_err(|_| {
+            AppendError::Store(StoreError::Unavailable("the store is closing".into()))
+        })?
+    }
+}
+
+/// Commits `group` in one transaction, each append in a savepoint.
+async fn commit_group(pool: &SqlitePool, group: &[Job]) -> Vec<Result<u64, AppendError>> {
+    let fail_all = |e: sqlx::Error| {
+        let e = StoreError::from_sqlx(e);
+        group
+            .iter()
+            .map(|_| Err(AppendError::Store(e.clone())))
+            .collect::<Vec<_>>()
+    };
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => return fail_all(e),
+    };
+    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+        return fail_all(e);
+    }
+    let mut last: i64 = match sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
+        .fetch_one(&mut *conn)
+        .await
+    {
+        Ok(last) => last,
+        Err(e) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            return fail_all(e);
+        }
+    };
+    let mut outcomes = Vec::with_capacity(group.len());
+    for (append, _) in group {
+        let result = async {
+            sqlx::query("SAVEPOINT command").execute(&mut *conn).await?;
+            let written = write_one(&mut conn, append, last).await;
+            match written {
+                Ok(position) => {
+                    sqlx::query("RELEASE command").execute(&mut *conn).await?;
+                    Ok(position)
+                }
+                Err(e) => {
+                    sqlx::query("ROLLBACK TO command")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("RELEASE command").execute(&mut *conn).await?;
+                    Err(e)
+                }
+            }
+        }
+        .await;
+        let outcome = match result {
+            Ok(position) => {
+                last = position;
+                Ok(u64::try_from(position).unwrap_or(0))
+            }
+            Err(e) => Err(AppendError::from(e)),
+        };
+        outcomes.push(outcome);
+    }
+    if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        return fail_all(e);
+    }
+    outcomes
+}
+
+/// Writes one append's events after position `last`; returns its last
+/// position.
+async fn write_one(
+    conn: &mut sqlx::SqliteConnection,
+    append: &Append,
+    mut last: i64,
+) -> Result<i64, sqlx::Error> {
+    let metadata = append.metadata.to_string();
+    for (event, sequence) in append.events.iter().zip(sequences(append)) {
+        last += 1;
+        sqlx::query(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, position) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(append.aggregate_type)
+        .bind(&append.aggregate_id)
+        .bind(sequence)
+        .bind(&event.event_type)
+        .bind(&event.event_version)
+        .bind(event.payload.to_string())
+        .bind(&metadata)
+        .bind(last)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if let Some(snapshot) = &append.snapshot {
+        // A snapshot is a cache: if it cannot be written, loads read more
+        // events, and the command stands.
+        let saved = sqlx::query(
+            "INSERT INTO case_snapshots (aggregate_type, aggregate_id, version, revision, payload) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
+             SET version = excluded.version, revision = excluded.revision, payload = excluded.payload \
+             WHERE case_snapshots.version < excluded.version \
+                OR case_snapshots.revision <> excluded.revision",
+        )
+        .bind(append.aggregate_type)
+        .bind(&append.aggregate_id)
+        .bind(snapshot.version)
+        .bind(snapshot.revision)
+        .bind(&snapshot.payload)
+        .execute(&mut *conn)
+        .await;
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, case = append.aggregate_id, "snapshot not saved; loads read more events");
+        }
+    }
+    Ok(last)
+}
