@@ -36,6 +36,9 @@ enum Command {
     /// swap them in when done. Safe beside a running server on the same
     /// database: its runner pauses for the swap and carries on after it.
     Replay(ReplayArgs),
+    /// Measure the engine under a realistic load beside the database's own
+    /// ceiling, and print a Markdown report (see docs/BENCHMARKS.md).
+    Bench(mediation_api::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +124,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
         }
         Command::Replay(args) => replay(args).await?,
+        Command::Bench(args) => mediation_api::bench::run(args).await?,
         Command::Migrate(args) => {
             let store = open_store(&args).await?;
             tracing::info!(store = %redact(&args.database_url), "schema is up to date");

@@ -20,6 +20,11 @@ pub const BATCH: u32 = 500;
 /// commits by other processes reach it this way.
 pub const POLL: Duration = Duration::from_millis(500);
 
+/// How long a woken projection waits before reading the log, so that a
+/// burst of commits is applied as one batch (one transaction) instead of
+/// one transaction per commit. It bounds what it adds to the lag.
+pub const GATHER: Duration = Duration::from_millis(10);
+
 /// How often a process without the lease tries to take it.
 pub const LEASE_RETRY: Duration = Duration::from_secs(2);
 
@@ -52,9 +57,57 @@ pub struct ProjectionStatus {
     pub lag: Duration,
 }
 
-/// Applies the next batch of the log to `projection`. Returns how many
-/// events it applied: 0 at the end of the log, or when another runner
-/// applied the same batch first.
+/// What [`apply_next`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Applied {
+    /// The log has nothing after the position.
+    Nothing,
+    /// Another runner (or a rebuild's swap) moved the checkpoint first;
+    /// nothing was written. Read the checkpoint again.
+    Moved,
+    /// A batch was applied and the checkpoint moved to `to`.
+    Batch {
+        /// Events applied.
+        events: usize,
+        /// The position of the last one.
+        to: u64,
+        /// How old the last one is.
+        age: Duration,
+    },
+}
+
+/// Applies the next batch of the log after position `from` to
+/// `projection`, and moves its checkpoint from `from` to the batch's end,
+/// all in one transaction.
+pub async fn apply_next(
+    store: &Store,
+    projection: &dyn Projection,
+    from: u64,
+    rebuild: bool,
+    batch_size: u32,
+) -> Result<Applied, StoreError> {
+    let events = store.read_log(from, batch_size).await?;
+    let Some(last) = events.last() else {
+        return Ok(Applied::Nothing);
+    };
+    let to = last.position;
+    let age = (Utc::now() - last.recorded_at).to_std().unwrap_or_default();
+    let mut batch = store.begin_batch(projection.name(), from, rebuild).await?;
+    projection.apply(&mut batch, &events).await?;
+    if batch.commit(to).await? {
+        Ok(Applied::Batch {
+            events: events.len(),
+            to,
+            age,
+        })
+    } else {
+        Ok(Applied::Moved)
+    }
+}
+
+/// Applies the next batch of the log to `projection`, after its stored
+/// checkpoint. Returns how many events it applied: 0 at the end of the log,
+/// or when another runner applied the same batch first.
 pub async fn run_once(
     store: &Store,
     projection: &dyn Projection,
@@ -67,17 +120,9 @@ pub async fn run_once(
         projection.name().to_owned()
     };
     let from = store.checkpoint(&checkpoint).await?;
-    let events = store.read_log(from, batch_size).await?;
-    let Some(last) = events.last() else {
-        return Ok(0);
-    };
-    let to = last.position;
-    let mut batch = store.begin_batch(projection.name(), from, rebuild).await?;
-    projection.apply(&mut batch, &events).await?;
-    if batch.commit(to).await? {
-        Ok(events.len())
-    } else {
-        Ok(0)
+    match apply_next(store, projection, from, rebuild, batch_size).await? {
+        Applied::Batch { events, .. } => Ok(events),
+        Applied::Nothing | Applied::Moved => Ok(0),
     }
 }
 
@@ -138,44 +183,56 @@ pub async fn run(
         };
         tracing::info!(projection = name, "projection running in this process");
         let mut failures = 0u32;
+        // Where the checkpoint stands, as far as this runner knows: it holds
+        // the lease, and each batch moves the checkpoint only from this
+        // value, so it is read again only after something else moved it.
+        let mut known: Option<u64> = None;
         loop {
-            match run_once(&store, projection.as_ref(), false, BATCH).await {
-                Ok(0) => {
+            let applied = match known {
+                Some(from) => apply_next(&store, projection.as_ref(), from, false, BATCH).await,
+                None => match store.checkpoint(name).await {
+                    Ok(from) => {
+                        known = Some(from);
+                        apply_next(&store, projection.as_ref(), from, false, BATCH).await
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            let caught_up = match applied {
+                Ok(Applied::Batch { events, to, age }) => {
                     failures = 0;
-                    match status(&store, projection.as_ref(), true).await {
-                        Ok(status) => publish(status),
-                        Err(e) => {
-                            tracing::warn!(projection = name, error = %e, "status unreadable")
-                        }
-                    }
-                    tokio::select! {
-                        () = stop.cancelled() => {
-                            lease.release().await;
-                            return;
-                        }
-                        _ = wake.changed() => {}
-                        () = tokio::time::sleep(POLL) => {
-                            if !lease.alive().await {
-                                tracing::warn!(projection = name, "lease lost; taking it again");
-                                continue 'lease;
-                            }
-                        }
-                    }
+                    known = Some(to);
+                    tracing::debug!(projection = name, events, "batch applied");
+                    let full = events >= BATCH as usize;
+                    publish(ProjectionStatus {
+                        name,
+                        position: to,
+                        active: true,
+                        // A short batch took all the log had: caught up.
+                        lag: if full { age } else { Duration::ZERO },
+                    });
+                    !full
                 }
-                Ok(applied) => {
+                Ok(Applied::Moved) => {
+                    known = None;
+                    false
+                }
+                Ok(Applied::Nothing) => {
                     failures = 0;
-                    tracing::debug!(projection = name, applied, "batch applied");
-                    if let Ok(status) = status(&store, projection.as_ref(), true).await {
-                        publish(status);
+                    if let Some(position) = known {
+                        publish(ProjectionStatus {
+                            name,
+                            position,
+                            active: true,
+                            lag: Duration::ZERO,
+                        });
                     }
-                    if stop.is_cancelled() {
-                        lease.release().await;
-                        return;
-                    }
+                    true
                 }
                 Err(e) => {
                     // Back off, up to half a minute, and try again: the store
                     // may be restarting. The failed batch wrote nothing.
+                    known = None;
                     failures = failures.saturating_add(1);
                     let delay = POLL * 2u32.saturating_pow(failures.min(6));
                     tracing::warn!(projection = name, error = %e, retry_in = ?delay, "batch failed");
@@ -187,6 +244,31 @@ pub async fn run(
                         () = tokio::time::sleep(delay) => {}
                     }
                     if !lease.alive().await {
+                        continue 'lease;
+                    }
+                    continue;
+                }
+            };
+            if stop.is_cancelled() {
+                lease.release().await;
+                return;
+            }
+            if !caught_up {
+                continue;
+            }
+            tokio::select! {
+                () = stop.cancelled() => {
+                    lease.release().await;
+                    return;
+                }
+                _ = wake.changed() => {
+                    // Let the burst that woke it finish committing, so that
+                    // it goes in one batch.
+                    tokio::time::sleep(GATHER).await;
+                }
+                () = tokio::time::sleep(POLL) => {
+                    if !lease.alive().await {
+                        tracing::warn!(projection = name, "lease lost; taking it again");
                         continue 'lease;
                     }
                 }

@@ -508,88 +508,98 @@ macro_rules! clock_row {
 
 /// Clocks matching `query`, earliest due first.
 pub async fn clocks(store: &Store, query: &ClockQuery) -> Result<Vec<ClockRow>, StoreError> {
-    let (d, s) = (query.division.as_ref(), query.scope.as_ref());
-    let overdue = query.overdue_at;
-    let (from, to) = query.due_between.unzip();
-    let (a_due, a_case, a_stage, a_start) = match &query.after {
-        Some((due, case, stage, start)) => (Some(*due), Some(case), Some(stage), Some(*start)),
-        None => (None, None, None, None),
+    // Only the conditions the query has go into the statement, so that the
+    // planner sees each one (a `$n IS NULL OR …` would hide the running
+    // clocks' index from a generic plan, and a million clocks get sorted).
+    enum Arg<'q> {
+        Text(&'q str),
+        Time(DateTime<Utc>),
+        Int(i64),
+    }
+    let mut args: Vec<Arg<'_>> = Vec::new();
+    let mut conditions: Vec<String> = Vec::new();
+    let postgres = matches!(store.backend(), Backend::Postgres(_));
+    let p = |n: usize, ty: &str| {
+        if postgres {
+            format!("${n}::{ty}")
+        } else {
+            format!("?{n}")
+        }
     };
-    let conditions = |p: &dyn Fn(usize) -> String| {
-        format!(
-            "({d1} IS NULL OR division BETWEEN {d1} AND {d2}) \
-             AND ({s1} IS NULL OR division BETWEEN {s1} AND {s2}) \
-             AND ({o} IS NULL OR (stopped_at IS NULL AND due_at <= {o})) \
-             AND ({f} IS NULL OR (stopped_at IS NULL AND due_at > {f} AND due_at <= {t})) \
-             AND ({b} IS NULL OR body = {b}) AND ({st} IS NULL OR status = {st}) \
-             AND ({ad} IS NULL OR (due_at, case_id, stage, started_at) > ({ad}, {ac}, {ast}, {asr})) \
-             ORDER BY due_at, case_id, stage, started_at LIMIT {l}",
-            d1 = p(1),
-            d2 = p(2),
-            s1 = p(3),
-            s2 = p(4),
-            o = p(5),
-            f = p(6),
-            t = p(7),
-            b = p(8),
-            st = p(9),
-            ad = p(10),
-            ac = p(11),
-            ast = p(12),
-            asr = p(13),
-            l = p(14),
-        )
+    for (lo, hi) in [&query.division, &query.scope].into_iter().flatten() {
+        args.push(Arg::Text(lo));
+        let lo = p(args.len(), "text");
+        args.push(Arg::Text(hi));
+        let hi = p(args.len(), "text");
+        conditions.push(format!("division BETWEEN {lo} AND {hi}"));
+    }
+    if let Some(at) = query.overdue_at {
+        args.push(Arg::Time(at));
+        conditions.push(format!(
+            "stopped_at IS NULL AND due_at <= {}",
+            p(args.len(), "timestamptz")
+        ));
+    }
+    if let Some((from, to)) = query.due_between {
+        args.push(Arg::Time(from));
+        let from = p(args.len(), "timestamptz");
+        args.push(Arg::Time(to));
+        let to = p(args.len(), "timestamptz");
+        conditions.push(format!(
+            "stopped_at IS NULL AND due_at > {from} AND due_at <= {to}"
+        ));
+    }
+    if let Some(body) = &query.body {
+        args.push(Arg::Text(body));
+        conditions.push(format!("body = {}", p(args.len(), "text")));
+    }
+    if let Some(status) = &query.status {
+        args.push(Arg::Text(status));
+        conditions.push(format!("status = {}", p(args.len(), "text")));
+    }
+    if let Some((due, case, stage, start)) = &query.after {
+        args.push(Arg::Time(*due));
+        let due = p(args.len(), "timestamptz");
+        args.push(Arg::Text(case));
+        let case = p(args.len(), "text");
+        args.push(Arg::Text(stage));
+        let stage = p(args.len(), "text");
+        args.push(Arg::Time(*start));
+        let start = p(args.len(), "timestamptz");
+        conditions.push(format!(
+            "(due_at, case_id, stage, started_at) > ({due}, {case}, {stage}, {start})"
+        ));
+    }
+    args.push(Arg::Int(i64::from(query.limit)));
+    let limit = p(args.len(), "bigint");
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
     };
+    let sql = format!(
+        "SELECT {CLOCK_COLUMNS} FROM {TABLE} {filter} \
+         ORDER BY due_at, case_id, stage, started_at LIMIT {limit}"
+    );
     macro_rules! bind_all {
-        ($q:expr) => {
-            $q.bind(d.map(|r| &r.0))
-                .bind(d.map(|r| &r.1))
-                .bind(s.map(|r| &r.0))
-                .bind(s.map(|r| &r.1))
-                .bind(overdue)
-                .bind(from)
-                .bind(to)
-                .bind(&query.body)
-                .bind(&query.status)
-                .bind(a_due)
-                .bind(a_case)
-                .bind(a_stage)
-                .bind(a_start)
-                .bind(i64::from(query.limit))
-        };
+        ($q:expr) => {{
+            let mut q = $q;
+            for a in &args {
+                q = match a {
+                    Arg::Text(t) => q.bind(*t),
+                    Arg::Time(t) => q.bind(*t),
+                    Arg::Int(i) => q.bind(*i),
+                };
+            }
+            q
+        }};
     }
     match store.backend() {
         Backend::Postgres(pool) => {
-            // Typed placeholders, so that PostgreSQL knows each NULL's type.
-            let types = [
-                "",
-                "text",
-                "text",
-                "text",
-                "text",
-                "timestamptz",
-                "timestamptz",
-                "timestamptz",
-                "text",
-                "text",
-                "timestamptz",
-                "text",
-                "text",
-                "timestamptz",
-                "bigint",
-            ];
-            let sql = format!(
-                "SELECT {CLOCK_COLUMNS} FROM {TABLE} WHERE {}",
-                conditions(&|n| format!("${n}::{}", types[n]))
-            );
             let rows = bind_all!(sqlx::query(&sql)).fetch_all(pool).await?;
             rows.iter().map(|r| clock_row!(r)).collect()
         }
         Backend::Sqlite(pool) => {
-            let sql = format!(
-                "SELECT {CLOCK_COLUMNS} FROM {TABLE} WHERE {}",
-                conditions(&|n| format!("?{n}"))
-            );
             let rows = bind_all!(sqlx::query(&sql)).fetch_all(pool).await?;
             rows.iter().map(|r| clock_row!(r)).collect()
         }

@@ -180,11 +180,33 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
         command: A::Command,
         options: Options<'_, A>,
     ) -> Result<Committed<A>, CommandError<A::Error>> {
-        if let Some(request) = options.request
+        // The request is looked up only when the command did not go through
+        // as new: a repeat either fails in the aggregate (the step is done
+        // already), is refused by the database (the request is recorded
+        // under another execution), or changes nothing. This spares the
+        // common case, a new request, a round trip.
+        let request = options.request;
+        let outcome = self.decide_and_append(id, command, options).await;
+        let repeat_possible = match &outcome {
+            Ok(committed) => committed.events.is_empty(),
+            Err(_) => true,
+        };
+        if let Some(request) = request
+            && repeat_possible
             && let Some(earlier) = self.earlier(request).await?
         {
             return earlier;
         }
+        outcome
+    }
+
+    /// [`Cases::execute_with`] without the look-up of an earlier execution.
+    async fn decide_and_append(
+        &self,
+        id: &str,
+        command: A::Command,
+        options: Options<'_, A>,
+    ) -> Result<Committed<A>, CommandError<A::Error>> {
         let mut context = self.load_context(id).await?;
         let loaded = context.current_sequence as u64;
         if let Some(visible) = options.visible
@@ -279,23 +301,11 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
         };
         let last_position = match appended {
             Ok(position) => position,
-            Err(e) => {
-                let e = match e {
-                    AppendError::Conflict => CommandError::Conflict,
-                    AppendError::Store(e) => CommandError::Store(e),
-                };
-                // A concurrent execution of the same request may have won:
-                // the database refused this one's request record, or its
-                // events collided on the same case. Either way, answer with
-                // the winner's outcome.
-                if let Some(request) = options.request
-                    && matches!(e, CommandError::Conflict | CommandError::Store(_))
-                    && let Some(earlier) = self.earlier(request).await?
-                {
-                    return earlier;
-                }
-                return Err(e);
-            }
+            // A concurrent execution of the same request may have won: the
+            // database refused this one's request record, or its events
+            // collided on the same case. The caller looks for the winner.
+            Err(AppendError::Conflict) => return Err(CommandError::Conflict),
+            Err(AppendError::Store(e)) => return Err(CommandError::Store(e)),
         };
         // From here on the command has committed: a failure must not be
         // reported as the command failing, or a retry would apply it twice.

@@ -1,0 +1,285 @@
+//! The engine at the size of a province's year: a log of a million cases,
+//! each with a running SLA clock. The cases are copies of a few hundred
+//! template cases that the engine itself registered at times spread over
+//! the past months, so their events are real ones and their deadlines
+//! differ; the copies are appended in bulk, which is not what is measured.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use mediation_domain::services::ManualClock;
+use mediation_proto::v1 as pb;
+use mediation_store::{Backend, Store};
+use tokio_util::sync::CancellationToken;
+
+use super::workload::{Step, TOWNS, Target, VILLAGES};
+use crate::app::App;
+use crate::config::{ConfigFiles, load_services};
+
+/// How many template cases are copied.
+const TEMPLATES: u64 = 240;
+
+/// Registers the template cases, each at its own moment over the past 120
+/// days: disputes at every village (some dispatched, so their clock is the
+/// mediation clock) and petitions at every town. Returns their ids.
+async fn register_templates(store: &Store) -> anyhow::Result<Vec<String>> {
+    let now = Utc::now();
+    let clock = Arc::new(ManualClock::new(now));
+    let services = load_services(&ConfigFiles::default(), clock.clone())?;
+    let stop = CancellationToken::new();
+    let (app, worker) = App::start(store.clone(), services, stop.clone());
+    let mut target = Target::in_process(&app);
+    let mut ids = Vec::new();
+    for k in 0..TEMPLATES {
+        clock.set(now - chrono::Duration::minutes(i64::try_from(k * 720).unwrap_or(0)));
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let step = if k % 4 == 3 {
+            Step::Receive(pb::ReceivePetitionRequest {
+                request_id,
+                actor_id: "office-1".into(),
+                channel: pb::PetitionChannel::Letter.into(),
+                petitioner: Some(pb::Petitioner {
+                    name: "Chen Jing".into(),
+                    contact: format!("1380000{k:04}"),
+                }),
+                complained_unit: "County Land Bureau".into(),
+                facts: "Compensation for requisitioned land was never paid".into(),
+                division_code: TOWNS[k as usize % TOWNS.len()].into(),
+                competent_level: pb::Level::Town.into(),
+                ..Default::default()
+            })
+        } else {
+            Step::Register(pb::RegisterDisputeRequest {
+                request_id,
+                actor_id: "clerk-1".into(),
+                division_code: VILLAGES[k as usize % VILLAGES.len()].into(),
+                level: pb::Level::Village.into(),
+                category: pb::DisputeCategory::Neighbourhood.into(),
+                risk: pb::Risk::Green.into(),
+                summary: "A wall between two yards".into(),
+                parties: vec![
+                    pb::Party {
+                        role: pb::PartyRole::Applicant.into(),
+                        name: "Zhang San".into(),
+                    },
+                    pb::Party {
+                        role: pb::PartyRole::Respondent.into(),
+                        name: "Li Si".into(),
+                    },
+                ],
+                ..Default::default()
+            })
+        };
+        let outcome = target
+            .send(step)
+            .await
+            .context("registering a template case")?
+            .unwrap_or_default();
+        if k % 2 == 0 && k % 4 != 3 {
+            target
+                .send(Step::Dispatch(pb::DispatchDisputeRequest {
+                    request_id: uuid::Uuid::new_v4().to_string(),
+                    dispute_id: outcome.case_id.clone(),
+                    actor_id: "clerk-1".into(),
+                    body: Some(pb::MediationBody {
+                        body_id: format!("committee-{}", k % 24),
+                        name: "Mediation Committee".into(),
+                        kind: pb::MediationKind::Peoples.into(),
+                    }),
+                    mediator: format!("Mediator {}", k % 40),
+                    ..Default::default()
+                }))
+                .await
+                .context("dispatching a template case")?;
+        }
+        ids.push(outcome.case_id);
+    }
+    stop.cancel();
+    let _ = worker.await;
+    Ok(ids)
+}
+
+/// Appends copies of the templates until the log holds `cases` cases, in
+/// transactions of at most about 100,000 events. Returns the number of
+/// events in the log.
+pub(crate) async fn seed(store: &Store, cases: u64, progress: impl Fn(u64)) -> anyhow::Result<u64> {
+    let templates = register_templates(store).await?;
+    let copies = cases.div_ceil(TEMPLATES).saturating_sub(1);
+    let per_batch = 250u64;
+    let mut from = 1u64;
+    while from <= copies {
+        let to = (from + per_batch - 1).min(copies);
+        let (first, last) = (i64::try_from(from)?, i64::try_from(to)?);
+        match store.backend() {
+            Backend::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata) \
+                     SELECT e.aggregate_type, e.aggregate_id || '-' || g, e.sequence, e.event_type, \
+                            e.event_version, e.payload, \
+                            e.metadata - 'request_id' - 'agency' - 'request_hash' - 'command_id' \
+                     FROM generate_series($1::bigint, $2::bigint) AS g \
+                     CROSS JOIN events e \
+                     WHERE e.aggregate_id = ANY($3) \
+                     ORDER BY g, e.aggregate_id, e.sequence",
+                )
+                .bind(first)
+                .bind(last)
+                .bind(&templates)
+                .execute(pool)
+                .await
+                .context("copying template cases")?;
+            }
+            Backend::Sqlite(pool) => {
+                let ids = serde_json::to_string(&templates)?;
+                sqlx::query(
+                    "WITH RECURSIVE g(n) AS (SELECT ?1 UNION ALL SELECT n + 1 FROM g WHERE n < ?2) \
+                     INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata) \
+                     SELECT e.aggregate_type, e.aggregate_id || '-' || g.n, e.sequence, e.event_type, \
+                            e.event_version, e.payload, \
+                            json_remove(e.metadata, '$.request_id', '$.agency', '$.request_hash', '$.command_id') \
+                     FROM g CROSS JOIN events e \
+                     WHERE e.aggregate_id IN (SELECT value FROM json_each(?3)) \
+                     ORDER BY g.n, e.aggregate_id, e.sequence",
+                )
+                .bind(first)
+                .bind(last)
+                .bind(ids)
+                .execute(pool)
+                .await
+                .context("copying template cases")?;
+            }
+        }
+        progress((to + 1) * TEMPLATES);
+        from = to + 1;
+    }
+    count_events(store).await
+}
+
+/// The number of events in the log.
+pub(crate) async fn count_events(store: &Store) -> anyhow::Result<u64> {
+    let n: i64 = match store.backend() {
+        Backend::Postgres(pool) => {
+            sqlx::query_scalar("SELECT count(*) FROM events")
+                .fetch_one(pool)
+                .await?
+        }
+        Backend::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT count(*) FROM events")
+                .fetch_one(pool)
+                .await?
+        }
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The number of running SLA clocks.
+pub(crate) async fn count_running_clocks(store: &Store) -> anyhow::Result<u64> {
+    let sql = "SELECT count(*) FROM sla_clocks WHERE stopped_at IS NULL";
+    let n: i64 = match store.backend() {
+        Backend::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+        Backend::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// What `mediation replay` reported for each read model.
+#[derive(Debug)]
+pub(crate) struct Rebuilt {
+    /// Per projection: its name, events read and seconds taken.
+    pub projections: Vec<(String, u64, f64)>,
+    /// The whole replay, as timed from outside.
+    pub elapsed: Duration,
+}
+
+/// Runs `mediation replay` (every read model) on `database_url` and
+/// times it.
+pub(crate) async fn replay(database_url: &str) -> anyhow::Result<Rebuilt> {
+    let exe = std::env::current_exe().context("locating the mediation binary")?;
+    let started = Instant::now();
+    let output = tokio::process::Command::new(exe)
+        .arg("replay")
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("running `mediation replay`")?;
+    let elapsed = started.elapsed();
+    if !output.status.success() {
+        anyhow::bail!(
+            "`mediation replay` failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    // "rebuilt NAME: N events in T s (R events/s)"
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let projections = stdout
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("rebuilt ")?;
+            let (name, rest) = rest.split_once(": ")?;
+            let mut words = rest.split_whitespace();
+            let events = words.next()?.parse().ok()?;
+            let seconds = words.nth(2)?.parse().ok()?;
+            Some((name.to_owned(), events, seconds))
+        })
+        .collect();
+    Ok(Rebuilt {
+        projections,
+        elapsed,
+    })
+}
+
+/// The main SLA queries a supervisor's board makes, by name.
+pub(crate) fn sla_queries() -> Vec<(&'static str, Step)> {
+    vec![
+        (
+            "ListClocks overdue, whole district, 50",
+            Step::ListClocks(pb::ListClocksRequest {
+                division_code: "990101000000".into(),
+                view: pb::ClockView::Overdue.into(),
+                page_size: 50,
+                ..Default::default()
+            }),
+        ),
+        (
+            "ListClocks due within 7 days, one town, 50",
+            Step::ListClocks(pb::ListClocksRequest {
+                division_code: TOWNS[1].into(),
+                view: pb::ClockView::DueSoon.into(),
+                due_within_days: 7,
+                page_size: 50,
+                ..Default::default()
+            }),
+        ),
+        (
+            "ListClocks running, one village, 50",
+            Step::ListClocks(pb::ListClocksRequest {
+                division_code: VILLAGES[3].into(),
+                status: pb::ClockStatus::Running.into(),
+                page_size: 50,
+                ..Default::default()
+            }),
+        ),
+        (
+            "ListBreachesByBody, one town",
+            Step::ListBreaches(pb::ListBreachesByBodyRequest {
+                division_code: TOWNS[1].into(),
+                ..Default::default()
+            }),
+        ),
+        (
+            "ListBreachesByBody, whole district",
+            Step::ListBreaches(pb::ListBreachesByBodyRequest {
+                division_code: "990101000000".into(),
+                ..Default::default()
+            }),
+        ),
+    ]
+}

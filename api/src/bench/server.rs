@@ -1,0 +1,110 @@
+//! The server under test: `mediation serve`, started from this same
+//! binary as a child process, so that its memory is its own.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+/// A running `mediation serve`.
+#[derive(Debug)]
+pub(crate) struct ServerProcess {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts the server on `database_url` on a free loopback port, with no
+    /// deadline timers, and waits until it reports itself serving.
+    pub(crate) async fn start(database_url: &str) -> anyhow::Result<Self> {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0")
+                .context("finding a free port for the server")?;
+            probe.local_addr()?.port()
+        };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let exe = std::env::current_exe().context("locating the mediation binary")?;
+        let child = tokio::process::Command::new(exe)
+            .arg("serve")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--timer-interval")
+            .arg("0")
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn")
+            .env_remove("MEDIATION_AGENCIES")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting `mediation serve`")?;
+        let mut server = Self { child, addr };
+        server.wait_serving(Duration::from_secs(120)).await?;
+        Ok(server)
+    }
+
+    async fn wait_serving(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let endpoint = Endpoint::from_shared(format!("http://{}", self.addr))?;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("`mediation serve` exited before serving: {status}");
+            }
+            if let Ok(channel) = endpoint.connect().await {
+                let serving = HealthClient::new(channel)
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .is_ok_and(|r| r.into_inner().status == 1);
+                if serving {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() > limit {
+                anyhow::bail!("`mediation serve` did not report serving within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A channel to the server; `connections` HTTP/2 connections shared
+    /// round-robin, as a partner's client pool would.
+    pub(crate) async fn channel(&self, connections: usize) -> anyhow::Result<Channel> {
+        let uri = format!("http://{}", self.addr);
+        let endpoints = (0..connections.max(1))
+            .map(|_| Endpoint::from_shared(uri.clone()).map(|e| e.tcp_nodelay(true)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Channel::balance_list(endpoints.into_iter()))
+    }
+
+    /// The server's peak resident memory so far, in bytes (Linux only).
+    pub(crate) fn peak_memory(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status.lines().find_map(|line| {
+            let kb = line.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?;
+            kb.trim().parse::<u64>().ok().map(|kb| kb * 1024)
+        })
+    }
+
+    /// Stops the server as a service manager would (SIGTERM), and kills it
+    /// if it has not stopped within ten seconds.
+    pub(crate) async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = tokio::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status()
+                .await;
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
