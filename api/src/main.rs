@@ -188,8 +188,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rebuilds the projection `args` names, or all of them, with a progress
-/// bar on stderr and the rate of each on stdout.
+/// Rebuilds the projection `args` names, or all of them side by side, with
+/// a progress bar each on stderr and the rate of each on stdout.
 async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
     let all = mediation_projections::all();
@@ -208,38 +208,68 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     };
     let store = open_store(&args.store).await?;
     let style = indicatif::ProgressStyle::with_template(
-        "{prefix} [{wide_bar}] {human_pos}/{human_len} events, {msg}, {eta} left",
+        "{prefix:18} [{wide_bar}] {human_pos}/{human_len} events, {msg}, {eta} left",
     )
     .context("the progress bar's template")?;
+    // Drawn on stderr, and only when it is a terminal.
+    let bars = indicatif::MultiProgress::new();
+    let started = std::time::Instant::now();
+    // Each read model has its own tables and checkpoint: they rebuild side
+    // by side, which keeps both the database and this process busy while
+    // the others wait on a round trip.
+    let mut rebuilds = tokio::task::JoinSet::new();
     for projection in chosen {
         let name = projection.name();
-        // Drawn on stderr, and only when it is a terminal.
-        let bar = indicatif::ProgressBar::new(0)
-            .with_style(style.clone())
-            .with_prefix(name)
-            .with_message("0 events/s");
-        let rebuilt = mediation_projections::replay::rebuild(&store, projection.as_ref(), |p| {
-            bar.set_length(p.total.max(p.events));
-            bar.set_position(p.events);
-            let seconds = p.elapsed.as_secs_f64();
-            if seconds > 0.0 {
-                bar.set_message(format!("{:.0} events/s", p.events as f64 / seconds));
+        let bar = bars.add(
+            indicatif::ProgressBar::new(0)
+                .with_style(style.clone())
+                .with_prefix(name)
+                .with_message("0 events/s"),
+        );
+        let store = store.clone();
+        rebuilds.spawn(async move {
+            let rebuilt =
+                mediation_projections::replay::rebuild(&store, projection.as_ref(), |p| {
+                    bar.set_length(p.total.max(p.events));
+                    bar.set_position(p.events);
+                    let seconds = p.elapsed.as_secs_f64();
+                    if seconds > 0.0 {
+                        bar.set_message(format!("{:.0} events/s", p.events as f64 / seconds));
+                    }
+                })
+                .await
+                .with_context(|| format!("rebuilding {name}"));
+            bar.finish_and_clear();
+            (name, rebuilt)
+        });
+    }
+    let mut failed = None;
+    while let Some(done) = rebuilds.join_next().await {
+        let (name, rebuilt) = done.context("a rebuild panicked")?;
+        match rebuilt {
+            // The command's output, as for `token`.
+            Ok(rebuilt) => writeln!(
+                std::io::stdout().lock(),
+                "rebuilt {name}: {} events in {:.1} s ({:.0} events/s)",
+                rebuilt.events,
+                rebuilt.elapsed.as_secs_f64(),
+                rebuilt.rate_per_second
+            )?,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                failed.get_or_insert(e);
             }
-        })
-        .await
-        .with_context(|| format!("rebuilding {name}"));
-        bar.finish_and_clear();
-        let rebuilt = rebuilt?;
-        // The command's output, as for `token`.
-        writeln!(
-            std::io::stdout().lock(),
-            "rebuilt {name}: {} events in {:.1} s ({:.0} events/s)",
-            rebuilt.events,
-            rebuilt.elapsed.as_secs_f64(),
-            rebuilt.rate_per_second
-        )?;
+        }
     }
     store.close().await;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    writeln!(
+        std::io::stdout().lock(),
+        "all done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    )?;
     Ok(())
 }
 

@@ -41,10 +41,17 @@ impl Projection for CaseIndex {
         cases.extend(fold::<Petition>(batch, events).await?);
         let rows: Vec<IndexRow> = cases.iter().map(|(row, _)| row.clone()).collect();
         write_rows(batch, &rows).await?;
-        for (row, clocks) in &cases {
-            sla::write(batch, &row.aggregate_type, &row.case_id, clocks).await?;
-        }
-        Ok(())
+        let clocks: Vec<(&str, &str, &[sla::ClockChange])> = cases
+            .iter()
+            .map(|(row, clocks)| {
+                (
+                    row.aggregate_type.as_str(),
+                    row.case_id.as_str(),
+                    clocks.as_slice(),
+                )
+            })
+            .collect();
+        sla::write_all(batch, &clocks).await
     }
 }
 
@@ -318,25 +325,37 @@ async fn write_rows(batch: &mut Batch, rows: &[IndexRow]) -> Result<(), StoreErr
         )
     };
     if let Some(connection) = batch.postgres() {
-        let sql = upsert([
-            "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11",
-        ]);
-        for row in rows {
-            sqlx::query(&sql)
-                .bind(&row.aggregate_type)
-                .bind(&row.case_id)
-                .bind(&row.division)
-                .bind(&row.level)
-                .bind(&row.status)
-                .bind(&row.category)
-                .bind(&row.risk)
-                .bind(&row.channel)
-                .bind(to_i64(row.version))
-                .bind(to_i64(row.position))
-                .bind(&row.state)
-                .execute(&mut *connection)
-                .await?;
-        }
+        // One statement for the whole batch: a round trip per case was most
+        // of a rebuild's time. Each case appears once in `rows`.
+        let sql = format!(
+            "INSERT INTO {table} (aggregate_type, case_id, division, level, status, category, \
+             risk, channel, version, position, state) \
+             SELECT t, c, d, l, s, cat, r, ch, v, p, st::jsonb \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                         $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[]) \
+                  AS u(t, c, d, l, s, cat, r, ch, v, p, st) \
+             ON CONFLICT (aggregate_type, case_id) DO UPDATE SET \
+             division = excluded.division, level = excluded.level, status = excluded.status, \
+             category = excluded.category, risk = excluded.risk, channel = excluded.channel, \
+             version = excluded.version, position = excluded.position, state = excluded.state"
+        );
+        let column = |f: fn(&IndexRow) -> Option<&str>| -> Vec<Option<&str>> {
+            rows.iter().map(f).collect()
+        };
+        sqlx::query(&sql)
+            .bind(column(|r| Some(r.aggregate_type.as_str())))
+            .bind(column(|r| Some(r.case_id.as_str())))
+            .bind(column(|r| r.division.as_deref()))
+            .bind(column(|r| r.level.as_deref()))
+            .bind(column(|r| Some(r.status.as_str())))
+            .bind(column(|r| r.category.as_deref()))
+            .bind(column(|r| r.risk.as_deref()))
+            .bind(column(|r| r.channel.as_deref()))
+            .bind(rows.iter().map(|r| to_i64(r.version)).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| to_i64(r.position)).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.state.to_string()).collect::<Vec<_>>())
+            .execute(&mut *connection)
+            .await?;
     } else if let Some(connection) = batch.sqlite() {
         let sql = upsert(["?"; 11]);
         for row in rows {

@@ -11,6 +11,8 @@
 //! breaches are what the case's history says (`DeadlineWarned`,
 //! `DeadlineBreached`), so the read model never disagrees with it.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use chrono::{DateTime, Utc};
 use mediation_domain::dispute::Dispute;
 use mediation_domain::petition::Petition;
@@ -306,6 +308,268 @@ pub async fn write(
             }
         }
     }
+    Ok(())
+}
+
+/// One row of the clocks table, as [`write_all`] folds changes into it.
+#[derive(Debug, Clone, PartialEq)]
+struct StoredClock {
+    due_at: DateTime<Utc>,
+    paused_seconds: i64,
+    warn_50_at: DateTime<Utc>,
+    warn_75_at: DateTime<Utc>,
+    provisional: bool,
+    division: Option<String>,
+    level: Option<String>,
+    body: Option<String>,
+    person: Option<String>,
+    status: String,
+    warned_50_at: Option<DateTime<Utc>>,
+    warned_75_at: Option<DateTime<Utc>>,
+    breached_at: Option<DateTime<Utc>>,
+    stopped_at: Option<DateTime<Utc>>,
+}
+
+/// A clock row's key: aggregate type, case, stage, start.
+type ClockKey = (String, String, String, DateTime<Utc>);
+
+/// An instant as PostgreSQL keeps it (microseconds), so that keys and due
+/// times compare as the statements in [`write`] compare them.
+fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound as _;
+    t.trunc_subsecs(6)
+}
+
+fn rank(status: &str) -> u8 {
+    match status {
+        "running" => 0,
+        "warned_50" => 1,
+        "warned_75" => 2,
+        _ => 3,
+    }
+}
+
+/// Applies one change to the rows of its case, exactly as the statements
+/// of [`write`] do in the database.
+fn fold_change(
+    rows: &mut BTreeMap<ClockKey, StoredClock>,
+    touched: &mut BTreeSet<ClockKey>,
+    aggregate_type: &str,
+    case_id: &str,
+    change: &ClockChange,
+) {
+    let key = |stage: Stage, started_at: DateTime<Utc>| {
+        (
+            aggregate_type.to_owned(),
+            case_id.to_owned(),
+            stage_name(stage),
+            stored(started_at),
+        )
+    };
+    match change {
+        ClockChange::Running(clock) => {
+            let key = key(clock.stage, clock.started_at);
+            let holder = &clock.holder;
+            let due_at = stored(clock.deadline.due);
+            let fresh = StoredClock {
+                due_at,
+                paused_seconds: clock.paused.num_seconds(),
+                warn_50_at: stored(clock.reached_at(50)),
+                warn_75_at: stored(clock.reached_at(75)),
+                provisional: clock.deadline.provisional,
+                division: holder.division.as_ref().map(|d| d.as_str().to_owned()),
+                level: holder.level.map(|l| l.as_str().to_owned()),
+                body: holder.body.clone(),
+                person: holder.person.clone(),
+                status: "running".to_owned(),
+                warned_50_at: None,
+                warned_75_at: None,
+                breached_at: None,
+                stopped_at: None,
+            };
+            let row = match rows.get(&key) {
+                // Re-timed or restated: marks stand only for the same due time.
+                Some(old) if old.due_at == due_at => StoredClock {
+                    status: old.status.clone(),
+                    warned_50_at: old.warned_50_at,
+                    warned_75_at: old.warned_75_at,
+                    breached_at: old.breached_at,
+                    stopped_at: old.stopped_at,
+                    ..fresh
+                },
+                Some(old) => StoredClock {
+                    stopped_at: old.stopped_at,
+                    ..fresh
+                },
+                None => fresh,
+            };
+            rows.insert(key.clone(), row);
+            touched.insert(key);
+        }
+        ClockChange::Stopped {
+            stage,
+            started_at,
+            at,
+        } => {
+            let key = key(*stage, *started_at);
+            if let Some(row) = rows.get_mut(&key)
+                && row.stopped_at.is_none()
+            {
+                let at = stored(*at);
+                row.stopped_at = Some(at);
+                row.status = if row.status == "breached" || at > row.due_at {
+                    "breached"
+                } else {
+                    "met"
+                }
+                .to_owned();
+                touched.insert(key);
+            }
+        }
+        ClockChange::Marked {
+            stage,
+            due,
+            threshold_percent,
+            at,
+        } => {
+            let (stage, due, at) = (stage_name(*stage), stored(*due), stored(*at));
+            let (status, new_rank) = match threshold_percent {
+                50 => ("warned_50", 1),
+                75 => ("warned_75", 2),
+                _ => ("breached", 3),
+            };
+            for (key, row) in rows.iter_mut() {
+                if key.0 != aggregate_type
+                    || key.1 != case_id
+                    || key.2 != stage
+                    || row.due_at != due
+                    || row.stopped_at.is_some()
+                {
+                    continue;
+                }
+                match threshold_percent {
+                    50 => row.warned_50_at = Some(at),
+                    75 => row.warned_75_at = Some(at),
+                    _ => row.breached_at = Some(at),
+                }
+                if rank(&row.status) < new_rank {
+                    row.status = status.to_owned();
+                }
+                touched.insert(key.clone());
+            }
+        }
+    }
+}
+
+/// The clock changes of many cases, written in two statements whatever
+/// their number (PostgreSQL): the cases' clocks are read, the changes
+/// folded into them in memory in order, as [`write`]'s statements would
+/// apply them, and the rows that changed written back. [`write`] costs a
+/// round trip per change, which made most of a rebuild's time.
+pub async fn write_all(
+    batch: &mut Batch,
+    cases: &[(&str, &str, &[ClockChange])],
+) -> Result<(), StoreError> {
+    let table = batch.table(TABLE);
+    let Some(connection) = batch.postgres() else {
+        for (aggregate_type, case_id, changes) in cases {
+            write(batch, aggregate_type, case_id, changes).await?;
+        }
+        return Ok(());
+    };
+    let cases: Vec<_> = cases.iter().filter(|c| !c.2.is_empty()).collect();
+    if cases.is_empty() {
+        return Ok(());
+    }
+    let types: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    let ids: Vec<&str> = cases.iter().map(|c| c.1).collect();
+    let existing = sqlx::query(&format!(
+        "SELECT aggregate_type, case_id, stage, started_at, due_at, paused_seconds, warn_50_at, \
+         warn_75_at, provisional, division, level, body, person, status, warned_50_at, \
+         warned_75_at, breached_at, stopped_at FROM {table} \
+         WHERE (aggregate_type, case_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+    ))
+    .bind(&types)
+    .bind(&ids)
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut rows = BTreeMap::new();
+    for r in &existing {
+        rows.insert(
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?),
+            StoredClock {
+                due_at: r.try_get(4)?,
+                paused_seconds: r.try_get(5)?,
+                warn_50_at: r.try_get(6)?,
+                warn_75_at: r.try_get(7)?,
+                provisional: r.try_get(8)?,
+                division: r.try_get(9)?,
+                level: r.try_get(10)?,
+                body: r.try_get(11)?,
+                person: r.try_get(12)?,
+                status: r.try_get(13)?,
+                warned_50_at: r.try_get(14)?,
+                warned_75_at: r.try_get(15)?,
+                breached_at: r.try_get(16)?,
+                stopped_at: r.try_get(17)?,
+            },
+        );
+    }
+    let mut touched = BTreeSet::new();
+    for (aggregate_type, case_id, changes) in &cases {
+        for change in changes.iter() {
+            fold_change(&mut rows, &mut touched, aggregate_type, case_id, change);
+        }
+    }
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let written: Vec<(&ClockKey, &StoredClock)> = touched
+        .iter()
+        .filter_map(|key| rows.get(key).map(|row| (key, row)))
+        .collect();
+    macro_rules! column {
+        ($f:expr) => {
+            written.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    sqlx::query(&format!(
+        "INSERT INTO {table} (aggregate_type, case_id, stage, started_at, due_at, paused_seconds, \
+         warn_50_at, warn_75_at, provisional, division, level, body, person, status, \
+         warned_50_at, warned_75_at, breached_at, stopped_at) \
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
+             $5::timestamptz[], $6::bigint[], $7::timestamptz[], $8::timestamptz[], \
+             $9::boolean[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
+             $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::timestamptz[]) \
+         ON CONFLICT (aggregate_type, case_id, stage, started_at) DO UPDATE SET \
+         due_at = excluded.due_at, paused_seconds = excluded.paused_seconds, \
+         warn_50_at = excluded.warn_50_at, warn_75_at = excluded.warn_75_at, \
+         provisional = excluded.provisional, division = excluded.division, \
+         level = excluded.level, body = excluded.body, person = excluded.person, \
+         status = excluded.status, warned_50_at = excluded.warned_50_at, \
+         warned_75_at = excluded.warned_75_at, breached_at = excluded.breached_at, \
+         stopped_at = excluded.stopped_at"
+    ))
+    .bind(column!(|(k, _)| k.0.as_str()))
+    .bind(column!(|(k, _)| k.1.as_str()))
+    .bind(column!(|(k, _)| k.2.as_str()))
+    .bind(column!(|(k, _)| k.3))
+    .bind(column!(|(_, r)| r.due_at))
+    .bind(column!(|(_, r)| r.paused_seconds))
+    .bind(column!(|(_, r)| r.warn_50_at))
+    .bind(column!(|(_, r)| r.warn_75_at))
+    .bind(column!(|(_, r)| r.provisional))
+    .bind(column!(|(_, r)| r.division.as_deref()))
+    .bind(column!(|(_, r)| r.level.as_deref()))
+    .bind(column!(|(_, r)| r.body.as_deref()))
+    .bind(column!(|(_, r)| r.person.as_deref()))
+    .bind(column!(|(_, r)| r.status.as_str()))
+    .bind(column!(|(_, r)| r.warned_50_at))
+    .bind(column!(|(_, r)| r.warned_75_at))
+    .bind(column!(|(_, r)| r.breached_at))
+    .bind(column!(|(_, r)| r.stopped_at))
+    .execute(&mut *connection)
+    .await?;
     Ok(())
 }
 
