@@ -43,6 +43,10 @@ impl Projection for Caseload {
         &["caseload"]
     }
 
+    fn gather(&self) -> std::time::Duration {
+        crate::runner::DASHBOARD_GATHER
+    }
+
     async fn apply(&self, batch: &mut Batch, events: &[RecordedEvent]) -> Result<(), StoreError> {
         let mine = decode_disputes(events)?;
         if mine.is_empty() {

@@ -46,6 +46,10 @@ impl Projection for PetitionerHistory {
         &["petitioner_history"]
     }
 
+    fn gather(&self) -> std::time::Duration {
+        crate::runner::DASHBOARD_GATHER
+    }
+
     async fn apply(&self, batch: &mut Batch, events: &[RecordedEvent]) -> Result<(), StoreError> {
         let mut received: BTreeMap<String, PetitionRecord> = BTreeMap::new();
         // Skipped-level flags on petitions received in an earlier batch: a

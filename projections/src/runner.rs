@@ -20,10 +20,16 @@ pub const BATCH: u32 = 500;
 /// commits by other processes reach it this way.
 pub const POLL: Duration = Duration::from_millis(500);
 
-/// How long a woken projection waits before reading the log, so that a
-/// burst of commits is applied as one batch (one transaction) instead of
-/// one transaction per commit. It bounds what it adds to the lag.
+/// How long a woken projection waits before reading the log, by default,
+/// so that a burst of commits is applied as one batch (one transaction)
+/// instead of one transaction per commit. It bounds what it adds to the
+/// lag; see [`Projection::gather`].
 pub const GATHER: Duration = Duration::from_millis(10);
+
+/// [`GATHER`] for dashboards that nobody reads within a command's round
+/// trip: larger batches, fewer transactions beside the commands (on SQLite
+/// every one of them takes the single writer's turn).
+pub const DASHBOARD_GATHER: Duration = Duration::from_millis(100);
 
 /// How often a process without the lease tries to take it.
 pub const LEASE_RETRY: Duration = Duration::from_secs(2);
@@ -37,6 +43,12 @@ pub trait Projection: Send + Sync + 'static {
     /// The tables it writes, as the migrations create them. A rebuild
     /// writes copies of them and swaps them in.
     fn tables(&self) -> &'static [&'static str];
+
+    /// How long to wait, once woken by a commit, before reading the log:
+    /// what the projection may add to the lag to apply bursts in one batch.
+    fn gather(&self) -> Duration {
+        GATHER
+    }
 
     /// Applies `events`, in log order, within `batch`; writes go to the
     /// tables `batch.table(..)` names.
@@ -92,9 +104,17 @@ pub async fn apply_next(
     };
     let to = last.position;
     let age = (Utc::now() - last.recorded_at).to_std().unwrap_or_default();
+    let started = std::time::Instant::now();
     let mut batch = store.begin_batch(projection.name(), from, rebuild).await?;
     projection.apply(&mut batch, &events).await?;
-    if batch.commit(to).await? {
+    let committed = batch.commit(to).await?;
+    tracing::debug!(
+        projection = projection.name(),
+        events = events.len(),
+        took_us = started.elapsed().as_micros() as u64,
+        "batch"
+    );
+    if committed {
         Ok(Applied::Batch {
             events: events.len(),
             to,
@@ -264,7 +284,7 @@ pub async fn run(
                 _ = wake.changed() => {
                     // Let the burst that woke it finish committing, so that
                     // it goes in one batch.
-                    tokio::time::sleep(GATHER).await;
+                    tokio::time::sleep(projection.gather()).await;
                 }
                 () = tokio::time::sleep(POLL) => {
                     if !lease.alive().await {

@@ -74,6 +74,10 @@ impl Projection for Statistics {
         &["statistics", "statistics_cases"]
     }
 
+    fn gather(&self) -> std::time::Duration {
+        crate::runner::DASHBOARD_GATHER
+    }
+
     async fn apply(&self, batch: &mut Batch, events: &[RecordedEvent]) -> Result<(), StoreError> {
         let mine = support::decode_disputes(events)?;
         if mine.is_empty() {

@@ -10,8 +10,9 @@
 //!   with postgres-es, plus one more to read its position back). Concurrent
 //!   commits share WAL flushes in PostgreSQL itself.
 //! - **SQLite**: one writer task commits the appends that are waiting
-//!   together (group commit): one transaction, one WAL sync, each command in
-//!   its own savepoint so that a conflicting command fails alone. SQLite
+//!   together (group commit): one transaction, one WAL sync, each command
+//!   one INSERT, which SQLite undoes whole if it fails, so that a
+//!   conflicting command fails alone. SQLite
 //!   syncs once per transaction, so this is what lets the embedded store
 //!   take more commands per second than the disk takes syncs.
 //!
@@ -157,8 +158,16 @@ impl SqliteWriter {
                         Err(_) => break,
                     }
                 }
+                let waited = std::time::Instant::now();
                 let _turn = turn.lock().await;
+                let started = std::time::Instant::now();
                 let outcomes = commit_group(&pool, &group).await;
+                tracing::debug!(
+                    commands = group.len(),
+                    waited_us = (started - waited).as_micros() as u64,
+                    took_us = started.elapsed().as_micros() as u64,
+                    "group commit"
+                );
                 for ((_, reply), outcome) in group.into_iter().zip(outcomes) {
                     // The caller may have gone (a cancelled request); its
                     // events are committed all the same, as on PostgreSQL.
@@ -182,7 +191,7 @@ impl SqliteWriter {
     }
 }
 
-/// Commits `group` in one transaction, each append in a savepoint.
+/// Commits `group` in one transaction, each append one statement.
 async fn commit_group(pool: &SqlitePool, group: &[Job]) -> Vec<Result<u64, AppendError>> {
     let fail_all = |e: sqlx::Error| {
         let e = StoreError::from_sqlx(e);
@@ -210,25 +219,10 @@ async fn commit_group(pool: &SqlitePool, group: &[Job]) -> Vec<Result<u64, Appen
     };
     let mut outcomes = Vec::with_capacity(group.len());
     for (append, _) in group {
-        let result = async {
-            sqlx::query("SAVEPOINT command").execute(&mut *conn).await?;
-            let written = write_one(&mut conn, append, last).await;
-            match written {
-                Ok(position) => {
-                    sqlx::query("RELEASE command").execute(&mut *conn).await?;
-                    Ok(position)
-                }
-                Err(e) => {
-                    sqlx::query("ROLLBACK TO command")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("RELEASE command").execute(&mut *conn).await?;
-                    Err(e)
-                }
-            }
-        }
-        .await;
-        let outcome = match result {
+        // One statement per command: SQLite undoes a failed statement
+        // whole, so a conflicting command leaves nothing behind and the
+        // others in the group commit.
+        let outcome = match write_one(&mut conn, append, last).await {
             Ok(position) => {
                 last = position;
                 Ok(u64::try_from(position).unwrap_or(0))
@@ -252,23 +246,25 @@ async fn write_one(
     mut last: i64,
 ) -> Result<i64, sqlx::Error> {
     let metadata = append.metadata.to_string();
+    let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; append.events.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
+         payload, metadata, position) VALUES {rows}"
+    );
+    let mut insert = sqlx::query(&sql);
     for (event, sequence) in append.events.iter().zip(sequences(append)) {
         last += 1;
-        sqlx::query(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, position) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(append.aggregate_type)
-        .bind(&append.aggregate_id)
-        .bind(sequence)
-        .bind(&event.event_type)
-        .bind(&event.event_version)
-        .bind(event.payload.to_string())
-        .bind(&metadata)
-        .bind(last)
-        .execute(&mut *conn)
-        .await?;
+        insert = insert
+            .bind(append.aggregate_type)
+            .bind(&append.aggregate_id)
+            .bind(sequence)
+            .bind(&event.event_type)
+            .bind(&event.event_version)
+            .bind(event.payload.to_string())
+            .bind(&metadata)
+            .bind(last);
     }
+    insert.execute(&mut *conn).await?;
     if let Some(snapshot) = &append.snapshot {
         // A snapshot is a cache: if it cannot be written, loads read more
         // events, and the command stands.

@@ -71,8 +71,10 @@ impl Store {
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
+            // Readers run beside the writer in WAL mode: enough connections
+            // that commands' loads do not queue behind projection batches.
             let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(32)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await
