@@ -15,8 +15,7 @@ use super::workload::{Mix, Step, Target, Walk, board_read};
 
 /// Latencies are recorded in microseconds, up to a minute.
 fn histogram() -> Histogram<u64> {
-    #[allow(clippy::unwrap_used)] // constant, valid bounds
-    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant bounds are valid")
 }
 
 fn micros(d: Duration) -> u64 {
