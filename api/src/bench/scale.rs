@@ -24,7 +24,7 @@ const TEMPLATES: u64 = 240;
 /// Registers the template cases, each at its own moment over the past 120
 /// days: disputes at every village (some dispatched, so their clock is the
 /// mediation clock) and petitions at every town. Returns their ids.
-async fn register_templates(store: &Store) -> anyhow::Result<Vec<String>> {
+async fn register_templates(store: &Store) -> anyhow::Result<Vec<(&'static str, String)>> {
     let now = Utc::now();
     let clock = Arc::new(ManualClock::new(now));
     let services = load_services(&ConfigFiles::default(), clock.clone())?;
@@ -35,7 +35,8 @@ async fn register_templates(store: &Store) -> anyhow::Result<Vec<String>> {
     for k in 0..TEMPLATES {
         clock.set(now - chrono::Duration::minutes(i64::try_from(k * 720).unwrap_or(0)));
         let request_id = uuid::Uuid::new_v4().to_string();
-        let step = if k % 4 == 3 {
+        let petition = k % 4 == 3;
+        let step = if petition {
             Step::Receive(pb::ReceivePetitionRequest {
                 request_id,
                 actor_id: "office-1".into(),
@@ -94,7 +95,7 @@ async fn register_templates(store: &Store) -> anyhow::Result<Vec<String>> {
                 .await
                 .context("dispatching a template case")?;
         }
-        ids.push(outcome.case_id);
+        ids.push((if petition { "Petition" } else { "Dispute" }, outcome.case_id));
     }
     stop.cancel();
     let _ = worker.await;
@@ -112,45 +113,56 @@ pub(crate) async fn seed(store: &Store, cases: u64, progress: impl Fn(u64)) -> a
     while from <= copies {
         let to = (from + per_batch - 1).min(copies);
         let (first, last) = (i64::try_from(from)?, i64::try_from(to)?);
-        match store.backend() {
-            Backend::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-                     event_version, payload, metadata) \
-                     SELECT e.aggregate_type, e.aggregate_id || '-' || g, e.sequence, e.event_type, \
-                            e.event_version, e.payload, \
-                            e.metadata - 'request_id' - 'agency' - 'request_hash' - 'command_id' \
-                     FROM generate_series($1::bigint, $2::bigint) AS g \
-                     CROSS JOIN events e \
-                     WHERE e.aggregate_id = ANY($3) \
-                     ORDER BY g, e.aggregate_id, e.sequence",
-                )
-                .bind(first)
-                .bind(last)
-                .bind(&templates)
-                .execute(pool)
-                .await
-                .context("copying template cases")?;
-            }
-            Backend::Sqlite(pool) => {
-                let ids = serde_json::to_string(&templates)?;
-                sqlx::query(
-                    "WITH RECURSIVE g(n) AS (SELECT ?1 UNION ALL SELECT n + 1 FROM g WHERE n < ?2) \
-                     INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
-                     event_version, payload, metadata) \
-                     SELECT e.aggregate_type, e.aggregate_id || '-' || g.n, e.sequence, e.event_type, \
-                            e.event_version, e.payload, \
-                            json_remove(e.metadata, '$.request_id', '$.agency', '$.request_hash', '$.command_id') \
-                     FROM g CROSS JOIN events e \
-                     WHERE e.aggregate_id IN (SELECT value FROM json_each(?3)) \
-                     ORDER BY g.n, e.aggregate_id, e.sequence",
-                )
-                .bind(first)
-                .bind(last)
-                .bind(ids)
-                .execute(pool)
-                .await
-                .context("copying template cases")?;
+        // Per aggregate type, so that the templates are found through the
+        // log's primary key.
+        for kind in ["Dispute", "Petition"] {
+            let ids: Vec<&str> = templates
+                .iter()
+                .filter(|(k, _)| *k == kind)
+                .map(|(_, id)| id.as_str())
+                .collect();
+            match store.backend() {
+                Backend::Postgres(pool) => {
+                    sqlx::query(
+                        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                         event_version, payload, metadata) \
+                         SELECT e.aggregate_type, e.aggregate_id || '-' || g, e.sequence, e.event_type, \
+                                e.event_version, e.payload, \
+                                e.metadata - 'request_id' - 'agency' - 'request_hash' - 'command_id' \
+                         FROM generate_series($1::bigint, $2::bigint) AS g \
+                         CROSS JOIN events e \
+                         WHERE e.aggregate_type = $3 AND e.aggregate_id = ANY($4) \
+                         ORDER BY g, e.aggregate_id, e.sequence",
+                    )
+                    .bind(first)
+                    .bind(last)
+                    .bind(kind)
+                    .bind(&ids)
+                    .execute(pool)
+                    .await
+                    .context("copying template cases")?;
+                }
+                Backend::Sqlite(pool) => {
+                    sqlx::query(
+                        "WITH RECURSIVE g(n) AS (SELECT ?1 UNION ALL SELECT n + 1 FROM g WHERE n < ?2) \
+                         INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                         event_version, payload, metadata) \
+                         SELECT e.aggregate_type, e.aggregate_id || '-' || g.n, e.sequence, e.event_type, \
+                                e.event_version, e.payload, \
+                                json_remove(e.metadata, '$.request_id', '$.agency', '$.request_hash', '$.command_id') \
+                         FROM g CROSS JOIN events e \
+                         WHERE e.aggregate_type = ?3 \
+                           AND e.aggregate_id IN (SELECT value FROM json_each(?4)) \
+                         ORDER BY g.n, e.aggregate_id, e.sequence",
+                    )
+                    .bind(first)
+                    .bind(last)
+                    .bind(kind)
+                    .bind(serde_json::to_string(&ids)?)
+                    .execute(pool)
+                    .await
+                    .context("copying template cases")?;
+                }
             }
         }
         progress((to + 1) * TEMPLATES);
