@@ -95,7 +95,10 @@ async fn register_templates(store: &Store) -> anyhow::Result<Vec<(&'static str, 
                 .await
                 .context("dispatching a template case")?;
         }
-        ids.push((if petition { "Petition" } else { "Dispute" }, outcome.case_id));
+        ids.push((
+            if petition { "Petition" } else { "Dispute" },
+            outcome.case_id,
+        ));
     }
     stop.cancel();
     let _ = worker.await;
