@@ -139,178 +139,6 @@ fn stage_name(stage: Stage) -> String {
     }
 }
 
-/// Writes the clock changes of one case within `batch`, in order.
-pub async fn write(
-    batch: &mut Batch,
-    aggregate_type: &str,
-    case_id: &str,
-    changes: &[ClockChange],
-) -> Result<(), StoreError> {
-    let table = batch.table(TABLE);
-    for change in changes {
-        match change {
-            ClockChange::Running(clock) => {
-                let stage = stage_name(clock.stage);
-                let holder = &clock.holder;
-                let division = holder.division.as_ref().map(|d| d.as_str().to_owned());
-                let level = holder.level.map(|l| l.as_str().to_owned());
-                let paused = clock.paused.num_seconds();
-                // A new or re-timed clock runs again: marks for an earlier
-                // due time no longer apply (the case keys them by due time).
-                let upsert = |p: &[&str]| {
-                    format!(
-                        "INSERT INTO {table} (aggregate_type, case_id, stage, started_at, due_at, \
-                         paused_seconds, warn_50_at, warn_75_at, provisional, division, level, \
-                         body, person, status) VALUES ({}, 'running') \
-                         ON CONFLICT (aggregate_type, case_id, stage, started_at) DO UPDATE SET \
-                         due_at = excluded.due_at, paused_seconds = excluded.paused_seconds, \
-                         warn_50_at = excluded.warn_50_at, warn_75_at = excluded.warn_75_at, \
-                         provisional = excluded.provisional, division = excluded.division, \
-                         level = excluded.level, body = excluded.body, person = excluded.person, \
-                         status = CASE WHEN {table}.due_at = excluded.due_at THEN {table}.status \
-                                  ELSE 'running' END, \
-                         warned_50_at = CASE WHEN {table}.due_at = excluded.due_at \
-                                        THEN {table}.warned_50_at END, \
-                         warned_75_at = CASE WHEN {table}.due_at = excluded.due_at \
-                                        THEN {table}.warned_75_at END, \
-                         breached_at = CASE WHEN {table}.due_at = excluded.due_at \
-                                       THEN {table}.breached_at END",
-                        p.join(", ")
-                    )
-                };
-                if let Some(c) = batch.postgres() {
-                    let sql = upsert(&[
-                        "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12",
-                        "$13",
-                    ]);
-                    sqlx::query(&sql)
-                        .bind(aggregate_type)
-                        .bind(case_id)
-                        .bind(&stage)
-                        .bind(clock.started_at)
-                        .bind(clock.deadline.due)
-                        .bind(paused)
-                        .bind(clock.reached_at(50))
-                        .bind(clock.reached_at(75))
-                        .bind(clock.deadline.provisional)
-                        .bind(&division)
-                        .bind(&level)
-                        .bind(&holder.body)
-                        .bind(&holder.person)
-                        .execute(c)
-                        .await?;
-                } else if let Some(c) = batch.sqlite() {
-                    let sql = upsert(&["?"; 13]);
-                    sqlx::query(&sql)
-                        .bind(aggregate_type)
-                        .bind(case_id)
-                        .bind(&stage)
-                        .bind(clock.started_at)
-                        .bind(clock.deadline.due)
-                        .bind(paused)
-                        .bind(clock.reached_at(50))
-                        .bind(clock.reached_at(75))
-                        .bind(clock.deadline.provisional)
-                        .bind(&division)
-                        .bind(&level)
-                        .bind(&holder.body)
-                        .bind(&holder.person)
-                        .execute(c)
-                        .await?;
-                }
-            }
-            ClockChange::Stopped {
-                stage,
-                started_at,
-                at,
-            } => {
-                let stage = stage_name(*stage);
-                if let Some(c) = batch.postgres() {
-                    sqlx::query(&format!(
-                        "UPDATE {table} SET stopped_at = $1, status = CASE \
-                         WHEN status = 'breached' OR $1 > due_at THEN 'breached' ELSE 'met' END \
-                         WHERE aggregate_type = $2 AND case_id = $3 AND stage = $4 \
-                         AND started_at = $5 AND stopped_at IS NULL"
-                    ))
-                    .bind(at)
-                    .bind(aggregate_type)
-                    .bind(case_id)
-                    .bind(&stage)
-                    .bind(started_at)
-                    .execute(c)
-                    .await?;
-                } else if let Some(c) = batch.sqlite() {
-                    sqlx::query(&format!(
-                        "UPDATE {table} SET stopped_at = ?1, status = CASE \
-                         WHEN status = 'breached' OR ?1 > due_at THEN 'breached' ELSE 'met' END \
-                         WHERE aggregate_type = ?2 AND case_id = ?3 AND stage = ?4 \
-                         AND started_at = ?5 AND stopped_at IS NULL"
-                    ))
-                    .bind(at)
-                    .bind(aggregate_type)
-                    .bind(case_id)
-                    .bind(&stage)
-                    .bind(started_at)
-                    .execute(c)
-                    .await?;
-                }
-            }
-            ClockChange::Marked {
-                stage,
-                due,
-                threshold_percent,
-                at,
-            } => {
-                let stage = stage_name(*stage);
-                let (column, status) = match threshold_percent {
-                    50 => ("warned_50_at", "warned_50"),
-                    75 => ("warned_75_at", "warned_75"),
-                    _ => ("breached_at", "breached"),
-                };
-                // A later mark never steps a clock's status back (a 50%
-                // warning recorded after the 75% one, say).
-                let rank = "CASE status WHEN 'running' THEN 0 WHEN 'warned_50' THEN 1 \
-                            WHEN 'warned_75' THEN 2 ELSE 3 END";
-                let new_rank = match threshold_percent {
-                    50 => 1,
-                    75 => 2,
-                    _ => 3,
-                };
-                if let Some(c) = batch.postgres() {
-                    sqlx::query(&format!(
-                        "UPDATE {table} SET {column} = $1, status = CASE WHEN {rank} < {new_rank} \
-                         THEN '{status}' ELSE status END \
-                         WHERE aggregate_type = $2 AND case_id = $3 AND stage = $4 AND due_at = $5 \
-                         AND stopped_at IS NULL"
-                    ))
-                    .bind(at)
-                    .bind(aggregate_type)
-                    .bind(case_id)
-                    .bind(&stage)
-                    .bind(due)
-                    .execute(c)
-                    .await?;
-                } else if let Some(c) = batch.sqlite() {
-                    sqlx::query(&format!(
-                        "UPDATE {table} SET {column} = ?1, status = CASE WHEN {rank} < {new_rank} \
-                         THEN '{status}' ELSE status END \
-                         WHERE aggregate_type = ?2 AND case_id = ?3 AND stage = ?4 AND due_at = ?5 \
-                         AND stopped_at IS NULL"
-                    ))
-                    .bind(at)
-                    .bind(aggregate_type)
-                    .bind(case_id)
-                    .bind(&stage)
-                    .bind(due)
-                    .execute(c)
-                    .await?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 /// One row of the clocks table, as [`write_all`] folds changes into it.
 #[derive(Debug, Clone, PartialEq)]
 struct StoredClock {
@@ -333,11 +161,23 @@ struct StoredClock {
 /// A clock row's key: aggregate type, case, stage, start.
 type ClockKey = (String, String, String, DateTime<Utc>);
 
-/// An instant as PostgreSQL keeps it (microseconds), so that keys and due
-/// times compare as the statements in [`write`] compare them.
-fn stored(t: DateTime<Utc>) -> DateTime<Utc> {
-    use chrono::SubsecRound as _;
-    t.trunc_subsecs(6)
+/// How the database keeps instants, so that keys and due times in memory
+/// compare as the stored rows do: PostgreSQL keeps microseconds; SQLite
+/// keeps the text sqlx writes, to the nanosecond.
+#[derive(Debug, Clone, Copy)]
+enum Precision {
+    Micros,
+    Exact,
+}
+
+impl Precision {
+    fn stored(self, t: DateTime<Utc>) -> DateTime<Utc> {
+        use chrono::SubsecRound as _;
+        match self {
+            Self::Micros => t.trunc_subsecs(6),
+            Self::Exact => t,
+        }
+    }
 }
 
 fn rank(status: &str) -> u8 {
@@ -349,9 +189,14 @@ fn rank(status: &str) -> u8 {
     }
 }
 
-/// Applies one change to the rows of its case, exactly as the statements
-/// of [`write`] do in the database.
+/// Applies one change to the rows of its case. A clock that starts is
+/// written as running; one re-timed (a new due time) runs again, its marks
+/// cleared, since they were for the earlier due time; one restated with
+/// the same due time keeps its status and marks. A stop is late (breached)
+/// if it comes after the due time or the clock was breached already. A
+/// mark never steps a clock's status back.
 fn fold_change(
+    precision: Precision,
     rows: &mut BTreeMap<ClockKey, StoredClock>,
     touched: &mut BTreeSet<ClockKey>,
     aggregate_type: &str,
@@ -363,19 +208,19 @@ fn fold_change(
             aggregate_type.to_owned(),
             case_id.to_owned(),
             stage_name(stage),
-            stored(started_at),
+            precision.stored(started_at),
         )
     };
     match change {
         ClockChange::Running(clock) => {
             let key = key(clock.stage, clock.started_at);
             let holder = &clock.holder;
-            let due_at = stored(clock.deadline.due);
+            let due_at = precision.stored(clock.deadline.due);
             let fresh = StoredClock {
                 due_at,
                 paused_seconds: clock.paused.num_seconds(),
-                warn_50_at: stored(clock.reached_at(50)),
-                warn_75_at: stored(clock.reached_at(75)),
+                warn_50_at: precision.stored(clock.reached_at(50)),
+                warn_75_at: precision.stored(clock.reached_at(75)),
                 provisional: clock.deadline.provisional,
                 division: holder.division.as_ref().map(|d| d.as_str().to_owned()),
                 level: holder.level.map(|l| l.as_str().to_owned()),
@@ -415,7 +260,7 @@ fn fold_change(
             if let Some(row) = rows.get_mut(&key)
                 && row.stopped_at.is_none()
             {
-                let at = stored(*at);
+                let at = precision.stored(*at);
                 row.stopped_at = Some(at);
                 row.status = if row.status == "breached" || at > row.due_at {
                     "breached"
@@ -432,7 +277,11 @@ fn fold_change(
             threshold_percent,
             at,
         } => {
-            let (stage, due, at) = (stage_name(*stage), stored(*due), stored(*at));
+            let (stage, due, at) = (
+                stage_name(*stage),
+                precision.stored(*due),
+                precision.stored(*at),
+            );
             let (status, new_rank) = match threshold_percent {
                 50 => ("warned_50", 1),
                 75 => ("warned_75", 2),
@@ -461,41 +310,16 @@ fn fold_change(
     }
 }
 
-/// The clock changes of many cases, written in two statements whatever
-/// their number (PostgreSQL): the cases' clocks are read, the changes
-/// folded into them in memory in order, as [`write`]'s statements would
-/// apply them, and the rows that changed written back. [`write`] costs a
-/// round trip per change, which made most of a rebuild's time.
-pub async fn write_all(
-    batch: &mut Batch,
-    cases: &[(&str, &str, &[ClockChange])],
-) -> Result<(), StoreError> {
-    let table = batch.table(TABLE);
-    let Some(connection) = batch.postgres() else {
-        for (aggregate_type, case_id, changes) in cases {
-            write(batch, aggregate_type, case_id, changes).await?;
-        }
-        return Ok(());
-    };
-    let cases: Vec<_> = cases.iter().filter(|c| !c.2.is_empty()).collect();
-    if cases.is_empty() {
-        return Ok(());
-    }
-    let types: Vec<&str> = cases.iter().map(|c| c.0).collect();
-    let ids: Vec<&str> = cases.iter().map(|c| c.1).collect();
-    let existing = sqlx::query(&format!(
-        "SELECT aggregate_type, case_id, stage, started_at, due_at, paused_seconds, warn_50_at, \
-         warn_75_at, provisional, division, level, body, person, status, warned_50_at, \
-         warned_75_at, breached_at, stopped_at FROM {table} \
-         WHERE (aggregate_type, case_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
-    ))
-    .bind(&types)
-    .bind(&ids)
-    .fetch_all(&mut *connection)
-    .await?;
-    let mut rows = BTreeMap::new();
-    for r in &existing {
-        rows.insert(
+const STORED_COLUMNS: &str = "aggregate_type, case_id, stage, started_at, due_at, paused_seconds, \
+    warn_50_at, warn_75_at, provisional, division, level, body, person, status, warned_50_at, \
+    warned_75_at, breached_at, stopped_at";
+
+/// Reads a stored clock row (columns as [`STORED_COLUMNS`]); the same code
+/// for both backends' row types.
+macro_rules! stored_clock {
+    ($r:expr) => {{
+        let r = $r;
+        Ok::<_, StoreError>((
             (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?),
             StoredClock {
                 due_at: r.try_get(4)?,
@@ -513,63 +337,150 @@ pub async fn write_all(
                 breached_at: r.try_get(16)?,
                 stopped_at: r.try_get(17)?,
             },
+        ))
+    }};
+}
+
+/// Writes the clock changes of many cases, each case's in order, within
+/// `batch`: the cases' clocks are read, the changes folded into them in
+/// memory ([`fold_change`]), and the rows that changed written back. On
+/// PostgreSQL that is two statements whatever the batch holds (a round
+/// trip per change made most of a rebuild's time); SQLite, in process,
+/// takes a statement per case and per row.
+pub async fn write_all(
+    batch: &mut Batch,
+    cases: &[(&str, &str, &[ClockChange])],
+) -> Result<(), StoreError> {
+    let table = batch.table(TABLE);
+    let cases: Vec<_> = cases.iter().filter(|c| !c.2.is_empty()).collect();
+    if cases.is_empty() {
+        return Ok(());
+    }
+    let mut rows: BTreeMap<ClockKey, StoredClock> = BTreeMap::new();
+    let mut precision = Precision::Exact;
+    if let Some(connection) = batch.postgres() {
+        precision = Precision::Micros;
+        let types: Vec<&str> = cases.iter().map(|c| c.0).collect();
+        let ids: Vec<&str> = cases.iter().map(|c| c.1).collect();
+        let existing = sqlx::query(&format!(
+            "SELECT {STORED_COLUMNS} FROM {table} \
+             WHERE (aggregate_type, case_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        ))
+        .bind(&types)
+        .bind(&ids)
+        .fetch_all(&mut *connection)
+        .await?;
+        for r in &existing {
+            let (key, row) = stored_clock!(r)?;
+            rows.insert(key, row);
+        }
+    } else if let Some(connection) = batch.sqlite() {
+        let sql = format!(
+            "SELECT {STORED_COLUMNS} FROM {table} WHERE aggregate_type = ? AND case_id = ?"
         );
+        for (aggregate_type, case_id, _) in &cases {
+            let existing = sqlx::query(&sql)
+                .bind(aggregate_type)
+                .bind(case_id)
+                .fetch_all(&mut *connection)
+                .await?;
+            for r in &existing {
+                let (key, row) = stored_clock!(r)?;
+                rows.insert(key, row);
+            }
+        }
     }
     let mut touched = BTreeSet::new();
     for (aggregate_type, case_id, changes) in &cases {
         for change in changes.iter() {
-            fold_change(&mut rows, &mut touched, aggregate_type, case_id, change);
+            fold_change(
+                precision,
+                &mut rows,
+                &mut touched,
+                aggregate_type,
+                case_id,
+                change,
+            );
         }
-    }
-    if touched.is_empty() {
-        return Ok(());
     }
     let written: Vec<(&ClockKey, &StoredClock)> = touched
         .iter()
         .filter_map(|key| rows.get(key).map(|row| (key, row)))
         .collect();
-    macro_rules! column {
-        ($f:expr) => {
-            written.iter().map($f).collect::<Vec<_>>()
-        };
+    if written.is_empty() {
+        return Ok(());
     }
-    sqlx::query(&format!(
-        "INSERT INTO {table} (aggregate_type, case_id, stage, started_at, due_at, paused_seconds, \
-         warn_50_at, warn_75_at, provisional, division, level, body, person, status, \
-         warned_50_at, warned_75_at, breached_at, stopped_at) \
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
+    let upsert = |source: &str| {
+        format!(
+            "INSERT INTO {table} ({STORED_COLUMNS}) {source} \
+             ON CONFLICT (aggregate_type, case_id, stage, started_at) DO UPDATE SET \
+             due_at = excluded.due_at, paused_seconds = excluded.paused_seconds, \
+             warn_50_at = excluded.warn_50_at, warn_75_at = excluded.warn_75_at, \
+             provisional = excluded.provisional, division = excluded.division, \
+             level = excluded.level, body = excluded.body, person = excluded.person, \
+             status = excluded.status, warned_50_at = excluded.warned_50_at, \
+             warned_75_at = excluded.warned_75_at, breached_at = excluded.breached_at, \
+             stopped_at = excluded.stopped_at"
+        )
+    };
+    if let Some(connection) = batch.postgres() {
+        macro_rules! column {
+            ($f:expr) => {
+                written.iter().map($f).collect::<Vec<_>>()
+            };
+        }
+        sqlx::query(&upsert(
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
              $5::timestamptz[], $6::bigint[], $7::timestamptz[], $8::timestamptz[], \
              $9::boolean[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
-             $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::timestamptz[]) \
-         ON CONFLICT (aggregate_type, case_id, stage, started_at) DO UPDATE SET \
-         due_at = excluded.due_at, paused_seconds = excluded.paused_seconds, \
-         warn_50_at = excluded.warn_50_at, warn_75_at = excluded.warn_75_at, \
-         provisional = excluded.provisional, division = excluded.division, \
-         level = excluded.level, body = excluded.body, person = excluded.person, \
-         status = excluded.status, warned_50_at = excluded.warned_50_at, \
-         warned_75_at = excluded.warned_75_at, breached_at = excluded.breached_at, \
-         stopped_at = excluded.stopped_at"
-    ))
-    .bind(column!(|(k, _)| k.0.as_str()))
-    .bind(column!(|(k, _)| k.1.as_str()))
-    .bind(column!(|(k, _)| k.2.as_str()))
-    .bind(column!(|(k, _)| k.3))
-    .bind(column!(|(_, r)| r.due_at))
-    .bind(column!(|(_, r)| r.paused_seconds))
-    .bind(column!(|(_, r)| r.warn_50_at))
-    .bind(column!(|(_, r)| r.warn_75_at))
-    .bind(column!(|(_, r)| r.provisional))
-    .bind(column!(|(_, r)| r.division.as_deref()))
-    .bind(column!(|(_, r)| r.level.as_deref()))
-    .bind(column!(|(_, r)| r.body.as_deref()))
-    .bind(column!(|(_, r)| r.person.as_deref()))
-    .bind(column!(|(_, r)| r.status.as_str()))
-    .bind(column!(|(_, r)| r.warned_50_at))
-    .bind(column!(|(_, r)| r.warned_75_at))
-    .bind(column!(|(_, r)| r.breached_at))
-    .bind(column!(|(_, r)| r.stopped_at))
-    .execute(&mut *connection)
-    .await?;
+             $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::timestamptz[])",
+        ))
+        .bind(column!(|(k, _)| k.0.as_str()))
+        .bind(column!(|(k, _)| k.1.as_str()))
+        .bind(column!(|(k, _)| k.2.as_str()))
+        .bind(column!(|(k, _)| k.3))
+        .bind(column!(|(_, r)| r.due_at))
+        .bind(column!(|(_, r)| r.paused_seconds))
+        .bind(column!(|(_, r)| r.warn_50_at))
+        .bind(column!(|(_, r)| r.warn_75_at))
+        .bind(column!(|(_, r)| r.provisional))
+        .bind(column!(|(_, r)| r.division.as_deref()))
+        .bind(column!(|(_, r)| r.level.as_deref()))
+        .bind(column!(|(_, r)| r.body.as_deref()))
+        .bind(column!(|(_, r)| r.person.as_deref()))
+        .bind(column!(|(_, r)| r.status.as_str()))
+        .bind(column!(|(_, r)| r.warned_50_at))
+        .bind(column!(|(_, r)| r.warned_75_at))
+        .bind(column!(|(_, r)| r.breached_at))
+        .bind(column!(|(_, r)| r.stopped_at))
+        .execute(&mut *connection)
+        .await?;
+    } else if let Some(connection) = batch.sqlite() {
+        let sql = upsert(&format!("VALUES ({})", ["?"; 18].join(", ")));
+        for (k, r) in written {
+            sqlx::query(&sql)
+                .bind(&k.0)
+                .bind(&k.1)
+                .bind(&k.2)
+                .bind(k.3)
+                .bind(r.due_at)
+                .bind(r.paused_seconds)
+                .bind(r.warn_50_at)
+                .bind(r.warn_75_at)
+                .bind(r.provisional)
+                .bind(&r.division)
+                .bind(&r.level)
+                .bind(&r.body)
+                .bind(&r.person)
+                .bind(&r.status)
+                .bind(r.warned_50_at)
+                .bind(r.warned_75_at)
+                .bind(r.breached_at)
+                .bind(r.stopped_at)
+                .execute(&mut *connection)
+                .await?;
+        }
+    }
     Ok(())
 }
 

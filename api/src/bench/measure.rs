@@ -113,7 +113,11 @@ impl Recorded {
 }
 
 /// The last command answered: its log position and when the answer came.
-type Latest = Arc<Mutex<Option<(u64, Instant)>>>;
+type Latest = Arc<tokio::sync::watch::Sender<Option<(u64, Instant)>>>;
+
+fn latest() -> Latest {
+    Arc::new(tokio::sync::watch::Sender::new(None))
+}
 
 /// One client's loop step: sends `step`, records it, and keeps `walk`
 /// going or drops it on failure.
@@ -135,9 +139,7 @@ async fn send(
                 if let Some(walk) = walk.as_mut() {
                     walk.record(&outcome);
                 }
-                if let Ok(mut latest) = latest.lock() {
-                    *latest = Some((outcome.position, now));
-                }
+                latest.send_replace(Some((outcome.position, now)));
             }
         }
         Err(status) => {
@@ -157,7 +159,7 @@ pub(crate) async fn closed_loop(
     clients: usize,
     duration: Duration,
 ) -> Recorded {
-    let latest: Latest = Arc::default();
+    let latest = latest();
     let start = Instant::now();
     let deadline = start + duration;
     let probe = tokio::spawn(probe_lag(target.clone(), latest.clone(), deadline));
@@ -222,7 +224,7 @@ pub(crate) async fn open_loop(
     lanes: usize,
     duration: Duration,
 ) -> Recorded {
-    let latest: Latest = Arc::default();
+    let latest = latest();
     let start = Instant::now();
     let deadline = start + duration;
     let probe = tokio::spawn(probe_lag(target.clone(), latest.clone(), deadline));
@@ -322,28 +324,29 @@ pub(crate) async fn open_loop(
 /// answers such a list as soon as its case index passes the position.
 async fn probe_lag(mut target: Target, latest: Latest, deadline: Instant) -> Recorded {
     let mut recorded = Recorded::new();
-    let mut seen = 0u64;
-    while Instant::now() < deadline {
-        let last = latest.lock().ok().and_then(|l| *l);
-        match last {
-            Some((position, answered)) if position > seen => {
-                seen = position;
-                let probe = Step::ListClocks(pb::ListClocksRequest {
-                    division_code: super::workload::VILLAGES[0].into(),
-                    page_size: 1,
-                    min_position: position,
-                    ..Default::default()
-                });
-                match target.send(probe).await {
-                    Ok(_) => {
-                        recorded.lag.saturating_record(micros(answered.elapsed()));
-                    }
-                    Err(_) => recorded.lag_timeouts += 1,
-                }
-            }
-            _ => {}
+    let mut answers = latest.subscribe();
+    let deadline = tokio::time::Instant::from_std(deadline);
+    loop {
+        // Wait for a command answered since the last probe, or the end.
+        tokio::select! {
+            changed = answers.changed() => if changed.is_err() { break },
+            () = tokio::time::sleep_until(deadline) => break,
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        let Some((position, answered)) = *answers.borrow_and_update() else {
+            continue;
+        };
+        let probe = Step::ListClocks(pb::ListClocksRequest {
+            division_code: super::workload::VILLAGES[0].into(),
+            page_size: 1,
+            min_position: position,
+            ..Default::default()
+        });
+        match target.send(probe).await {
+            Ok(_) => {
+                recorded.lag.saturating_record(micros(answered.elapsed()));
+            }
+            Err(_) => recorded.lag_timeouts += 1,
+        }
     }
     recorded
 }

@@ -37,7 +37,7 @@ use crate::app::App;
 use crate::config::{ConfigFiles, load_services};
 pub use workload::Mix;
 
-use report::{Figure, Report};
+use report::{Figure, Report, Run};
 use server::ServerProcess;
 use workload::Target;
 
@@ -193,7 +193,9 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         let ceiling =
             ceiling_rate(&scratch, args.store_clients, duration, events_per_command).await;
         report.load(
-            &format!("In-process, {} clients", args.store_clients),
+            Run::InProcess {
+                clients: args.store_clients,
+            },
             &recorded,
             Some(events),
             ceiling,
@@ -209,7 +211,9 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         let events = scale::count_events(&store).await? - before;
         let ceiling = ceiling_rate(&scratch, args.grpc_clients, duration, events_per_command).await;
         report.load(
-            &format!("gRPC, {} clients", args.grpc_clients),
+            Run::Grpc {
+                clients: args.grpc_clients,
+            },
             &recorded,
             Some(events),
             ceiling,
@@ -217,16 +221,12 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         for &rate in &args.rates {
             eprintln!("bench: gRPC at {rate} requests/s offered");
             let recorded = measure::open_loop(&target, args.mix, rate, 512, duration).await;
-            report.load(
-                &format!("gRPC, {rate} requests/s offered"),
-                &recorded,
-                None,
-                None,
-            );
+            report.load(Run::Offered { rate }, &recorded, None, None);
         }
         report.figure(Figure::Memory {
             label: "server peak memory after the gRPC phase".into(),
             bytes: server.peak_memory(),
+            full_store: false,
         });
         server.stop().await;
     }
@@ -320,10 +320,10 @@ async fn scale_phase(
     )
     .await;
     report.load(
-        &format!(
-            "gRPC over {} cases, {} clients",
-            args.cases, args.store_clients
-        ),
+        Run::FullStore {
+            cases: args.cases,
+            clients: args.store_clients,
+        },
         &recorded,
         None,
         None,
@@ -331,6 +331,7 @@ async fn scale_phase(
     report.figure(Figure::Memory {
         label: format!("server peak memory with {} cases", args.cases),
         bytes: server.peak_memory(),
+        full_store: true,
     });
     server.stop().await;
     Ok(())

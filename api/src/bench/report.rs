@@ -6,15 +6,46 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use super::BenchArgs;
 use super::measure::Recorded;
 use super::scale::Rebuilt;
-use super::{BenchArgs, Phase};
+
+/// Which load a run was: what the report judges it against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Run {
+    /// The workload in-process, beside the ceiling at the same concurrency.
+    InProcess { clients: usize },
+    /// The workload over gRPC, beside the ceiling at the same concurrency.
+    Grpc { clients: usize },
+    /// Requests offered at a fixed rate over gRPC.
+    Offered { rate: f64 },
+    /// The workload over gRPC on the million-case store.
+    FullStore { cases: u64, clients: usize },
+}
+
+impl Run {
+    fn title(self) -> String {
+        match self {
+            Self::InProcess { clients } => format!("In-process, {clients} clients"),
+            Self::Grpc { clients } => format!("gRPC, {clients} clients"),
+            Self::Offered { rate } => format!("gRPC, {rate} requests/s offered"),
+            Self::FullStore { cases, clients } => {
+                format!("gRPC over {cases} cases, {clients} clients")
+            }
+        }
+    }
+}
 
 /// A figure that is not a load run.
 #[derive(Debug)]
 pub(crate) enum Figure {
     /// A server's peak resident memory.
-    Memory { label: String, bytes: Option<u64> },
+    Memory {
+        label: String,
+        bytes: Option<u64>,
+        /// Whether this is the peak with the million-case store.
+        full_store: bool,
+    },
     /// `mediation replay` over the whole log.
     Rebuild { log_events: u64, rebuilt: Rebuilt },
     /// One SLA query, repeated.
@@ -128,7 +159,6 @@ impl Report {
             m.re_review * 100.0,
             m.read_every
         );
-        let _ = args.phases.contains(&Phase::Scale);
         Self {
             postgres,
             header,
@@ -154,7 +184,7 @@ impl Report {
     /// A load run: throughput, latencies, lag, errors, and the ceiling.
     pub(crate) fn load(
         &mut self,
-        label: &str,
+        run: Run,
         recorded: &Recorded,
         events: Option<u64>,
         ceiling: Option<Result<f64, String>>,
@@ -163,7 +193,7 @@ impl Report {
         let rate = recorded.command_rate();
         let c = &recorded.commands;
         let b = &mut self.body;
-        let _ = writeln!(b, "\n## {label}\n");
+        let _ = writeln!(b, "\n## {}\n", run.title());
         let _ = writeln!(
             b,
             "{} commands in {secs:.1} s: **{rate:.0} commands/s**{}; command latency p50 {} ms, p99 {} ms, p99.9 {} ms",
@@ -241,20 +271,20 @@ impl Report {
                 let _ = writeln!(b, "- {key} ×{n}: {sample}");
             }
         }
-        self.judge_load(label, rate, c, &recorded.lag, ratio);
+        self.judge_load(run, rate, c, &recorded.lag, ratio);
     }
 
     fn judge_load(
         &mut self,
-        label: &str,
+        run: Run,
         rate: f64,
         commands: &Histogram<u64>,
         lag: &Histogram<u64>,
         ratio: Option<f64>,
     ) {
         let percent = |r: f64| format!("{:.0}% ({rate:.0} commands/s)", r * 100.0);
-        if label.starts_with("In-process") {
-            if self.postgres {
+        match run {
+            Run::InProcess { .. } if self.postgres => {
                 if let Some(r) = ratio {
                     self.verdict(
                         "in-process commands/s ≥ 50% of pgbench (16 clients)",
@@ -262,7 +292,8 @@ impl Report {
                         Some(r >= 0.5),
                     );
                 }
-            } else {
+            }
+            Run::InProcess { .. } => {
                 self.verdict(
                     "SQLite embedded ≥ 5,000 commands/s",
                     format!(
@@ -275,27 +306,24 @@ impl Report {
                     Some(rate >= 5000.0),
                 );
             }
-        } else if label.starts_with("gRPC,") && label.ends_with("clients") {
-            if let Some(r) = ratio {
-                self.verdict(
-                    "gRPC commands/s ≥ 35% of the ceiling (64 clients)",
-                    percent(r),
-                    Some(r >= 0.35),
-                );
+            Run::Grpc { .. } => {
+                if let Some(r) = ratio {
+                    self.verdict(
+                        "gRPC commands/s ≥ 35% of the ceiling (64 clients)",
+                        percent(r),
+                        Some(r >= 0.35),
+                    );
+                }
             }
-        } else if let Some(offered) = label
-            .strip_prefix("gRPC, ")
-            .and_then(|l| l.strip_suffix(" requests/s offered"))
-        {
-            let p99 = commands.value_at_quantile(0.99) as f64 / 1000.0;
-            if offered == "1000" {
+            Run::Offered { rate: 1000.0 } => {
+                let p99 = commands.value_at_quantile(0.99) as f64 / 1000.0;
                 self.verdict(
                     "p99 command latency ≤ 5 ms at 1,000/s offered",
                     format!("{p99:.2} ms ({rate:.0} commands/s achieved)"),
                     Some(p99 <= 5.0),
                 );
             }
-            if offered == "5000" && !lag.is_empty() {
+            Run::Offered { rate: offered } if offered == 5000.0 && !lag.is_empty() => {
                 let lag99 = lag.value_at_quantile(0.99) as f64 / 1000.0;
                 self.verdict(
                     "projection lag p99 ≤ 100 ms at 5,000/s offered",
@@ -303,13 +331,18 @@ impl Report {
                     Some(lag99 <= 100.0),
                 );
             }
+            Run::Offered { .. } | Run::FullStore { .. } => {}
         }
     }
 
     /// Any other figure.
     pub(crate) fn figure(&mut self, figure: Figure) {
         match figure {
-            Figure::Memory { label, bytes } => {
+            Figure::Memory {
+                label,
+                bytes,
+                full_store,
+            } => {
                 let text = bytes.map_or("not measured (needs Linux's /proc)".to_owned(), |b| {
                     format!("{:.0} MiB", b as f64 / 1024.0 / 1024.0)
                 });
@@ -317,7 +350,7 @@ impl Report {
                     self.body,
                     "\n## {label}\n\n{text} (VmHWM of the `mediation serve` process)"
                 );
-                if label.contains("cases") {
+                if full_store {
                     self.verdict(
                         "peak server memory ≤ 150 MB with 1 million cases",
                         format!("{text} ({label})"),

@@ -14,7 +14,7 @@ use mediation_proto::v1 as pb;
 use mediation_store::{Backend, Store};
 use tokio_util::sync::CancellationToken;
 
-use super::workload::{Step, TOWNS, Target, VILLAGES};
+use super::workload::{self, Step, TOWNS, Target, VILLAGES};
 use crate::app::App;
 use crate::config::{ConfigFiles, load_services};
 
@@ -36,42 +36,18 @@ async fn register_templates(store: &Store) -> anyhow::Result<Vec<(&'static str, 
         clock.set(now - chrono::Duration::minutes(i64::try_from(k * 720).unwrap_or(0)));
         let request_id = uuid::Uuid::new_v4().to_string();
         let petition = k % 4 == 3;
+        let k_at = k as usize;
         let step = if petition {
-            Step::Receive(pb::ReceivePetitionRequest {
+            Step::Receive(workload::receive(
                 request_id,
-                actor_id: "office-1".into(),
-                channel: pb::PetitionChannel::Letter.into(),
-                petitioner: Some(pb::Petitioner {
-                    name: "Chen Jing".into(),
-                    contact: format!("1380000{k:04}"),
-                }),
-                complained_unit: "County Land Bureau".into(),
-                facts: "Compensation for requisitioned land was never paid".into(),
-                division_code: TOWNS[k as usize % TOWNS.len()].into(),
-                competent_level: pb::Level::Town.into(),
-                ..Default::default()
-            })
+                TOWNS[k_at % TOWNS.len()],
+                format!("1380000{k:04}"),
+            ))
         } else {
-            Step::Register(pb::RegisterDisputeRequest {
+            Step::Register(workload::register(
                 request_id,
-                actor_id: "clerk-1".into(),
-                division_code: VILLAGES[k as usize % VILLAGES.len()].into(),
-                level: pb::Level::Village.into(),
-                category: pb::DisputeCategory::Neighbourhood.into(),
-                risk: pb::Risk::Green.into(),
-                summary: "A wall between two yards".into(),
-                parties: vec![
-                    pb::Party {
-                        role: pb::PartyRole::Applicant.into(),
-                        name: "Zhang San".into(),
-                    },
-                    pb::Party {
-                        role: pb::PartyRole::Respondent.into(),
-                        name: "Li Si".into(),
-                    },
-                ],
-                ..Default::default()
-            })
+                VILLAGES[k_at % VILLAGES.len()],
+            ))
         };
         let outcome = target
             .send(step)
@@ -80,18 +56,12 @@ async fn register_templates(store: &Store) -> anyhow::Result<Vec<(&'static str, 
             .unwrap_or_default();
         if k % 2 == 0 && k % 4 != 3 {
             target
-                .send(Step::Dispatch(pb::DispatchDisputeRequest {
-                    request_id: uuid::Uuid::new_v4().to_string(),
-                    dispute_id: outcome.case_id.clone(),
-                    actor_id: "clerk-1".into(),
-                    body: Some(pb::MediationBody {
-                        body_id: format!("committee-{}", k % 24),
-                        name: "Mediation Committee".into(),
-                        kind: pb::MediationKind::Peoples.into(),
-                    }),
-                    mediator: format!("Mediator {}", k % 40),
-                    ..Default::default()
-                }))
+                .send(Step::Dispatch(workload::dispatch(
+                    uuid::Uuid::new_v4().to_string(),
+                    outcome.case_id.clone(),
+                    format!("committee-{}", k % 24),
+                    format!("Mediator {}", k % 40),
+                )))
                 .await
                 .context("dispatching a template case")?;
         }

@@ -327,38 +327,13 @@ impl Walk {
         let dispute_id = self.id.clone();
         let petition_id = self.id.clone();
         let step = match kind {
-            Kind::Register => Step::Register(pb::RegisterDisputeRequest {
-                request_id,
-                actor_id: "clerk-1".into(),
-                division_code: self.village.into(),
-                level: pb::Level::Village.into(),
-                category: pb::DisputeCategory::Neighbourhood.into(),
-                risk: pb::Risk::Green.into(),
-                summary: "A wall between two yards".into(),
-                parties: vec![
-                    pb::Party {
-                        role: pb::PartyRole::Applicant.into(),
-                        name: "Zhang San".into(),
-                    },
-                    pb::Party {
-                        role: pb::PartyRole::Respondent.into(),
-                        name: "Li Si".into(),
-                    },
-                ],
-                ..Default::default()
-            }),
-            Kind::Dispatch => Step::Dispatch(pb::DispatchDisputeRequest {
+            Kind::Register => Step::Register(register(request_id, self.village)),
+            Kind::Dispatch => Step::Dispatch(dispatch(
                 request_id,
                 dispute_id,
-                actor_id: "clerk-1".into(),
-                body: Some(pb::MediationBody {
-                    body_id: format!("committee-{}", self.village),
-                    name: "Mediation Committee".into(),
-                    kind: pb::MediationKind::Peoples.into(),
-                }),
-                mediator: "Mediator Wu".into(),
-                ..Default::default()
-            }),
+                format!("committee-{}", self.village),
+                "Mediator Wu".into(),
+            )),
             Kind::Terminate => Step::Terminate(pb::TerminateMediationRequest {
                 request_id,
                 dispute_id,
@@ -419,20 +394,11 @@ impl Walk {
                 actor_id: "supervisor-1".into(),
                 ..Default::default()
             }),
-            Kind::Receive => Step::Receive(pb::ReceivePetitionRequest {
+            Kind::Receive => Step::Receive(receive(
                 request_id,
-                actor_id: "office-1".into(),
-                channel: pb::PetitionChannel::Letter.into(),
-                petitioner: Some(pb::Petitioner {
-                    name: "Chen Jing".into(),
-                    contact: format!("138{:08}", self.contact),
-                }),
-                complained_unit: "County Land Bureau".into(),
-                facts: "Compensation for requisitioned land was never paid".into(),
-                division_code: self.town.into(),
-                competent_level: pb::Level::Town.into(),
-                ..Default::default()
-            }),
+                self.town,
+                format!("138{:08}", self.contact),
+            )),
             Kind::Forward => Step::Forward(pb::ForwardPetitionRequest {
                 request_id,
                 petition_id,
@@ -486,6 +452,73 @@ impl Walk {
             }),
         };
         Some(step)
+    }
+}
+
+/// A dispute registered at `village`.
+pub(crate) fn register(request_id: String, village: &str) -> pb::RegisterDisputeRequest {
+    pb::RegisterDisputeRequest {
+        request_id,
+        actor_id: "clerk-1".into(),
+        division_code: village.into(),
+        level: pb::Level::Village.into(),
+        category: pb::DisputeCategory::Neighbourhood.into(),
+        risk: pb::Risk::Green.into(),
+        summary: "A wall between two yards".into(),
+        parties: vec![
+            pb::Party {
+                role: pb::PartyRole::Applicant.into(),
+                name: "Zhang San".into(),
+            },
+            pb::Party {
+                role: pb::PartyRole::Respondent.into(),
+                name: "Li Si".into(),
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+/// Dispute `dispute_id` sent to the committee `body_id`.
+pub(crate) fn dispatch(
+    request_id: String,
+    dispute_id: String,
+    body_id: String,
+    mediator: String,
+) -> pb::DispatchDisputeRequest {
+    pb::DispatchDisputeRequest {
+        request_id,
+        dispute_id,
+        actor_id: "clerk-1".into(),
+        body: Some(pb::MediationBody {
+            body_id,
+            name: "Mediation Committee".into(),
+            kind: pb::MediationKind::Peoples.into(),
+        }),
+        mediator,
+        ..Default::default()
+    }
+}
+
+/// A petition received at `town` from a petitioner reachable at `contact`.
+pub(crate) fn receive(
+    request_id: String,
+    town: &str,
+    contact: String,
+) -> pb::ReceivePetitionRequest {
+    pb::ReceivePetitionRequest {
+        request_id,
+        actor_id: "office-1".into(),
+        channel: pb::PetitionChannel::Letter.into(),
+        petitioner: Some(pb::Petitioner {
+            name: "Chen Jing".into(),
+            contact,
+        }),
+        complained_unit: "County Land Bureau".into(),
+        facts: "Compensation for requisitioned land was never paid".into(),
+        division_code: town.into(),
+        competent_level: pb::Level::Town.into(),
+        ..Default::default()
     }
 }
 
