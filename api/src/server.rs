@@ -10,7 +10,7 @@ use mediation_proto::v1::dispute_service_server::DisputeServiceServer;
 use mediation_proto::v1::event_service_server::EventServiceServer;
 use mediation_proto::v1::petition_service_server::PetitionServiceServer;
 use mediation_proto::v1::sla_service_server::SlaServiceServer;
-use mediation_store::Store;
+use mediation_store::{Probe, Store};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
@@ -30,8 +30,11 @@ use crate::services::sla::SlaApi;
 /// few texts of 10,000 characters; anything near this is a mistake or abuse.
 pub const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 
-/// How often the health service re-checks the store.
-const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the health service re-checks the store, and how long it waits
+/// for an answer: together they bound how long `SERVING` outlives the
+/// database (and how soon it returns) to under two seconds.
+const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -72,14 +75,15 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(mediation_proto::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let (reporter, health) = tonic_health::server::health_reporter();
-    report_store_health(&reporter, &store).await;
+    let mut probe = store.probe(HEALTH_TIMEOUT);
+    let status = report_store_health(&reporter, &mut probe, None).await;
     let stop = CancellationToken::new();
-    let watcher = tokio::spawn(watch_store(reporter, store.clone(), stop.clone()));
+    let watcher = tokio::spawn(watch_store(reporter, probe, status, stop.clone()));
 
     let services = settings
         .services
         .with_petition_records(Arc::new(LogPetitionRecords::new(store.clone())));
-    let (app, worker) = App::start(store, services, stop.clone());
+    let (app, worker) = App::start_with_cache(store, services, settings.case_cache, stop.clone());
     let timers = settings
         .timer_interval
         .map(|interval| tokio::spawn(app.clone().run_timers(interval, stop.clone())));
@@ -172,26 +176,56 @@ pub struct Settings {
     /// How often the deadline timers look for clocks that reached a
     /// threshold; `None` runs no timers in this process.
     pub timer_interval: Option<Duration>,
+    /// How many cases of each kind to keep in memory between commands
+    /// ([`mediation_store::DEFAULT_CACHE_CAPACITY`] by default; 0: none).
+    pub case_cache: usize,
 }
 
-async fn report_store_health(reporter: &HealthReporter, store: &Store) {
-    let status = match store.ping().await {
+/// Probes the store and reports what it found; returns whether it answered.
+async fn report_store_health(
+    reporter: &HealthReporter,
+    probe: &mut Probe,
+    was: Option<ServingStatus>,
+) -> ServingStatus {
+    let status = match probe.check().await {
         Ok(()) => ServingStatus::Serving,
         Err(e) => {
-            tracing::warn!(error = %e, "store unreachable: reporting NOT_SERVING");
+            if was != Some(ServingStatus::NotServing) {
+                tracing::warn!(error = %e, "store unreachable: reporting NOT_SERVING");
+            }
             ServingStatus::NotServing
         }
     };
-    reporter.set_service_status("", status).await;
+    if was != Some(status) {
+        if was.is_some() && status == ServingStatus::Serving {
+            tracing::info!("store reachable again: reporting SERVING");
+        }
+        reporter.set_service_status("", status).await;
+    }
+    status
 }
 
-async fn watch_store(reporter: HealthReporter, store: Store, stop: CancellationToken) {
+async fn watch_store(
+    mut reporter: HealthReporter,
+    mut probe: Probe,
+    mut status: ServingStatus,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(HEALTH_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => report_store_health(&reporter, &store).await,
+            () = stop.cancelled() => {
+                // Shutting down: say so to load balancers, then end their
+                // Watch streams, which the server would otherwise wait for
+                // before it stops.
+                reporter.set_service_status("", ServingStatus::NotServing).await;
+                reporter.clear_service_status("").await;
+                return;
+            }
+            _ = tick.tick() => {
+                status = report_store_health(&reporter, &mut probe, Some(status)).await;
+            }
         }
     }
 }

@@ -5,10 +5,12 @@
 //! assigned. Here a command's events go in as one statement that reports
 //! the last position:
 //!
-//! - **PostgreSQL**: one multi-row `INSERT … RETURNING position`, which is
-//!   atomic on its own, so a command costs one round trip to write (three
-//!   with postgres-es, plus one more to read its position back). Concurrent
-//!   commits share WAL flushes in PostgreSQL itself.
+//! - **PostgreSQL**: one statement, a multi-row `INSERT … RETURNING
+//!   position` with the request record and the snapshot as CTEs beside it,
+//!   which is atomic on its own, so a command costs one round trip to write
+//!   (three with postgres-es, plus one more to read its position back) and
+//!   enters no PL/pgSQL. Concurrent commits share WAL flushes in PostgreSQL
+//!   itself.
 //! - **SQLite**: one writer task commits the appends that are waiting
 //!   together (group commit): one transaction, one WAL sync, each command
 //!   one INSERT, which SQLite undoes whole if it fails, so that a
@@ -35,8 +37,8 @@ pub(crate) struct NewEvent {
     pub payload: Value,
 }
 
-/// A snapshot to write with the events (SQLite; on PostgreSQL it is
-/// written after the commit).
+/// A snapshot to write with the events, in the same statement (PostgreSQL)
+/// or transaction (SQLite).
 #[derive(Debug, Clone)]
 pub(crate) struct NewSnapshot {
     pub version: i64,
@@ -54,7 +56,21 @@ pub(crate) struct Append {
     pub after: u64,
     pub events: Vec<NewEvent>,
     pub metadata: Value,
+    /// The request to record with the events, for idempotency.
+    pub request: Option<NewRequest>,
     pub snapshot: Option<NewSnapshot>,
+}
+
+/// The record of a request, written with its events; a second execution of
+/// the same `(agency, request_id)` is refused by the primary key.
+#[derive(Debug, Clone)]
+pub(crate) struct NewRequest {
+    pub agency: String,
+    pub request_id: String,
+    pub fingerprint: String,
+    /// This execution's id: SQLite's trigger tells a second execution from
+    /// the events of the first by it.
+    pub command_id: String,
 }
 
 /// Why an append wrote nothing.
@@ -91,6 +107,12 @@ fn sequences(append: &Append) -> impl Iterator<Item = i64> + '_ {
 }
 
 /// Appends on PostgreSQL; returns the position of the last event.
+///
+/// One statement, so one round trip and no `BEGIN`/`COMMIT`: the events
+/// take their positions from the statement itself, as the position trigger
+/// would give them (`(transaction id << 20) + n`), so that it does not
+/// fire; data-modifying CTEs record the request and write the snapshot. A single statement is atomic: if the request is already
+/// recorded or a sequence is taken, the primary key refuses the whole of it.
 pub(crate) async fn postgres(pool: &sqlx::PgPool, append: &Append) -> Result<u64, AppendError> {
     let metadata = append.metadata.to_string();
     let sequences: Vec<i64> = sequences(append).collect();
@@ -109,28 +131,56 @@ pub(crate) async fn postgres(pool: &sqlx::PgPool, append: &Append) -> Result<u64
         .iter()
         .map(|e| e.payload.to_string())
         .collect();
-    // The position trigger numbers rows in the order they are inserted,
-    // which the ordinality keeps as the command emitted them.
-    let positions: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-         SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload::jsonb, $7::jsonb \
-         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY \
-              AS e(sequence, event_type, event_version, payload, n) \
-         ORDER BY e.n \
-         RETURNING position",
-    )
-    .bind(append.aggregate_type)
-    .bind(&append.aggregate_id)
-    .bind(&sequences)
-    .bind(&types)
-    .bind(&versions)
-    .bind(&payloads)
-    .bind(&metadata)
-    .fetch_all(pool)
-    .await?;
-    let last = positions.into_iter().max().unwrap_or(0);
-    Ok(u64::try_from(last).unwrap_or(0))
+    let last_sequence = sequences.last().copied().unwrap_or(0);
+    let request = append.request.as_ref();
+    let snapshot = append.snapshot.as_ref();
+    let last: Option<i64> = sqlx::query_scalar(APPEND_PG)
+        .bind(append.aggregate_type)
+        .bind(&append.aggregate_id)
+        .bind(&sequences)
+        .bind(&types)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(&metadata)
+        .bind(request.map(|r| r.agency.as_str()))
+        .bind(request.map(|r| r.request_id.as_str()))
+        .bind(request.map(|r| r.fingerprint.as_str()))
+        .bind(request.map(|r| r.command_id.as_str()))
+        .bind(last_sequence)
+        .bind(snapshot.map(|s| s.version))
+        .bind(snapshot.map(|s| s.revision))
+        .bind(snapshot.map(|s| s.payload.as_str()))
+        .fetch_one(pool)
+        .await?;
+    Ok(last.and_then(|p| u64::try_from(p).ok()).unwrap_or(0))
 }
+
+/// The PostgreSQL append. `$8`–`$11` are the request (all NULL for a
+/// command without one), `$13`–`$15` the snapshot (NULL for none). The
+/// snapshot only ever moves forward, unless the stored one is of another
+/// revision: two processes may race on it, and it is a cache either way.
+const APPEND_PG: &str = "\
+WITH request AS (
+    INSERT INTO command_requests
+        (agency, request_id, request_hash, command_id, aggregate_type, aggregate_id, last_sequence)
+    SELECT $8, $9, $10, $11, $1, $2, $12 WHERE $9::text IS NOT NULL
+), snapshot AS (
+    INSERT INTO case_snapshots (aggregate_type, aggregate_id, version, revision, payload)
+    SELECT $1, $2, $13, $14, $15::jsonb WHERE $13::bigint IS NOT NULL
+    ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+    SET version = excluded.version, revision = excluded.revision, payload = excluded.payload
+    WHERE case_snapshots.version < excluded.version
+       OR case_snapshots.revision <> excluded.revision
+), appended AS (
+    INSERT INTO events
+        (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata, position)
+    SELECT $1, $2, e.sequence, e.event_type, e.event_version, e.payload::jsonb, $7::jsonb,
+           (pg_current_xact_id()::text::bigint << 20) + e.n - 1
+    FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
+         AS e(sequence, event_type, event_version, payload, n)
+    RETURNING position
+)
+SELECT max(position) FROM appended";
 
 /// A waiting append and where its outcome goes.
 type Job = (Append, oneshot::Sender<Result<u64, AppendError>>);
@@ -151,6 +201,12 @@ impl SqliteWriter {
         let (queue, mut waiting) = mpsc::unbounded_channel::<Job>();
         tokio::spawn(async move {
             while let Some(first) = waiting.recv().await {
+                // The group is gathered once the writer has its turn, so
+                // that appends arriving while a projection batch holds the
+                // database join this commit instead of waiting for the next.
+                let waited = std::time::Instant::now();
+                let _turn = turn.lock().await;
+                let started = std::time::Instant::now();
                 let mut group = vec![first];
                 while group.len() < GROUP {
                     match waiting.try_recv() {
@@ -158,9 +214,6 @@ impl SqliteWriter {
                         Err(_) => break,
                     }
                 }
-                let waited = std::time::Instant::now();
-                let _turn = turn.lock().await;
-                let started = std::time::Instant::now();
                 let outcomes = commit_group(&pool, &group).await;
                 tracing::debug!(
                     commands = group.len(),

@@ -19,6 +19,7 @@
 //! between commit and update cannot lose an update.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventRepository};
@@ -28,7 +29,7 @@ use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
 
-use crate::append::{self, Append, AppendError, NewEvent, NewSnapshot};
+use crate::append::{self, Append, AppendError, NewEvent, NewRequest, NewSnapshot};
 use crate::db::{Backend, Store};
 use crate::{CommandError, StoreError};
 
@@ -41,11 +42,20 @@ enum Repository {
     Sqlite(SqliteEventRepository),
 }
 
+/// How many cases [`Cases::new`] keeps in memory; see [`Cases::with_cache`].
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
 /// The cases of aggregate type `A`: load them, and carry out commands.
 pub struct Cases<A: Aggregate> {
     store: Store,
     repository: Repository,
     services: A::Services,
+    /// The cases this process committed to last, as its commands left them,
+    /// with their versions. A command on a cached case decides on the cached
+    /// state without loading it; the database's key on (case, sequence)
+    /// still judges, so a state made stale by another process (or a
+    /// rebuild) costs one conflict and one reload, never a wrong write.
+    cache: Option<std::sync::Mutex<lru::LruCache<String, (A, u64)>>>,
 }
 
 impl<A: Aggregate> std::fmt::Debug for Cases<A> {
@@ -91,6 +101,10 @@ pub struct Options<'a, A> {
     /// The metadata to store with the events, from the case before and
     /// after the command.
     pub metadata: Option<&'a Metadata<'a, A>>,
+    /// The caller has just made the case's id up (a fresh UUID), so the
+    /// case cannot exist and is not loaded; should it exist after all, the
+    /// key on (case, sequence) refuses the command as a conflict.
+    pub new_id: bool,
 }
 
 impl<A> Default for Options<'_, A> {
@@ -100,6 +114,7 @@ impl<A> Default for Options<'_, A> {
             expected_version: None,
             visible: None,
             metadata: None,
+            new_id: false,
         }
     }
 }
@@ -109,6 +124,7 @@ impl<A> std::fmt::Debug for Options<'_, A> {
         f.debug_struct("Options")
             .field("request", &self.request)
             .field("expected_version", &self.expected_version)
+            .field("new_id", &self.new_id)
             .finish_non_exhaustive()
     }
 }
@@ -132,7 +148,11 @@ pub struct Committed<A: Aggregate> {
     pub events: Vec<EventEnvelope<A>>,
 }
 
-impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
+impl<A> Cases<A>
+where
+    A: Aggregate + SnapshotRevision + Clone,
+    A::Command: Clone,
+{
     /// Cases of type `A` in `store`, handled with `services`.
     pub fn new(store: &Store, services: A::Services) -> Self {
         let repository = match store.backend() {
@@ -145,6 +165,51 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
             store: store.clone(),
             repository,
             services,
+            cache: NonZeroUsize::new(DEFAULT_CACHE_CAPACITY)
+                .map(|n| std::sync::Mutex::new(lru::LruCache::new(n))),
+        }
+    }
+
+    /// Keeps at most `capacity` cases in memory (0: none, every command
+    /// loads its case).
+    pub fn with_cache(mut self, capacity: usize) -> Self {
+        self.cache =
+            NonZeroUsize::new(capacity).map(|n| std::sync::Mutex::new(lru::LruCache::new(n)));
+        self
+    }
+
+    /// The cached state and version of case `id`, if any.
+    fn cached(&self, id: &str) -> Option<(A, u64)> {
+        let cache = self.cache.as_ref()?;
+        let mut cache = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.get(id).cloned()
+    }
+
+    /// Remembers case `id` at `version`, unless a later version is cached
+    /// (two commands of this process may finish out of order).
+    fn remember(&self, id: &str, case: A, version: u64) {
+        let Some(cache) = &self.cache else { return };
+        let mut cache = cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match cache.get_mut(id) {
+            Some(entry) if entry.1 >= version => {}
+            Some(entry) => *entry = (case, version),
+            None => {
+                cache.put(id.to_owned(), (case, version));
+            }
+        }
+    }
+
+    /// Forgets case `id`.
+    fn forget(&self, id: &str) {
+        if let Some(cache) = &self.cache {
+            let mut cache = cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            cache.pop(id);
         }
     }
 
@@ -186,7 +251,7 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
         // under another execution), or changes nothing. This spares the
         // common case, a new request, a round trip.
         let request = options.request;
-        let outcome = self.decide_and_append(id, command, options).await;
+        let outcome = self.decide_and_append(id, command, &options).await;
         let repeat_possible = match &outcome {
             Ok(committed) => committed.events.is_empty(),
             Err(_) => true,
@@ -201,16 +266,82 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
     }
 
     /// [`Cases::execute_with`] without the look-up of an earlier execution.
+    ///
+    /// A cached case is decided on without loading it. Only a commit is
+    /// trusted from the cache: any other outcome (a refusal, a conflict, a
+    /// version or visibility mismatch, nothing to write) may come from a
+    /// stale state, so the case is loaded and the command decided once more.
     async fn decide_and_append(
         &self,
         id: &str,
         command: A::Command,
-        options: Options<'_, A>,
+        options: &Options<'_, A>,
     ) -> Result<Committed<A>, CommandError<A::Error>> {
-        let mut context = self.load_context(id).await?;
-        let loaded = context.current_sequence as u64;
+        let command = match self.cached(id) {
+            Some((case, version)) => {
+                let again = command.clone();
+                match self.decide(id, case, version, command, options).await {
+                    Ok(committed) if !committed.events.is_empty() => return Ok(committed),
+                    Err(CommandError::Store(e)) => return Err(CommandError::Store(e)),
+                    _ => {
+                        self.forget(id);
+                        again
+                    }
+                }
+            }
+            None => command,
+        };
+        let (case, loaded) = if options.new_id {
+            (A::default(), 0)
+        } else {
+            let context = self.load_context(id).await?;
+            (context.aggregate, context.current_sequence as u64)
+        };
+        let outcome = self.decide(id, case, loaded, command, options).await;
+        match outcome {
+            Err(CommandError::Conflict { .. }) => {
+                // The case moved on under us: say to which version, as the
+                // expected-version refusal does.
+                let actual = self.current_version(id).await.ok();
+                Err(CommandError::Conflict { actual })
+            }
+            other => other,
+        }
+    }
+
+    /// The version of case `id` in the store: the sequence of its last event.
+    async fn current_version(&self, id: &str) -> Result<u64, StoreError> {
+        let version: Option<i64> = match self.store.backend() {
+            Backend::Postgres(pool) => sqlx::query_scalar(
+                "SELECT max(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2",
+            )
+            .bind(A::TYPE)
+            .bind(id)
+            .fetch_one(pool)
+            .await?,
+            Backend::Sqlite(pool) => sqlx::query_scalar(
+                "SELECT max(sequence) FROM events WHERE aggregate_type = ? AND aggregate_id = ?",
+            )
+            .bind(A::TYPE)
+            .bind(id)
+            .fetch_one(pool)
+            .await?,
+        };
+        Ok(version.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+    }
+
+    /// Decides `command` on `case` at version `loaded` and commits what it
+    /// emits.
+    async fn decide(
+        &self,
+        id: &str,
+        mut case: A,
+        loaded: u64,
+        command: A::Command,
+        options: &Options<'_, A>,
+    ) -> Result<Committed<A>, CommandError<A::Error>> {
         if let Some(visible) = options.visible
-            && !visible(&context.aggregate, loaded)
+            && !visible(&case, loaded)
         {
             return Err(CommandError::NotFound);
         }
@@ -222,11 +353,9 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
                 actual: loaded,
             });
         }
-        let before = options.metadata.map(|_| context.aggregate.clone());
+        let before = options.metadata.map(|_| case.clone());
         let sink = EventSink::default();
-        context
-            .aggregate
-            .handle(command, &self.services, &sink)
+        case.handle(command, &self.services, &sink)
             .await
             .map_err(CommandError::Domain)?;
         let events = sink.collect().await;
@@ -240,16 +369,22 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
             });
         }
         // The sink has applied the events: this is the case after the command.
-        let after = std::mem::take(&mut context.aggregate);
+        let after = case;
         let mut metadata = match (options.metadata, &before) {
             (Some(f), Some(before)) => f(before, &after),
             _ => HashMap::new(),
         };
-        if let Some(request) = options.request {
+        let request = options.request.map(|request| NewRequest {
+            agency: request.agency.clone(),
+            request_id: request.request_id.clone(),
+            fingerprint: request.fingerprint.clone(),
+            command_id: uuid::Uuid::new_v4().to_string(),
+        });
+        if let Some(request) = &request {
             metadata.insert("agency".into(), request.agency.clone());
             metadata.insert("request_id".into(), request.request_id.clone());
             metadata.insert("request_hash".into(), request.fingerprint.clone());
-            metadata.insert("command_id".into(), uuid::Uuid::new_v4().to_string());
+            metadata.insert("command_id".into(), request.command_id.clone());
         }
         let version = loaded + events.len() as u64;
         let crosses_snapshot = version / SNAPSHOT_EVERY > loaded / SNAPSHOT_EVERY;
@@ -287,34 +422,29 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?,
             metadata: serde_json::to_value(&metadata).unwrap_or_default(),
-            snapshot: None,
+            request,
+            snapshot,
         };
         let appended = match self.store.backend() {
             Backend::Postgres(pool) => append::postgres(pool, &append).await,
-            Backend::Sqlite(pool) => {
-                // On SQLite the snapshot goes in the same transaction.
-                self.store
-                    .sqlite_appender(pool)
-                    .append(Append { snapshot, ..append })
-                    .await
-            }
+            Backend::Sqlite(pool) => self.store.sqlite_appender(pool).append(append).await,
         };
         let last_position = match appended {
             Ok(position) => position,
             // A concurrent execution of the same request may have won: the
             // database refused this one's request record, or its events
             // collided on the same case. The caller looks for the winner.
-            Err(AppendError::Conflict) => return Err(CommandError::Conflict),
-            Err(AppendError::Store(e)) => return Err(CommandError::Store(e)),
+            Err(AppendError::Conflict) => {
+                self.forget(id);
+                return Err(CommandError::Conflict { actual: None });
+            }
+            Err(AppendError::Store(e)) => {
+                // The commit may or may not have happened: trust the store.
+                self.forget(id);
+                return Err(CommandError::Store(e));
+            }
         };
-        // From here on the command has committed: a failure must not be
-        // reported as the command failing, or a retry would apply it twice.
-        if crosses_snapshot
-            && matches!(self.store.backend(), Backend::Postgres(_))
-            && let Err(e) = self.save_snapshot(id, version, &after).await
-        {
-            tracing::warn!(error = %e, case = id, "snapshot not saved; loads read more events");
-        }
+        self.remember(id, after, version);
         let position = Some(last_position);
         let committed = events
             .into_iter()
@@ -422,36 +552,6 @@ impl<A: Aggregate + SnapshotRevision + Clone> Cases<A> {
             }
         };
         Ok(row.map(|(payload, version)| (payload, u64::try_from(version).unwrap_or(0))))
-    }
-
-    async fn save_snapshot(&self, id: &str, version: u64, aggregate: &A) -> Result<(), StoreError> {
-        let payload = serde_json::to_value(aggregate)
-            .map_err(|e| StoreError::Corrupt(format!("snapshot of {id} not serialisable: {e}")))?;
-        let version = i64::try_from(version).unwrap_or(i64::MAX);
-        let revision = i64::from(A::SNAPSHOT_REVISION);
-        // Only ever move a snapshot forward (two processes may race here),
-        // unless the stored one is of another revision. (SQLite writes it
-        // in the append's own transaction instead.)
-        let Backend::Postgres(pool) = self.store.backend() else {
-            return Ok(());
-        };
-        sqlx::query(
-            "INSERT INTO case_snapshots (aggregate_type, aggregate_id, version, revision, payload) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
-             SET version = excluded.version, revision = excluded.revision, \
-                 payload = excluded.payload \
-             WHERE case_snapshots.version < excluded.version \
-                OR case_snapshots.revision <> excluded.revision",
-        )
-        .bind(A::TYPE)
-        .bind(id)
-        .bind(version)
-        .bind(revision)
-        .bind(payload)
-        .execute(pool)
-        .await?;
-        Ok(())
     }
 }
 

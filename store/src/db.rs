@@ -38,7 +38,15 @@ pub struct Store {
     sqlite_writer: Arc<tokio::sync::Mutex<()>>,
     /// SQLite's group-commit appender, started on the first append.
     sqlite_appender: Arc<OnceLock<SqliteWriter>>,
+    /// How [`Store::probe`] reaches PostgreSQL on a connection of its own.
+    probe_options: Option<PgConnectOptions>,
+    /// When a probe last found the database away.
+    outage: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// How long a call waits for a pooled PostgreSQL connection before the store
+/// reports itself unavailable.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Store {
     /// Opens the database `url` names: `postgres://…` or `postgresql://…` for
@@ -50,16 +58,44 @@ impl Store {
             let options = PgConnectOptions::from_str(url).map_err(|_| {
                 StoreError::BadUrl(format!("{} is not a valid PostgreSQL URL", redact(url)))
             })?;
+            // Connections opened before the health probe last found the
+            // database away belong to a server that has since gone: they
+            // are dropped when next taken from the pool (no round trip),
+            // so that the first calls after a restart do not each fail on a
+            // dead socket.
+            let outage = Arc::new(std::sync::Mutex::new(None::<std::time::Instant>));
+            let seen_outage = outage.clone();
             let pool = PgPoolOptions::new()
+                .before_acquire(move |_, meta| {
+                    let stale = seen_outage
+                        .lock()
+                        .ok()
+                        .and_then(|at| *at)
+                        .zip(std::time::Instant::now().checked_sub(meta.age))
+                        .is_some_and(|(outage, opened)| opened <= outage);
+                    Box::pin(async move { Ok(!stale) })
+                })
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
+                // While the database is away, a call waits this long for a
+                // connection and then fails as unavailable, so that clients
+                // with a few seconds' deadline hear UNAVAILABLE (and retry)
+                // rather than only their own deadline passing.
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                // No ping before every use: it would cost each command a
+                // second round trip. A connection the server has dropped
+                // fails its next query, which reports the store unavailable;
+                // the pool then discards it.
+                .test_before_acquire(false)
+                .connect_with(options.clone())
                 .await
                 .map_err(|e| {
                     tracing::warn!(error = %e, url = %redact(url), "cannot connect to PostgreSQL");
                     StoreError::Unavailable(format!("cannot connect to {}", redact(url)))
                 })?;
-            Ok(Self::from_postgres(pool))
+            let mut store = Self::from_postgres(pool);
+            store.probe_options = Some(options);
+            store.outage = outage;
+            Ok(store)
         } else if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|_| StoreError::BadUrl(format!("{url} is not a valid SQLite URL")))?
@@ -76,6 +112,9 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(32)
                 .acquire_timeout(Duration::from_secs(10))
+                // A ping is a hand-off to the connection's thread: not worth
+                // it for a file that does not go away.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .map_err(|e| {
@@ -97,6 +136,8 @@ impl Store {
             backend: Backend::Postgres(pool),
             sqlite_writer: Arc::default(),
             sqlite_appender: Arc::default(),
+            probe_options: None,
+            outage: Arc::default(),
         }
     }
 
@@ -106,6 +147,8 @@ impl Store {
             backend: Backend::Sqlite(pool),
             sqlite_writer: Arc::default(),
             sqlite_appender: Arc::default(),
+            probe_options: None,
+            outage: Arc::default(),
         }
     }
 
@@ -173,12 +216,78 @@ impl Store {
         Ok(())
     }
 
+    /// A probe of the database for health checks: it answers within
+    /// `timeout` whether the database does, on a connection of its own on
+    /// PostgreSQL (a pool that is waiting for connections would make the
+    /// probe wait as long as the calls it is meant to warn about). Keep the
+    /// returned [`Probe`] and call [`Probe::check`] repeatedly.
+    pub fn probe(&self, timeout: Duration) -> Probe {
+        Probe {
+            store: self.clone(),
+            timeout,
+            connection: None,
+        }
+    }
+
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         match &self.backend {
             Backend::Postgres(pool) => pool.close().await,
             Backend::Sqlite(pool) => pool.close().await,
         }
+    }
+}
+
+/// A health probe of the store; see [`Store::probe`].
+#[derive(Debug)]
+pub struct Probe {
+    store: Store,
+    timeout: Duration,
+    connection: Option<sqlx::PgConnection>,
+}
+
+impl Probe {
+    /// Whether the database answers a trivial query within the probe's
+    /// timeout, connecting first if need be.
+    pub async fn check(&mut self) -> Result<(), StoreError> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.check_untimed()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.outage();
+                Err(e)
+            }
+            Err(_) => {
+                // A connection that stopped answering is not trusted again.
+                self.outage();
+                Err(StoreError::Unavailable(format!(
+                    "the database did not answer within {} ms",
+                    timeout.as_millis()
+                )))
+            }
+        }
+    }
+
+    /// Marks the database as away now: this connection and the pool's
+    /// older ones are not used again.
+    fn outage(&mut self) {
+        self.connection = None;
+        if let Ok(mut at) = self.store.outage.lock() {
+            *at = Some(std::time::Instant::now());
+        }
+    }
+
+    async fn check_untimed(&mut self) -> Result<(), StoreError> {
+        use sqlx::Connection;
+        let Some(options) = &self.store.probe_options else {
+            return self.store.ping().await;
+        };
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            slot @ None => slot.insert(sqlx::PgConnection::connect_with(options).await?),
+        };
+        connection.ping().await?;
+        Ok(())
     }
 }
 

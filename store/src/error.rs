@@ -18,6 +18,11 @@ pub enum StoreError {
     /// Stored data could not be read back as the engine's types.
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    /// Another operation that excludes this one is under way (a rebuild of
+    /// the same projection). Not an outage: retrying at once does not help;
+    /// try again once it has finished. The message says which.
+    #[error("{0}")]
+    Busy(String),
     /// Any other failure; the details went to the server log.
     #[error("the event store failed; see the server log")]
     Internal,
@@ -80,7 +85,12 @@ pub enum CommandError<E: std::error::Error> {
     /// Another command on the same case committed first; nothing was written.
     /// Reload and retry.
     #[error("another change to this case was committed first; nothing was written, retry")]
-    Conflict,
+    Conflict {
+        /// The case's version after the change that won, as read after the
+        /// conflict (it may have moved on again since); `None` if it could
+        /// not be read.
+        actual: Option<u64>,
+    },
     /// The caller expected the case at another version; nothing was written.
     #[error("the case is at version {actual}, not {expected}; nothing was written")]
     WrongVersion {
@@ -104,7 +114,7 @@ impl<E: std::error::Error> From<AggregateError<E>> for CommandError<E> {
     fn from(err: AggregateError<E>) -> Self {
         match err {
             AggregateError::UserError(e) => Self::Domain(e),
-            AggregateError::AggregateConflict => Self::Conflict,
+            AggregateError::AggregateConflict => Self::Conflict { actual: None },
             AggregateError::DeserializationError(e) => {
                 tracing::error!(error = %e, "stored events could not be deserialized");
                 Self::Store(StoreError::Corrupt(

@@ -8,12 +8,16 @@ mod append;
 mod cases;
 mod db;
 mod error;
+mod head;
 mod log;
 mod projection;
 mod requests;
 
-pub use cases::{Cases, Committed, Metadata, Options, RequestKey, SNAPSHOT_EVERY, Visible};
-pub use db::{Backend, DEFAULT_DATABASE_URL, Store, redact};
+pub use cases::{
+    Cases, Committed, DEFAULT_CACHE_CAPACITY, Metadata, Options, RequestKey, SNAPSHOT_EVERY,
+    Visible,
+};
+pub use db::{ACQUIRE_TIMEOUT, Backend, DEFAULT_DATABASE_URL, Probe, Store, redact};
 pub use error::{CommandError, StoreError};
 pub use log::{LogFilter, LogPage, RecordedEvent};
 pub use projection::{Batch, Lease, REBUILD_SUFFIX, rebuild_checkpoint};

@@ -73,7 +73,8 @@ impl LogFilter {
 pub struct LogPage {
     /// The matching events, in log order.
     pub events: Vec<RecordedEvent>,
-    /// The position the read covered: resume after it.
+    /// The position the read covered: resume after it. At most the
+    /// settled head, and below `after` when `after` lay beyond it.
     pub read_to: u64,
 }
 
@@ -122,7 +123,10 @@ impl Store {
     /// Up to `limit` events after position `after` that match `filter`, in
     /// log order, and how far the read got: a reader resumes after
     /// [`LogPage::read_to`], which may lie beyond the last event returned
-    /// when events that did not match were passed over.
+    /// when events that did not match were passed over, but never beyond
+    /// the settled head: an `after` beyond it reads nothing and answers the
+    /// head, so that a reader resuming there misses no event that commits
+    /// later below `after`.
     #[tracing::instrument(level = "debug", skip(self, filter), fields(store = self.kind()))]
     pub async fn read_log_filtered(
         &self,
@@ -136,7 +140,7 @@ impl Store {
         if head <= after {
             return Ok(LogPage {
                 events: Vec::new(),
-                read_to: after,
+                read_to: head,
             });
         }
         let (after_i, head_i) = (to_i64(after), to_i64(head));

@@ -22,6 +22,9 @@ on_both_backends!(
     the_log_is_append_only,
     a_missing_database_is_created,
     a_reader_sees_every_event_once_while_writers_append,
+    processes_with_stale_caches_still_write_in_order,
+    a_conflict_reports_the_version_that_won,
+    rows_from_other_paths_get_a_position_or_are_refused,
 );
 
 fn append(count: u32, writer: &str) -> Append {
@@ -90,8 +93,8 @@ async fn two_writers_on_one_case_one_wins_and_nothing_is_half_written(db: &TestD
     });
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
     let (winner, loser, won) = match (&a, &b) {
-        (Ok(c), Err(CommandError::Conflict)) => ("a", "b", c.version),
-        (Err(CommandError::Conflict), Ok(c)) => ("b", "a", c.version),
+        (Ok(c), Err(CommandError::Conflict { .. })) => ("a", "b", c.version),
+        (Err(CommandError::Conflict { .. }), Ok(c)) => ("b", "a", c.version),
         other => panic!("expected one success and one conflict, got {other:?}"),
     };
 
@@ -495,4 +498,115 @@ async fn a_reader_sees_every_event_once_while_writers_append(db: &TestDb) {
         again.extend(page);
     }
     assert_eq!(again, seen);
+}
+
+/// Two `Cases` with caches on one database stand for two server processes:
+/// each commits on a state the other has made stale. The database's key on
+/// (case, sequence) must catch every stale decision, and the retry after
+/// reloading must make it, so that neither caller sees a conflict and the
+/// case's history has every write once, in order.
+async fn processes_with_stale_caches_still_write_in_order(db: &TestDb) {
+    let one = Cases::<Probe>::new(&db.store, Gate::default());
+    let two = Cases::<Probe>::new(&db.store, Gate::default());
+    let mut expected = Vec::new();
+    let mut version = 0;
+    for round in 0..6 {
+        for (name, cases) in [("one", &one), ("two", &two)] {
+            let writer = format!("{name}-{round}");
+            let committed = cases
+                .execute("shared", append(1 + round % 2, &writer), HashMap::new())
+                .await
+                .unwrap_or_else(|e| panic!("{writer}: {e}"));
+            version += u64::from(1 + round % 2);
+            assert_eq!(committed.version, version, "{writer}");
+            expected.push(writer);
+        }
+    }
+    let (state, loaded) = one.load("shared").await.unwrap().unwrap();
+    assert_eq!(loaded, version);
+    assert_eq!(state.writers, expected);
+    let events = db.store.case_events("Probe", "shared").await.unwrap();
+    assert_eq!(events.len() as u64, version);
+    assert_eq!(
+        events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        (1..=version).collect::<Vec<_>>()
+    );
+}
+
+/// A command that loses a race (uncached: it decides on a fresh load and
+/// still loses) answers `Conflict` with the version of the winner.
+async fn a_conflict_reports_the_version_that_won(db: &TestDb) {
+    probes(db)
+        .execute("race", append(2, "seed"), HashMap::new())
+        .await
+        .unwrap();
+    let gate = Gate(Some(Arc::new(Barrier::new(2))));
+    let cases = Arc::new(Cases::<Probe>::new(&db.store, gate).with_cache(0));
+    let run = |count: u32, writer: &'static str| {
+        let cases = cases.clone();
+        tokio::spawn(async move {
+            cases
+                .execute("race", append(count, writer), HashMap::new())
+                .await
+        })
+    };
+    let (a, b) = (run(3, "a"), run(1, "b"));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    let (won, actual) = match (&a, &b) {
+        (Ok(c), Err(CommandError::Conflict { actual })) => (c.version, *actual),
+        (Err(CommandError::Conflict { actual }), Ok(c)) => (c.version, *actual),
+        other => panic!("expected one success and one conflict, got {other:?}"),
+    };
+    assert_eq!(actual, Some(won));
+}
+
+/// The engine's append positions its own rows; rows inserted any other way
+/// get a position from the database, and on PostgreSQL a position that the
+/// inserting transaction could not have been given is refused, since
+/// readers rely on every position lying above the horizon of the
+/// transaction that wrote it.
+async fn rows_from_other_paths_get_a_position_or_are_refused(db: &TestDb) {
+    probes(db)
+        .execute("engine", append(2, "w"), HashMap::new())
+        .await
+        .unwrap();
+    match db.store.backend() {
+        Backend::Postgres(pool) => {
+            let insert = |position: Option<i64>| {
+                sqlx::query(
+                    "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                     event_version, payload, metadata, position) \
+                     VALUES ('Probe', 'other', 1, 'Appended', '1', '{}', '{}', $1)",
+                )
+                .bind(position)
+                .execute(pool)
+            };
+            let err = insert(Some(5))
+                .await
+                .expect_err("a forged position is refused");
+            assert!(
+                err.to_string().contains("not assigned by this transaction"),
+                "{err}"
+            );
+            insert(None).await.unwrap();
+        }
+        Backend::Sqlite(pool) => {
+            sqlx::query(
+                "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                 event_version, payload, metadata) \
+                 VALUES ('Probe', 'other', 1, 'Appended', '1', '{}', '{}')",
+            )
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+    let log = read_all(&db.store, 3).await;
+    assert_eq!(
+        log.iter()
+            .map(|e| e.aggregate_id.as_str())
+            .collect::<Vec<_>>(),
+        ["engine", "engine", "other"]
+    );
+    assert!(log.windows(2).all(|w| w[0].position < w[1].position));
 }

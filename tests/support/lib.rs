@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+pub mod cluster;
 pub mod probe;
 pub mod server;
 
@@ -96,6 +97,22 @@ impl TestDb {
             dir: None,
             postgres: Some((admin_url, name)),
         })
+    }
+
+    /// A database on a [`cluster::Cluster`] of the test's own, migrated.
+    pub async fn on_cluster(cluster: &cluster::Cluster, name: &str) -> Self {
+        let url = cluster.url(name);
+        let store = Store::connect(&url)
+            .await
+            .expect("connect to the private PostgreSQL server");
+        store.migrate().await.expect("migrate PostgreSQL");
+        Self {
+            store,
+            url,
+            kind: Kind::Postgres,
+            dir: None,
+            postgres: None,
+        }
     }
 
     /// The URL of another, not yet existing database beside this one: a
