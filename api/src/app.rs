@@ -17,7 +17,7 @@ use mediation_projections::case_index::{self, CaseIndex, IndexQuery};
 use mediation_projections::runner::Projection as _;
 use mediation_projections::runner::{self, ProjectionStatus};
 use mediation_proto::v1 as pb;
-use mediation_store::{Cases, Options, RequestKey, Store};
+use mediation_store::{Cases, DEFAULT_CACHE_CAPACITY, Options, RequestKey, Store};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -26,7 +26,10 @@ use tonic::Status;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::error::{command_status, dispute_status, not_found, petition_status, store_status};
+use crate::error::{
+    command_status, dispute_status, invalid_field, invalid_field_with_message, not_found,
+    petition_status, position_not_written, store_status,
+};
 
 /// Which case a command is for.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +114,11 @@ pub struct Found<A> {
 /// How long a list waits for the index to reach a `min_position`.
 pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 
+/// How often a read of the log waiting for a `min_position` looks at the
+/// readable head: it moves when other transactions end, in any process,
+/// so no commit here announces it.
+const LOG_POLL: Duration = Duration::from_millis(10);
+
 /// The default and the largest `page_size`.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// The largest `page_size`; larger requests are reduced to it.
@@ -182,6 +190,17 @@ impl App {
         services: Services,
         stop: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
+        Self::start_with_cache(store, services, DEFAULT_CACHE_CAPACITY, stop)
+    }
+
+    /// [`App::start`], keeping up to `case_cache` cases of each kind in
+    /// memory between commands (0: none; see `mediation_store::Cases`).
+    pub fn start_with_cache(
+        store: Store,
+        services: Services,
+        case_cache: usize,
+        stop: CancellationToken,
+    ) -> (Self, JoinHandle<()>) {
         let (committed, wake) = watch::channel(0);
         // Every read model runs here (each where it holds its lease); the
         // case projection's status is kept for read-your-writes.
@@ -220,8 +239,8 @@ impl App {
         });
         let app = Self {
             inner: Arc::new(Inner {
-                disputes: Cases::new(&store, services.clone()),
-                petitions: Cases::new(&store, services),
+                disputes: Cases::new(&store, services.clone()).with_cache(case_cache),
+                petitions: Cases::new(&store, services).with_cache(case_cache),
                 store,
                 committed,
                 indexed,
@@ -345,13 +364,14 @@ impl App {
     ) -> Result<pb::CommandOutcome, Status> {
         let command = |by| PetitionCommand { by, action };
         let creates = matches!(target, Target::Create { .. });
+        let rpc = call.rpc;
         self.command(
             &self.inner.petitions,
             caller,
             target,
             call,
             command,
-            |e, id| petition_status(e, id, creates),
+            |e, id| petition_status(e, id, creates, rpc),
         )
         .await
     }
@@ -369,15 +389,16 @@ impl App {
     ) -> Result<pb::CommandOutcome, Status>
     where
         A: Aggregate + SnapshotRevision + Clone + Held,
+        A::Command: Clone,
     {
         caller.authorise(call.rpc)?;
         let kind = A::TYPE.to_lowercase();
         let request_id = parse_request_id(call.request_id)?;
         let by = Actor {
-            id: ActorId::parse(call.actor_id)
-                .map_err(|e| Status::invalid_argument(format!("invalid actor_id: {}", e.reason)))?,
+            id: ActorId::parse(call.actor_id).map_err(|e| invalid_field("actor_id", e.reason))?,
             agency: caller.agency().clone(),
         };
+        let new_id = matches!(target, Target::Create { id: "", .. });
         let (id, expected_version) = match target {
             Target::Create {
                 id,
@@ -403,9 +424,7 @@ impl App {
             } => (id.to_owned(), expected_version),
         };
         let case_id_field = format!("{kind}_id");
-        CaseId::parse(&id).map_err(|e| {
-            Status::invalid_argument(format!("invalid {case_id_field}: {}", e.reason))
-        })?;
+        CaseId::parse(&id).map_err(|e| invalid_field(&case_id_field, e.reason))?;
         let creates = matches!(target, Target::Create { .. });
         let visible = |case: &A, version: u64| {
             if version == 0 {
@@ -424,6 +443,7 @@ impl App {
             expected_version,
             visible: Some(&visible),
             metadata: Some(&metadata),
+            new_id,
         };
         let committed = cases
             .execute_with(&id, command(by), options)
@@ -524,12 +544,18 @@ impl App {
         Ok((found, next))
     }
 
-    /// Waits until the case index has applied the log up to `position`.
+    /// Waits until the case index has applied the log up to `position`
+    /// (a request's `min_position`); OUT_OF_RANGE at once if no event has
+    /// been committed there.
     async fn wait_for_index(&self, position: u64) -> Result<(), Status> {
         if position == 0 {
             return Ok(());
         }
         let mut indexed = self.inner.indexed.clone();
+        if indexed.borrow().position >= position {
+            return Ok(());
+        }
+        self.written("min_position", position).await?;
         match tokio::time::timeout(
             READ_YOUR_WRITES_WAIT,
             indexed.wait_for(|s| s.position >= position),
@@ -543,11 +569,63 @@ impl App {
             ))),
         }
     }
+
+    /// OUT_OF_RANGE if no committed event has `position` (the request's
+    /// field `field`) or a later one: a wait for it would end only by
+    /// timing out, and a retry loop never. Asks the store, so only a
+    /// caller about to wait asks. The committed head, not a read model's
+    /// position nor the readable head: just after a command, its position
+    /// may lie above both for a moment and must be waited for.
+    pub(crate) async fn written(&self, field: &str, position: u64) -> Result<(), Status> {
+        let head = self
+            .inner
+            .store
+            .committed_head()
+            .await
+            .map_err(|e| store_status(&e))?;
+        if position > head {
+            return Err(position_not_written(field, position));
+        }
+        Ok(())
+    }
+
+    /// Waits until the log can be read up to `position` (a `ReadEvents`
+    /// request's `min_position`): on PostgreSQL the readable log trails a
+    /// command's acknowledgement for as long as older transactions run.
+    /// OUT_OF_RANGE at once if no event has been committed there,
+    /// UNAVAILABLE after [`READ_YOUR_WRITES_WAIT`].
+    pub(crate) async fn wait_for_log(&self, position: u64) -> Result<(), Status> {
+        if position == 0 {
+            return Ok(());
+        }
+        let store = &self.inner.store;
+        let readable = move || async move { store.log_head().await.map_err(|e| store_status(&e)) };
+        if readable().await? >= position {
+            return Ok(());
+        }
+        self.written("min_position", position).await?;
+        let poll = async {
+            loop {
+                tokio::time::sleep(LOG_POLL).await;
+                if readable().await? >= position {
+                    return Ok(());
+                }
+            }
+        };
+        match tokio::time::timeout(READ_YOUR_WRITES_WAIT, poll).await {
+            Ok(result) => result,
+            Err(_) => Err(Status::unavailable(format!(
+                "the log cannot be read up to position {position} yet (an older transaction \
+                 is still open); retry shortly"
+            ))),
+        }
+    }
 }
 
 async fn get<A>(cases: &Cases<A>, caller: &Caller, id: &str) -> Result<Found<A>, Status>
 where
     A: Aggregate + SnapshotRevision + Clone + Held,
+    A::Command: Clone,
 {
     let kind = A::TYPE.to_lowercase();
     caller.authorise(if A::TYPE == Dispute::TYPE {
@@ -555,8 +633,7 @@ where
     } else {
         "GetPetition"
     })?;
-    CaseId::parse(id)
-        .map_err(|e| Status::invalid_argument(format!("invalid {kind}_id: {}", e.reason)))?;
+    CaseId::parse(id).map_err(|e| invalid_field(&format!("{kind}_id"), e.reason))?;
     let loaded = cases
         .load(id)
         .await
@@ -574,14 +651,17 @@ where
 /// Checks a caller's request id: 1 to 128 characters, no control characters.
 fn parse_request_id(id: &str) -> Result<String, Status> {
     if id.is_empty() {
-        return Err(Status::invalid_argument(
+        return Err(invalid_field_with_message(
             "request_id is required: choose a unique id (a UUID, say) for each request and \
              reuse it only to retry that request",
+            "request_id",
+            "must not be empty",
         ));
     }
     if id.chars().count() > 128 || id.chars().any(char::is_control) {
-        return Err(Status::invalid_argument(
-            "invalid request_id: at most 128 characters, no control characters",
+        return Err(invalid_field(
+            "request_id",
+            "at most 128 characters, no control characters",
         ));
     }
     Ok(id.to_owned())
@@ -604,9 +684,7 @@ fn hex(bytes: &[u8]) -> String {
 /// The page size a request asks for, within bounds.
 pub fn page_size(requested: i32) -> Result<u32, Status> {
     match requested {
-        n if n < 0 => Err(Status::invalid_argument(
-            "invalid page_size: must not be negative",
-        )),
+        n if n < 0 => Err(invalid_field("page_size", "must not be negative")),
         0 => Ok(DEFAULT_PAGE_SIZE),
         n => Ok(u32::try_from(n).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE)),
     }
@@ -625,9 +703,9 @@ pub fn decode_page_token(token: &str, query_key: &str) -> Result<Option<String>,
         return Ok(None);
     }
     let invalid = || {
-        Status::invalid_argument(
-            "invalid page_token: pass the next_page_token of the previous page unchanged, with \
-             the same filters",
+        invalid_field(
+            "page_token",
+            "pass the next_page_token of the previous page unchanged, with the same filters",
         )
     };
     if !token.len().is_multiple_of(2) || token.len() > 1024 {

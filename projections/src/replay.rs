@@ -83,7 +83,7 @@ pub struct Swapped {
 /// in; calls `progress` after every batch and once at the end. On
 /// PostgreSQL, waits up to [`EXCLUSIVE_WAIT`] for another rebuild of the
 /// same projection (in any process) to finish, then gives up with
-/// [`StoreError::Unavailable`]. On SQLite, where one process serves a file,
+/// [`StoreError::Busy`]. On SQLite, where one process serves a file,
 /// nothing keeps two concurrent rebuilds of one projection apart: do not
 /// start them.
 pub async fn rebuild(
@@ -140,7 +140,7 @@ pub async fn rebuild_in_batches(
             // Only another rebuild moves the rebuild checkpoint, and the
             // exclusive lease keeps those out.
             Applied::Moved => {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::Busy(format!(
                     "another rebuild of {name} moved its checkpoint; run the rebuild again"
                 )));
             }
@@ -182,7 +182,7 @@ async fn exclusive(store: &Store, name: &str) -> Result<Lease, StoreError> {
             return Ok(lease);
         }
         if started.elapsed() >= EXCLUSIVE_WAIT {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::Busy(format!(
                 "another rebuild of {name} is running; try again when it has finished"
             )));
         }

@@ -20,6 +20,8 @@ use mediation_tests::TestDb;
 use mediation_tests::server::{
     AGENCIES, ANALYST, Agency, Bearer, DISTRICT_SUPERVISOR, PARTNER, TOWN_101, TOWN_102, TestServer,
 };
+
+use crate::details::{assert_bad_field, error_info};
 use prost::Message as _;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -1619,7 +1621,9 @@ async fn petitioners_and_parties_are_withheld_from_those_who_may_not_see_them(db
 // ---------------------------------------------------------------------------
 
 /// Each kind of bad request gets its own status, with a message that names
-/// what is wrong and never the database's or a panic's words.
+/// what is wrong and never the database's or a panic's words, and the
+/// standard machine-readable details: a `BadRequest` naming the field, an
+/// `ErrorInfo` with a stable reason.
 async fn bad_requests_get_the_status_that_names_the_problem(db: &TestDb) {
     let server = TestServer::start(db, true).await;
     let mut disputes = server.disputes(&TOWN_101);
@@ -1678,8 +1682,21 @@ async fn bad_requests_get_the_status_that_names_the_problem(db: &TestDb) {
             needles,
         );
         assert!(status.message().len() < 500, "{what}: {status:?}");
+        // The first needle is the field, as the `.proto` spells it.
+        assert_bad_field(&status, needles[0]);
     }
-    refused(
+    // The domain's refusals of a field's value name the field too.
+    let town_level = pb::RegisterDisputeRequest {
+        level: pb::Level::Town.into(),
+        ..register_request(VILLAGE_101, "")
+    };
+    let status = refused(
+        disputes.register_dispute(town_level).await,
+        Code::InvalidArgument,
+        &["level"],
+    );
+    assert_bad_field(&status, "level");
+    let status = refused(
         disputes
             .list_disputes(pb::ListDisputesRequest {
                 page_size: -1,
@@ -1689,7 +1706,8 @@ async fn bad_requests_get_the_status_that_names_the_problem(db: &TestDb) {
         Code::InvalidArgument,
         &["page_size"],
     );
-    refused(
+    assert_bad_field(&status, "page_size");
+    let status = refused(
         disputes
             .list_disputes(pb::ListDisputesRequest {
                 page_token: "not-a-page-token".into(),
@@ -1699,10 +1717,11 @@ async fn bad_requests_get_the_status_that_names_the_problem(db: &TestDb) {
         Code::InvalidArgument,
         &["page_token"],
     );
+    assert_bad_field(&status, "page_token");
     // A token from another query is garbled as far as this one goes.
     let mut petitions = server.petitions(&TOWN_101);
     let mut events = server.events(&TOWN_101);
-    refused(
+    let status = refused(
         petitions
             .list_petitions(pb::ListPetitionsRequest {
                 page_token: "zz".into(),
@@ -1712,7 +1731,8 @@ async fn bad_requests_get_the_status_that_names_the_problem(db: &TestDb) {
         Code::InvalidArgument,
         &["page_token"],
     );
-    refused(
+    assert_bad_field(&status, "page_token");
+    let status = refused(
         events
             .read_events(pb::ReadEventsRequest {
                 page_size: -5,
@@ -1722,7 +1742,8 @@ async fn bad_requests_get_the_status_that_names_the_problem(db: &TestDb) {
         Code::InvalidArgument,
         &["page_size"],
     );
-    refused(
+    assert_bad_field(&status, "page_size");
+    let status = refused(
         events
             .read_events(pb::ReadEventsRequest {
                 page_token: "%%garbled%%".into(),
@@ -1732,7 +1753,8 @@ async fn bad_requests_get_the_status_that_names_the_problem(db: &TestDb) {
         Code::InvalidArgument,
         &["page_token"],
     );
-    refused(
+    assert_bad_field(&status, "page_token");
+    let status = refused(
         events
             .read_events(pb::ReadEventsRequest {
                 aggregate_type: 99,
@@ -1742,17 +1764,56 @@ async fn bad_requests_get_the_status_that_names_the_problem(db: &TestDb) {
         Code::InvalidArgument,
         &["aggregate_type", "99"],
     );
-    refused(
+    assert_bad_field(&status, "aggregate_type");
+    let status = refused(
+        events
+            .read_events(pb::ReadEventsRequest {
+                case_id: "no spaces please".into(),
+                ..Default::default()
+            })
+            .await,
+        Code::InvalidArgument,
+        &["case_id"],
+    );
+    assert_bad_field(&status, "case_id");
+    let status = refused(
         get_dispute(&mut disputes, "not an id").await,
         Code::InvalidArgument,
         &["dispute_id"],
     );
+    assert_bad_field(&status, "dispute_id");
+    let mut sla = mediation_proto::v1::sla_service_client::SlaServiceClient::with_interceptor(
+        server.channel(),
+        Bearer::of(&TOWN_101),
+    );
+    let status = refused(
+        sla.get_resolution_stats(pb::GetResolutionStatsRequest {
+            from_month: "2026-13".into(),
+            to_month: "2026-12".into(),
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        &["from_month"],
+    );
+    assert_bad_field(&status, "from_month");
 
-    // FAILED_PRECONDITION: no session before dispatch and consent.
-    refused(
+    // FAILED_PRECONDITION: no session before dispatch and consent. The
+    // reason is stable, and the metadata say the status that forbids it.
+    let status = refused(
         dispute_command(&mut disputes, "HoldSession", "D-errors", VILLAGE_101, None).await,
         Code::FailedPrecondition,
         &["session", "registered"],
+    );
+    let metadata = error_info(&status, "NOT_ALLOWED");
+    assert_eq!(
+        metadata.get("status").map(String::as_str),
+        Some("DISPUTE_STATUS_REGISTERED"),
+        "{metadata:?}"
+    );
+    assert_eq!(
+        metadata.get("case_id").map(String::as_str),
+        Some("D-errors")
     );
 
     // NOT_FOUND, naming the case.
@@ -1816,6 +1877,16 @@ async fn bad_requests_get_the_status_that_names_the_problem(db: &TestDb) {
         .get(mediation_api::error::CURRENT_VERSION_TRAILER)
         .expect("the current version comes with ABORTED");
     assert_eq!(current.to_str().unwrap(), "1");
+    // ...and in the standard details.
+    let metadata = error_info(&status, "VERSION_MISMATCH");
+    assert_eq!(
+        metadata.get("current_version").map(String::as_str),
+        Some("1")
+    );
+    assert_eq!(
+        metadata.get("expected_version").map(String::as_str),
+        Some("5")
+    );
     let dispatched = dispute_command(
         &mut disputes,
         "DispatchDispute",

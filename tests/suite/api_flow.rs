@@ -6,9 +6,12 @@ use std::collections::BTreeSet;
 
 use chrono::Duration;
 use mediation_proto::v1 as pb;
-use mediation_tests::TestDb;
 use mediation_tests::server::{DISTRICT_SUPERVISOR, TestServer};
+use mediation_tests::{Kind, TestDb};
+use sqlx::Connection as _;
 use tonic::Code;
+
+use crate::details::{assert_bad_field, error_info};
 
 on_both_backends!(
     a_dispute_goes_through_every_command,
@@ -20,6 +23,8 @@ on_both_backends!(
     expected_version_guards_against_lost_updates,
     lists_filter_and_page_through_cases,
     events_page_through_the_log_with_filters,
+    a_read_after_the_head_answers_the_head_and_misses_nothing,
+    read_events_waits_for_min_position_but_not_for_a_position_never_written,
     a_subscriber_that_reconnects_misses_nothing_and_sees_nothing_twice,
 );
 
@@ -468,6 +473,8 @@ async fn a_petition_goes_through_every_command(db: &TestDb) {
         .unwrap_err();
     assert_eq!(repeat.code(), Code::FailedPrecondition, "{repeat:?}");
     assert!(repeat.message().contains("final"), "{}", repeat.message());
+    let metadata = error_info(&repeat, "ALREADY_FINAL");
+    assert!(metadata.contains_key("finalised_time"), "{metadata:?}");
     server.stop().await;
 }
 
@@ -524,6 +531,13 @@ async fn petitions_can_end_at_triage_or_by_lapse(db: &TestDb) {
         .await
         .unwrap_err();
     assert_eq!(early.code(), Code::FailedPrecondition, "{early:?}");
+    let metadata = error_info(&early, "WINDOW_STILL_OPEN");
+    assert_eq!(
+        metadata.get("stage").map(String::as_str),
+        Some("review_request"),
+        "{metadata:?}"
+    );
+    assert!(metadata.contains_key("due_time"), "{metadata:?}");
     server.clock.advance(Duration::days(40));
     let last = outcome!(petitions.finalise_petition(pb::FinalisePetitionRequest {
         request_id: rid(),
@@ -798,6 +812,193 @@ async fn events_page_through_the_log_with_filters(db: &TestDb) {
         .unwrap()
         .into_inner();
     assert!(after.events.is_empty());
+    server.stop().await;
+}
+
+/// A read after a position beyond the log's head reads nothing and answers
+/// the head, not the position asked for: a client that resumes after the
+/// `last_position` it was given then gets the events written since, which
+/// would have been skipped had the server echoed the position.
+async fn a_read_after_the_head_answers_the_head_and_misses_nothing(db: &TestDb) {
+    let server = TestServer::start(db, false).await;
+    let mut disputes = server.disputes(&DISTRICT_SUPERVISOR);
+    let mut events = server.events(&DISTRICT_SUPERVISOR);
+    let first = outcome!(disputes.register_dispute(register(VILLAGE, pb::Level::Village)));
+    let page = events
+        .read_events(pb::ReadEventsRequest {
+            min_position: first.position,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.last_position, first.position);
+
+    // Far beyond the head (and beyond the next command's position on
+    // either backend), with and without a filter.
+    let beyond = first.position + (1 << 40);
+    for aggregate_type in [pb::AggregateType::Unspecified, pb::AggregateType::Petition] {
+        let page = events
+            .read_events(pb::ReadEventsRequest {
+                after_position: beyond,
+                aggregate_type: aggregate_type.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.events.is_empty(), "{page:?}");
+        assert!(page.next_page_token.is_empty(), "{page:?}");
+        assert_eq!(
+            page.last_position, first.position,
+            "the head, not the position asked for ({aggregate_type:?})"
+        );
+    }
+
+    // Resuming there finds the next event.
+    let second = outcome!(disputes.register_dispute(register(VILLAGE, pb::Level::Village)));
+    assert!(second.position < beyond);
+    let page = events
+        .read_events(pb::ReadEventsRequest {
+            after_position: first.position,
+            min_position: second.position,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let positions: Vec<u64> = page.events.iter().map(|e| e.position).collect();
+    assert_eq!(positions, [second.position]);
+    assert_eq!(page.last_position, second.position);
+
+    // A subscription still starts after the position it names, however
+    // far beyond the head that lies.
+    let mut stream = events
+        .subscribe_events(pb::SubscribeEventsRequest {
+            after_position: second.position,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let third = outcome!(disputes.register_dispute(register(VILLAGE, pb::Level::Village)));
+    let next = stream.message().await.unwrap().unwrap().event.unwrap();
+    assert_eq!(next.position, third.position);
+    drop(stream);
+    server.stop().await;
+}
+
+/// `min_position` on `ReadEvents` waits until the log can be read up to a
+/// command's position, which on PostgreSQL may trail the acknowledgement
+/// while an older transaction is open; a position that no committed event
+/// has reached is OUT_OF_RANGE at once, on `ReadEvents` and on the lists.
+async fn read_events_waits_for_min_position_but_not_for_a_position_never_written(db: &TestDb) {
+    let server = TestServer::start(db, false).await;
+    let mut disputes = server.disputes(&DISTRICT_SUPERVISOR);
+    let mut petitions = server.petitions(&DISTRICT_SUPERVISOR);
+    let mut events = server.events(&DISTRICT_SUPERVISOR);
+    let first = outcome!(disputes.register_dispute(register(VILLAGE, pb::Level::Village)));
+
+    // Never written: refused at once, not after the five-second wait.
+    let unwritten = first.position + (1 << 40);
+    let started = std::time::Instant::now();
+    let refusals = [
+        events
+            .read_events(pb::ReadEventsRequest {
+                min_position: unwritten,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+        disputes
+            .list_disputes(pb::ListDisputesRequest {
+                min_position: unwritten,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+        petitions
+            .list_petitions(pb::ListPetitionsRequest {
+                min_position: unwritten,
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .unwrap_err(),
+    ];
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "answered without waiting: {:?}",
+        started.elapsed()
+    );
+    for status in &refusals {
+        assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+        assert!(
+            status.message().contains("does not exist yet"),
+            "{status:?}"
+        );
+        assert_bad_field(status, "min_position");
+        let metadata = error_info(status, "POSITION_NOT_WRITTEN");
+        assert_eq!(
+            metadata.get("min_position"),
+            Some(&unwritten.to_string()),
+            "{metadata:?}"
+        );
+    }
+
+    // The very position of the last command is there to be read.
+    let page = events
+        .read_events(pb::ReadEventsRequest {
+            min_position: first.position,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.events.len(), 1);
+
+    if db.kind != Kind::Postgres {
+        server.stop().await;
+        return;
+    }
+    // An open transaction that holds a transaction id keeps every reader
+    // below it: a command acknowledged meanwhile is committed but cannot be
+    // read yet. Its position must be waited for, not refused.
+    let mut open = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut open).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut open)
+        .await
+        .unwrap();
+    let held = outcome!(disputes.register_dispute(register(VILLAGE, pb::Level::Village)));
+    assert!(db.store.log_head().await.unwrap() < held.position);
+    assert!(db.store.committed_head().await.unwrap() >= held.position);
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        sqlx::query("ROLLBACK").execute(&mut open).await.unwrap();
+    };
+    let read = events.read_events(pb::ReadEventsRequest {
+        after_position: first.position,
+        min_position: held.position,
+        ..Default::default()
+    });
+    let mut lists = disputes.clone();
+    let list = lists.list_disputes(pb::ListDisputesRequest {
+        min_position: held.position,
+        ..Default::default()
+    });
+    let ((), read, list) = tokio::join!(release, read, list);
+    let page = read.unwrap().into_inner();
+    let positions: Vec<u64> = page.events.iter().map(|e| e.position).collect();
+    assert_eq!(positions, [held.position]);
+    let listed = list.unwrap().into_inner().disputes;
+    assert!(
+        listed.iter().any(|d| d.dispute_id == held.case_id),
+        "{listed:?}"
+    );
+    open.close().await.unwrap();
     server.stop().await;
 }
 

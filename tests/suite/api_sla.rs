@@ -22,6 +22,8 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+use crate::details::{assert_bad_field, error_info};
+
 on_both_backends!(
     clocks_are_listed_overdue_due_soon_by_status_and_in_pages,
     breaches_are_counted_per_body,
@@ -1131,18 +1133,63 @@ async fn projections_report_their_position(db: &TestDb) {
         "{projections:?}"
     );
 
-    // A read model that has not reached a position is UNAVAILABLE for a
-    // query that asks for it, once the wait runs out; here the position
-    // lies beyond the end of the log.
-    refused(
+    // A position beyond every committed event is not waited for: no read
+    // model will reach it until something is written there, so the answer
+    // is OUT_OF_RANGE at once, whichever read model the query reads.
+    let unwritten = last + (1 << 40);
+    let started = std::time::Instant::now();
+    let refusals = [
         town.list_caseload(pb::ListCaseloadRequest {
-            min_position: last + 1_000,
+            min_position: unwritten,
             ..Default::default()
         })
-        .await,
-        Code::Unavailable,
-        "position",
+        .await
+        .map(|_| ()),
+        town.list_clocks(pb::ListClocksRequest {
+            min_position: unwritten,
+            ..Default::default()
+        })
+        .await
+        .map(|_| ()),
+        town.list_breaches_by_body(pb::ListBreachesByBodyRequest {
+            min_position: unwritten,
+            ..Default::default()
+        })
+        .await
+        .map(|_| ()),
+        town.get_resolution_stats(pb::GetResolutionStatsRequest {
+            from_month: "2026-01".into(),
+            to_month: "2026-12".into(),
+            min_position: unwritten,
+            ..Default::default()
+        })
+        .await
+        .map(|_| ()),
+        town.list_skipped_level_visits(pb::ListSkippedLevelVisitsRequest {
+            min_position: unwritten,
+            ..Default::default()
+        })
+        .await
+        .map(|_| ()),
+    ];
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "answered without waiting: {:?}",
+        started.elapsed()
     );
+    for refusal in refusals {
+        let status = refusal.as_ref().unwrap_err().clone();
+        refused(refusal, Code::OutOfRange, "does not exist yet");
+        assert_bad_field(&status, "min_position");
+        error_info(&status, "POSITION_NOT_WRITTEN");
+    }
+    // The last command's own position is there, and is answered.
+    town.list_caseload(pb::ListCaseloadRequest {
+        min_position: last,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
 
     server.stop().await;
 }

@@ -59,8 +59,9 @@ impl fmt::Display for BadField {
 }
 
 impl From<BadField> for Status {
+    /// INVALID_ARGUMENT, with the field in a `google.rpc.BadRequest`.
     fn from(bad: BadField) -> Self {
-        Status::invalid_argument(bad.to_string())
+        crate::error::invalid_field(&bad.field, bad.reason)
     }
 }
 
@@ -383,7 +384,7 @@ pub(crate) fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
 
 /// The name a stage has in storage and on the wire (`village_handling`):
 /// the serde name, so that the two cannot drift apart.
-fn stage_name(stage: Stage) -> String {
+pub(crate) fn stage_name(stage: Stage) -> String {
     match serde_json::to_value(stage) {
         Ok(serde_json::Value::String(name)) => name,
         // A fieldless enum always serialises to its name.
@@ -422,7 +423,16 @@ mod tests {
     #[test]
     fn a_bad_field_becomes_invalid_argument_naming_the_field() {
         let bad = name("parties[1].name", "  ").unwrap_err();
-        assert_eq!(message(bad), "invalid parties[1].name: must not be empty");
+        assert_eq!(
+            message(bad.clone()),
+            "invalid parties[1].name: must not be empty"
+        );
+        // ...in the message and in a google.rpc.BadRequest.
+        use tonic_types::StatusExt as _;
+        let details = Status::from(bad).get_details_bad_request().unwrap();
+        assert_eq!(details.field_violations.len(), 1);
+        assert_eq!(details.field_violations[0].field, "parties[1].name");
+        assert_eq!(details.field_violations[0].description, "must not be empty");
     }
 
     #[test]

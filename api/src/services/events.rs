@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 
 use crate::app::{App, decode_page_token, encode_page_token, page_size};
 use crate::auth::{Caller, caller};
-use crate::error::store_status;
+use crate::error::{invalid_field, store_status};
 
 /// How many events a subscription reads from the store at a time.
 const SUBSCRIPTION_BATCH: u32 = 256;
@@ -58,11 +58,15 @@ impl EventService for EventApi {
         let limit = page_size(r.page_size)?;
         let query_key = format!("events|{filter:?}");
         let after = match decode_page_token(&r.page_token, &query_key)? {
-            Some(after) => after.parse::<u64>().map_err(|_| {
-                Status::invalid_argument("invalid page_token: pass next_page_token unchanged")
-            })?,
+            Some(after) => after
+                .parse::<u64>()
+                .map_err(|_| invalid_field("page_token", "pass next_page_token unchanged"))?,
             None => r.after_position,
         };
+        self.app.wait_for_log(r.min_position).await?;
+        // The page reads at most up to the readable head, also when `after`
+        // lies beyond it: `last_position` never passes over an event that
+        // may still commit below `after`.
         let page = self
             .app
             .store()
@@ -136,7 +140,10 @@ async fn follow(
                 return;
             }
         }
-        after = page.read_to;
+        // A page that read nothing answers the readable head, which may lie
+        // below what the subscriber asked to start after; it still gets
+        // only the events after its own position.
+        after = after.max(page.read_to);
         if !caught_up {
             continue;
         }
@@ -169,24 +176,23 @@ fn log_filter(
         Ok(pb::AggregateType::Dispute) => Some("Dispute".to_owned()),
         Ok(pb::AggregateType::Petition) => Some("Petition".to_owned()),
         Err(_) => {
-            return Err(Status::invalid_argument(format!(
-                "invalid aggregate_type: unknown value {aggregate_type}"
-            )));
+            return Err(invalid_field(
+                "aggregate_type",
+                format!("unknown value {aggregate_type}"),
+            ));
         }
     };
     let aggregate_id = if case_id.is_empty() {
         None
     } else {
-        CaseId::parse(case_id)
-            .map_err(|e| Status::invalid_argument(format!("invalid case_id: {}", e.reason)))?;
+        CaseId::parse(case_id).map_err(|e| invalid_field("case_id", e.reason))?;
         Some(case_id.to_owned())
     };
     let division = if division_code.is_empty() {
         None
     } else {
-        let code = DivisionCode::parse(division_code).map_err(|e| {
-            Status::invalid_argument(format!("invalid division_code: {}", e.reason))
-        })?;
+        let code = DivisionCode::parse(division_code)
+            .map_err(|e| invalid_field("division_code", e.reason))?;
         Some(code.subtree_bounds())
     };
     Ok(LogFilter {

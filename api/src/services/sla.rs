@@ -21,7 +21,7 @@ use tonic::{Request, Response, Status};
 use crate::app::{App, READ_YOUR_WRITES_WAIT, decode_page_token, encode_page_token, page_size};
 use crate::auth::{Caller, caller};
 use crate::convert::common::{days, enum_to_pb, optional_division_code, timestamp};
-use crate::error::store_status;
+use crate::error::{invalid_field, store_status};
 
 /// The widest DUE_SOON window, in days.
 const MAX_DUE_WITHIN_DAYS: u32 = 366;
@@ -89,11 +89,26 @@ impl SlaApi {
 
     /// Read-your-writes: waits until the read model `projection` has
     /// applied the log up to `position` (0: no wait), or fails with
-    /// UNAVAILABLE after [`READ_YOUR_WRITES_WAIT`].
+    /// UNAVAILABLE after [`READ_YOUR_WRITES_WAIT`]; fails at once with
+    /// OUT_OF_RANGE if no event has been committed at `position` or after.
     async fn reflect(&self, projection: &'static str, position: u64) -> Result<(), Status> {
         if position == 0 {
             return Ok(());
         }
+        let there = if projection == case_index::NAME {
+            self.app.case_projection().position >= position
+        } else {
+            self.app
+                .store()
+                .checkpoint(projection)
+                .await
+                .map_err(|e| store_status(&e))?
+                >= position
+        };
+        if there {
+            return Ok(());
+        }
+        self.app.written("min_position", position).await?;
         let reached = if projection == case_index::NAME {
             self.app.caught_up(position, READ_YOUR_WRITES_WAIT).await
         } else {
@@ -137,11 +152,14 @@ impl SlaService for SlaApi {
         let r = request.into_inner();
         let division = self.filter(&caller, &r.division_code)?;
         let view = pb::ClockView::try_from(r.view).map_err(|_| {
-            Status::invalid_argument(format!(
-                "invalid view: unknown value {}; expected CLOCK_VIEW_OVERDUE or \
-                 CLOCK_VIEW_DUE_SOON, or leave it unset for every clock",
-                r.view
-            ))
+            invalid_field(
+                "view",
+                format!(
+                    "unknown value {}; expected CLOCK_VIEW_OVERDUE or CLOCK_VIEW_DUE_SOON, or \
+                     leave it unset for every clock",
+                    r.view
+                ),
+            )
         })?;
         let within = if view == pb::ClockView::DueSoon {
             Some(days(
@@ -163,8 +181,9 @@ impl SlaService for SlaApi {
         );
         let after = match decode_page_token(&r.page_token, &query_key)? {
             Some(after) => Some(serde_json::from_str(&after).map_err(|_| {
-                Status::invalid_argument(
-                    "invalid page_token: pass the next_page_token of the previous page unchanged",
+                invalid_field(
+                    "page_token",
+                    "pass the next_page_token of the previous page unchanged",
                 )
             })?),
             None => None,
@@ -254,9 +273,10 @@ impl SlaService for SlaApi {
         let from = month("from_month", &r.from_month)?;
         let to = month("to_month", &r.to_month)?;
         if from > to {
-            return Err(Status::invalid_argument(format!(
-                "invalid to_month: {to} is before from_month {from}"
-            )));
+            return Err(invalid_field(
+                "to_month",
+                format!("{to} is before from_month {from}"),
+            ));
         }
         let grouping = match pb::StatsGrouping::try_from(r.grouping) {
             Ok(pb::StatsGrouping::Unspecified) => Grouping::Total,
@@ -264,10 +284,10 @@ impl SlaService for SlaApi {
             Ok(pb::StatsGrouping::LevelMonth) => Grouping::LevelPeriod,
             Ok(pb::StatsGrouping::Level) => Grouping::Level,
             Err(_) => {
-                return Err(Status::invalid_argument(format!(
-                    "invalid grouping: unknown value {}",
-                    r.grouping
-                )));
+                return Err(invalid_field(
+                    "grouping",
+                    format!("unknown value {}", r.grouping),
+                ));
             }
         };
         self.reflect(statistics::NAME, r.min_position).await?;
@@ -300,10 +320,10 @@ impl SlaService for SlaApi {
             Ok(pb::CaseloadGrouping::Unspecified) => false,
             Ok(pb::CaseloadGrouping::Mediator) => true,
             Err(_) => {
-                return Err(Status::invalid_argument(format!(
-                    "invalid grouping: unknown value {}",
-                    r.grouping
-                )));
+                return Err(invalid_field(
+                    "grouping",
+                    format!("unknown value {}", r.grouping),
+                ));
             }
         };
         self.reflect(caseload::NAME, r.min_position).await?;
@@ -432,9 +452,7 @@ impl SlaApi {
             None => self.now() + TimeDelta::milliseconds(1),
         };
         if from > to {
-            return Err(Status::invalid_argument(
-                "invalid to_time: it is before from_time",
-            ));
+            return Err(invalid_field("to_time", "it is before from_time"));
         }
         Ok(from..to)
     }
@@ -456,18 +474,15 @@ fn optional_time(
         .ok()
         .and_then(|nanos| DateTime::from_timestamp(at.seconds, nanos))
         .map(Some)
-        .ok_or_else(|| Status::invalid_argument(format!("invalid {field}: not a valid instant")))
+        .ok_or_else(|| invalid_field(field, "not a valid instant"))
 }
 
 /// A month field, "YYYY-MM".
 fn month(field: &str, value: &str) -> Result<Period, Status> {
     if value.trim().is_empty() {
-        return Err(Status::invalid_argument(format!(
-            "invalid {field}: required, as YYYY-MM"
-        )));
+        return Err(invalid_field(field, "required, as YYYY-MM"));
     }
-    Period::parse(value)
-        .map_err(|e| Status::invalid_argument(format!("invalid {field}: {}", e.reason)))
+    Period::parse(value).map_err(|e| invalid_field(field, e.reason))
 }
 
 /// The stored status name a `status` filter asks for; `None`: any.
@@ -480,9 +495,7 @@ fn clock_status_filter(raw: i32) -> Result<Option<&'static str>, Status> {
         Ok(S::Warned75) => Ok(Some("warned_75")),
         Ok(S::Breached) => Ok(Some("breached")),
         Ok(S::Met) => Ok(Some("met")),
-        Err(_) => Err(Status::invalid_argument(format!(
-            "invalid status: unknown value {raw}"
-        ))),
+        Err(_) => Err(invalid_field("status", format!("unknown value {raw}"))),
     }
 }
 
