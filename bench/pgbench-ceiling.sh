@@ -6,7 +6,8 @@
 #
 #   bench/pgbench-ceiling.sh DATABASE_URL CLIENTS SECONDS EVENTS_PER_COMMAND
 #
-# Prints pgbench's report; `mediation bench` reads its "tps = " line.
+# Prints pgbench's report; `mediation-bench` (bench/src/ceiling.rs, which
+# embeds this script) reads its "tps = " line.
 set -euo pipefail
 
 url=${1:?usage: pgbench-ceiling.sh DATABASE_URL CLIENTS SECONDS EVENTS_PER_COMMAND}

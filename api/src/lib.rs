@@ -6,12 +6,12 @@
 
 pub mod app;
 pub mod auth;
-pub mod bench;
+pub mod cli;
 pub mod config;
 mod convert;
 pub mod error;
 pub mod server;
-mod services;
+pub mod services;
 pub mod telemetry;
 pub mod timers;
 

@@ -1,16 +1,8 @@
 //! `mediation`: the dispute mediation and petition engine.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
-use mediation_api::Settings;
-use mediation_api::auth::{Authenticator, new_token, token_hash};
-use mediation_api::config::{ConfigFiles, load_services, load_tls};
-use mediation_domain::services::SystemClock;
-use mediation_store::{DEFAULT_DATABASE_URL, Store, redact};
+use clap::{Parser, Subcommand};
+use mediation_api::auth::{new_token, token_hash};
+use mediation_api::cli::{ReplayArgs, ServeArgs, StoreArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,74 +28,6 @@ enum Command {
     /// swap them in when done. Safe beside a running server on the same
     /// database: its runner pauses for the swap and carries on after it.
     Replay(ReplayArgs),
-    /// Measure the engine under a realistic load beside the database's own
-    /// ceiling, and print a Markdown report (see docs/BENCHMARKS.md).
-    Bench(mediation_api::bench::BenchArgs),
-}
-
-#[derive(Debug, Args)]
-struct StoreArgs {
-    /// The event store: postgres://… for PostgreSQL, sqlite:FILE for SQLite.
-    /// Without it, a SQLite file `mediation.db` in the working directory.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, hide_env_values = true)]
-    database_url: String,
-}
-
-#[derive(Debug, Args)]
-struct ServeArgs {
-    #[command(flatten)]
-    store: StoreArgs,
-    /// Address to listen on.
-    #[arg(long, env = "MEDIATION_LISTEN", default_value = "127.0.0.1:50051")]
-    listen: SocketAddr,
-    /// Jurisdiction tree (TOML); default: the shipped example jurisdiction.
-    #[arg(long, env = "MEDIATION_JURISDICTION")]
-    jurisdiction: Option<PathBuf>,
-    /// Deadline policy overrides (TOML) over the statutory policy.
-    #[arg(long, env = "MEDIATION_POLICY")]
-    policy: Option<PathBuf>,
-    /// Directory of yearly holiday files (YEAR.json) to load over the shipped ones.
-    #[arg(long, env = "MEDIATION_HOLIDAYS")]
-    holidays: Option<PathBuf>,
-    /// Agencies file (TOML): who may call, with hashed tokens, scopes and
-    /// roles. Without it authentication is off, and the server listens on
-    /// loopback addresses only.
-    #[arg(long, env = "MEDIATION_AGENCIES")]
-    agencies: Option<PathBuf>,
-    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
-    #[arg(long, env = "MEDIATION_TLS_CERT", requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The private key (PEM) of --tls-cert.
-    #[arg(long, env = "MEDIATION_TLS_KEY", requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
-    /// Mutual TLS: require client certificates signed by this CA (PEM).
-    #[arg(long, env = "MEDIATION_TLS_CLIENT_CA", requires = "tls_cert")]
-    tls_client_ca: Option<PathBuf>,
-    /// Seconds between sweeps of the deadline timers (warnings at 50% and
-    /// 75% of a clock's time, breaches at 100%); 0 runs no timers here.
-    #[arg(long, env = "MEDIATION_TIMER_INTERVAL", default_value_t = 30)]
-    timer_interval: u64,
-}
-
-#[derive(Debug, Args)]
-struct ReplayArgs {
-    #[command(flatten)]
-    store: StoreArgs,
-    /// Rebuild only this projection; without it, every one.
-    #[arg(long, value_name = "NAME")]
-    projection: Option<String>,
-}
-
-async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
-    let url = &args.database_url;
-    let store = Store::connect(url)
-        .await
-        .with_context(|| format!("opening the event store {}", redact(url)))?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("migrating the event store {}", redact(url)))?;
-    Ok(store)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -123,181 +47,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 token_hash(&token)
             )?;
         }
-        Command::Replay(args) => replay(args).await?,
-        Command::Bench(args) => mediation_api::bench::run(args).await?,
-        Command::Migrate(args) => {
-            let store = open_store(&args).await?;
-            tracing::info!(store = %redact(&args.database_url), "schema is up to date");
-            store.close().await;
-        }
-        Command::Serve(args) => {
-            let files = ConfigFiles {
-                jurisdiction: args.jurisdiction.clone(),
-                policy: args.policy.clone(),
-                holidays: args.holidays.clone(),
-            };
-            // Configuration is checked before anything starts, so that a bad
-            // file stops the server at once with the file's name.
-            let services =
-                load_services(&files, Arc::new(SystemClock)).context("loading configuration")?;
-            let auth = match &args.agencies {
-                Some(path) => Authenticator::from_file(path)?,
-                None if args.listen.ip().is_loopback() => {
-                    tracing::warn!(
-                        "authentication is off (no --agencies file): every caller acts as a \
-                         local supervisor; listening on loopback only"
-                    );
-                    Authenticator::disabled()
-                }
-                None => anyhow::bail!(
-                    "refusing to listen on {} without authentication: give an agencies file \
-                     with --agencies, or listen on a loopback address such as 127.0.0.1",
-                    args.listen
-                ),
-            };
-            let tls = match (&args.tls_cert, &args.tls_key) {
-                (Some(cert), Some(key)) => Some(
-                    load_tls(cert, key, args.tls_client_ca.as_deref())
-                        .context("loading the TLS files")?,
-                ),
-                _ => None,
-            };
-            let store = open_store(&args.store).await?;
-            let listener = tokio::net::TcpListener::bind(args.listen)
-                .await
-                .with_context(|| format!("listening on {}", args.listen))?;
-            let addr = listener.local_addr().context("reading the bound address")?;
-            let signal = stop_signal()?;
-            let shutdown = async {
-                signal.await;
-                tracing::info!("shutting down");
-            };
-            tracing::info!(%addr, store = %redact(&args.store.database_url), "serving gRPC");
-
-            let settings = Settings {
-                services,
-                auth,
-                tls,
-                timer_interval: (args.timer_interval > 0)
-                    .then(|| std::time::Duration::from_secs(args.timer_interval)),
-            };
-            mediation_api::serve(listener, store.clone(), settings, shutdown).await?;
-            store.close().await;
-        }
+        Command::Replay(args) => mediation_api::cli::replay(args).await?,
+        Command::Migrate(args) => mediation_api::cli::migrate(args).await?,
+        Command::Serve(args) => mediation_api::cli::serve(args).await?,
     }
     Ok(())
-}
-
-/// Rebuilds the projection `args` names, or all of them side by side, with
-/// a progress bar each on stderr and the rate of each on stdout.
-async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let all = mediation_projections::all();
-    let chosen = match &args.projection {
-        None => all,
-        Some(name) => match all.iter().find(|p| p.name() == name) {
-            Some(projection) => vec![projection.clone()],
-            None => {
-                let known: Vec<&str> = all.iter().map(|p| p.name()).collect();
-                anyhow::bail!(
-                    "there is no projection named {name:?}; known: {}",
-                    known.join(", ")
-                );
-            }
-        },
-    };
-    let store = open_store(&args.store).await?;
-    let style = indicatif::ProgressStyle::with_template(
-        "{prefix:18} [{wide_bar}] {human_pos}/{human_len} events, {msg}, {eta} left",
-    )
-    .context("the progress bar's template")?;
-    // Drawn on stderr, and only when it is a terminal.
-    let bars = indicatif::MultiProgress::new();
-    let started = std::time::Instant::now();
-    // Each read model has its own tables and checkpoint: they rebuild side
-    // by side, which keeps both the database and this process busy while
-    // the others wait on a round trip.
-    let mut rebuilds = tokio::task::JoinSet::new();
-    for projection in chosen {
-        let name = projection.name();
-        let bar = bars.add(
-            indicatif::ProgressBar::new(0)
-                .with_style(style.clone())
-                .with_prefix(name)
-                .with_message("0 events/s"),
-        );
-        let store = store.clone();
-        rebuilds.spawn(async move {
-            let rebuilt =
-                mediation_projections::replay::rebuild(&store, projection.as_ref(), |p| {
-                    bar.set_length(p.total.max(p.events));
-                    bar.set_position(p.events);
-                    let seconds = p.elapsed.as_secs_f64();
-                    if seconds > 0.0 {
-                        bar.set_message(format!("{:.0} events/s", p.events as f64 / seconds));
-                    }
-                })
-                .await
-                .with_context(|| format!("rebuilding {name}"));
-            bar.finish_and_clear();
-            (name, rebuilt)
-        });
-    }
-    let mut failed = None;
-    while let Some(done) = rebuilds.join_next().await {
-        let (name, rebuilt) = done.context("a rebuild panicked")?;
-        match rebuilt {
-            // The command's output, as for `token`.
-            Ok(rebuilt) => writeln!(
-                std::io::stdout().lock(),
-                "rebuilt {name}: {} events in {:.1} s ({:.0} events/s)",
-                rebuilt.events,
-                rebuilt.elapsed.as_secs_f64(),
-                rebuilt.rate_per_second
-            )?,
-            Err(e) => {
-                tracing::error!("{e:#}");
-                failed.get_or_insert(e);
-            }
-        }
-    }
-    store.close().await;
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    writeln!(
-        std::io::stdout().lock(),
-        "all done in {:.1} s",
-        started.elapsed().as_secs_f64()
-    )?;
-    Ok(())
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM (what service managers and
-/// container runtimes send). The handlers are installed when this is
-/// called, not when the future is first polled, so that a signal arriving
-/// as the server starts is not lost.
-fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
-        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
-        Ok(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        })
-    }
 }
 
 #[tokio::main]

@@ -34,8 +34,10 @@ macro_rules! on_both_backends {
 mod api_access;
 mod api_flow;
 mod api_sla;
+mod details;
 mod history;
 mod lifecycle;
+mod outage;
 mod read_models;
 mod replay;
 mod server;

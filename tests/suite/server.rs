@@ -27,6 +27,7 @@ async fn health_and_reflection_answer_and_shutdown_is_clean(db: &TestDb) {
         auth: Authenticator::disabled(),
         tls: None,
         timer_interval: None,
+        case_cache: mediation_store::DEFAULT_CACHE_CAPACITY,
     };
     let server = tokio::spawn(mediation_api::serve(
         listener,

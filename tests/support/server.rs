@@ -149,6 +149,7 @@ impl TestServer {
                 tls,
                 // Tests sweep the timers themselves, at the times they choose.
                 timer_interval: None,
+                case_cache: mediation_store::DEFAULT_CACHE_CAPACITY,
             },
             async {
                 let _ = stopped.await;

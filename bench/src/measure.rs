@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use mediation_proto::v1 as pb;
 use tokio::sync::mpsc;
 
-use super::workload::{Mix, Step, Target, Walk, board_read};
+use crate::workload::{Mix, Step, Target, Walk, board_read};
 
 /// Latencies are recorded in microseconds, up to a minute.
 fn histogram() -> Histogram<u64> {
@@ -336,7 +336,7 @@ async fn probe_lag(mut target: Target, latest: Latest, deadline: Instant) -> Rec
             continue;
         };
         let probe = Step::ListClocks(pb::ListClocksRequest {
-            division_code: super::workload::VILLAGES[0].into(),
+            division_code: crate::workload::VILLAGES[0].into(),
             page_size: 1,
             min_position: position,
             ..Default::default()

@@ -1,4 +1,4 @@
-//! `mediation bench`: the engine under a realistic load, side by side with
+//! `mediation-bench`: the engine under a realistic load, side by side with
 //! what the database alone does with the same appends, in one run.
 //!
 //! Phases, in order (see docs/BENCHMARKS.md for what each figure means):
@@ -6,16 +6,22 @@
 //! 1. **store**: the workload handed to the service code in this process
 //!    (no network), at `--store-clients`; then the database's ceiling at
 //!    the same concurrency.
-//! 2. **grpc**: a `mediation serve` child process, driven over gRPC at
-//!    `--grpc-clients`, then the ceiling again at that concurrency; then
-//!    fixed offered rates (`--rates`), for latency and projection lag.
-//! 3. **scale**: the log grown to `--cases` cases; `mediation replay` timed
-//!    over it, the SLA board queries timed over its open clocks, and the
-//!    server's peak memory with all of it.
+//! 2. **grpc**: the server (what `mediation serve` runs) in a child
+//!    process, driven over gRPC at `--grpc-clients`, then the ceiling again
+//!    at that concurrency; then fixed offered rates (`--rates`), for latency
+//!    and projection lag.
+//! 3. **scale**: the log grown to `--cases` cases; a replay (what
+//!    `mediation replay` runs) timed over it, the SLA board queries timed
+//!    over its open clocks, and the server's peak memory with all of it.
 //!
 //! It works on a database of its own: `<name>_bench` beside the one
 //! `DATABASE_URL` names on PostgreSQL (dropped and created anew), or a
 //! SQLite file in a temporary directory.
+//!
+//! The child processes are this same executable, run with a hidden
+//! subcommand that hands over to the `mediation` command's own code
+//! (`mediation_api::cli`): one build, and the server is the production one.
+#![forbid(unsafe_code)]
 
 mod ceiling;
 mod measure;
@@ -28,22 +34,65 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mediation_api::config::{ConfigFiles, load_services};
 use mediation_domain::services::SystemClock;
 use mediation_projections::records::LogPetitionRecords;
 use mediation_store::{Store, redact};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::App;
-use crate::config::{ConfigFiles, load_services};
-pub use workload::Mix;
-
 use report::{Figure, Report, Run};
 use server::ServerProcess;
-use workload::Target;
+use workload::{Mix, Target};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mediation-bench",
+    version,
+    about = "Measure the mediation engine under a realistic load beside the database's own \
+             ceiling, and print a Markdown report (see docs/BENCHMARKS.md)"
+)]
+struct Cli {
+    #[command(flatten)]
+    bench: BenchArgs,
+    /// The bench's own child processes; not for people.
+    #[command(subcommand)]
+    internal: Option<Internal>,
+}
+
+/// What the bench runs in its child processes: the `mediation` command's
+/// own code, so that what is measured is the production server.
+#[derive(Debug, Subcommand)]
+enum Internal {
+    /// `mediation serve`, as the server under test.
+    #[command(hide = true)]
+    ServeForBench(mediation_api::cli::ServeArgs),
+    /// `mediation replay`, timed over the grown log.
+    #[command(hide = true)]
+    ReplayForBench(mediation_api::cli::ReplayArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    mediation_api::telemetry::init();
+    let cli = Cli::parse();
+    let done = match cli.internal {
+        None => run(cli.bench).await,
+        Some(Internal::ServeForBench(args)) => mediation_api::cli::serve(args).await,
+        Some(Internal::ReplayForBench(args)) => mediation_api::cli::replay(args).await,
+    };
+    match done {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
 
 /// The phases `--phases` can choose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Phase {
+enum Phase {
     /// In-process workload and the ceiling at the same concurrency.
     Store,
     /// The workload over gRPC: closed loop, ceiling, fixed rates.
@@ -52,20 +101,20 @@ pub enum Phase {
     Scale,
 }
 
-/// The options of `mediation bench`.
+/// The options of `mediation-bench`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
+struct BenchArgs {
     /// The PostgreSQL server to measure on (the bench uses a database of
     /// its own beside this one). Without it, or with --sqlite, SQLite.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    database_url: Option<String>,
     /// Measure the embedded SQLite store even if DATABASE_URL is set.
     #[arg(long)]
-    pub sqlite: bool,
+    sqlite: bool,
     /// A few seconds in all, on small sizes: proves the bench works, as CI
     /// runs it. Its figures mean little.
     #[arg(long)]
-    pub quick: bool,
+    quick: bool,
     /// Which phases to run.
     #[arg(
         long,
@@ -73,25 +122,25 @@ pub struct BenchArgs {
         value_delimiter = ',',
         default_value = "store,grpc,scale"
     )]
-    pub phases: Vec<Phase>,
+    phases: Vec<Phase>,
     /// Seconds each load lasts.
     #[arg(long, default_value_t = 20)]
-    pub seconds: u64,
+    seconds: u64,
     /// Concurrent clients in the in-process (store) phase.
     #[arg(long, default_value_t = 16)]
-    pub store_clients: usize,
+    store_clients: usize,
     /// Concurrent clients in the gRPC phase.
     #[arg(long, default_value_t = 64)]
-    pub grpc_clients: usize,
+    grpc_clients: usize,
     /// Offered rates (commands and reads per second) for the fixed-rate runs.
     #[arg(long, value_delimiter = ',', default_value = "1000,5000")]
-    pub rates: Vec<f64>,
+    rates: Vec<f64>,
     /// Cases in the log for the scale phase.
     #[arg(long, default_value_t = 1_000_000)]
-    pub cases: u64,
+    cases: u64,
     /// The workload's proportions.
     #[command(flatten)]
-    pub mix: Mix,
+    mix: Mix,
 }
 
 /// Where the bench works, and how to reach it.
@@ -151,7 +200,7 @@ async fn scratch(args: &BenchArgs) -> anyhow::Result<Scratch> {
 }
 
 /// Runs the bench and prints its report on stdout.
-pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
+async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
     if args.quick {
         args.seconds = args.seconds.min(2);
         args.cases = args.cases.min(2_000);
@@ -175,15 +224,9 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         let services = load_services(&ConfigFiles::default(), Arc::new(SystemClock))?
             .with_petition_records(Arc::new(LogPetitionRecords::new(store.clone())));
         let stop = CancellationToken::new();
-        let (app, worker) = App::start(store.clone(), services, stop.clone());
+        let (target, worker) = Target::in_process(&store, services, stop.clone());
         let before = scale::count_events(&store).await?;
-        let recorded = measure::closed_loop(
-            &Target::in_process(&app),
-            args.mix,
-            args.store_clients,
-            duration,
-        )
-        .await;
+        let recorded = measure::closed_loop(&target, args.mix, args.store_clients, duration).await;
         let events = scale::count_events(&store).await? - before;
         stop.cancel();
         let _ = worker.await;
@@ -209,6 +252,17 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
         let before = scale::count_events(&store).await?;
         let recorded = measure::closed_loop(&target, args.mix, args.grpc_clients, duration).await;
         let events = scale::count_events(&store).await? - before;
+        let mut offered = Vec::new();
+        for &rate in &args.rates {
+            eprintln!("bench: gRPC at {rate} requests/s offered");
+            let recorded = measure::open_loop(&target, args.mix, rate, 512, duration).await;
+            offered.push((rate, recorded));
+        }
+        let memory = server.peak_memory();
+        // The ceiling runs once the server has gone: pgbench's 64
+        // connections beside the server's pool and leases would pass
+        // PostgreSQL's default limit of 100.
+        server.stop().await;
         let ceiling = ceiling_rate(&scratch, args.grpc_clients, duration, events_per_command).await;
         report.load(
             Run::Grpc {
@@ -218,17 +272,14 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<()> {
             Some(events),
             ceiling,
         );
-        for &rate in &args.rates {
-            eprintln!("bench: gRPC at {rate} requests/s offered");
-            let recorded = measure::open_loop(&target, args.mix, rate, 512, duration).await;
-            report.load(Run::Offered { rate }, &recorded, None, None);
+        for (rate, recorded) in &offered {
+            report.load(Run::Offered { rate: *rate }, recorded, None, None);
         }
         report.figure(Figure::Memory {
             label: "server peak memory after the gRPC phase".into(),
-            bytes: server.peak_memory(),
+            bytes: memory,
             full_store: false,
         });
-        server.stop().await;
     }
 
     if args.phases.contains(&Phase::Scale) {

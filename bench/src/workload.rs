@@ -5,6 +5,10 @@
 
 use std::sync::Arc;
 
+use mediation_api::app::App;
+use mediation_api::auth::Caller;
+use mediation_api::services::{dispute_service, petition_service, sla_service};
+use mediation_domain::services::Services;
 use mediation_proto::v1 as pb;
 use mediation_proto::v1::dispute_service_client::DisputeServiceClient;
 use mediation_proto::v1::dispute_service_server::DisputeService;
@@ -12,14 +16,11 @@ use mediation_proto::v1::petition_service_client::PetitionServiceClient;
 use mediation_proto::v1::petition_service_server::PetitionService;
 use mediation_proto::v1::sla_service_client::SlaServiceClient;
 use mediation_proto::v1::sla_service_server::SlaService;
+use mediation_store::Store;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
-
-use crate::app::App;
-use crate::auth::Caller;
-use crate::services::dispute::DisputeApi;
-use crate::services::petition::PetitionApi;
-use crate::services::sla::SlaApi;
 
 /// The villages of the example jurisdiction, where most cases start.
 pub(crate) const VILLAGES: &[&str] = &[
@@ -41,7 +42,7 @@ pub(crate) const TOWNS: &[&str] = &["990101001000", "990101101000", "99010110200
 /// of disputes end at the village and a fifth go up; of those, a quarter
 /// go on to the district.
 #[derive(Debug, Clone, Copy, clap::Args)]
-pub struct Mix {
+pub(crate) struct Mix {
     /// Share of disputes that fail at the village and escalate to the town.
     #[arg(long, default_value_t = 0.20)]
     pub escalate_to_town: f64,
@@ -131,12 +132,24 @@ pub(crate) enum Target {
     Grpc(Box<Clients>),
     /// The same service code, called in this process: everything but the
     /// network, HTTP/2 and protobuf encoding.
-    InProcess {
-        disputes: DisputeApi,
-        petitions: PetitionApi,
-        sla: SlaApi,
-        caller: Arc<Caller>,
-    },
+    InProcess(Box<Local>),
+}
+
+/// The services over an engine in this process, and who calls them.
+#[derive(Clone)]
+pub(crate) struct Local {
+    disputes: Arc<dyn DisputeService>,
+    petitions: Arc<dyn PetitionService>,
+    sla: Arc<dyn SlaService>,
+    caller: Arc<Caller>,
+}
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Local")
+            .field("caller", &self.caller)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The generated clients of the services the workload calls.
@@ -157,14 +170,25 @@ impl Target {
         }))
     }
 
-    /// The services over `app`, called as a local supervisor.
-    pub(crate) fn in_process(app: &App) -> Self {
-        Self::InProcess {
-            disputes: DisputeApi::new(app.clone()),
-            petitions: PetitionApi::new(app.clone()),
-            sla: SlaApi::new(app.clone()),
+    /// The engine started in this process on `store` with `services`, and
+    /// the services' code over it, called as a local supervisor. The
+    /// engine's background work (the read models) runs until `stop`; the
+    /// handle ends with it.
+    ///
+    /// The one place the bench starts the engine itself.
+    pub(crate) fn in_process(
+        store: &Store,
+        services: Services,
+        stop: CancellationToken,
+    ) -> (Self, JoinHandle<()>) {
+        let (app, worker) = App::start(store.clone(), services, stop);
+        let local = Local {
+            disputes: dispute_service(app.clone()),
+            petitions: petition_service(app.clone()),
+            sla: sla_service(app),
             caller: Arc::new(Caller::local()),
-        }
+        };
+        (Self::InProcess(Box::new(local)), worker)
     }
 
     /// Sends `step`.
@@ -178,27 +202,27 @@ impl Target {
                         (Self::Grpc(clients), Step::$variant(r)) => {
                             Ok(Some(clients.$service.$method(r).await?.into_inner().outcome.unwrap_or_default()))
                         }
-                        (Self::InProcess { $service, caller, .. }, Step::$variant(r)) => {
+                        (Self::InProcess(local), Step::$variant(r)) => {
                             let mut request = Request::new(r);
-                            request.extensions_mut().insert(caller.clone());
-                            Ok(Some($service.$method(request).await?.into_inner().outcome.unwrap_or_default()))
+                            request.extensions_mut().insert(local.caller.clone());
+                            Ok(Some(local.$service.$method(request).await?.into_inner().outcome.unwrap_or_default()))
                         }
                     )*
                     (Self::Grpc(clients), Step::ListClocks(r)) => {
                         clients.sla.list_clocks(r).await.map(|_| None)
                     }
-                    (Self::InProcess { sla, caller, .. }, Step::ListClocks(r)) => {
+                    (Self::InProcess(local), Step::ListClocks(r)) => {
                         let mut request = Request::new(r);
-                        request.extensions_mut().insert(caller.clone());
-                        sla.list_clocks(request).await.map(|_| None)
+                        request.extensions_mut().insert(local.caller.clone());
+                        local.sla.list_clocks(request).await.map(|_| None)
                     }
                     (Self::Grpc(clients), Step::ListBreaches(r)) => {
                         clients.sla.list_breaches_by_body(r).await.map(|_| None)
                     }
-                    (Self::InProcess { sla, caller, .. }, Step::ListBreaches(r)) => {
+                    (Self::InProcess(local), Step::ListBreaches(r)) => {
                         let mut request = Request::new(r);
-                        request.extensions_mut().insert(caller.clone());
-                        sla.list_breaches_by_body(request).await.map(|_| None)
+                        request.extensions_mut().insert(local.caller.clone());
+                        local.sla.list_breaches_by_body(request).await.map(|_| None)
                     }
                 }
             };

@@ -9,8 +9,10 @@ use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 
-/// The script that runs pgbench; see its header.
-const PGBENCH_CEILING: &str = include_str!("../../../bench/pgbench-ceiling.sh");
+/// The script that runs pgbench (`bench/pgbench-ceiling.sh`, beside this
+/// crate's manifest), embedded so that the executable runs from anywhere;
+/// see its header.
+const PGBENCH_CEILING: &str = include_str!("../pgbench-ceiling.sh");
 
 /// Transactions per second pgbench reached appending `events` events per
 /// transaction with `clients` clients for `duration`, or why it could not

@@ -1,5 +1,6 @@
-//! The server under test: `mediation serve`, started from this same
-//! binary as a child process, so that its memory is its own.
+//! The server under test: what `mediation serve` runs, started as a child
+//! process of this same executable (its hidden `serve-for-bench`
+//! subcommand), so that its memory is its own.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-/// A running `mediation serve`.
+/// A running server under test.
 #[derive(Debug)]
 pub(crate) struct ServerProcess {
     child: tokio::process::Child,
@@ -26,9 +27,9 @@ impl ServerProcess {
             probe.local_addr()?.port()
         };
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let exe = std::env::current_exe().context("locating the mediation binary")?;
+        let exe = std::env::current_exe().context("locating the mediation-bench executable")?;
         let child = tokio::process::Command::new(exe)
-            .arg("serve")
+            .arg("serve-for-bench")
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--timer-interval")
@@ -39,7 +40,7 @@ impl ServerProcess {
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .context("starting `mediation serve`")?;
+            .context("starting the server (`mediation-bench serve-for-bench`)")?;
         let mut server = Self { child, addr };
         server.wait_serving(Duration::from_secs(120)).await?;
         Ok(server)
@@ -50,7 +51,7 @@ impl ServerProcess {
         let endpoint = Endpoint::from_shared(format!("http://{}", self.addr))?;
         loop {
             if let Some(status) = self.child.try_wait()? {
-                anyhow::bail!("`mediation serve` exited before serving: {status}");
+                anyhow::bail!("the server exited before serving: {status}");
             }
             if let Ok(channel) = endpoint.connect().await {
                 let serving = HealthClient::new(channel)
@@ -64,7 +65,7 @@ impl ServerProcess {
                 }
             }
             if started.elapsed() > limit {
-                anyhow::bail!("`mediation serve` did not report serving within {limit:?}");
+                anyhow::bail!("the server did not report serving within {limit:?}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::BenchArgs;
-use super::measure::Recorded;
-use super::scale::Rebuilt;
+use crate::BenchArgs;
+use crate::measure::Recorded;
+use crate::scale::Rebuilt;
 
 /// Which load a run was: what the report judges it against.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -118,7 +118,7 @@ impl Report {
         };
         let _ = writeln!(
             header,
-            "# mediation bench{}",
+            "# mediation-bench{}",
             if args.quick {
                 " (--quick: figures mean little)"
             } else {
@@ -348,7 +348,7 @@ impl Report {
                 });
                 let _ = writeln!(
                     self.body,
-                    "\n## {label}\n\n{text} (VmHWM of the `mediation serve` process)"
+                    "\n## {label}\n\n{text} (VmHWM of the server's process)"
                 );
                 if full_store {
                     self.verdict(

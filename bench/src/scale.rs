@@ -14,9 +14,9 @@ use mediation_proto::v1 as pb;
 use mediation_store::{Backend, Store};
 use tokio_util::sync::CancellationToken;
 
-use super::workload::{self, Step, TOWNS, Target, VILLAGES};
-use crate::app::App;
-use crate::config::{ConfigFiles, load_services};
+use mediation_api::config::{ConfigFiles, load_services};
+
+use crate::workload::{self, Step, TOWNS, Target, VILLAGES};
 
 /// How many template cases are copied.
 const TEMPLATES: u64 = 240;
@@ -29,8 +29,7 @@ async fn register_templates(store: &Store) -> anyhow::Result<Vec<(&'static str, 
     let clock = Arc::new(ManualClock::new(now));
     let services = load_services(&ConfigFiles::default(), clock.clone())?;
     let stop = CancellationToken::new();
-    let (app, worker) = App::start(store.clone(), services, stop.clone());
-    let mut target = Target::in_process(&app);
+    let (mut target, worker) = Target::in_process(store, services, stop.clone());
     let mut ids = Vec::new();
     for k in 0..TEMPLATES {
         clock.set(now - chrono::Duration::minutes(i64::try_from(k * 720).unwrap_or(0)));
@@ -171,7 +170,7 @@ pub(crate) async fn count_running_clocks(store: &Store) -> anyhow::Result<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// What `mediation replay` reported for each read model.
+/// What the replay reported for each read model.
 #[derive(Debug)]
 pub(crate) struct Rebuilt {
     /// Per projection: its name, events read and seconds taken.
@@ -180,24 +179,25 @@ pub(crate) struct Rebuilt {
     pub elapsed: Duration,
 }
 
-/// Runs `mediation replay` (every read model) on `database_url` and
-/// times it.
+/// Runs what `mediation replay` runs (every read model) on `database_url`,
+/// in a child process of this same executable (its hidden
+/// `replay-for-bench` subcommand), and times it.
 pub(crate) async fn replay(database_url: &str) -> anyhow::Result<Rebuilt> {
-    let exe = std::env::current_exe().context("locating the mediation binary")?;
+    let exe = std::env::current_exe().context("locating the mediation-bench executable")?;
     let started = Instant::now();
     let output = tokio::process::Command::new(exe)
-        .arg("replay")
+        .arg("replay-for-bench")
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "warn")
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .output()
         .await
-        .context("running `mediation replay`")?;
+        .context("running the replay (`mediation-bench replay-for-bench`)")?;
     let elapsed = started.elapsed();
     if !output.status.success() {
         anyhow::bail!(
-            "`mediation replay` failed ({}): {}",
+            "the replay failed ({}): {}",
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         );
