@@ -3,7 +3,8 @@
 //! This crate holds only the wire format: the prost messages and the tonic
 //! clients and servers generated from the `.proto` files under `mediation/`, plus the encoded descriptor set for
 //! server reflection. It contains no logic and no conversions to or from the
-//! domain types; only the `api` crate depends on it.
+//! domain types; only the `api` crate (and the bench, a gRPC client)
+//! depends on it.
 //!
 //! The `.proto` files are compiled by `build.rs` with [protox], a pure-Rust
 //! protobuf compiler, so building this crate does not need `protoc`.
