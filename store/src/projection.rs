@@ -195,8 +195,13 @@ impl Store {
             Backend::Sqlite(_) => Ok(Some(Lease { connection: None })),
             Backend::Postgres(pool) => {
                 let mut connection = pool.acquire().await?.detach();
+                // Advisory locks belong to the database; engines in other
+                // schemas of it (see docs/OPERATIONS.md) take their own.
+                // In `public`, the key is the one earlier versions took.
                 let granted: bool = sqlx::query_scalar(
-                    "SELECT pg_try_advisory_lock(hashtext('projection:' || $1))",
+                    "SELECT pg_try_advisory_lock(hashtext(CASE current_schema() \
+                     WHEN 'public' THEN '' ELSE current_schema() || ':' END \
+                     || 'projection:' || $1))",
                 )
                 .bind(name)
                 .fetch_one(&mut connection)

@@ -498,10 +498,12 @@ async fn rebuild_all(store: &Store, batch_size: u32, pace: Option<&Semaphore>) {
 async fn settled(store: &Store, events: u32) {
     let started = std::time::Instant::now();
     while store.read_log(0, events).await.unwrap().len() < events as usize {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the log did not settle"
-        );
+        if started.elapsed() > Duration::from_secs(60) {
+            panic!(
+                "the log did not settle; {}",
+                mediation_tests::holders(store).await
+            );
+        }
         tokio::task::yield_now().await;
     }
 }

@@ -103,10 +103,12 @@ impl Engine {
             let events = self.app.store().case_events("Dispute", case).await.unwrap();
             last = last.max(events.last().map_or(0, |e| e.position));
         }
-        assert!(
-            self.app.caught_up(last, Duration::from_secs(30)).await,
-            "the case projection did not reach {last}"
-        );
+        if !self.app.caught_up(last, Duration::from_secs(30)).await {
+            panic!(
+                "the case projection did not reach {last}; {}",
+                mediation_tests::holders(self.app.store()).await
+            );
+        }
     }
 
     async fn clocks(&self, case: &str) -> Vec<ClockRow> {

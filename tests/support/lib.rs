@@ -61,9 +61,16 @@ impl TestDb {
         }
     }
 
-    /// A new database on the server `DATABASE_URL` names. Fails the test if
-    /// the variable is set but the server cannot be used; returns `None` if
-    /// it is unset, unless `CI` is set, where a missing database is an error.
+    /// A new schema, of its own, in the database `DATABASE_URL` names. Fails
+    /// the test if the variable is set but the server cannot be used;
+    /// returns `None` if it is unset, unless `CI` is set, where a missing
+    /// database is an error.
+    ///
+    /// A schema rather than a database: `CREATE DATABASE` and `DROP
+    /// DATABASE` hold a transaction id for as long as they copy files and
+    /// wait for a checkpoint, and every reader of every log on the server
+    /// waits below the oldest running transaction (see `mediation_store`'s
+    /// log). Schemas come and go in ordinary, short transactions.
     pub async fn postgres() -> Option<Self> {
         let Ok(admin_url) = std::env::var("DATABASE_URL") else {
             if std::env::var_os("CI").is_some() {
@@ -79,13 +86,13 @@ impl TestDb {
         let mut admin = sqlx::PgConnection::connect(&admin_url)
             .await
             .unwrap_or_else(|e| panic!("DATABASE_URL is set but PostgreSQL is unreachable: {e}"));
-        drop_stale_databases(&mut admin, created).await;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        drop_stale(&mut admin, created).await;
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
             .execute(&mut admin)
             .await
-            .expect("create a test database");
+            .expect("create a test schema");
         admin.close().await.ok();
-        let url = with_database(&admin_url, &name);
+        let url = with_search_path(&admin_url, &name);
         let store = Store::connect(&url)
             .await
             .expect("connect to the test database");
@@ -143,13 +150,18 @@ impl TestDb {
         }
     }
 
-    /// Closes the store and removes the database.
+    /// Closes the store and removes the database (on PostgreSQL, the
+    /// schema). A schema still locked by a connection left open is left for
+    /// a later run to remove.
     pub async fn cleanup(self) {
         self.store.close().await;
         if let Some((admin_url, name)) = &self.postgres
             && let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await
         {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            let _ = sqlx::query("SET lock_timeout = '5s'")
+                .execute(&mut admin)
+                .await;
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
                 .execute(&mut admin)
                 .await;
         }
@@ -192,45 +204,85 @@ pub async fn read_all(store: &Store, expected: usize) -> Vec<RecordedEvent> {
             );
             return events;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the log settled at {} of {expected} events",
-            events.len()
-        );
+        if started.elapsed() > Duration::from_secs(60) {
+            panic!(
+                "the log settled at {} of {expected} events; {}",
+                events.len(),
+                holders(store).await
+            );
+        }
         tokio::task::yield_now().await;
     }
 }
 
-/// Test databases are named `PREFIX<unix seconds>_<uuid>`.
+/// On PostgreSQL, the transactions on the whole server that hold a
+/// transaction id, oldest first: what keeps the log's readers back when it
+/// does not settle. For a failing test's message.
+pub async fn holders(store: &Store) -> String {
+    let mediation_store::Backend::Postgres(pool) = store.backend() else {
+        return "no transaction holds SQLite's readers back".to_owned();
+    };
+    let rows: Result<Vec<String>, _> = sqlx::query_scalar(
+        "SELECT format('pid %s in %s, %s, for %s s: %s', pid, datname, state, \
+                round(extract(epoch FROM now() - xact_start)::numeric, 1), left(query, 200)) \
+         FROM pg_stat_activity WHERE backend_xid IS NOT NULL ORDER BY xact_start",
+    )
+    .fetch_all(pool)
+    .await;
+    match rows {
+        Ok(rows) if rows.is_empty() => "no transaction holds an id now".to_owned(),
+        Ok(rows) => format!("transactions holding an id: {}", rows.join("; ")),
+        Err(e) => format!("pg_stat_activity unreadable: {e}"),
+    }
+}
+
+/// Test schemas (and, from earlier versions of this suite, databases) are
+/// named `PREFIX<unix seconds>_<uuid>`.
 const PREFIX: &str = "mediation_test_";
 
-/// Drops test databases left behind more than an hour ago by runs that
-/// panicked before their cleanup, once per test process. Younger ones may
-/// belong to a run still going.
-async fn drop_stale_databases(admin: &mut sqlx::PgConnection, now: u64) {
+/// Drops test schemas left behind more than an hour ago by runs that
+/// panicked before their cleanup, and test databases of earlier versions of
+/// this suite, once per test process. Younger schemas may belong to a run
+/// still going.
+async fn drop_stale(admin: &mut sqlx::PgConnection, now: u64) {
     static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     ONCE.get_or_init(|| async {
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'mediation\\_test\\_%'",
+        let stale = |name: &str| {
+            name.strip_prefix(PREFIX)
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|secs| secs.parse::<u64>().ok())
+                .is_none_or(|t| t + 3600 < now)
+        };
+        let schemas: Vec<String> = sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'mediation\\_test\\_%'",
         )
         .fetch_all(&mut *admin)
         .await
         .unwrap_or_default();
-        for name in names {
-            let created = name
-                .strip_prefix(PREFIX)
-                .and_then(|rest| rest.split('_').next())
-                .and_then(|secs| secs.parse::<u64>().ok());
-            // Names without a timestamp come from older versions of this
-            // suite: stale by definition.
-            if created.is_none_or(|t| t + 3600 < now) {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut *admin)
-                    .await;
-            }
+        for name in schemas.iter().filter(|n| stale(n)) {
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                .execute(&mut *admin)
+                .await;
+        }
+        let databases: Vec<String> = sqlx::query_scalar(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'mediation\\_test\\_%'",
+        )
+        .fetch_all(&mut *admin)
+        .await
+        .unwrap_or_default();
+        for name in databases.iter().filter(|n| stale(n)) {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut *admin)
+                .await;
         }
     })
     .await;
+}
+
+/// `url` with `schema` as its connections' search path.
+fn with_search_path(url: &str, schema: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}options=-c%20search_path%3D{schema}")
 }
 
 /// `url` with its database name replaced by `name`.
