@@ -1,346 +1,51 @@
-//! Who is calling, and what they may do.
-//!
-//! Partner agencies present a bearer token (`authorization: Bearer <token>`).
-//! The server keeps only the SHA-256 of each token, in an agencies file:
-//!
-//! ```toml
-//! [[agency]]
-//! id = "town-101"                      # recorded on every event the agency causes
-//! name = "Example Town Mediation Centre"
-//! also_known_as = ["Example Town Government"]
-//! scope = "990101101000"               # a division: the agency sees its subtree
-//! roles = ["registrar", "mediator"]
-//! token_sha256 = "<64 hex digits>"     # `mediation token` prints a token and its hash
-//! ```
-//!
-//! A case outside the caller's scope behaves as if it did not exist. The
-//! roles decide which RPCs a caller may use ([`required_roles`]) and whether
-//! it may see parties' and petitioners' identities. The unit a petition
-//! complains about never sees the petitioner, whatever its roles: it is
-//! recognised by its `name` or one of its `also_known_as` names.
+//! Authentication over gRPC: the bearer token in `authorization` names the
+//! caller ([`mediation_app::access`] holds the agencies, their scopes and
+//! roles), which the interceptor attaches to the request for the services.
 
-use std::collections::{BTreeSet, HashMap};
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use mediation_domain::values::{AgencyId, DivisionCode, Name};
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use mediation_app::access::{Agencies, AuthConfigError, Caller};
 use tonic::{Request, Status};
-
-/// What an agency does; an agency may hold several roles.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Registers disputes and petitions and triages petitions (登记).
-    Registrar,
-    /// Mediates disputes and handles petitions as the receiving unit.
-    Mediator,
-    /// Oversees: reviews, closes, takes over, sends down, extends, and
-    /// issues review opinions. May also do what the other two roles do.
-    Supervisor,
-    /// Reads cases and the log for analysis, without identities.
-    Analyst,
-    /// A partner agency with read-only access, without identities.
-    Partner,
-}
-
-impl Role {
-    /// Whether this role needs to see who the parties and petitioners are.
-    fn sees_identities(self) -> bool {
-        matches!(self, Self::Registrar | Self::Mediator | Self::Supervisor)
-    }
-}
-
-/// An authenticated caller: the agency, its scope and its roles.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    agency: AgencyId,
-    names: Vec<String>,
-    scope: Option<DivisionCode>,
-    roles: BTreeSet<Role>,
-}
-
-impl Caller {
-    /// The caller when authentication is off: a local operator with every
-    /// writing role over the whole jurisdiction.
-    pub fn local() -> Self {
-        Self {
-            agency: AgencyId::parse("local").expect("a valid agency id"),
-            names: Vec::new(),
-            scope: None,
-            roles: [Role::Registrar, Role::Mediator, Role::Supervisor].into(),
-        }
-    }
-
-    /// The agency, as recorded on events.
-    pub fn agency(&self) -> &AgencyId {
-        &self.agency
-    }
-
-    /// The division whose subtree the caller sees; `None` for everything.
-    pub fn scope(&self) -> Option<&DivisionCode> {
-        self.scope.as_ref()
-    }
-
-    /// Whether `division` lies in the caller's scope.
-    pub fn covers(&self, division: &DivisionCode) -> bool {
-        self.scope.as_ref().is_none_or(|s| division.is_within(s))
-    }
-
-    /// Whether the caller holds any of `roles`.
-    pub fn has_any(&self, roles: &[Role]) -> bool {
-        roles.iter().any(|r| self.roles.contains(r))
-    }
-
-    /// Whether the caller may see the names of a dispute's parties.
-    pub fn may_see_parties(&self) -> bool {
-        self.roles.iter().any(|r| r.sees_identities())
-    }
-
-    /// Whether the caller may see the petitioner of a petition that
-    /// complains about `complained_unit`: only roles that handle petitions,
-    /// and never the unit complained about.
-    pub fn may_see_petitioner(&self, complained_unit: Option<&Name>) -> bool {
-        if let Some(unit) = complained_unit {
-            let unit = normalise(unit.as_str());
-            if self.names.contains(&unit) {
-                return false;
-            }
-        }
-        self.may_see_parties()
-    }
-
-    /// Fails with PERMISSION_DENIED unless the caller holds a role that
-    /// `rpc` needs.
-    pub fn authorise(&self, rpc: &str) -> Result<(), Status> {
-        let needed = required_roles(rpc);
-        if self.has_any(needed) {
-            return Ok(());
-        }
-        let needed: Vec<&str> = needed.iter().map(|r| role_name(*r)).collect();
-        Err(Status::permission_denied(format!(
-            "{rpc} needs one of the roles [{}]; agency {} has [{}]",
-            needed.join(", "),
-            self.agency,
-            self.roles
-                .iter()
-                .map(|r| role_name(*r))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )))
-    }
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Registrar => "registrar",
-        Role::Mediator => "mediator",
-        Role::Supervisor => "supervisor",
-        Role::Analyst => "analyst",
-        Role::Partner => "partner",
-    }
-}
-
-/// Names compare without case and surrounding space.
-fn normalise(name: &str) -> String {
-    name.trim().to_lowercase()
-}
-
-/// The roles that may call `rpc` (the method name, as in the `.proto`).
-/// Reads are open to every role; an unknown name needs a role nobody has,
-/// so that a new RPC is closed until it is listed here.
-pub fn required_roles(rpc: &str) -> &'static [Role] {
-    use Role::{Analyst, Mediator, Partner, Registrar, Supervisor};
-    match rpc {
-        "GetDispute" | "ListDisputes" | "GetPetition" | "ListPetitions" | "ReadEvents"
-        | "SubscribeEvents" => &[Registrar, Mediator, Supervisor, Analyst, Partner],
-        // The dashboards read the read models only.
-        "ListClocks"
-        | "ListBreachesByBody"
-        | "GetResolutionStats"
-        | "ListCaseload"
-        | "ListRepeatPetitions"
-        | "ListSkippedLevelVisits"
-        | "ListProjections" => &[Registrar, Mediator, Supervisor, Analyst, Partner],
-        // Intake.
-        "ReportDispute" => &[Registrar, Mediator, Supervisor],
-        "RegisterDispute" | "DispatchDispute" | "EvaluateDispute" => &[Registrar, Supervisor],
-        // Mediation itself.
-        "RecordConsent"
-        | "HoldSession"
-        | "ReachAgreement"
-        | "TerminateMediation"
-        | "EscalateDispute"
-        | "ReferDispute"
-        | "RequestJudicialConfirmation"
-        | "RuleJudicialConfirmation"
-        | "RecordFollowUp" => &[Mediator, Supervisor],
-        // Oversight.
-        "TakeOverDispute" | "SendDownDispute" | "ReviewDispute" | "CloseDispute"
-        | "ReopenDispute" => &[Supervisor],
-        // The petition office.
-        "ReceivePetition" => &[Registrar, Supervisor],
-        "ForwardPetition" | "AssignPetition" | "DivertPetition" | "RejectPetition"
-        | "RequestReview" | "RequestReReview" | "FinalisePetition" => &[Registrar, Supervisor],
-        // The receiving unit.
-        "ObjectToPetition" | "AcceptPetition" | "IssueOpinion" | "RecordHearing" => {
-            &[Mediator, Supervisor]
-        }
-        // The bodies above it.
-        "ExtendPetitionHandling" | "IssueReviewOpinion" | "IssueReReviewOpinion" => &[Supervisor],
-        _ => &[],
-    }
-}
-
-/// The SHA-256 of a token, in lower-case hex: what the agencies file stores.
-pub fn token_hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A new random token: 64 hex digits (244 random bits).
-pub fn new_token() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-/// Why the agencies file was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthConfigError {
-    /// The file could not be read.
-    #[error("cannot read the agencies file {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid.
-    #[error("agencies file {path}: {message}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AgenciesFile {
-    #[serde(default)]
-    agency: Vec<AgencyEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AgencyEntry {
-    id: String,
-    name: String,
-    #[serde(default)]
-    also_known_as: Vec<String>,
-    scope: String,
-    roles: Vec<Role>,
-    token_sha256: String,
-}
 
 /// Checks bearer tokens against the agencies file, or lets every call in as
 /// [`Caller::local`] when authentication is off.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Authenticator {
-    // `None`: authentication is off.
-    agencies: Option<Arc<HashMap<String, Arc<Caller>>>>,
-    local: Arc<Caller>,
-}
-
-impl fmt::Debug for Authenticator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Authenticator")
-            .field("enabled", &self.agencies.is_some())
-            .field("agencies", &self.agencies.as_ref().map_or(0, |a| a.len()))
-            .finish()
-    }
+    agencies: Agencies,
 }
 
 impl Authenticator {
     /// Authentication off: every call acts as [`Caller::local`].
     pub fn disabled() -> Self {
         Self {
-            agencies: None,
-            local: Arc::new(Caller::local()),
+            agencies: Agencies::disabled(),
         }
     }
 
     /// Whether calls must present a token.
     pub fn enabled(&self) -> bool {
-        self.agencies.is_some()
+        self.agencies.enabled()
     }
 
     /// Reads the agencies file at `path`.
     pub fn from_file(path: &Path) -> Result<Self, AuthConfigError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| AuthConfigError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        Self::from_toml(&text).map_err(|message| AuthConfigError::Invalid {
-            path: shown,
-            message,
-        })
+        Agencies::from_file(path).map(|agencies| Self { agencies })
     }
 
     /// Parses an agencies file.
     pub fn from_toml(text: &str) -> Result<Self, String> {
-        let file: AgenciesFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        if file.agency.is_empty() {
-            return Err("no [[agency]] entries: with no agencies, nobody could call".into());
-        }
-        let mut agencies = HashMap::new();
-        let mut ids = BTreeSet::new();
-        for entry in file.agency {
-            let what = format!("agency {:?}", entry.id);
-            let agency = AgencyId::parse(&entry.id).map_err(|e| format!("{what}: {e}"))?;
-            if !ids.insert(entry.id.clone()) {
-                return Err(format!("{what} is listed twice"));
-            }
-            let scope = DivisionCode::parse(&entry.scope).map_err(|e| format!("{what}: {e}"))?;
-            if entry.roles.is_empty() {
-                return Err(format!("{what} has no roles"));
-            }
-            let hash = entry.token_sha256.trim().to_ascii_lowercase();
-            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "{what}: token_sha256 must be 64 hex digits (the SHA-256 of the token)"
-                ));
-            }
-            let mut names = vec![normalise(&entry.name)];
-            names.extend(entry.also_known_as.iter().map(|n| normalise(n)));
-            let caller = Caller {
-                agency,
-                names,
-                scope: Some(scope),
-                roles: entry.roles.into_iter().collect(),
-            };
-            if agencies.insert(hash, Arc::new(caller)).is_some() {
-                return Err(format!("{what} shares its token with another agency"));
-            }
-        }
-        Ok(Self {
-            agencies: Some(Arc::new(agencies)),
-            local: Arc::new(Caller::local()),
-        })
+        Agencies::from_toml(text).map(|agencies| Self { agencies })
     }
 
     /// The caller presenting `request`'s credentials.
     pub fn authenticate<T>(&self, request: &Request<T>) -> Result<Arc<Caller>, Status> {
-        let Some(agencies) = &self.agencies else {
-            return Ok(self.local.clone());
-        };
+        if !self.agencies.enabled() {
+            return Ok(self
+                .agencies
+                .caller("")
+                .unwrap_or_else(|| Arc::new(Caller::local())));
+        }
         let header = request
             .metadata()
             .get("authorization")
@@ -358,11 +63,8 @@ impl Authenticator {
                 Status::unauthenticated("the authorization header must read `Bearer <token>`")
             })?
             .trim();
-        // The map is keyed by the hash, so the lookup time does not depend
-        // on how much of a guessed token is right.
-        agencies
-            .get(&token_hash(token))
-            .cloned()
+        self.agencies
+            .caller(token)
             .ok_or_else(|| Status::unauthenticated("unknown or revoked token"))
     }
 }
@@ -392,85 +94,32 @@ mod tests {
 [[agency]]
 id = "town-101"
 name = "Example Town Mediation Centre"
-also_known_as = ["Example Town Government"]
 scope = "990101101000"
 roles = ["registrar", "mediator"]
 token_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 "#;
 
-    #[test]
-    fn tokens_are_checked_by_hash_and_scope_follows_the_tree() {
-        let auth = Authenticator::from_toml(FILE).unwrap();
+    fn with_header(value: &str) -> Request<()> {
         let mut request = Request::new(());
         request
             .metadata_mut()
-            .insert("authorization", "Bearer test".parse().unwrap());
-        let caller = auth.authenticate(&request).unwrap();
+            .insert("authorization", value.parse().unwrap());
+        request
+    }
+
+    #[test]
+    fn a_bearer_token_names_the_caller_and_anything_else_is_unauthenticated() {
+        let auth = Authenticator::from_toml(FILE).unwrap();
+        let caller = auth.authenticate(&with_header("Bearer test")).unwrap();
         assert_eq!(caller.agency().as_str(), "town-101");
-        assert!(caller.covers(&DivisionCode::parse("990101101201").unwrap()));
-        assert!(!caller.covers(&DivisionCode::parse("990101102201").unwrap()));
-        assert!(!caller.covers(&DivisionCode::parse("990101000000").unwrap()));
-
-        let mut wrong = Request::new(());
-        wrong
-            .metadata_mut()
-            .insert("authorization", "Bearer nope".parse().unwrap());
-        let status = auth.authenticate(&wrong).unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Unauthenticated);
-        let status = auth.authenticate(&Request::new(())).unwrap_err();
-        assert_eq!(status.code(), tonic::Code::Unauthenticated);
-    }
-
-    #[test]
-    fn the_unit_complained_about_never_sees_the_petitioner() {
-        let auth = Authenticator::from_toml(FILE).unwrap();
-        let mut request = Request::new(());
-        request
-            .metadata_mut()
-            .insert("authorization", "Bearer test".parse().unwrap());
-        let caller = auth.authenticate(&request).unwrap();
-        let other = Name::parse("Some Factory").unwrap();
-        let itself = Name::parse(" example town government ").unwrap();
-        assert!(caller.may_see_petitioner(Some(&other)));
-        assert!(caller.may_see_petitioner(None));
-        assert!(!caller.may_see_petitioner(Some(&itself)));
-    }
-
-    #[test]
-    fn bad_files_are_refused_with_the_reason() {
-        let no_roles = FILE.replace(r#"["registrar", "mediator"]"#, "[]");
-        assert!(
-            Authenticator::from_toml(&no_roles)
-                .unwrap_err()
-                .contains("no roles")
-        );
-        let short = FILE.replace("9f86d0", "");
-        assert!(
-            Authenticator::from_toml(&short)
-                .unwrap_err()
-                .contains("64 hex")
-        );
-        let unknown_role = FILE.replace("\"mediator\"", "\"janitor\"");
-        assert!(Authenticator::from_toml(&unknown_role).is_err());
-        assert!(
-            Authenticator::from_toml("")
-                .unwrap_err()
-                .contains("no [[agency]]")
-        );
-    }
-
-    #[test]
-    fn every_write_needs_a_writing_role() {
-        let caller = Caller::local();
-        assert!(caller.authorise("HoldSession").is_ok());
-        assert!(caller.authorise("NoSuchRpc").is_err());
-        let analyst = Caller {
-            roles: [Role::Analyst].into(),
-            ..Caller::local()
-        };
-        assert!(analyst.authorise("GetDispute").is_ok());
-        let status = analyst.authorise("HoldSession").unwrap_err();
-        assert_eq!(status.code(), tonic::Code::PermissionDenied);
-        assert!(status.message().contains("mediator"));
+        for refused in [
+            auth.authenticate(&with_header("Bearer nope")),
+            auth.authenticate(&with_header("Basic dGVzdA==")),
+            auth.authenticate(&Request::new(())),
+        ] {
+            assert_eq!(refused.unwrap_err().code(), tonic::Code::Unauthenticated);
+        }
+        let open = Authenticator::disabled().authenticate(&Request::new(()));
+        assert_eq!(open.unwrap().agency().as_str(), "local");
     }
 }

@@ -17,10 +17,11 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use mediation_app::AppError;
 use mediation_domain::dispute::{DisputeError, DisputeStatus};
 use mediation_domain::petition::{PetitionError, PetitionStatus};
 use mediation_domain::policy::Stage;
-use mediation_store::{CommandError, StoreError};
+use mediation_store::StoreError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -164,22 +165,28 @@ pub fn store_status(e: &StoreError) -> Status {
     }
 }
 
-/// A failed command as a status. `kind` names the case ("dispute",
-/// "petition") and `creates` says whether the command may create the case.
-pub fn command_status<E: std::error::Error>(
-    e: CommandError<E>,
-    kind: &str,
-    id: &str,
-    domain: impl FnOnce(E) -> Status,
-) -> Status {
+/// The status of every refusal and failure of the application.
+pub fn status(e: AppError) -> Status {
     match e {
-        CommandError::Domain(e) => domain(e),
-        CommandError::NotFound => not_found(kind, id),
-        CommandError::Conflict { actual } => {
+        AppError::InvalidField {
+            field,
+            description,
+            message,
+        } => invalid_field_with_message(message, &field, description),
+        AppError::PermissionDenied(why) => Status::permission_denied(why),
+        AppError::NotFound { kind, id } => not_found(&kind, &id),
+        AppError::Dispute { id, creates, error } => dispute_status(error, &id, creates),
+        AppError::Petition {
+            id,
+            creates,
+            rpc,
+            error,
+        } => petition_status(error, &id, creates, rpc),
+        AppError::Conflict { kind, id, actual } => {
             let now = actual
                 .map(|v| format!(" (it is now at version {v})"))
                 .unwrap_or_default();
-            let mut metadata = vec![("case_id", id.to_owned()), ("case_kind", kind.to_owned())];
+            let mut metadata = vec![("case_id", id.clone()), ("case_kind", kind.clone())];
             if let Some(v) = actual {
                 metadata.push(("current_version", v.to_string()));
             }
@@ -197,7 +204,12 @@ pub fn command_status<E: std::error::Error>(
             }
             status
         }
-        CommandError::WrongVersion { expected, actual } => {
+        AppError::WrongVersion {
+            kind,
+            id,
+            expected,
+            actual,
+        } => {
             let mut status = with_error_info(
                 Code::Aborted,
                 format!(
@@ -208,8 +220,8 @@ pub fn command_status<E: std::error::Error>(
                 vec![
                     ("current_version", actual.to_string()),
                     ("expected_version", expected.to_string()),
-                    ("case_id", id.to_owned()),
-                    ("case_kind", kind.to_owned()),
+                    ("case_id", id.clone()),
+                    ("case_kind", kind.clone()),
                 ],
             );
             if let Ok(value) = actual.to_string().parse() {
@@ -217,11 +229,14 @@ pub fn command_status<E: std::error::Error>(
             }
             status
         }
-        CommandError::RequestReused => Status::already_exists(
+        AppError::RequestReused => Status::already_exists(
             "this request_id was already used for a different request; choose a new request_id \
              for every new request and reuse it only to retry the very same request",
         ),
-        CommandError::Store(e) => store_status(&e),
+        AppError::PositionNotWritten { field, position } => position_not_written(field, position),
+        AppError::NotYet(why) => Status::unavailable(why),
+        AppError::ShuttingDown => Status::unavailable("the server is shutting down; retry"),
+        AppError::Store(e) => store_status(&e),
     }
 }
 
@@ -544,15 +559,12 @@ mod tests {
 
     #[test]
     fn a_stale_expected_version_says_the_current_one_twice() {
-        let status = command_status::<DisputeError>(
-            CommandError::WrongVersion {
-                expected: 5,
-                actual: 7,
-            },
-            "dispute",
-            "D-1",
-            |_| Status::internal("unused"),
-        );
+        let status = status(AppError::WrongVersion {
+            kind: "dispute".into(),
+            id: "D-1".into(),
+            expected: 5,
+            actual: 7,
+        });
         assert_eq!(status.code(), Code::Aborted);
         assert_eq!(status.metadata().get(CURRENT_VERSION_TRAILER).unwrap(), "7");
         let info = status.get_details_error_info().unwrap();
@@ -563,12 +575,11 @@ mod tests {
 
     #[test]
     fn a_lost_race_says_the_current_version_too() {
-        let status = command_status::<DisputeError>(
-            CommandError::Conflict { actual: Some(9) },
-            "dispute",
-            "D-1",
-            |_| Status::internal("unused"),
-        );
+        let status = status(AppError::Conflict {
+            kind: "dispute".into(),
+            id: "D-1".into(),
+            actual: Some(9),
+        });
         assert_eq!(status.code(), Code::Aborted);
         assert_eq!(status.metadata().get(CURRENT_VERSION_TRAILER).unwrap(), "9");
         let info = status.get_details_error_info().unwrap();

@@ -1,8 +1,8 @@
 //! `mediation`: the dispute mediation and petition engine.
 
 use clap::{Parser, Subcommand};
-use mediation_api::auth::{new_token, token_hash};
 use mediation_api::cli::{ReplayArgs, ServeArgs, StoreArgs};
+use mediation_app::access::{new_token, token_hash};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -19,12 +19,12 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tower::util::MapResponseLayer;
 
-use crate::app::App;
 use crate::auth::Authenticator;
 use crate::services::dispute::DisputeApi;
 use crate::services::events::EventApi;
 use crate::services::petition::PetitionApi;
 use crate::services::sla::SlaApi;
+use mediation_app::App;
 
 /// The largest request message the server decodes. Requests carry at most a
 /// few texts of 10,000 characters; anything near this is a mistake or abuse.

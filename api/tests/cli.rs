@@ -155,7 +155,7 @@ async fn token_prints_a_token_and_the_hash_the_agencies_file_keeps() {
     assert_eq!(token.len(), 64, "{stdout}");
     let expected = format!(
         "token_sha256 = \"{}\"",
-        mediation_api::auth::token_hash(token)
+        mediation_app::access::token_hash(token)
     );
     assert_eq!(lines[3], expected, "{stdout}");
 }

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use mediation_api::app::App;
-use mediation_api::auth::Caller;
 use mediation_api::services::{dispute_service, petition_service, sla_service};
+use mediation_app::App;
+use mediation_app::access::Caller;
 use mediation_domain::services::Services;
 use mediation_proto::v1 as pb;
 use mediation_proto::v1::dispute_service_client::DisputeServiceClient;

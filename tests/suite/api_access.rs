@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use mediation_api::auth::required_roles;
+use mediation_app::access::required_roles;
 use mediation_domain::values::DivisionCode;
 use mediation_proto::v1 as pb;
 use mediation_proto::v1::dispute_service_client::DisputeServiceClient;

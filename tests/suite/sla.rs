@@ -8,13 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Duration as Days;
-use mediation_api::app::{App, Call, Target};
-use mediation_api::auth::Caller;
 use mediation_api::config::{ConfigFiles, load_services};
+use mediation_app::App;
+use mediation_app::access::Caller;
+use mediation_app::command::{CaseRef, Envelope, RequestId, fingerprint};
 use mediation_domain::dispute::{AgreementForm, DisputeAction, MediationBody, Party, PartyRole};
 use mediation_domain::services::ManualClock;
 use mediation_domain::values::{
-    AgencyId, DisputeCategory, DivisionCode, Level, MediationKind, Name, Risk, Text,
+    ActorId, AgencyId, CaseId, DisputeCategory, DivisionCode, Level, MediationKind, Name, Risk,
+    Text,
 };
 use mediation_projections::sla::{ClockQuery, ClockRow, clocks};
 use mediation_tests::TestDb;
@@ -67,28 +69,30 @@ impl Engine {
     }
 
     async fn run(&self, id: &str, action: DisputeAction) -> u64 {
-        let division = DivisionCode::parse(VILLAGE).unwrap();
         let request_id = uuid::Uuid::new_v4().to_string();
-        let target = if matches!(action, DisputeAction::Register { .. }) {
-            Target::Create {
-                id,
-                division: &division,
+        let id = CaseId::parse(id).unwrap();
+        let case = if matches!(action, DisputeAction::Register { .. }) {
+            CaseRef::New {
+                id: Some(id),
                 expected_version: None,
             }
         } else {
-            Target::Existing {
+            CaseRef::Existing {
                 id,
                 expected_version: None,
             }
         };
-        let call = Call {
-            rpc: rpc_of(&action),
-            request_id: &request_id,
-            actor_id: "clerk",
-            encoded_request: request_id.as_bytes(),
+        let rpc = rpc_of(&action);
+        let envelope = Envelope {
+            rpc,
+            request_id: RequestId::parse("request_id", &request_id).unwrap(),
+            actor: ActorId::parse("clerk").unwrap(),
+            case,
+            action,
+            fingerprint: fingerprint(rpc, request_id.as_bytes()),
         };
         self.app
-            .dispute_command(&Caller::local(), target, call, action)
+            .dispute_command(&Caller::local(), rpc, || Ok(envelope))
             .await
             .unwrap()
             .position

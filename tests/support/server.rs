@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use mediation_api::Settings;
-use mediation_api::auth::{Authenticator, token_hash};
+use mediation_api::auth::Authenticator;
+use mediation_app::access::token_hash;
 use mediation_domain::services::{ManualClock, Services};
 use mediation_proto::v1::dispute_service_client::DisputeServiceClient;
 use mediation_proto::v1::event_service_client::EventServiceClient;

@@ -10,6 +10,8 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use mediation_app::AppError;
+use mediation_app::command::{CaseRef, Envelope, RequestId, fingerprint};
 use mediation_domain::dispute::{
     AgreementForm, DisputeStatus, EscalationReason, Outcome, PartyRole, Performance, Satisfaction,
     TerminationReason,
@@ -22,9 +24,6 @@ use mediation_domain::values::{
 };
 use mediation_proto::v1 as pb;
 use tonic::Status;
-
-/// The longest `request_id` accepted, in characters.
-const MAX_REQUEST_ID_CHARS: usize = 128;
 
 /// A request field that does not hold a valid value. It becomes
 /// INVALID_ARGUMENT with the message `invalid {field}: {reason}`.
@@ -62,6 +61,12 @@ impl From<BadField> for Status {
     /// INVALID_ARGUMENT, with the field in a `google.rpc.BadRequest`.
     fn from(bad: BadField) -> Self {
         crate::error::invalid_field(&bad.field, bad.reason)
+    }
+}
+
+impl From<BadField> for AppError {
+    fn from(bad: BadField) -> Self {
+        Self::invalid(bad.field, bad.reason)
     }
 }
 
@@ -141,29 +146,6 @@ pub(crate) fn optional_case_id(field: &str, value: &str) -> Result<Option<CaseId
     case_id(field, value).map(Some)
 }
 
-/// A caller-chosen request identifier: 1 to 128 characters, none of them
-/// control characters. It is kept as given, not trimmed, because it is
-/// compared byte for byte to spot retries.
-pub(crate) fn request_id(field: &str, value: &str) -> Result<(), BadField> {
-    if value.is_empty() {
-        return Err(BadField::new(
-            field,
-            "must not be empty: choose a unique id (a UUID, say) for each request and reuse it \
-             only to retry that request",
-        ));
-    }
-    if value.chars().count() > MAX_REQUEST_ID_CHARS {
-        return Err(BadField::new(
-            field,
-            format!("longer than {MAX_REQUEST_ID_CHARS} characters"),
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(BadField::new(field, "contains control characters"));
-    }
-    Ok(())
-}
-
 /// The person in the calling agency who acts.
 pub(crate) fn actor_id(field: &str, value: &str) -> Result<ActorId, BadField> {
     ActorId::parse(value).map_err(|e| BadField::from_invalid(field, e))
@@ -195,18 +177,62 @@ pub(crate) trait CommandRequest: prost::Message {
 
     /// The `expected_version`, in commands that have one.
     fn expected_version(&self) -> Option<u64>;
+}
 
-    /// Checks `request_id`, `actor_id` and the case id. In a command that
-    /// `creates` the case an empty id asks the server to choose one.
-    fn check_envelope(&self, creates: bool) -> Result<(), BadField> {
-        request_id("request_id", self.request_id())?;
-        actor_id("actor_id", self.actor_id())?;
-        if creates {
-            optional_case_id(Self::CASE_ID_FIELD, self.case_id())?;
-        } else {
-            case_id(Self::CASE_ID_FIELD, self.case_id())?;
-        }
-        Ok(())
+/// Whether a command may create its case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Case {
+    /// It may: an empty case id asks the server to choose one.
+    New,
+    /// It acts on an existing case, whose id is required.
+    Existing,
+}
+
+/// A command request parsed into the application's envelope: what
+/// `TryFrom<&pb::…Request>` makes of a request (implemented for every
+/// command request by `services::command_service!`).
+#[derive(Debug)]
+pub(crate) struct Parsed<A>(pub(crate) Envelope<A>);
+
+/// Parses the fields every command carries (`request_id`, `actor_id`, the
+/// case id and `expected_version`), then the action with `action`, each
+/// field once.
+pub(crate) fn envelope<R: CommandRequest, A>(
+    r: &R,
+    rpc: &'static str,
+    case: Case,
+    action: fn(&R) -> Result<A, BadField>,
+) -> Result<Envelope<A>, AppError> {
+    let request_id = RequestId::parse("request_id", r.request_id())?;
+    let actor = actor_id("actor_id", r.actor_id())?;
+    let expected_version = r.expected_version();
+    let case = match case {
+        Case::New => CaseRef::New {
+            id: optional_case_id(R::CASE_ID_FIELD, r.case_id())?,
+            expected_version,
+        },
+        Case::Existing => CaseRef::Existing {
+            id: case_id(R::CASE_ID_FIELD, r.case_id())?,
+            expected_version,
+        },
+    };
+    Ok(Envelope {
+        rpc,
+        request_id,
+        actor,
+        case,
+        action: action(r)?,
+        fingerprint: fingerprint(rpc, &r.encode_to_vec()),
+    })
+}
+
+/// A command's outcome as the API answers it.
+pub(crate) fn outcome_to_pb(outcome: mediation_app::Outcome) -> pb::CommandOutcome {
+    pb::CommandOutcome {
+        case_id: outcome.case_id,
+        version: outcome.version,
+        position: outcome.position,
+        replayed: outcome.replayed,
     }
 }
 
@@ -497,24 +523,6 @@ mod tests {
     }
 
     #[test]
-    fn request_ids_are_1_to_128_characters_without_control_characters() {
-        assert!(request_id("request_id", "r-1").is_ok());
-        assert!(request_id("request_id", &"é".repeat(128)).is_ok());
-        assert!(
-            message(request_id("request_id", "").unwrap_err())
-                .starts_with("invalid request_id: must not be empty: choose a unique id")
-        );
-        assert_eq!(
-            message(request_id("request_id", &"r".repeat(129)).unwrap_err()),
-            "invalid request_id: longer than 128 characters"
-        );
-        assert_eq!(
-            message(request_id("request_id", "r\u{0}1").unwrap_err()),
-            "invalid request_id: contains control characters"
-        );
-    }
-
-    #[test]
     fn actor_ids_must_parse() {
         assert_eq!(actor_id("actor_id", "clerk-7").unwrap().as_str(), "clerk-7");
         assert_eq!(
@@ -617,8 +625,17 @@ mod tests {
         assert_eq!(stage_name(Stage::ReReviewRequest), "re_review_request");
     }
 
+    /// The envelope's error, as the client reads it.
+    fn refused(e: AppError) -> String {
+        crate::error::status(e).message().to_owned()
+    }
+
+    fn unit(_: &impl CommandRequest) -> Result<(), BadField> {
+        Ok(())
+    }
+
     #[test]
-    fn envelopes_check_request_actor_and_case_ids() {
+    fn envelopes_parse_request_actor_and_case_ids_once() {
         let good = pb::HoldSessionRequest {
             request_id: "r-1".into(),
             dispute_id: "D-1".into(),
@@ -626,31 +643,51 @@ mod tests {
             actor_id: "mediator-1".into(),
             summary: "first session".into(),
         };
-        assert!(good.check_envelope(false).is_ok());
-        assert_eq!(CommandRequest::expected_version(&good), Some(3));
+        let parsed = envelope(&good, "HoldSession", Case::Existing, unit).unwrap();
+        assert_eq!(parsed.request_id.as_str(), "r-1");
+        assert_eq!(parsed.actor.as_str(), "mediator-1");
+        assert_eq!(
+            parsed.case,
+            CaseRef::Existing {
+                id: CaseId::parse("D-1").unwrap(),
+                expected_version: Some(3)
+            }
+        );
+        assert_eq!(
+            parsed.fingerprint,
+            fingerprint("HoldSession", &prost::Message::encode_to_vec(&good))
+        );
 
         let no_id = pb::HoldSessionRequest {
             dispute_id: String::new(),
             ..good.clone()
         };
-        assert!(
-            message(no_id.check_envelope(false).unwrap_err()).starts_with("invalid dispute_id")
-        );
+        let e = envelope(&no_id, "HoldSession", Case::Existing, unit).unwrap_err();
+        assert!(refused(e).starts_with("invalid dispute_id"));
         let no_actor = pb::HoldSessionRequest {
             actor_id: String::new(),
             ..good.clone()
         };
-        assert!(
-            message(no_actor.check_envelope(false).unwrap_err()).starts_with("invalid actor_id")
-        );
-        let no_request = pb::HoldSessionRequest {
-            request_id: String::new(),
-            ..good
-        };
-        assert!(
-            message(no_request.check_envelope(false).unwrap_err())
-                .starts_with("invalid request_id")
-        );
+        let e = envelope(&no_actor, "HoldSession", Case::Existing, unit).unwrap_err();
+        assert!(refused(e).starts_with("invalid actor_id"));
+        for (request_id, why) in [
+            (
+                "",
+                "invalid request_id: must not be empty: choose a unique id",
+            ),
+            (
+                &"r".repeat(129),
+                "invalid request_id: longer than 128 characters",
+            ),
+            ("r\u{0}1", "invalid request_id: contains control characters"),
+        ] {
+            let bad = pb::HoldSessionRequest {
+                request_id: request_id.to_owned(),
+                ..good.clone()
+            };
+            let e = envelope(&bad, "HoldSession", Case::Existing, unit).unwrap_err();
+            assert!(refused(e).starts_with(why));
+        }
 
         // A command that creates the case may leave the id to the server.
         let report = pb::ReceivePetitionRequest {
@@ -658,14 +695,19 @@ mod tests {
             actor_id: "clerk".into(),
             ..Default::default()
         };
-        assert!(report.check_envelope(true).is_ok());
-        assert_eq!(CommandRequest::expected_version(&report), None);
+        let parsed = envelope(&report, "ReceivePetition", Case::New, unit).unwrap();
+        assert_eq!(
+            parsed.case,
+            CaseRef::New {
+                id: None,
+                expected_version: None
+            }
+        );
         let bad_id = pb::ReceivePetitionRequest {
             petition_id: "no spaces".into(),
             ..report
         };
-        assert!(
-            message(bad_id.check_envelope(true).unwrap_err()).starts_with("invalid petition_id")
-        );
+        let e = envelope(&bad_id, "ReceivePetition", Case::New, unit).unwrap_err();
+        assert!(refused(e).starts_with("invalid petition_id"));
     }
 }

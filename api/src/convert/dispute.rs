@@ -3,8 +3,7 @@
 //!
 //! Each command converter checks the fields of its action; the envelope
 //! (`request_id`, `actor_id`, `dispute_id`) is checked once for every
-//! command through
-//! [`CommandRequest::check_envelope`](super::common::CommandRequest::check_envelope).
+//! command by [`envelope`](super::common::envelope).
 
 use mediation_domain::dispute::{
     AgreementForm, Dispute, DisputeAction, DisputeStatus, EscalationReason, MediationBody, Party,
@@ -18,7 +17,7 @@ use super::common::{
     optional_division_code, optional_enum, optional_enum_to_pb, optional_name, optional_text,
     required_enum, string_or_empty, text,
 };
-use crate::app::{CaseFilter, Found};
+use mediation_app::{CaseFilter, Found};
 
 command_requests!(unversioned dispute_id: ReportDisputeRequest);
 command_requests!(dispute_id:
@@ -289,7 +288,6 @@ mod tests {
     use tonic::{Code, Status};
 
     use super::*;
-    use crate::convert::common::CommandRequest;
 
     fn message(bad: BadField) -> String {
         let status = Status::from(bad);
@@ -324,7 +322,6 @@ mod tests {
     #[test]
     fn a_good_registration_converts() {
         let r = register();
-        assert!(r.check_envelope(true).is_ok());
         assert_eq!(
             register_dispute(&r).unwrap(),
             DisputeAction::Register {

@@ -3,8 +3,7 @@
 //!
 //! Each command converter checks the fields of its action; the envelope
 //! (`request_id`, `actor_id`, `petition_id`) is checked once for every
-//! command through
-//! [`CommandRequest::check_envelope`](super::common::CommandRequest::check_envelope).
+//! command by [`envelope`](super::common::envelope).
 
 use mediation_domain::petition::{
     FinalBasis, MAX_HEARING_DAYS, MAX_REPORT_DAYS, OpinionOutcome, Petition, PetitionAction,
@@ -18,7 +17,7 @@ use super::common::{
     optional_case_id, optional_division_code, optional_enum, optional_enum_to_pb, optional_name,
     required_enum, string_or_empty, text, timestamp,
 };
-use crate::app::{CaseFilter, Found};
+use mediation_app::{CaseFilter, Found};
 
 command_requests!(unversioned petition_id: ReceivePetitionRequest);
 command_requests!(petition_id:
@@ -248,7 +247,6 @@ mod tests {
     use tonic::{Code, Status};
 
     use super::*;
-    use crate::convert::common::CommandRequest;
 
     fn message(bad: BadField) -> String {
         let status = Status::from(bad);
@@ -279,7 +277,6 @@ mod tests {
     #[test]
     fn a_good_petition_converts() {
         let r = receive();
-        assert!(r.check_envelope(true).is_ok());
         assert_eq!(
             receive_petition(&r).unwrap(),
             PetitionAction::Receive {

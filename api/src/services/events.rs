@@ -13,9 +13,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use crate::app::{App, decode_page_token, encode_page_token, page_size};
-use crate::auth::{Caller, caller};
-use crate::error::{invalid_field, store_status};
+use crate::auth::caller;
+use crate::error::{invalid_field, status, store_status};
+use mediation_app::App;
+use mediation_app::access::Caller;
+use mediation_app::paging::{decode_page_token, encode_page_token, page_size};
 
 /// How many events a subscription reads from the store at a time.
 const SUBSCRIPTION_BATCH: u32 = 256;
@@ -52,18 +54,21 @@ impl EventService for EventApi {
         request: Request<pb::ReadEventsRequest>,
     ) -> Result<Response<pb::ReadEventsResponse>, Status> {
         let caller = caller(&request)?;
-        caller.authorise("ReadEvents")?;
+        caller.authorise("ReadEvents").map_err(status)?;
         let r = request.into_inner();
         let filter = log_filter(&caller, r.aggregate_type, &r.case_id, &r.division_code)?;
-        let limit = page_size(r.page_size)?;
+        let limit = page_size(r.page_size).map_err(status)?;
         let query_key = format!("events|{filter:?}");
-        let after = match decode_page_token(&r.page_token, &query_key)? {
+        let after = match decode_page_token(&r.page_token, &query_key).map_err(status)? {
             Some(after) => after
                 .parse::<u64>()
                 .map_err(|_| invalid_field("page_token", "pass next_page_token unchanged"))?,
             None => r.after_position,
         };
-        self.app.wait_for_log(r.min_position).await?;
+        self.app
+            .wait_for_log(r.min_position)
+            .await
+            .map_err(status)?;
         // The page reads at most up to the readable head, also when `after`
         // lies beyond it: `last_position` never passes over an event that
         // may still commit below `after`.
@@ -93,7 +98,7 @@ impl EventService for EventApi {
         request: Request<pb::SubscribeEventsRequest>,
     ) -> Result<Response<Self::SubscribeEventsStream>, Status> {
         let caller = caller(&request)?;
-        caller.authorise("SubscribeEvents")?;
+        caller.authorise("SubscribeEvents").map_err(status)?;
         let r = request.into_inner();
         let filter = log_filter(&caller, r.aggregate_type, &r.case_id, &r.division_code)?;
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);

@@ -18,21 +18,18 @@ use mediation_proto::v1 as pb;
 use mediation_proto::v1::sla_service_server::SlaService;
 use tonic::{Request, Response, Status};
 
-use crate::app::{App, READ_YOUR_WRITES_WAIT, decode_page_token, encode_page_token, page_size};
-use crate::auth::{Caller, caller};
+use crate::auth::caller;
 use crate::convert::common::{days, enum_to_pb, optional_division_code, timestamp};
-use crate::error::{invalid_field, store_status};
+use crate::error::{invalid_field, status, store_status};
+use mediation_app::App;
+use mediation_app::access::Caller;
+use mediation_app::paging::{decode_page_token, encode_page_token, page_size};
 
 /// The widest DUE_SOON window, in days.
 const MAX_DUE_WITHIN_DAYS: u32 = 366;
 
 /// The longest repeat window, in days.
 const MAX_WINDOW_DAYS: u32 = 3650;
-
-/// How often a query waiting for a read model other than the case
-/// projection looks at its checkpoint: those report their progress only
-/// through the store.
-const CHECKPOINT_POLL: std::time::Duration = std::time::Duration::from_millis(25);
 
 /// The SLA and statistics service.
 #[derive(Debug, Clone)]
@@ -46,97 +43,33 @@ impl SlaApi {
         Self { app }
     }
 
-    /// Now, by the clock the aggregates use, so that "overdue" means what
-    /// the cases' own deadlines mean.
+    /// Now, by the clock the aggregates use.
     fn now(&self) -> DateTime<Utc> {
-        self.app.disputes().services().now()
+        self.app.now()
     }
 
     /// The division filter of a request, checked against the caller's
     /// scope. `None`: no filter.
     fn filter(&self, caller: &Caller, division_code: &str) -> Result<Option<DivisionCode>, Status> {
-        let Some(filter) = optional_division_code("division_code", division_code)? else {
-            return Ok(None);
-        };
-        if !caller.covers(&filter) {
-            return Err(Status::permission_denied(format!(
-                "division {filter} is outside the jurisdiction of agency {}",
-                caller.agency()
-            )));
-        }
-        Ok(Some(filter))
-    }
-
-    /// The subtrees a query covers: the filter if given, else the caller's
-    /// scope, else every district of the jurisdiction (authentication off).
-    fn subtrees(&self, caller: &Caller, division_code: &str) -> Result<Vec<DivisionCode>, Status> {
-        if let Some(filter) = self.filter(caller, division_code)? {
-            return Ok(vec![filter]);
-        }
-        if let Some(scope) = caller.scope() {
-            return Ok(vec![scope.clone()]);
-        }
-        Ok(self
-            .app
-            .disputes()
-            .services()
-            .jurisdiction()
-            .divisions()
-            .filter(|d| d.level == Level::District)
-            .map(|d| d.code.clone())
-            .collect())
-    }
-
-    /// Read-your-writes: waits until the read model `projection` has
-    /// applied the log up to `position` (0: no wait), or fails with
-    /// UNAVAILABLE after [`READ_YOUR_WRITES_WAIT`]; fails at once with
-    /// OUT_OF_RANGE if no event has been committed at `position` or after.
-    async fn reflect(&self, projection: &'static str, position: u64) -> Result<(), Status> {
-        if position == 0 {
-            return Ok(());
-        }
-        let there = if projection == case_index::NAME {
-            self.app.case_projection().position >= position
-        } else {
-            self.app
-                .store()
-                .checkpoint(projection)
-                .await
-                .map_err(|e| store_status(&e))?
-                >= position
-        };
-        if there {
-            return Ok(());
-        }
-        self.app.written("min_position", position).await?;
-        let reached = if projection == case_index::NAME {
-            self.app.caught_up(position, READ_YOUR_WRITES_WAIT).await
-        } else {
-            // The other read models publish no progress in this process;
-            // their checkpoints in the store say how far they are.
-            let store = self.app.store();
-            let poll = async {
-                loop {
-                    match store.checkpoint(projection).await {
-                        Ok(at) if at >= position => return Ok(()),
-                        Ok(_) => tokio::time::sleep(CHECKPOINT_POLL).await,
-                        Err(e) => return Err(store_status(&e)),
-                    }
-                }
-            };
-            match tokio::time::timeout(READ_YOUR_WRITES_WAIT, poll).await {
-                Ok(result) => result.map(|()| true)?,
-                Err(_) => false,
+        let filter = optional_division_code("division_code", division_code)?;
+        match filter {
+            Some(filter) => {
+                let mut within = self.app.subtrees(caller, Some(filter)).map_err(status)?;
+                Ok(within.pop())
             }
-        };
-        if reached {
-            Ok(())
-        } else {
-            Err(Status::unavailable(format!(
-                "the read model {projection} has not yet caught up with position {position}; \
-                 retry shortly"
-            )))
+            None => Ok(None),
         }
+    }
+
+    /// The subtrees a query covers ([`App::subtrees`]).
+    fn subtrees(&self, caller: &Caller, division_code: &str) -> Result<Vec<DivisionCode>, Status> {
+        let filter = optional_division_code("division_code", division_code)?;
+        self.app.subtrees(caller, filter).map_err(status)
+    }
+
+    /// Read-your-writes on read model `projection` ([`App::reflect`]).
+    async fn reflect(&self, projection: &'static str, position: u64) -> Result<(), Status> {
+        self.app.reflect(projection, position).await.map_err(status)
     }
 }
 
@@ -148,7 +81,7 @@ impl SlaService for SlaApi {
         request: Request<pb::ListClocksRequest>,
     ) -> Result<Response<pb::ListClocksResponse>, Status> {
         let caller = caller(&request)?;
-        caller.authorise("ListClocks")?;
+        caller.authorise("ListClocks").map_err(status)?;
         let r = request.into_inner();
         let division = self.filter(&caller, &r.division_code)?;
         let view = pb::ClockView::try_from(r.view).map_err(|_| {
@@ -170,16 +103,16 @@ impl SlaService for SlaApi {
         } else {
             None
         };
-        let status = clock_status_filter(r.status)?;
+        let clock_status = clock_status_filter(r.status)?;
         let body = (!r.body.trim().is_empty()).then(|| r.body.clone());
-        let limit = page_size(r.page_size)?;
+        let limit = page_size(r.page_size).map_err(status)?;
         // The token is bound to the filters (not to "now", which moves
         // between pages) and to the caller's scope.
         let query_key = format!(
-            "clocks|{view:?}|{within:?}|{body:?}|{status:?}|{division:?}|{:?}",
+            "clocks|{view:?}|{within:?}|{body:?}|{clock_status:?}|{division:?}|{:?}",
             caller.scope()
         );
-        let after = match decode_page_token(&r.page_token, &query_key)? {
+        let after = match decode_page_token(&r.page_token, &query_key).map_err(status)? {
             Some(after) => Some(serde_json::from_str(&after).map_err(|_| {
                 invalid_field(
                     "page_token",
@@ -196,7 +129,7 @@ impl SlaService for SlaApi {
             overdue_at: (view == pb::ClockView::Overdue).then_some(now),
             due_between: within.map(|d| (now, now + TimeDelta::days(i64::from(d)))),
             body,
-            status: status.map(str::to_owned),
+            status: clock_status.map(str::to_owned),
             after,
             limit: limit + 1,
         };
@@ -226,7 +159,7 @@ impl SlaService for SlaApi {
         request: Request<pb::ListBreachesByBodyRequest>,
     ) -> Result<Response<pb::ListBreachesByBodyResponse>, Status> {
         let caller = caller(&request)?;
-        caller.authorise("ListBreachesByBody")?;
+        caller.authorise("ListBreachesByBody").map_err(status)?;
         let r = request.into_inner();
         let division = self.filter(&caller, &r.division_code)?;
         let since = optional_time("since_time", r.since_time.as_ref())?.unwrap_or(BEGINNING);
@@ -267,7 +200,7 @@ impl SlaService for SlaApi {
         request: Request<pb::GetResolutionStatsRequest>,
     ) -> Result<Response<pb::GetResolutionStatsResponse>, Status> {
         let caller = caller(&request)?;
-        caller.authorise("GetResolutionStats")?;
+        caller.authorise("GetResolutionStats").map_err(status)?;
         let r = request.into_inner();
         let subtrees = self.subtrees(&caller, &r.division_code)?;
         let from = month("from_month", &r.from_month)?;
@@ -313,7 +246,7 @@ impl SlaService for SlaApi {
         request: Request<pb::ListCaseloadRequest>,
     ) -> Result<Response<pb::ListCaseloadResponse>, Status> {
         let caller = caller(&request)?;
-        caller.authorise("ListCaseload")?;
+        caller.authorise("ListCaseload").map_err(status)?;
         let r = request.into_inner();
         let subtrees = self.subtrees(&caller, &r.division_code)?;
         let per_mediator = match pb::CaseloadGrouping::try_from(r.grouping) {
@@ -350,7 +283,7 @@ impl SlaService for SlaApi {
         request: Request<pb::ListRepeatPetitionsRequest>,
     ) -> Result<Response<pb::ListRepeatPetitionsResponse>, Status> {
         let caller = caller(&request)?;
-        caller.authorise("ListRepeatPetitions")?;
+        caller.authorise("ListRepeatPetitions").map_err(status)?;
         let r = request.into_inner();
         let subtrees = self.subtrees(&caller, &r.division_code)?;
         let window = days("window_days", r.window_days, MAX_WINDOW_DAYS)?;
@@ -389,7 +322,7 @@ impl SlaService for SlaApi {
         request: Request<pb::ListSkippedLevelVisitsRequest>,
     ) -> Result<Response<pb::ListSkippedLevelVisitsResponse>, Status> {
         let caller = caller(&request)?;
-        caller.authorise("ListSkippedLevelVisits")?;
+        caller.authorise("ListSkippedLevelVisits").map_err(status)?;
         let r = request.into_inner();
         let subtrees = self.subtrees(&caller, &r.division_code)?;
         let received = self.range(r.from_time.as_ref(), r.to_time.as_ref())?;
@@ -414,7 +347,7 @@ impl SlaService for SlaApi {
         request: Request<pb::ListProjectionsRequest>,
     ) -> Result<Response<pb::ListProjectionsResponse>, Status> {
         let caller = caller(&request)?;
-        caller.authorise("ListProjections")?;
+        caller.authorise("ListProjections").map_err(status)?;
         // Whether this process runs a projection (holds its lease) is its
         // runner's; position and lag are read fresh from the store.
         let live = self.app.projections();

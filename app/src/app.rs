@@ -1,7 +1,6 @@
-//! The engine behind the gRPC services: the cases of both kinds, the store
+//! The engine: the cases of both kinds, the store, the read models' runners
 //! and the rules every command and query shares (authorisation, scope,
-//! idempotency, error mapping). The services in `services/` only convert
-//! between protobuf and domain types and call in here.
+//! idempotency, read-your-writes).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,63 +11,33 @@ use mediation_domain::SnapshotRevision;
 use mediation_domain::dispute::{Dispute, DisputeAction, DisputeCommand};
 use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand};
 use mediation_domain::services::Services;
-use mediation_domain::values::{Actor, ActorId, CaseId, DivisionCode};
+use mediation_domain::values::{Actor, CaseId, DivisionCode, Level};
 use mediation_projections::case_index::{self, CaseIndex, IndexQuery};
 use mediation_projections::runner::Projection as _;
 use mediation_projections::runner::{self, ProjectionStatus};
-use mediation_proto::v1 as pb;
 use mediation_store::{Cases, DEFAULT_CACHE_CAPACITY, Options, RequestKey, Store};
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::Status;
 use uuid::Uuid;
 
-use crate::auth::Caller;
-use crate::error::{
-    command_status, dispute_status, invalid_field, invalid_field_with_message, not_found,
-    petition_status, position_not_written, store_status,
-};
+use crate::AppError;
+use crate::access::Caller;
+use crate::command::{Action, CaseRef, Envelope};
+use crate::paging::{decode_page_token, encode_page_token, page_size};
 
-/// Which case a command is for.
-#[derive(Debug, Clone, Copy)]
-pub enum Target<'a> {
-    /// A command that may create the case (report, register, receive):
-    /// `id` is the caller's choice or empty for a server-chosen id, and
-    /// `division` is where the command puts the case, which must lie in the
-    /// caller's scope.
-    Create {
-        /// The case id the caller chose, or "".
-        id: &'a str,
-        /// The division named in the command.
-        division: &'a DivisionCode,
-        /// When the case may exist already (registering a reported
-        /// dispute): the version it must still be at.
-        expected_version: Option<u64>,
-    },
-    /// A command on an existing case.
-    Existing {
-        /// The case id.
-        id: &'a str,
-        /// The version the case must still be at, if the caller asked.
-        expected_version: Option<u64>,
-    },
-}
-
-/// What identifies a mutating request, for authorisation, idempotency and
-/// the history.
-#[derive(Debug, Clone, Copy)]
-pub struct Call<'a> {
-    /// The RPC's method name as in the `.proto`, e.g. "HoldSession".
-    pub rpc: &'static str,
-    /// The caller's `request_id`.
-    pub request_id: &'a str,
-    /// The caller's `actor_id`.
-    pub actor_id: &'a str,
-    /// The request message, encoded, so that a reused `request_id` with a
-    /// different request is told apart from a retry.
-    pub encoded_request: &'a [u8],
+/// What a command did: the case, its version and the log position of its
+/// last event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The case id (the server's choice if the request left it empty).
+    pub case_id: String,
+    /// The case's version after the command.
+    pub version: u64,
+    /// The log position of the command's last event; 0 if it wrote none.
+    pub position: u64,
+    /// Whether this answers a retry of a request already carried out.
+    pub replayed: bool,
 }
 
 /// A page of a list: at most `size` items after the position in `token`.
@@ -114,15 +83,15 @@ pub struct Found<A> {
 /// How long a list waits for the index to reach a `min_position`.
 pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 
+/// How often a query waiting for a read model other than the case
+/// projection looks at its checkpoint: those report their progress only
+/// through the store.
+const CHECKPOINT_POLL: Duration = Duration::from_millis(25);
+
 /// How often a read of the log waiting for a `min_position` looks at the
 /// readable head: it moves when other transactions end, in any process,
 /// so no commit here announces it.
 const LOG_POLL: Duration = Duration::from_millis(10);
-
-/// The default and the largest `page_size`.
-pub const DEFAULT_PAGE_SIZE: u32 = 100;
-/// The largest `page_size`; larger requests are reduced to it.
-pub const MAX_PAGE_SIZE: u32 = 1000;
 
 /// The engine. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -318,125 +287,128 @@ impl App {
         self.inner.committed.subscribe()
     }
 
-    /// Carries out `action` on a dispute for `caller`.
+    /// Carries out a dispute command for `caller`: authorises `rpc`
+    /// before `parse` reads the request, so that a caller without the role
+    /// learns nothing about its fields.
     pub async fn dispute_command(
         &self,
         caller: &Caller,
-        target: Target<'_>,
-        call: Call<'_>,
-        action: DisputeAction,
-    ) -> Result<pb::CommandOutcome, Status> {
-        // A case may be moved only into the caller's own jurisdiction
-        // (escalation, by contrast, hands it to the level above).
-        if let DisputeAction::TakeOver { division } | DisputeAction::SendDown { division } = &action
+        rpc: &'static str,
+        parse: impl FnOnce() -> Result<Envelope<DisputeAction>, AppError>,
+    ) -> Result<Outcome, AppError> {
+        caller.authorise(rpc)?;
+        let envelope = parse()?;
+        // A case may be moved only into the caller's own jurisdiction.
+        if let Some(division) = envelope.action.moves_into()
             && !caller.covers(division)
         {
-            caller.authorise(call.rpc)?;
             // A case the caller cannot see stays NOT_FOUND, whatever it asks.
-            if let Target::Existing { id, .. } = target {
-                get(&self.inner.disputes, caller, id).await?;
+            if let CaseRef::Existing { id, .. } = &envelope.case {
+                get(&self.inner.disputes, caller, id.as_str()).await?;
             }
-            return Err(Status::permission_denied(format!(
-                "division {division} is outside the jurisdiction of agency {}",
-                caller.agency()
-            )));
+            return Err(outside(caller, division));
         }
-        let command = |by| DisputeCommand { by, action };
-        let creates = matches!(target, Target::Create { .. });
+        let creates = matches!(envelope.case, CaseRef::New { .. });
         self.command(
             &self.inner.disputes,
             caller,
-            target,
-            call,
-            command,
-            |e, id| dispute_status(e, id, creates),
+            envelope,
+            |by, action| DisputeCommand { by, action },
+            |error, id| AppError::Dispute {
+                id: id.to_owned(),
+                creates,
+                error,
+            },
         )
         .await
     }
 
-    /// Carries out `action` on a petition for `caller`.
+    /// Carries out a petition command for `caller`, as
+    /// [`App::dispute_command`].
     pub async fn petition_command(
         &self,
         caller: &Caller,
-        target: Target<'_>,
-        call: Call<'_>,
-        action: PetitionAction,
-    ) -> Result<pb::CommandOutcome, Status> {
-        let command = |by| PetitionCommand { by, action };
-        let creates = matches!(target, Target::Create { .. });
-        let rpc = call.rpc;
+        rpc: &'static str,
+        parse: impl FnOnce() -> Result<Envelope<PetitionAction>, AppError>,
+    ) -> Result<Outcome, AppError> {
+        caller.authorise(rpc)?;
+        let envelope = parse()?;
+        let creates = matches!(envelope.case, CaseRef::New { .. });
         self.command(
             &self.inner.petitions,
             caller,
-            target,
-            call,
-            command,
-            |e, id| petition_status(e, id, creates, rpc),
+            envelope,
+            |by, action| PetitionCommand { by, action },
+            |error, id| AppError::Petition {
+                id: id.to_owned(),
+                creates,
+                rpc,
+                error,
+            },
         )
         .await
     }
 
-    /// The path every command takes: authorisation, scope, idempotency,
+    /// The path every command takes once authorised: scope, idempotency,
     /// the expected version, and the events' metadata.
-    async fn command<A>(
+    async fn command<A, Act>(
         &self,
         cases: &Cases<A>,
         caller: &Caller,
-        target: Target<'_>,
-        call: Call<'_>,
-        command: impl FnOnce(Actor) -> A::Command,
-        domain_status: impl FnOnce(A::Error, &str) -> Status,
-    ) -> Result<pb::CommandOutcome, Status>
+        envelope: Envelope<Act>,
+        command: impl FnOnce(Actor, Act) -> A::Command,
+        domain: impl FnOnce(A::Error, &str) -> AppError,
+    ) -> Result<Outcome, AppError>
     where
         A: Aggregate + SnapshotRevision + Clone + Held,
         A::Command: Clone,
+        Act: Action,
     {
-        caller.authorise(call.rpc)?;
         let kind = A::TYPE.to_lowercase();
-        let request_id = parse_request_id(call.request_id)?;
-        let by = Actor {
-            id: ActorId::parse(call.actor_id).map_err(|e| invalid_field("actor_id", e.reason))?,
-            agency: caller.agency().clone(),
-        };
-        let new_id = matches!(target, Target::Create { id: "", .. });
-        let (id, expected_version) = match target {
-            Target::Create {
+        let Envelope {
+            rpc,
+            request_id,
+            actor,
+            case,
+            action,
+            fingerprint,
+        } = envelope;
+        let creates = matches!(case, CaseRef::New { .. });
+        let (id, expected_version, new_id) = match case {
+            CaseRef::New {
                 id,
-                division,
                 expected_version,
             } => {
-                if !caller.covers(division) {
-                    return Err(Status::permission_denied(format!(
-                        "division {division} is outside the jurisdiction of agency {}",
-                        caller.agency()
-                    )));
-                }
-                let id = if id.is_empty() {
-                    Uuid::new_v4().to_string()
-                } else {
-                    id.to_owned()
+                let Some(division) = action.creates_in() else {
+                    return Err(AppError::invalid(
+                        "division_code",
+                        "a command that creates a case must name its division",
+                    ));
                 };
-                (id, expected_version)
+                if !caller.covers(division) {
+                    return Err(outside(caller, division));
+                }
+                match id {
+                    Some(id) => (id.as_str().to_owned(), expected_version, false),
+                    None => (Uuid::new_v4().to_string(), expected_version, true),
+                }
             }
-            Target::Existing {
+            CaseRef::Existing {
                 id,
                 expected_version,
-            } => (id.to_owned(), expected_version),
+            } => (id.as_str().to_owned(), expected_version, false),
         };
-        let case_id_field = format!("{kind}_id");
-        CaseId::parse(&id).map_err(|e| invalid_field(&case_id_field, e.reason))?;
-        let creates = matches!(target, Target::Create { .. });
         let visible = |case: &A, version: u64| {
             if version == 0 {
                 return creates;
             }
             case.held_by().is_some_and(|d| caller.covers(d))
         };
-        let metadata = event_metadata::<A>(call.rpc);
+        let metadata = event_metadata::<A>(rpc);
         let key = RequestKey {
             agency: caller.agency().as_str().to_owned(),
-            request_id,
-            fingerprint: fingerprint(call.rpc, call.encoded_request),
+            request_id: request_id.as_str().to_owned(),
+            fingerprint,
         };
         let options = Options {
             request: Some(&key),
@@ -445,14 +417,18 @@ impl App {
             metadata: Some(&metadata),
             new_id,
         };
+        let by = Actor {
+            id: actor,
+            agency: caller.agency().clone(),
+        };
         let committed = cases
-            .execute_with(&id, command(by), options)
+            .execute_with(&id, command(by, action), options)
             .await
-            .map_err(|e| command_status(e, &kind, &id, |e| domain_status(e, &id)))?;
+            .map_err(|e| AppError::from_command(e, &kind, &id, |e| domain(e, &id)))?;
         if let Some(position) = committed.position {
             self.inner.committed.send_replace(position);
         }
-        Ok(pb::CommandOutcome {
+        Ok(Outcome {
             case_id: committed.aggregate_id,
             version: committed.version,
             position: committed.position.unwrap_or(0),
@@ -462,13 +438,17 @@ impl App {
 
     /// A dispute as it stands now; NOT_FOUND if it does not exist or lies
     /// outside the caller's scope.
-    pub async fn get_dispute(&self, caller: &Caller, id: &str) -> Result<Found<Dispute>, Status> {
+    pub async fn get_dispute(&self, caller: &Caller, id: &str) -> Result<Found<Dispute>, AppError> {
         get(&self.inner.disputes, caller, id).await
     }
 
     /// A petition as it stands now; NOT_FOUND if it does not exist or lies
     /// outside the caller's scope.
-    pub async fn get_petition(&self, caller: &Caller, id: &str) -> Result<Found<Petition>, Status> {
+    pub async fn get_petition(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<Found<Petition>, AppError> {
         get(&self.inner.petitions, caller, id).await
     }
 
@@ -479,7 +459,7 @@ impl App {
         caller: &Caller,
         filter: CaseFilter,
         page: PageRequest<'_>,
-    ) -> Result<(Vec<Found<Dispute>>, String), Status> {
+    ) -> Result<(Vec<Found<Dispute>>, String), AppError> {
         self.list(caller, filter, page).await
     }
 
@@ -490,7 +470,7 @@ impl App {
         caller: &Caller,
         filter: CaseFilter,
         page: PageRequest<'_>,
-    ) -> Result<(Vec<Found<Petition>>, String), Status> {
+    ) -> Result<(Vec<Found<Petition>>, String), AppError> {
         self.list(caller, filter, page).await
     }
 
@@ -499,7 +479,7 @@ impl App {
         caller: &Caller,
         filter: CaseFilter,
         page: PageRequest<'_>,
-    ) -> Result<(Vec<Found<A>>, String), Status> {
+    ) -> Result<(Vec<Found<A>>, String), AppError> {
         caller.authorise(if A::TYPE == Dispute::TYPE {
             "ListDisputes"
         } else {
@@ -521,9 +501,7 @@ impl App {
             after_case_id: after,
             limit: limit + 1,
         };
-        let mut rows = case_index::list(&self.inner.store, &query)
-            .await
-            .map_err(|e| store_status(&e))?;
+        let mut rows = case_index::list(&self.inner.store, &query).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next = match (more, rows.last()) {
@@ -534,20 +512,19 @@ impl App {
             .into_iter()
             .map(|row| {
                 Ok(Found {
-                    case: case_index::decode::<A>(&row.case_id, row.state)
-                        .map_err(|e| store_status(&e))?,
+                    case: case_index::decode::<A>(&row.case_id, row.state)?,
                     id: row.case_id,
                     version: row.version,
                 })
             })
-            .collect::<Result<Vec<_>, Status>>()?;
+            .collect::<Result<Vec<_>, AppError>>()?;
         Ok((found, next))
     }
 
     /// Waits until the case index has applied the log up to `position`
     /// (a request's `min_position`); OUT_OF_RANGE at once if no event has
     /// been committed there.
-    async fn wait_for_index(&self, position: u64) -> Result<(), Status> {
+    async fn wait_for_index(&self, position: u64) -> Result<(), AppError> {
         if position == 0 {
             return Ok(());
         }
@@ -563,8 +540,8 @@ impl App {
         .await
         {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(Status::unavailable("the server is shutting down; retry")),
-            Err(_) => Err(Status::unavailable(format!(
+            Ok(Err(_)) => Err(AppError::ShuttingDown),
+            Err(_) => Err(AppError::NotYet(format!(
                 "the list has not yet caught up with position {position}; retry shortly"
             ))),
         }
@@ -576,15 +553,10 @@ impl App {
     /// caller about to wait asks. The committed head, not a read model's
     /// position nor the readable head: just after a command, its position
     /// may lie above both for a moment and must be waited for.
-    pub(crate) async fn written(&self, field: &str, position: u64) -> Result<(), Status> {
-        let head = self
-            .inner
-            .store
-            .committed_head()
-            .await
-            .map_err(|e| store_status(&e))?;
+    pub async fn written(&self, field: &'static str, position: u64) -> Result<(), AppError> {
+        let head = self.inner.store.committed_head().await?;
         if position > head {
-            return Err(position_not_written(field, position));
+            return Err(AppError::PositionNotWritten { field, position });
         }
         Ok(())
     }
@@ -594,12 +566,12 @@ impl App {
     /// command's acknowledgement for as long as older transactions run.
     /// OUT_OF_RANGE at once if no event has been committed there,
     /// UNAVAILABLE after [`READ_YOUR_WRITES_WAIT`].
-    pub(crate) async fn wait_for_log(&self, position: u64) -> Result<(), Status> {
+    pub async fn wait_for_log(&self, position: u64) -> Result<(), AppError> {
         if position == 0 {
             return Ok(());
         }
         let store = &self.inner.store;
-        let readable = move || async move { store.log_head().await.map_err(|e| store_status(&e)) };
+        let readable = move || async move { store.log_head().await.map_err(AppError::from) };
         if readable().await? >= position {
             return Ok(());
         }
@@ -614,7 +586,7 @@ impl App {
         };
         match tokio::time::timeout(READ_YOUR_WRITES_WAIT, poll).await {
             Ok(result) => result,
-            Err(_) => Err(Status::unavailable(format!(
+            Err(_) => Err(AppError::NotYet(format!(
                 "the log cannot be read up to position {position} yet (an older transaction \
                  is still open); retry shortly"
             ))),
@@ -622,7 +594,95 @@ impl App {
     }
 }
 
-async fn get<A>(cases: &Cases<A>, caller: &Caller, id: &str) -> Result<Found<A>, Status>
+impl App {
+    /// The services the aggregates use: the clock, the jurisdiction, the
+    /// policy and the calendar.
+    pub fn services(&self) -> &Services {
+        self.inner.disputes.services()
+    }
+
+    /// Now, by the clock the aggregates use, so that "overdue" means what
+    /// the cases' own deadlines mean.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.services().now()
+    }
+
+    /// The subtrees a query covers: `filter` if given (it must lie in the
+    /// caller's scope), else the caller's scope, else every district of the
+    /// jurisdiction (authentication off).
+    pub fn subtrees(
+        &self,
+        caller: &Caller,
+        filter: Option<DivisionCode>,
+    ) -> Result<Vec<DivisionCode>, AppError> {
+        if let Some(filter) = filter {
+            if !caller.covers(&filter) {
+                return Err(outside(caller, &filter));
+            }
+            return Ok(vec![filter]);
+        }
+        if let Some(scope) = caller.scope() {
+            return Ok(vec![scope.clone()]);
+        }
+        Ok(self
+            .services()
+            .jurisdiction()
+            .divisions()
+            .filter(|d| d.level == Level::District)
+            .map(|d| d.code.clone())
+            .collect())
+    }
+
+    /// Read-your-writes for any read model: waits until `projection` has
+    /// applied the log up to `position` (0: no wait), or fails with
+    /// [`AppError::NotYet`] after [`READ_YOUR_WRITES_WAIT`]; fails at once
+    /// with [`AppError::PositionNotWritten`] if no event has been committed
+    /// at `position` or after.
+    pub async fn reflect(&self, projection: &'static str, position: u64) -> Result<(), AppError> {
+        if position == 0 {
+            return Ok(());
+        }
+        let there = if projection == case_index::NAME {
+            self.case_projection().position >= position
+        } else {
+            self.store().checkpoint(projection).await? >= position
+        };
+        if there {
+            return Ok(());
+        }
+        self.written("min_position", position).await?;
+        let reached = if projection == case_index::NAME {
+            self.caught_up(position, READ_YOUR_WRITES_WAIT).await
+        } else {
+            // The other read models publish no progress in this process;
+            // their checkpoints in the store say how far they are.
+            let store = self.store();
+            let poll = async {
+                loop {
+                    let at = store.checkpoint(projection).await?;
+                    if at >= position {
+                        return Ok::<(), AppError>(());
+                    }
+                    tokio::time::sleep(CHECKPOINT_POLL).await;
+                }
+            };
+            match tokio::time::timeout(READ_YOUR_WRITES_WAIT, poll).await {
+                Ok(result) => result.map(|()| true)?,
+                Err(_) => false,
+            }
+        };
+        if reached {
+            Ok(())
+        } else {
+            Err(AppError::NotYet(format!(
+                "the read model {projection} has not yet caught up with position {position}; \
+                 retry shortly"
+            )))
+        }
+    }
+}
+
+async fn get<A>(cases: &Cases<A>, caller: &Caller, id: &str) -> Result<Found<A>, AppError>
 where
     A: Aggregate + SnapshotRevision + Clone + Held,
     A::Command: Clone,
@@ -633,126 +693,29 @@ where
     } else {
         "GetPetition"
     })?;
-    CaseId::parse(id).map_err(|e| invalid_field(&format!("{kind}_id"), e.reason))?;
-    let loaded = cases
-        .load(id)
-        .await
-        .map_err(|e| command_status(e, &kind, id, |_| Status::internal("unexpected refusal")))?;
+    CaseId::parse(id).map_err(|e| AppError::invalid(format!("{kind}_id"), e.reason))?;
+    let loaded = cases.load(id).await.map_err(|e| {
+        AppError::from_command(e, &kind, id, |e| {
+            // Loading decides nothing, so the aggregate cannot refuse.
+            AppError::Store(mediation_store::StoreError::Corrupt(format!(
+                "{kind} {id} refused to load: {e}"
+            )))
+        })
+    })?;
     match loaded {
         Some((case, version)) if case.held_by().is_some_and(|d| caller.covers(d)) => Ok(Found {
             id: id.to_owned(),
             version,
             case,
         }),
-        _ => Err(not_found(&kind, id)),
+        _ => Err(AppError::not_found(&kind, id)),
     }
 }
 
-/// Checks a caller's request id: 1 to 128 characters, no control characters.
-fn parse_request_id(id: &str) -> Result<String, Status> {
-    if id.is_empty() {
-        return Err(invalid_field_with_message(
-            "request_id is required: choose a unique id (a UUID, say) for each request and \
-             reuse it only to retry that request",
-            "request_id",
-            "must not be empty",
-        ));
-    }
-    if id.chars().count() > 128 || id.chars().any(char::is_control) {
-        return Err(invalid_field(
-            "request_id",
-            "at most 128 characters, no control characters",
-        ));
-    }
-    Ok(id.to_owned())
-}
-
-/// The fingerprint of a request: SHA-256 over the RPC name and the encoded
-/// message, in hex.
-fn fingerprint(rpc: &str, encoded: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(rpc.as_bytes());
-    hasher.update([0]);
-    hasher.update(encoded);
-    hex(&hasher.finalize())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The page size a request asks for, within bounds.
-pub fn page_size(requested: i32) -> Result<u32, Status> {
-    match requested {
-        n if n < 0 => Err(invalid_field("page_size", "must not be negative")),
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n => Ok(u32::try_from(n).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE)),
-    }
-}
-
-/// A page token: opaque to clients; it binds the position to the query, so
-/// that a token used with other filters is refused.
-pub fn encode_page_token(query_key: &str, after: &str) -> String {
-    let tag = &fingerprint("page", query_key.as_bytes())[..16];
-    hex(format!("{tag}:{after}").as_bytes())
-}
-
-/// The position a page token continues after; `None` for the first page.
-pub fn decode_page_token(token: &str, query_key: &str) -> Result<Option<String>, Status> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let invalid = || {
-        invalid_field(
-            "page_token",
-            "pass the next_page_token of the previous page unchanged, with the same filters",
-        )
-    };
-    if !token.len().is_multiple_of(2) || token.len() > 1024 {
-        return Err(invalid());
-    }
-    let bytes = (0..token.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&token[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (tag, after) = text.split_once(':').ok_or_else(invalid)?;
-    if tag != &fingerprint("page", query_key.as_bytes())[..16] {
-        return Err(invalid());
-    }
-    Ok(Some(after.to_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn page_tokens_round_trip_and_are_bound_to_their_query() {
-        let token = encode_page_token("Dispute|a", "case-9");
-        assert_eq!(
-            decode_page_token(&token, "Dispute|a").unwrap().as_deref(),
-            Some("case-9")
-        );
-        assert!(decode_page_token(&token, "Dispute|b").is_err());
-        assert!(decode_page_token("zz", "Dispute|a").is_err());
-        assert_eq!(decode_page_token("", "x").unwrap(), None);
-    }
-
-    #[test]
-    fn page_sizes_default_and_are_capped() {
-        assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE_SIZE);
-        assert_eq!(page_size(5).unwrap(), 5);
-        assert_eq!(page_size(50_000).unwrap(), MAX_PAGE_SIZE);
-        assert!(page_size(-1).is_err());
-    }
-
-    #[test]
-    fn request_ids_are_bounded() {
-        assert!(parse_request_id("").is_err());
-        assert!(parse_request_id(&"x".repeat(129)).is_err());
-        assert!(parse_request_id("a\nb").is_err());
-        assert!(parse_request_id("2f0c-retry-safe").is_ok());
-    }
+/// PERMISSION_DENIED for a division outside the caller's jurisdiction.
+fn outside(caller: &Caller, division: &DivisionCode) -> AppError {
+    AppError::PermissionDenied(format!(
+        "division {division} is outside the jurisdiction of agency {}",
+        caller.agency()
+    ))
 }

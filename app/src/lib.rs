@@ -1,0 +1,18 @@
+//! The application layer of the mediation engine, free of any transport:
+//! [`App`] carries out commands on disputes and petitions (authorisation,
+//! scope, idempotency, expected versions), answers the case queries with
+//! read-your-writes, runs the read models and the deadline timers. The gRPC
+//! server (`mediation-api`) converts requests into [`command::Envelope`]s
+//! and maps [`AppError`] to statuses; the bench and the tests call it
+//! directly.
+#![forbid(unsafe_code)]
+
+pub mod access;
+mod app;
+pub mod command;
+mod error;
+pub mod paging;
+pub mod timers;
+
+pub use app::{App, CaseFilter, Found, Outcome, PageRequest, READ_YOUR_WRITES_WAIT};
+pub use error::AppError;
