@@ -18,12 +18,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use mediation_domain::dispute::DisputeChange;
 use mediation_domain::values::{DivisionCode, Level};
-use mediation_store::{Backend, Batch, RecordedEvent, Store, StoreError};
+use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
 use sqlx::Row;
 
 use crate::runner::Projection;
 use crate::statistics::support::{
-    decode_disputes, ids_json, millis, parse_level, parse_time, sqlite_time, to_u64,
+    decode_disputes, ids_json, millis, parse_level, parse_time, to_u64,
 };
 
 /// The projection's name, under which its checkpoint is kept.
@@ -374,72 +374,52 @@ async fn load(batch: &mut Batch, ids: &[String]) -> Result<Vec<OpenCase>, StoreE
 }
 
 /// Writes the open cases and removes the ones no longer open, within the
-/// batch.
+/// batch: one statement for each.
 async fn write(
     batch: &mut Batch,
     cases: &HashMap<String, Option<OpenCase>>,
 ) -> Result<(), StoreError> {
-    let table = batch.table("caseload");
-    let upsert = |p: [&str; 7]| {
-        format!(
-            "INSERT INTO {table} (case_id, division, level, body_id, body_name, mediator, \
-             opened_at) VALUES ({}) ON CONFLICT (case_id) DO UPDATE SET \
-             division = excluded.division, level = excluded.level, body_id = excluded.body_id, \
+    let open: Vec<Vec<Cell<'_>>> = cases
+        .values()
+        .flatten()
+        .map(|c| {
+            vec![
+                Cell::Text(&c.case_id),
+                Cell::Text(c.division.as_str()),
+                Cell::Text(c.level.as_str()),
+                Cell::OptionalText(c.body_id.as_deref()),
+                Cell::OptionalText(c.body_name.as_deref()),
+                Cell::OptionalText(c.mediator.as_deref()),
+                Cell::Time(Some(c.opened_at)),
+            ]
+        })
+        .collect();
+    batch
+        .insert_rows(
+            "caseload",
+            &[
+                "case_id",
+                "division",
+                "level",
+                "body_id",
+                "body_name",
+                "mediator",
+                "opened_at",
+            ],
+            &open,
+            "ON CONFLICT (case_id) DO UPDATE SET division = excluded.division, \
+             level = excluded.level, body_id = excluded.body_id, \
              body_name = excluded.body_name, mediator = excluded.mediator, \
              opened_at = excluded.opened_at",
-            p.join(", ")
         )
-    };
-    if let Some(connection) = batch.postgres() {
-        let upsert = upsert(["$1", "$2", "$3", "$4", "$5", "$6", "$7"]);
-        let delete = format!("DELETE FROM {table} WHERE case_id = $1");
-        for (id, case) in cases {
-            match case {
-                Some(c) => {
-                    sqlx::query(&upsert)
-                        .bind(&c.case_id)
-                        .bind(c.division.as_str())
-                        .bind(c.level.as_str())
-                        .bind(&c.body_id)
-                        .bind(&c.body_name)
-                        .bind(&c.mediator)
-                        .bind(c.opened_at)
-                        .execute(&mut *connection)
-                        .await?;
-                }
-                None => {
-                    sqlx::query(&delete)
-                        .bind(id)
-                        .execute(&mut *connection)
-                        .await?;
-                }
-            }
-        }
-    } else if let Some(connection) = batch.sqlite() {
-        let upsert = upsert(["?"; 7]);
-        let delete = format!("DELETE FROM {table} WHERE case_id = ?");
-        for (id, case) in cases {
-            match case {
-                Some(c) => {
-                    sqlx::query(&upsert)
-                        .bind(&c.case_id)
-                        .bind(c.division.as_str())
-                        .bind(c.level.as_str())
-                        .bind(&c.body_id)
-                        .bind(&c.body_name)
-                        .bind(&c.mediator)
-                        .bind(sqlite_time(c.opened_at))
-                        .execute(&mut *connection)
-                        .await?;
-                }
-                None => {
-                    sqlx::query(&delete)
-                        .bind(id)
-                        .execute(&mut *connection)
-                        .await?;
-                }
-            }
-        }
-    }
+        .await?;
+    let closed: Vec<String> = cases
+        .iter()
+        .filter(|(_, c)| c.is_none())
+        .map(|(id, _)| id.clone())
+        .collect();
+    batch
+        .where_in("DELETE FROM {table}", "caseload", "case_id", &closed)
+        .await?;
     Ok(())
 }

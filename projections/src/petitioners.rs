@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use mediation_domain::petition::{Petition, PetitionChange, PetitionEvent, Petitioner};
 use mediation_domain::values::{DivisionCode, Level, Name, PetitionChannel, Text};
-use mediation_store::{Backend, Batch, RecordedEvent, Store, StoreError};
+use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -520,73 +520,47 @@ where
 }
 
 /// Inserts the received petitions and flags the earlier ones, within the
-/// batch.
+/// batch: one statement for each.
 async fn write(
     batch: &mut Batch,
     received: impl Iterator<Item = &PetitionRecord>,
     flag_earlier: &[String],
 ) -> Result<(), StoreError> {
-    let table = batch.table("petitioner_history");
+    let rows: Vec<Vec<Cell<'_>>> = received
+        .map(|r| {
+            vec![
+                Cell::Text(&r.case_id),
+                Cell::Text(&r.petitioner_key),
+                Cell::OptionalText(r.complained_unit.as_deref()),
+                Cell::Text(&r.facts_hash),
+                Cell::Text(r.division.as_str()),
+                Cell::Time(Some(r.received_at)),
+                Cell::Text(r.channel.as_str()),
+                Cell::Text(r.competent_level.as_str()),
+                Cell::OptionalText(r.visited_level.map(Level::as_str)),
+                Cell::Bool(r.skipped_level),
+                Cell::OptionalText(r.repeat_of.as_deref()),
+            ]
+        })
+        .collect();
+    let columns: Vec<&str> = RECORD.split(',').map(str::trim).collect();
     // A petition is received once; a row already there stays as it is.
-    let insert = |p: [&str; 11]| {
-        format!(
-            "INSERT INTO {table} ({RECORD}) VALUES ({}) ON CONFLICT (case_id) DO NOTHING",
-            p.join(", ")
+    batch
+        .insert_rows(
+            "petitioner_history",
+            &columns,
+            &rows,
+            "ON CONFLICT (case_id) DO NOTHING",
         )
-    };
-    if let Some(connection) = batch.postgres() {
-        let insert = insert([
-            "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11",
-        ]);
-        for r in received {
-            sqlx::query(&insert)
-                .bind(&r.case_id)
-                .bind(&r.petitioner_key)
-                .bind(&r.complained_unit)
-                .bind(&r.facts_hash)
-                .bind(r.division.as_str())
-                .bind(r.received_at)
-                .bind(r.channel.as_str())
-                .bind(r.competent_level.as_str())
-                .bind(r.visited_level.map(Level::as_str))
-                .bind(r.skipped_level)
-                .bind(&r.repeat_of)
-                .execute(&mut *connection)
-                .await?;
-        }
-        let flag = format!("UPDATE {table} SET skipped_level = true WHERE case_id = $1");
-        for id in flag_earlier {
-            sqlx::query(&flag)
-                .bind(id)
-                .execute(&mut *connection)
-                .await?;
-        }
-    } else if let Some(connection) = batch.sqlite() {
-        let insert = insert(["?"; 11]);
-        for r in received {
-            sqlx::query(&insert)
-                .bind(&r.case_id)
-                .bind(&r.petitioner_key)
-                .bind(&r.complained_unit)
-                .bind(&r.facts_hash)
-                .bind(r.division.as_str())
-                .bind(sqlite_time(r.received_at))
-                .bind(r.channel.as_str())
-                .bind(r.competent_level.as_str())
-                .bind(r.visited_level.map(Level::as_str))
-                .bind(r.skipped_level)
-                .bind(&r.repeat_of)
-                .execute(&mut *connection)
-                .await?;
-        }
-        let flag = format!("UPDATE {table} SET skipped_level = 1 WHERE case_id = ?");
-        for id in flag_earlier {
-            sqlx::query(&flag)
-                .bind(id)
-                .execute(&mut *connection)
-                .await?;
-        }
-    }
+        .await?;
+    batch
+        .where_in(
+            "UPDATE {table} SET skipped_level = true",
+            "petitioner_history",
+            "case_id",
+            flag_earlier,
+        )
+        .await?;
     Ok(())
 }
 

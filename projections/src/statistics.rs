@@ -47,11 +47,11 @@ use std::fmt;
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use mediation_domain::dispute::{DisputeChange, DisputeEvent};
 use mediation_domain::values::{DivisionCode, InvalidValue, Level};
-use mediation_store::{Backend, Batch, RecordedEvent, Store, StoreError};
+use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
 use sqlx::Row;
 
 use crate::runner::Projection;
-use support::{ids_json, parse_level, parse_time, sqlite_time, to_i64, to_u64};
+use support::{ids_json, parse_level, parse_time, to_i64, to_u64};
 
 /// The projection's name, under which its checkpoint is kept.
 pub const NAME: &str = "statistics";
@@ -684,96 +684,74 @@ async fn load_states(
     Ok(found)
 }
 
-/// Adds `counts` to the stored counters within the batch.
+/// Adds `counts` to the stored counters within the batch, in one
+/// statement.
 async fn write_counts(batch: &mut Batch, counts: &HashMap<Key, Counts>) -> Result<(), StoreError> {
     let table = batch.table("statistics");
-    let sql = |placeholders: &[String]| {
-        let add: Vec<String> = COLUMNS
-            .iter()
-            .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
-            .collect();
-        format!(
-            "INSERT INTO {table} (division, level, period, {}) VALUES ({}) \
-             ON CONFLICT (division, level, period) DO UPDATE SET {}",
-            COLUMNS.join(", "),
-            placeholders.join(", "),
-            add.join(", ")
-        )
-    };
-    let n = COLUMNS.len() + 3;
-    if let Some(connection) = batch.postgres() {
-        let sql = sql(&(1..=n).map(|i| format!("${i}")).collect::<Vec<_>>());
-        for ((division, level, period), c) in counts {
-            let mut query = sqlx::query(&sql)
-                .bind(division)
-                .bind(level.as_str())
-                .bind(period.to_string());
-            for value in c.values() {
-                query = query.bind(to_i64(value));
-            }
-            query.execute(&mut *connection).await?;
-        }
-    } else if let Some(connection) = batch.sqlite() {
-        let sql = sql(&vec!["?".to_owned(); n]);
-        for ((division, level, period), c) in counts {
-            let mut query = sqlx::query(&sql)
-                .bind(division)
-                .bind(level.as_str())
-                .bind(period.to_string());
-            for value in c.values() {
-                query = query.bind(to_i64(value));
-            }
-            query.execute(&mut *connection).await?;
-        }
-    }
-    Ok(())
+    let columns: Vec<&str> = ["division", "level", "period"]
+        .into_iter()
+        .chain(COLUMNS.iter().copied())
+        .collect();
+    let add: Vec<String> = COLUMNS
+        .iter()
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .collect();
+    let tail = format!(
+        "ON CONFLICT (division, level, period) DO UPDATE SET {}",
+        add.join(", ")
+    );
+    let keyed: Vec<(&Key, &Counts, String)> = counts
+        .iter()
+        .map(|(key, c)| (key, c, key.2.to_string()))
+        .collect();
+    let rows: Vec<Vec<Cell<'_>>> = keyed
+        .iter()
+        .map(|((division, level, _), c, period)| {
+            [
+                Cell::Text(division),
+                Cell::Text(level.as_str()),
+                Cell::Text(period),
+            ]
+            .into_iter()
+            .chain(c.values().into_iter().map(|v| Cell::Int(to_i64(v))))
+            .collect()
+        })
+        .collect();
+    batch
+        .insert_rows("statistics", &columns, &rows, &tail)
+        .await
 }
 
-/// Writes the states of the cases in `changed` within the batch.
+/// Writes the states of the cases in `changed` within the batch, in one
+/// statement.
 async fn write_states(
     batch: &mut Batch,
     states: &HashMap<String, CaseState>,
     changed: &HashSet<String>,
 ) -> Result<(), StoreError> {
-    let table = batch.table("statistics_cases");
-    let sql = |p: [&str; 5]| {
-        format!(
-            "INSERT INTO {table} (case_id, division, level, handling_due, version) \
-             VALUES ({}) ON CONFLICT (case_id) DO UPDATE SET division = excluded.division, \
+    let rows: Vec<Vec<Cell<'_>>> = changed
+        .iter()
+        .filter_map(|id| states.get(id).map(|s| (id, s)))
+        .map(|(id, state)| {
+            vec![
+                Cell::Text(id),
+                Cell::Text(&state.division),
+                Cell::Text(state.level.as_str()),
+                Cell::Time(state.handling_due),
+                Cell::Int(to_i64(state.version)),
+            ]
+        })
+        .collect();
+    batch
+        .insert_rows(
+            "statistics_cases",
+            &["case_id", "division", "level", "handling_due", "version"],
+            &rows,
+            "ON CONFLICT (case_id) DO UPDATE SET division = excluded.division, \
              level = excluded.level, handling_due = excluded.handling_due, \
              version = excluded.version",
-            p.join(", ")
         )
-    };
-    let rows = changed
-        .iter()
-        .filter_map(|id| states.get(id).map(|s| (id, s)));
-    if let Some(connection) = batch.postgres() {
-        let sql = sql(["$1", "$2", "$3", "$4", "$5"]);
-        for (id, state) in rows {
-            sqlx::query(&sql)
-                .bind(id)
-                .bind(&state.division)
-                .bind(state.level.as_str())
-                .bind(state.handling_due.map(support::millis))
-                .bind(to_i64(state.version))
-                .execute(&mut *connection)
-                .await?;
-        }
-    } else if let Some(connection) = batch.sqlite() {
-        let sql = sql(["?"; 5]);
-        for (id, state) in rows {
-            sqlx::query(&sql)
-                .bind(id)
-                .bind(&state.division)
-                .bind(state.level.as_str())
-                .bind(state.handling_due.map(sqlite_time))
-                .bind(to_i64(state.version))
-                .execute(&mut *connection)
-                .await?;
-        }
-    }
-    Ok(())
+        .await
 }
 
 /// Small things the read models of this crate share: decoding dispute
@@ -810,12 +788,8 @@ pub(crate) mod support {
         at.trunc_subsecs(3)
     }
 
-    /// `at` as SQLite stores it: UTC text to the millisecond, in the form
-    /// of SQLite's own `strftime('%Y-%m-%dT%H:%M:%fZ')`, which sorts as
-    /// text in time order.
-    pub(crate) fn sqlite_time(at: DateTime<Utc>) -> String {
-        at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-    }
+    /// `at` as SQLite stores it (the store's one definition).
+    pub(crate) use mediation_store::sqlite_time;
 
     /// An instant stored as text by [`sqlite_time`].
     pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {

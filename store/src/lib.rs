@@ -12,6 +12,7 @@ mod head;
 mod log;
 mod projection;
 mod requests;
+mod rows;
 
 pub use cases::{
     Cases, Committed, DEFAULT_CACHE_CAPACITY, Metadata, Options, RequestKey, SNAPSHOT_EVERY,
@@ -21,3 +22,4 @@ pub use db::{ACQUIRE_TIMEOUT, Backend, DEFAULT_DATABASE_URL, Probe, Store, redac
 pub use error::{CommandError, StoreError};
 pub use log::{LogFilter, LogPage, RecordedEvent};
 pub use projection::{Batch, Lease, REBUILD_SUFFIX, rebuild_checkpoint};
+pub use rows::{Cell, sqlite_time};

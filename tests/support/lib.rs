@@ -137,19 +137,6 @@ impl TestDb {
         }
     }
 
-    /// Removes what [`TestDb::sibling_url`] named, if it was created.
-    pub async fn drop_sibling(&self, suffix: &str) {
-        if let Some((admin_url, name)) = &self.postgres
-            && let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await
-        {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {name}_{suffix} WITH (FORCE)"
-            ))
-            .execute(&mut admin)
-            .await;
-        }
-    }
-
     /// Closes the store and removes the database (on PostgreSQL, the
     /// schema). A schema still locked by a connection left open is left for
     /// a later run to remove.
