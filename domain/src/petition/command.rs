@@ -83,7 +83,8 @@ pub enum PetitionAction {
     /// The receiving unit accepts the petition (Art 23); the opinion period
     /// starts.
     Accept {},
-    /// The handling period is extended, once, with approval (Art 34).
+    /// The handling period is extended, once, with approval (Art 34), while
+    /// it still runs: refused once the opinion's due time has passed.
     ExtendHandling {
         /// Calendar days added; at most the policy's extension length.
         days: u32,
@@ -104,8 +105,8 @@ pub enum PetitionAction {
         /// Why the petitioner disagrees.
         reason: Text,
     },
-    /// A hearing was held during review or re-review; its days do not count
-    /// (Art 35–36).
+    /// A hearing was held during re-review; its days do not count (Art 36).
+    /// Refused during review: Art 35 leaves no hearing time out.
     RecordHearing {
         /// Calendar days the hearing took; 1 to 90.
         days: u32,

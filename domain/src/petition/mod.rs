@@ -38,8 +38,9 @@ pub const MAX_VISIT_REPRESENTATIVES: u32 = 5;
 /// assigned petition (交办).
 pub const MAX_REPORT_DAYS: u32 = 365;
 
-/// The longest single hearing, in days, that may be left out of a review or
-/// re-review period (Art 35–36).
+/// The longest single hearing, in days, that may be left out of a re-review
+/// period (Art 36). The statute sets no such bound (DOMAIN.md names none);
+/// it is this engine's guard against a mistyped number of days.
 pub const MAX_HEARING_DAYS: u32 = 90;
 
 wire_enum!(
@@ -343,9 +344,9 @@ impl Petition {
     /// |---|---|---|
     /// | `petition_triage` (Art 22) | the petition office receives the petition | it is forwarded, assigned, diverted or not accepted; an objection sends it back to triage, where the clock resumes against the same due time (the triage deadline is not re-set) |
     /// | `petition_acceptance_notice` (Art 23) | the petition is forwarded or assigned to a unit | the unit accepts, or objects |
-    /// | `assigned_report` (交办, assigned petitions only) | the petition is assigned | the unit accepts, or objects |
+    /// | `assigned_report` (交办, assigned petitions only) | the petition is assigned | the unit reports its result (the handling opinion), or objects |
     /// | `petition_opinion` (Art 32–34) | the unit accepts | the handling opinion is issued; an extension moves the due time, not the start |
-    /// | `review` (Art 35) | the petitioner asks for review | the review opinion is issued; hearing days are paused time |
+    /// | `review` (Art 35) | the petitioner asks for review | the review opinion is issued (hearing days are paused time only in histories recorded before Art 36's re-review-only rule was applied) |
     /// | `re_review` (Art 36) | the petitioner asks for re-review | the re-review opinion is issued; hearing days are paused time |
     ///
     /// The holder is the petition's division and competent level, with the
@@ -373,7 +374,11 @@ impl Petition {
         let running = match self.status {
             S::Received => vec![(self.triage_due, case)],
             S::Routed => vec![(self.notice_due, unit.clone()), (self.report_due, unit)],
-            S::Accepted => vec![(self.opinion_due, unit)],
+            // An assigned item (交办, Art 22) is done when the unit reports
+            // its result, which is its handling opinion, not when it
+            // accepts: the report clock runs on beside the opinion clock.
+            // A forwarded item has no report deadline.
+            S::Accepted => vec![(self.opinion_due, unit.clone()), (self.report_due, unit)],
             S::UnderReview => vec![(self.review_due, case)],
             S::UnderReReview => vec![(self.re_review_due, case)],
             S::New | S::Diverted | S::NotAccepted | S::Answered | S::Reviewed | S::Final => {
@@ -616,6 +621,20 @@ impl Petition {
                     return Err(PetitionError::ExtensionTooLong { days, max });
                 }
                 let current = self.in_force(self.opinion_due, ACTION)?;
+                // Art 34 extends a handling period that is still running,
+                // by at most 30 days counted from its original due date
+                // (the one extension allowed is always of the original).
+                // That a period already run out cannot be extended is this
+                // engine's reading, not a figure of DOMAIN.md: the opinion
+                // is late from its due time on, the breach is on record
+                // (Art 44–46), and an extension granted after it would only
+                // hide it.
+                if now >= current.due {
+                    return Err(PetitionError::WindowClosed {
+                        stage: Stage::PetitionExtension,
+                        due: current.due,
+                    });
+                }
                 vec![C::HandlingExtended {
                     days,
                     reason,
@@ -645,16 +664,12 @@ impl Petition {
 
             A::RecordHearing { days } => {
                 const ACTION: &str = "record a hearing";
-                self.require(ACTION, &[S::UnderReview, S::UnderReReview])?;
+                // Art 36: hearing time is left out of the re-review period
+                // only; Art 35 leaves nothing out of a review, so a review's
+                // due date never moves for a hearing.
+                self.require(ACTION, &[S::UnderReReview])?;
                 check_days(days, MAX_HEARING_DAYS)?;
-                // Art 35–36: hearing time does not count towards the
-                // review or re-review period, so the due date moves out.
-                let running = if self.status == S::UnderReReview {
-                    self.re_review_due
-                } else {
-                    self.review_due
-                };
-                let current = self.in_force(running, ACTION)?;
+                let current = self.in_force(self.re_review_due, ACTION)?;
                 vec![C::HearingHeld {
                     days,
                     due: extend(services, current, days),

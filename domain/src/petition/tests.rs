@@ -697,6 +697,49 @@ fn an_extension_is_at_most_the_policy_length() {
 }
 
 #[test]
+fn an_extension_on_the_last_day_counts_from_the_original_due_date() {
+    // The opinion is due at the end of Wednesday 6 May; granted at 23:00
+    // that evening in Beijing, 30 days still end on Friday 5 June.
+    let last_hour = "2026-05-06T15:00:00Z";
+    framework(last_hour)
+        .given(accepted())
+        .when(cmd(extension(30)))
+        .then_expect_events(vec![event_at(last_hour, extended())]);
+}
+
+#[test]
+fn an_extension_after_the_handling_deadline_is_refused_and_the_breach_stays() {
+    // Art 34 extends a period still running; once it has run out the
+    // breach is on record and a late extension would hide it.
+    let opinion_due = due(Stage::PetitionOpinion);
+    let mut history = accepted();
+    history.push(event_at(
+        "2026-05-07T00:00:00Z",
+        C::DeadlineBreached {
+            stage: Stage::PetitionOpinion,
+            due: opinion_due.due,
+            holder: unit_holder(),
+        },
+    ));
+    framework("2026-05-08T02:00:00Z")
+        .given(history.clone())
+        .when(cmd(extension(30)))
+        .then_expect_error(PetitionError::WindowClosed {
+            stage: Stage::PetitionExtension,
+            due: opinion_due.due,
+        });
+    // Still unextended and still due when it was; the breach is not
+    // recorded again.
+    let petition = replay(history.clone());
+    assert!(!petition.extended());
+    assert_eq!(petition.opinion_due(), Some(opinion_due));
+    framework("2026-05-08T02:00:00Z")
+        .given(history)
+        .when(cmd(breach(Stage::PetitionOpinion, opinion_due.due)))
+        .then_expect_events(vec![]);
+}
+
+#[test]
 fn extending_needs_an_accepted_petition() {
     framework(T0)
         .given(answered())
@@ -784,21 +827,13 @@ fn review_needs_an_answered_petition() {
 // --- RecordHearing -----------------------------------------------------------
 
 #[test]
-fn a_hearing_during_review_moves_the_review_deadline() {
-    // Review due 1 April; a 10-day hearing moves it to Saturday 11 April,
-    // a day off, so it rolls to Monday 13 April.
+fn a_hearing_during_review_is_refused_since_only_re_review_leaves_hearing_time_out() {
+    // Art 36 leaves hearing time out of the re-review period; Art 35 leaves
+    // nothing out of a review's.
     framework(T0)
         .given(under_review())
         .when(cmd(A::RecordHearing { days: 10 }))
-        .then_expect_events(vec![event(C::HearingHeld {
-            days: 10,
-            due: Deadline {
-                stage: Stage::Review,
-                due: at("2026-04-13T16:00:00Z"),
-                last_day: day("2026-04-13"),
-                provisional: false,
-            },
-        })]);
+        .then_expect_error(not_allowed("record a hearing", PetitionStatus::UnderReview));
 }
 
 #[test]
@@ -831,14 +866,14 @@ fn a_hearing_during_re_review_moves_the_re_review_deadline() {
 fn a_hearing_lasts_between_1_and_90_days() {
     for days in [0, 91] {
         framework(T0)
-            .given(under_review())
+            .given(under_re_review())
             .when(cmd(A::RecordHearing { days }))
             .then_expect_error(PetitionError::InvalidDeadline { days, max: 90 });
     }
 }
 
 #[test]
-fn a_hearing_needs_a_review_or_re_review_under_way() {
+fn a_hearing_needs_a_re_review_under_way() {
     framework(T0)
         .given(answered())
         .when(cmd(A::RecordHearing { days: 5 }))
@@ -1064,7 +1099,56 @@ fn assigned() -> Vec<PetitionEvent> {
     history
 }
 
-/// Review due 1 April, moved by a 10-day hearing to Saturday 11 April and
+fn assigned_and_accepted() -> Vec<PetitionEvent> {
+    let mut history = assigned();
+    history.push(event(C::PetitionAccepted {
+        unit: unit(),
+        opinion_due: due(Stage::PetitionOpinion),
+        late_notice: false,
+    }));
+    history
+}
+
+fn assigned_and_answered() -> Vec<PetitionEvent> {
+    let mut history = assigned_and_accepted();
+    let (outcome, summary) = opinion(OpinionOutcome::Support);
+    history.push(event(C::OpinionIssued {
+        outcome,
+        summary,
+        review_request_due: due(Stage::ReviewRequest),
+        late: false,
+    }));
+    history
+}
+
+#[test]
+fn the_assigned_report_clock_runs_from_assignment_to_the_result_report() {
+    let report_due = replay(assigned()).report_due().unwrap();
+    let clocks = replay(assigned_and_accepted()).running_clocks();
+    let report = clocks
+        .iter()
+        .find(|c| c.stage == Stage::AssignedReport)
+        .unwrap();
+    // Started at assignment, not restarted at acceptance; owed by the unit.
+    assert_eq!(report.started_at, at(T0));
+    assert_eq!(report.deadline, report_due);
+    assert_eq!(report.holder, unit_holder());
+    // A breach of the report deadline can be recorded after acceptance.
+    framework("2026-03-24T00:00:00Z")
+        .given(assigned_and_accepted())
+        .when(cmd(breach(Stage::AssignedReport, report_due.due)))
+        .then_expect_events(vec![event_at(
+            "2026-03-24T00:00:00Z",
+            C::DeadlineBreached {
+                stage: Stage::AssignedReport,
+                due: report_due.due,
+                holder: unit_holder(),
+            },
+        )]);
+}
+
+/// A hearing stored during a review, as histories recorded before the
+/// re-review-only rule (Art 36) hold: review due 1 April, moved by a 10-day hearing to Saturday 11 April and
 /// rolled to Monday 13 April.
 fn hearing_10_days() -> PetitionChange {
     C::HearingHeld {
@@ -1107,6 +1191,14 @@ fn clocks_run_for_what_the_holder_owes_in_each_status() {
         ("objected", objected, vec![S::PetitionTriage]),
         ("diverted", diverted, vec![]),
         ("accepted", accepted(), vec![S::PetitionOpinion]),
+        // An assigned item is done at its result report (the opinion),
+        // not at acceptance.
+        (
+            "assigned and accepted",
+            assigned_and_accepted(),
+            vec![S::PetitionOpinion, S::AssignedReport],
+        ),
+        ("assigned and answered", assigned_and_answered(), vec![]),
         ("extended", extended_history, vec![S::PetitionOpinion]),
         // The review request window is the petitioner's, not an obligation.
         ("answered", answered(), vec![]),
@@ -1171,7 +1263,7 @@ fn an_extension_moves_the_opinion_due_time_but_not_its_start() {
 }
 
 #[test]
-fn a_hearing_pauses_the_review_clock() {
+fn a_stored_hearing_still_pauses_the_review_clock() {
     let mut history = under_review();
     history.push(event(hearing_10_days()));
     let clocks = replay(history.clone()).running_clocks();
