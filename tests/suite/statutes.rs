@@ -1,25 +1,30 @@
 //! The rules of 信访工作条例 (2022) as the read models must show them,
 //! through the real store and the case projection on each backend: a
-//! breached clock stays breached whatever re-times it after (Art 44–46).
+//! breached clock stays breached whatever re-times it after (Art 44–46),
+//! and the review window starts from the reply's delivery (Art 35).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use mediation_domain::petition::{
-    OpinionOutcome, Petition, PetitionAction, PetitionCommand, Petitioner,
+    DeliveryMethod, OpinionOutcome, Petition, PetitionAction, PetitionCommand, PetitionStatus,
+    Petitioner, Reply,
 };
 use mediation_domain::policy::Stage;
 use mediation_domain::services::{ManualClock, Services};
 use mediation_domain::values::{Actor, DivisionCode, Level, Name, PetitionChannel, Text};
-use mediation_projections::case_index::CaseIndex;
+use mediation_projections::case_index::{self, CaseIndex, IndexQuery};
 use mediation_projections::runner::{self, Projection};
 use mediation_projections::sla::{self, ClockBreach, ClockQuery, ClockRow};
 use mediation_store::{Cases, Store};
 use mediation_tests::TestDb;
 
-on_both_backends!(a_breached_clock_stays_breached_after_a_hearing_re_times_it);
+on_both_backends!(
+    a_breached_clock_stays_breached_after_a_hearing_re_times_it,
+    the_review_window_starts_when_the_opinion_is_delivered,
+);
 
 /// Monday 2 March 2026, 10:00 in Beijing: day 0 of every scenario.
 const T0: &str = "2026-03-02T02:00:00Z";
@@ -243,4 +248,91 @@ async fn a_breached_clock_stays_breached_after_a_hearing_re_times_it(db: &TestDb
     let bodies = sla::breaches_by_body(store, None, day(0)).await.unwrap();
     let counted = bodies.iter().find(|b| b.body.is_none()).unwrap();
     assert_eq!((counted.breached, counted.running), (1, 0), "{bodies:?}");
+}
+
+/// The petition `id` as the case index holds it.
+async fn indexed(store: &Store, id: &str) -> Petition {
+    let rows = case_index::list(
+        store,
+        &IndexQuery {
+            aggregate_type: "Petition".to_owned(),
+            limit: 100,
+            ..IndexQuery::default()
+        },
+    )
+    .await
+    .unwrap();
+    let row = rows.into_iter().find(|r| r.case_id == id).unwrap();
+    case_index::decode(id, row.state).unwrap()
+}
+
+async fn the_review_window_starts_when_the_opinion_is_delivered(db: &TestDb) {
+    let store = &db.store;
+    let mut desk = Desk::new(store);
+    let steps = [
+        receive(),
+        PetitionAction::Forward {
+            to_unit: name("Donghu Subdistrict Office"),
+        },
+        PetitionAction::Accept {},
+        PetitionAction::IssueOpinion {
+            outcome: OpinionOutcome::NotSupport,
+            summary: opinion(OpinionOutcome::NotSupport),
+        },
+    ];
+    for action in steps {
+        desk.run(1, "p2", action).await;
+    }
+    desk.project(store).await;
+    // Issued, not delivered: the window has not started.
+    let answered = indexed(store, "p2").await;
+    assert_eq!(answered.status(), PetitionStatus::Answered);
+    assert_eq!(answered.review_request_due(), None);
+
+    // The post brings the receipt back on day 14: received on day 11.
+    let received_on = NaiveDate::from_ymd_opt(2026, 3, 13).unwrap();
+    desk.run(
+        14,
+        "p2",
+        PetitionAction::RecordDelivery {
+            reply: Reply::Opinion,
+            delivered_on: received_on,
+            method: DeliveryMethod::Post,
+        },
+    )
+    .await;
+    desk.project(store).await;
+    let delivered = indexed(store, "p2").await;
+    let window = delivered.review_request_due().unwrap();
+    // 30 days from 13 March: Sunday 12 April, a day off, so Monday 13 April.
+    assert_eq!(
+        window.last_day,
+        NaiveDate::from_ymd_opt(2026, 4, 13).unwrap()
+    );
+    assert_eq!(
+        delivered.delivery(Reply::Opinion).map(|d| d.method),
+        Some(DeliveryMethod::Post)
+    );
+    // No clock runs while the petitioner may ask: the window is theirs.
+    assert!(clocks_of(store, "p2", "review_request").await.is_empty());
+
+    // Day 38 is 37 days after the opinion and inside the window.
+    desk.run(
+        38,
+        "p2",
+        PetitionAction::RequestReview {
+            reason: text("The lane is blocked every evening."),
+        },
+    )
+    .await;
+    desk.project(store).await;
+    let [review] = &clocks_of(store, "p2", "review").await[..] else {
+        panic!("the review clock starts at the request");
+    };
+    assert_eq!(review.started_at, day(38));
+    assert_eq!(review.status, "running");
+    assert_eq!(
+        indexed(store, "p2").await.status(),
+        PetitionStatus::UnderReview
+    );
 }

@@ -2,10 +2,10 @@
 //! value; the aggregate checks only what depends on its state, the time and
 //! the policy.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{OpinionOutcome, Petitioner};
+use super::{DeliveryMethod, OpinionOutcome, Petitioner, Reply};
 use crate::policy::Stage;
 use crate::values::{
     Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
@@ -100,7 +100,22 @@ pub enum PetitionAction {
         /// The opinion in brief.
         summary: Text,
     },
-    /// The petitioner asks for review (复查) within the window (Art 35).
+    /// Records that a written reply reached the petitioner (送达). The
+    /// review and re-review windows run from the day it was received
+    /// (Art 35–36), so a reply delayed in the post leaves the petitioner
+    /// the whole 30 days. Allowed once per reply, once it is issued; the
+    /// day may be neither before the reply was issued nor after today.
+    RecordDelivery {
+        /// Which reply.
+        reply: Reply,
+        /// The local day the petitioner received it.
+        delivered_on: NaiveDate,
+        /// How it reached them.
+        method: DeliveryMethod,
+    },
+    /// The petitioner asks for review (复查) within the window (Art 35),
+    /// which runs from the opinion's delivery; a request before the
+    /// delivery is recorded cannot be late.
     RequestReview {
         /// Why the petitioner disagrees.
         reason: Text,
@@ -132,7 +147,8 @@ pub enum PetitionAction {
         summary: Text,
     },
     /// Records finality once the review or re-review window has lapsed
-    /// unused (Art 37).
+    /// unused (Art 37). Refused while the reply's delivery is unrecorded,
+    /// since the window has then not started.
     Finalise {},
     /// A timer found that a running clock has reached a warning threshold.
     /// Allowed while some clock can run (received, routed, accepted, under

@@ -17,7 +17,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use chrono::{DateTime, Duration, TimeDelta, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeDelta, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
@@ -117,6 +117,41 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// A written reply the petitioner receives, whose delivery (送达) is
+    /// recorded.
+    Reply, "reply" {
+        /// The handling opinion (Art 32).
+        Opinion = "opinion",
+        /// The review opinion (Art 35).
+        ReviewOpinion = "review_opinion",
+        /// The re-review opinion (Art 36).
+        ReReviewOpinion = "re_review_opinion",
+    }
+);
+
+wire_enum!(
+    /// How a written reply reached the petitioner (送达).
+    DeliveryMethod, "method" {
+        /// Handed to the petitioner.
+        InPerson = "in_person",
+        /// Sent by post.
+        Post = "post",
+        /// Sent electronically.
+        Electronic = "electronic",
+    }
+);
+
+/// When and how a written reply reached the petitioner. The review and
+/// re-review windows run from this day (自收到书面答复之日起, Art 35–36).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The local day the petitioner received the reply.
+    pub delivered_on: NaiveDate,
+    /// How it reached them.
+    pub method: DeliveryMethod,
+}
+
+wire_enum!(
     /// Why a petition became final (Art 36–37).
     FinalBasis, "final_basis" {
         /// The re-review opinion was issued (Art 36).
@@ -164,6 +199,10 @@ pub struct Petition {
     re_review_outcome: Option<OpinionOutcome>,
     finalised_at: Option<DateTime<Utc>>,
     final_basis: Option<FinalBasis>,
+    // When each written reply was issued and when and how it reached the
+    // petitioner, so that a delivery is checked against its reply.
+    replies_issued: BTreeMap<Reply, DateTime<Utc>>,
+    deliveries: BTreeMap<Reply, Delivery>,
     // When each stage's clock last started (the event that opened it), so
     // that a running clock knows its start; the deadlines say only the end.
     clock_starts: BTreeMap<Stage, DateTime<Utc>>,
@@ -295,7 +334,10 @@ impl Petition {
         self.opinion_outcome
     }
 
-    /// Until when the petitioner may ask for review (Art 35).
+    /// Until when the petitioner may ask for review: 30 days from the day
+    /// the opinion was delivered (Art 35). `None` until the delivery is
+    /// recorded: the window has not started. (Histories recorded before
+    /// deliveries were counted the window from the opinion's issue.)
     pub fn review_request_due(&self) -> Option<Deadline> {
         self.review_request_due
     }
@@ -310,7 +352,8 @@ impl Petition {
         self.review_outcome
     }
 
-    /// Until when the petitioner may ask for re-review (Art 36).
+    /// Until when the petitioner may ask for re-review: 30 days from the
+    /// day the review opinion was delivered (Art 36); `None` until then.
     pub fn re_review_request_due(&self) -> Option<Deadline> {
         self.re_review_request_due
     }
@@ -323,6 +366,11 @@ impl Petition {
     /// What the re-review opinion decided.
     pub fn re_review_outcome(&self) -> Option<OpinionOutcome> {
         self.re_review_outcome
+    }
+
+    /// When and how `reply` reached the petitioner, once recorded.
+    pub fn delivery(&self, reply: Reply) -> Option<Delivery> {
+        self.deliveries.get(&reply).copied()
     }
 
     /// When the petition became final.
@@ -648,13 +696,18 @@ impl Petition {
                 vec![C::OpinionIssued {
                     outcome,
                     summary,
-                    review_request_due: services.deadline(Stage::ReviewRequest, now),
+                    // Art 35: the review window runs from the day the
+                    // petitioner receives the opinion; it opens with the
+                    // delivery, not here.
+                    review_request_due: None,
                     late: is_past(self.opinion_due, now),
                 }]
             }
 
             A::RequestReview { reason } => {
                 self.require("request review", &[S::Answered])?;
+                // Before the opinion's delivery is recorded its window has
+                // not started, so a request cannot be late.
                 check_open(self.review_request_due, now)?;
                 vec![C::ReviewRequested {
                     reason,
@@ -681,13 +734,15 @@ impl Petition {
                 vec![C::ReviewOpinionIssued {
                     outcome,
                     summary,
-                    re_review_request_due: services.deadline(Stage::ReReviewRequest, now),
+                    // Art 36: the re-review window too runs from delivery.
+                    re_review_request_due: None,
                     late: is_past(self.review_due, now),
                 }]
             }
 
             A::RequestReReview { reason } => {
                 self.require("request re-review", &[S::Reviewed])?;
+                // As for review: not late before the delivery is recorded.
                 check_open(self.re_review_request_due, now)?;
                 vec![C::ReReviewRequested {
                     reason,
@@ -724,7 +779,11 @@ impl Petition {
                         });
                     }
                 };
-                let window = self.in_force(window, ACTION)?;
+                // The window starts only with the reply's delivery
+                // (Art 35–36); until then it cannot have lapsed.
+                let Some(window) = window else {
+                    return Err(self.not_allowed("finalise before the reply is delivered"));
+                };
                 if now < window.due {
                     return Err(PetitionError::WindowStillOpen {
                         stage: window.stage,
@@ -732,6 +791,50 @@ impl Petition {
                     });
                 }
                 vec![C::PetitionFinalised { basis }]
+            }
+
+            A::RecordDelivery {
+                reply,
+                delivered_on,
+                method,
+            } => {
+                let Some(issued_at) = self.replies_issued.get(&reply) else {
+                    return Err(self.not_allowed("record the delivery of a reply not yet issued"));
+                };
+                if self.deliveries.contains_key(&reply) {
+                    return Err(self.not_allowed("record a second delivery of the same reply"));
+                }
+                let issued_on = issued_at
+                    .with_timezone(&services.policy().timezone())
+                    .date_naive();
+                if delivered_on < issued_on {
+                    return Err(
+                        self.not_allowed("record a delivery dated before the reply was issued")
+                    );
+                }
+                if delivered_on > services.today() {
+                    return Err(self.not_allowed("record a delivery dated after today"));
+                }
+                // Art 35–36: 30 days "自收到书面答复之日起", from the day the
+                // petitioner received the written reply, however long the
+                // post took. A window opens only while the petitioner can
+                // still use it: not after the request was made, and never
+                // after the re-review opinion, which is final (Art 36).
+                let request_due = match (reply, self.status) {
+                    (Reply::Opinion, S::Answered) => {
+                        Some(services.deadline_on(Stage::ReviewRequest, delivered_on))
+                    }
+                    (Reply::ReviewOpinion, S::Reviewed) => {
+                        Some(services.deadline_on(Stage::ReReviewRequest, delivered_on))
+                    }
+                    _ => None,
+                };
+                vec![C::ReplyDelivered {
+                    reply,
+                    delivered_on,
+                    method,
+                    request_due,
+                }]
             }
 
             A::RecordDeadlineWarning {
@@ -874,7 +977,8 @@ fn extend(services: &Services, current: Deadline, days: u32) -> Deadline {
 // snapshots of another revision are then ignored and cases replayed.
 impl crate::SnapshotRevision for Petition {
     // 2: clock starts, paused hearing days and recorded deadline marks.
-    const SNAPSHOT_REVISION: u32 = 2;
+    // 3: replies issued and delivered; request windows from delivery.
+    const SNAPSHOT_REVISION: u32 = 3;
 }
 
 impl Aggregate for Petition {
@@ -974,7 +1078,8 @@ impl Aggregate for Petition {
             } => {
                 self.status = S::Answered;
                 self.opinion_outcome = Some(outcome);
-                self.review_request_due = Some(review_request_due);
+                self.replies_issued.insert(Reply::Opinion, at);
+                self.review_request_due = review_request_due;
             }
             C::ReviewRequested { review_due, .. } => {
                 self.status = S::UnderReview;
@@ -999,7 +1104,8 @@ impl Aggregate for Petition {
             } => {
                 self.status = S::Reviewed;
                 self.review_outcome = Some(outcome);
-                self.re_review_request_due = Some(re_review_request_due);
+                self.replies_issued.insert(Reply::ReviewOpinion, at);
+                self.re_review_request_due = re_review_request_due;
             }
             C::ReReviewRequested { re_review_due, .. } => {
                 self.status = S::UnderReReview;
@@ -1009,6 +1115,26 @@ impl Aggregate for Petition {
             }
             C::ReReviewOpinionIssued { outcome, .. } => {
                 self.re_review_outcome = Some(outcome);
+                self.replies_issued.insert(Reply::ReReviewOpinion, at);
+            }
+            C::ReplyDelivered {
+                reply,
+                delivered_on,
+                method,
+                request_due,
+            } => {
+                self.deliveries.insert(
+                    reply,
+                    Delivery {
+                        delivered_on,
+                        method,
+                    },
+                );
+                match (reply, request_due) {
+                    (Reply::Opinion, Some(due)) => self.review_request_due = Some(due),
+                    (Reply::ReviewOpinion, Some(due)) => self.re_review_request_due = Some(due),
+                    _ => {}
+                }
             }
             C::PetitionFinalised { basis } => {
                 self.status = S::Final;

@@ -158,10 +158,24 @@ fn answered() -> Vec<PetitionEvent> {
     history.push(event(C::OpinionIssued {
         outcome,
         summary,
-        review_request_due: due(Stage::ReviewRequest),
+        review_request_due: None,
         late: false,
     }));
+    history.push(event(delivered(
+        Reply::Opinion,
+        Some(due(Stage::ReviewRequest)),
+    )));
     history
+}
+
+/// `reply` handed to the petitioner on the day of T0, opening `request_due`.
+fn delivered(reply: Reply, request_due: Option<Deadline>) -> PetitionChange {
+    C::ReplyDelivered {
+        reply,
+        delivered_on: day("2026-03-02"),
+        method: DeliveryMethod::InPerson,
+        request_due,
+    }
 }
 
 fn under_review() -> Vec<PetitionEvent> {
@@ -179,9 +193,13 @@ fn reviewed() -> Vec<PetitionEvent> {
     history.push(event(C::ReviewOpinionIssued {
         outcome,
         summary,
-        re_review_request_due: due(Stage::ReReviewRequest),
+        re_review_request_due: None,
         late: false,
     }));
+    history.push(event(delivered(
+        Reply::ReviewOpinion,
+        Some(due(Stage::ReReviewRequest)),
+    )));
     history
 }
 
@@ -750,12 +768,16 @@ fn extending_needs_an_accepted_petition() {
 // --- IssueOpinion ------------------------------------------------------------
 
 #[test]
-fn the_opinion_opens_the_review_request_window() {
+fn the_opinion_opens_no_review_window_until_it_is_delivered() {
     let (outcome, summary) = opinion(OpinionOutcome::Explain);
+    let issued = answered()[3..4].to_vec();
     framework(T0)
         .given(accepted())
         .when(cmd(A::IssueOpinion { outcome, summary }))
-        .then_expect_events(answered()[3..].to_vec());
+        .then_expect_events(issued.clone());
+    let petition = replay(accepted().into_iter().chain(issued).collect());
+    assert_eq!(petition.status(), PetitionStatus::Answered);
+    assert_eq!(petition.review_request_due(), None);
 }
 
 #[test]
@@ -773,7 +795,7 @@ fn an_opinion_after_its_deadline_is_recorded_as_late() {
             C::OpinionIssued {
                 outcome,
                 summary,
-                review_request_due: services_at(now).deadline(Stage::ReviewRequest, at(now)),
+                review_request_due: None,
                 late: true,
             },
         )]);
@@ -797,7 +819,7 @@ fn requesting_review_opens_the_review_period() {
         .when(cmd(A::RequestReview {
             reason: text("The square is too far away."),
         }))
-        .then_expect_events(under_review()[4..].to_vec());
+        .then_expect_events(under_review()[5..].to_vec());
 }
 
 #[test]
@@ -822,6 +844,303 @@ fn review_needs_an_answered_petition() {
             reason: text("Too slow."),
         }))
         .then_expect_error(not_allowed("request review", PetitionStatus::Accepted));
+}
+
+// --- RecordDelivery ----------------------------------------------------------
+
+/// The opinion issued at T0, not yet delivered.
+fn undelivered() -> Vec<PetitionEvent> {
+    answered()[..4].to_vec()
+}
+
+fn deliver(reply: Reply, delivered_on: &str, method: DeliveryMethod) -> PetitionAction {
+    A::RecordDelivery {
+        reply,
+        delivered_on: day(delivered_on),
+        method,
+    }
+}
+
+/// The opinion issued at T0 and received by post on Thursday 12 March.
+fn delivered_by_post() -> Vec<PetitionEvent> {
+    let mut history = undelivered();
+    history.push(event_at(
+        "2026-03-14T02:00:00Z",
+        C::ReplyDelivered {
+            reply: Reply::Opinion,
+            delivered_on: day("2026-03-12"),
+            method: DeliveryMethod::Post,
+            request_due: Some(services_at(T0).deadline_on(Stage::ReviewRequest, day("2026-03-12"))),
+        },
+    ));
+    history
+}
+
+#[test]
+fn the_review_window_runs_30_days_from_the_day_the_opinion_was_received() {
+    // Art 35: 自收到书面答复之日起. Received 12 March by post: 30 days end on
+    // Saturday 11 April, a day off, so the window runs to Monday 13 April.
+    framework("2026-03-14T02:00:00Z")
+        .given(undelivered())
+        .when(cmd(deliver(
+            Reply::Opinion,
+            "2026-03-12",
+            DeliveryMethod::Post,
+        )))
+        .then_expect_events(delivered_by_post()[4..].to_vec());
+    let petition = replay(delivered_by_post());
+    let window = petition.review_request_due().unwrap();
+    assert_eq!(window.stage, Stage::ReviewRequest);
+    assert_eq!(window.last_day, day("2026-04-13"));
+    assert_eq!(
+        petition.delivery(Reply::Opinion),
+        Some(Delivery {
+            delivered_on: day("2026-03-12"),
+            method: DeliveryMethod::Post,
+        })
+    );
+}
+
+#[test]
+fn a_review_request_after_a_postal_delay_is_accepted_within_30_days_of_delivery() {
+    // 8 April is 37 days after the opinion was issued but 27 after it was
+    // received.
+    let now = "2026-04-08T02:00:00Z";
+    framework(now)
+        .given(delivered_by_post())
+        .when(cmd(A::RequestReview {
+            reason: text("The square is too far away."),
+        }))
+        .then_expect_events(vec![event_at(
+            now,
+            C::ReviewRequested {
+                reason: text("The square is too far away."),
+                review_due: services_at(now).deadline(Stage::Review, at(now)),
+            },
+        )]);
+}
+
+#[test]
+fn a_review_request_after_30_days_from_delivery_is_refused() {
+    let window = replay(delivered_by_post()).review_request_due().unwrap();
+    framework("2026-04-13T16:00:00Z")
+        .given(delivered_by_post())
+        .when(cmd(A::RequestReview {
+            reason: text("Late."),
+        }))
+        .then_expect_error(PetitionError::WindowClosed {
+            stage: Stage::ReviewRequest,
+            due: window.due,
+        });
+}
+
+#[test]
+fn a_review_request_before_the_delivery_is_recorded_is_not_late() {
+    // The window has not started, so it cannot have closed.
+    let now = "2026-06-01T02:00:00Z";
+    framework(now)
+        .given(undelivered())
+        .when(cmd(A::RequestReview {
+            reason: text("The square is too far away."),
+        }))
+        .then_expect_events(vec![event_at(
+            now,
+            C::ReviewRequested {
+                reason: text("The square is too far away."),
+                review_due: services_at(now).deadline(Stage::Review, at(now)),
+            },
+        )]);
+}
+
+#[test]
+fn an_undelivered_opinion_is_not_made_final() {
+    framework("2026-12-01T02:00:00Z")
+        .given(undelivered())
+        .when(cmd(A::Finalise {}))
+        .then_expect_error(not_allowed(
+            "finalise before the reply is delivered",
+            PetitionStatus::Answered,
+        ));
+}
+
+#[test]
+fn the_review_window_lapses_30_days_after_delivery_not_after_issue() {
+    // Open on 2 April, when a window counted from the issue would have
+    // closed; lapsed after 13 April.
+    let window = replay(delivered_by_post()).review_request_due().unwrap();
+    framework("2026-04-02T02:00:00Z")
+        .given(delivered_by_post())
+        .when(cmd(A::Finalise {}))
+        .then_expect_error(PetitionError::WindowStillOpen {
+            stage: Stage::ReviewRequest,
+            due: window.due,
+        });
+    framework("2026-04-14T02:00:00Z")
+        .given(delivered_by_post())
+        .when(cmd(A::Finalise {}))
+        .then_expect_events(vec![event_at(
+            "2026-04-14T02:00:00Z",
+            C::PetitionFinalised {
+                basis: FinalBasis::ReviewWindowLapsed,
+            },
+        )]);
+}
+
+#[test]
+fn the_review_opinions_delivery_opens_the_re_review_window() {
+    // Art 36: the re-review window too runs from delivery.
+    let mut history = under_review();
+    history.extend(reviewed()[6..7].to_vec());
+    let now = "2026-03-20T02:00:00Z";
+    framework(now)
+        .given(history)
+        .when(cmd(deliver(
+            Reply::ReviewOpinion,
+            "2026-03-19",
+            DeliveryMethod::Electronic,
+        )))
+        .then_expect_events(vec![event_at(
+            now,
+            C::ReplyDelivered {
+                reply: Reply::ReviewOpinion,
+                delivered_on: day("2026-03-19"),
+                method: DeliveryMethod::Electronic,
+                request_due: Some(
+                    services_at(now).deadline_on(Stage::ReReviewRequest, day("2026-03-19")),
+                ),
+            },
+        )]);
+}
+
+#[test]
+fn the_final_re_review_opinions_delivery_opens_no_window() {
+    let mut history = under_re_review();
+    let (outcome, summary) = opinion(OpinionOutcome::Support);
+    history.push(event(C::ReReviewOpinionIssued {
+        outcome,
+        summary,
+        late: false,
+    }));
+    history.push(event(C::PetitionFinalised {
+        basis: FinalBasis::ReReviewed,
+    }));
+    framework(T0)
+        .given(history)
+        .when(cmd(deliver(
+            Reply::ReReviewOpinion,
+            "2026-03-02",
+            DeliveryMethod::InPerson,
+        )))
+        .then_expect_events(vec![event(delivered(Reply::ReReviewOpinion, None))]);
+}
+
+#[test]
+fn a_reply_not_yet_issued_cannot_be_delivered() {
+    framework(T0)
+        .given(accepted())
+        .when(cmd(deliver(
+            Reply::Opinion,
+            "2026-03-02",
+            DeliveryMethod::InPerson,
+        )))
+        .then_expect_error(not_allowed(
+            "record the delivery of a reply not yet issued",
+            PetitionStatus::Accepted,
+        ));
+    framework(T0)
+        .given(answered())
+        .when(cmd(deliver(
+            Reply::ReviewOpinion,
+            "2026-03-02",
+            DeliveryMethod::InPerson,
+        )))
+        .then_expect_error(not_allowed(
+            "record the delivery of a reply not yet issued",
+            PetitionStatus::Answered,
+        ));
+}
+
+#[test]
+fn a_reply_is_delivered_once() {
+    framework("2026-03-20T02:00:00Z")
+        .given(delivered_by_post())
+        .when(cmd(deliver(
+            Reply::Opinion,
+            "2026-03-19",
+            DeliveryMethod::InPerson,
+        )))
+        .then_expect_error(not_allowed(
+            "record a second delivery of the same reply",
+            PetitionStatus::Answered,
+        ));
+}
+
+#[test]
+fn a_delivery_is_dated_between_the_reply_and_today() {
+    // The opinion was issued on 2 March; today is 14 March in Beijing.
+    for (delivered_on, action) in [
+        (
+            "2026-03-01",
+            "record a delivery dated before the reply was issued",
+        ),
+        ("2026-03-15", "record a delivery dated after today"),
+    ] {
+        framework("2026-03-14T02:00:00Z")
+            .given(undelivered())
+            .when(cmd(deliver(
+                Reply::Opinion,
+                delivered_on,
+                DeliveryMethod::Post,
+            )))
+            .then_expect_error(not_allowed(action, PetitionStatus::Answered));
+    }
+}
+
+#[test]
+fn an_opinion_stored_before_deliveries_were_recorded_still_replays() {
+    // The shape OpinionIssued had when its window ran from the issue.
+    let stored = serde_json::json!({
+        "at": T0,
+        "by": serde_json::to_value(officer()).unwrap(),
+        "change": {"OpinionIssued": {
+            "outcome": "explain",
+            "summary": "The stalls will move to the market square.",
+            "review_request_due": {
+                "stage": "review_request",
+                "due": "2026-04-01T16:00:00Z",
+                "last_day": "2026-04-01",
+                "provisional": false
+            },
+            "late": false
+        }}
+    });
+    let event: PetitionEvent = serde_json::from_value(stored).unwrap();
+    let mut history = accepted();
+    history.push(event);
+    let petition = replay(history.clone());
+    // Its window stands as stored: counted from the issue.
+    assert_eq!(
+        petition.review_request_due(),
+        Some(due(Stage::ReviewRequest))
+    );
+    framework("2026-04-01T16:00:00Z")
+        .given(history.clone())
+        .when(cmd(A::Finalise {}))
+        .then_expect_events(vec![event_at(
+            "2026-04-01T16:00:00Z",
+            C::PetitionFinalised {
+                basis: FinalBasis::ReviewWindowLapsed,
+            },
+        )]);
+    // A delivery recorded now re-times it from the day received.
+    framework("2026-03-14T02:00:00Z")
+        .given(history)
+        .when(cmd(deliver(
+            Reply::Opinion,
+            "2026-03-12",
+            DeliveryMethod::Post,
+        )))
+        .then_expect_events(delivered_by_post()[4..].to_vec());
 }
 
 // --- RecordHearing -----------------------------------------------------------
@@ -888,7 +1207,7 @@ fn the_review_opinion_opens_the_re_review_request_window() {
     framework(T0)
         .given(under_review())
         .when(cmd(A::IssueReviewOpinion { outcome, summary }))
-        .then_expect_events(reviewed()[5..].to_vec());
+        .then_expect_events(reviewed()[6..7].to_vec());
 }
 
 #[test]
@@ -912,7 +1231,7 @@ fn requesting_re_review_opens_the_re_review_period() {
         .when(cmd(A::RequestReReview {
             reason: text("The review ignored the noise."),
         }))
-        .then_expect_events(under_re_review()[6..].to_vec());
+        .then_expect_events(under_re_review()[8..].to_vec());
 }
 
 #[test]
@@ -1115,7 +1434,7 @@ fn assigned_and_answered() -> Vec<PetitionEvent> {
     history.push(event(C::OpinionIssued {
         outcome,
         summary,
-        review_request_due: due(Stage::ReviewRequest),
+        review_request_due: None,
         late: false,
     }));
     history
@@ -1306,7 +1625,7 @@ fn hearings_pause_only_the_period_they_were_held_in() {
     history.push(event(C::ReviewOpinionIssued {
         outcome,
         summary,
-        re_review_request_due: due(Stage::ReReviewRequest),
+        re_review_request_due: Some(due(Stage::ReReviewRequest)),
         late: false,
     }));
     history.push(event(C::ReReviewRequested {
