@@ -42,11 +42,21 @@ pub enum PetitionAction {
         competent_level: Level,
         /// The level an in-person visit went to; required for visits.
         visited_level: Option<Level>,
-        /// How many representatives came; 1 to 5 for a visit (Art 18).
+        /// How many representatives came; 1 to 5 for a visit (Art 20). A
+        /// larger group registers its representatives here and its
+        /// headcount with [`PetitionAction::RecordGroupHeadcount`].
         representatives: u32,
         /// An earlier petition on the same facts, if the registrar found
         /// one; refused if that one is final (Art 37).
         repeat_of: Option<CaseId>,
+    },
+    /// Records how many people came with a group visit (集体访): any
+    /// number, of whom the representatives (at most five, Art 20) were
+    /// named at receipt. Allowed on a visit awaiting triage; the headcount
+    /// may not be below the representatives.
+    RecordGroupHeadcount {
+        /// How many people came, representatives included.
+        headcount: u32,
     },
     /// Triage: forward (转送) to the competent unit (Art 22).
     Forward {

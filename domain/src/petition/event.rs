@@ -60,6 +60,12 @@ pub enum PetitionChange {
         /// The level visited.
         visited_level: Level,
     },
+    /// A group visit's headcount was recorded (集体访, Art 20): how many
+    /// came, representatives included.
+    GroupHeadcountRecorded {
+        /// How many people came.
+        headcount: u32,
+    },
     /// The petition was forwarded (转送) to a unit (Art 22).
     PetitionForwarded {
         /// The receiving unit.
@@ -241,6 +247,7 @@ impl PetitionChange {
         match self {
             Self::PetitionReceived { .. } => "PetitionReceived",
             Self::SkippedLevelVisitRecorded { .. } => "SkippedLevelVisitRecorded",
+            Self::GroupHeadcountRecorded { .. } => "GroupHeadcountRecorded",
             Self::PetitionForwarded { .. } => "PetitionForwarded",
             Self::PetitionAssigned { .. } => "PetitionAssigned",
             Self::PetitionDiverted { .. } => "PetitionDiverted",

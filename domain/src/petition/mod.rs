@@ -31,7 +31,9 @@ use crate::services::{Finality, RecordsUnavailable, Services};
 use crate::sla::{self, DeadlineMark, Holder, RunningClock, Threshold, TimerRefusal};
 use crate::values::{CaseId, DivisionCode, Level, Name, PetitionChannel, Text};
 
-/// The most representatives a group visit may send (Art 18).
+/// The most representatives a group visit may send (Art 20). The group
+/// itself may be of any size: its headcount is recorded apart
+/// ([`PetitionAction::RecordGroupHeadcount`]), never refused.
 pub const MAX_VISIT_REPRESENTATIVES: u32 = 5;
 
 /// The longest period, in days, a unit may be given to report on an
@@ -181,6 +183,7 @@ pub struct Petition {
     competent_level: Option<Level>,
     visited_level: Option<Level>,
     representatives: u32,
+    headcount: Option<u32>,
     skipped_level: bool,
     repeat_of: Option<CaseId>,
     triage_due: Option<Deadline>,
@@ -280,6 +283,12 @@ impl Petition {
     /// How many representatives a visit sent.
     pub fn representatives(&self) -> u32 {
         self.representatives
+    }
+
+    /// How many people came with a group visit (集体访), once recorded;
+    /// at least the representatives.
+    pub fn headcount(&self) -> Option<u32> {
+        self.headcount
     }
 
     /// Whether a visit skipped a level (越级, Art 20).
@@ -547,7 +556,8 @@ impl Petition {
                     if visited_level.is_none() {
                         return Err(PetitionError::MissingVisitedLevel);
                     }
-                    // Art 18: a group visit sends at most five representatives.
+                    // Art 20: a group visit sends at most five representatives;
+                    // the group's size is recorded apart and never refused.
                     if representatives == 0 {
                         return Err(PetitionError::NoRepresentatives);
                     }
@@ -837,6 +847,21 @@ impl Petition {
                 }]
             }
 
+            A::RecordGroupHeadcount { headcount } => {
+                // Art 20: a group visit of any size is taken in; only its
+                // representatives are limited, to five, at receipt.
+                self.require("record a group's headcount", &[S::Received])?;
+                if self.channel != Some(PetitionChannel::Visit) {
+                    return Err(self.not_allowed("record a group's headcount for a non-visit"));
+                }
+                if headcount < self.representatives {
+                    return Err(
+                        self.not_allowed("record a headcount below the number of representatives")
+                    );
+                }
+                vec![C::GroupHeadcountRecorded { headcount }]
+            }
+
             A::RecordDeadlineWarning {
                 stage,
                 threshold_percent,
@@ -977,7 +1002,8 @@ fn extend(services: &Services, current: Deadline, days: u32) -> Deadline {
 // snapshots of another revision are then ignored and cases replayed.
 impl crate::SnapshotRevision for Petition {
     // 2: clock starts, paused hearing days and recorded deadline marks.
-    // 3: replies issued and delivered; request windows from delivery.
+    // 3: replies issued and delivered; request windows from delivery; a
+    // group's headcount.
     const SNAPSHOT_REVISION: u32 = 3;
 }
 
@@ -1040,6 +1066,7 @@ impl Aggregate for Petition {
                 self.triage_due = Some(triage_due);
             }
             C::SkippedLevelVisitRecorded { .. } => self.skipped_level = true,
+            C::GroupHeadcountRecorded { headcount } => self.headcount = Some(headcount),
             C::PetitionForwarded {
                 to_unit,
                 notice_due,

@@ -331,6 +331,67 @@ fn a_visit_must_name_the_level_visited() {
         .then_expect_error(PetitionError::MissingVisitedLevel);
 }
 
+fn group_headcount(headcount: u32) -> PetitionAction {
+    A::RecordGroupHeadcount { headcount }
+}
+
+/// A group visit to the town received with its five representatives.
+fn group_received() -> Vec<PetitionEvent> {
+    vec![event(received_change(
+        PetitionChannel::Visit,
+        Some(Level::Town),
+        5,
+    ))]
+}
+
+#[test]
+fn a_group_of_30_is_registered_with_its_headcount_and_five_representatives() {
+    // Art 20: any number of people; at most five of them represent it.
+    framework(T0)
+        .given(group_received())
+        .when(cmd(group_headcount(30)))
+        .then_expect_events(vec![event(C::GroupHeadcountRecorded { headcount: 30 })]);
+    let mut history = group_received();
+    history.push(event(C::GroupHeadcountRecorded { headcount: 30 }));
+    let petition = replay(history);
+    assert_eq!(petition.headcount(), Some(30));
+    assert_eq!(petition.representatives(), 5);
+    assert_eq!(petition.status(), PetitionStatus::Received);
+}
+
+#[test]
+fn a_headcount_is_never_below_the_representatives() {
+    framework(T0)
+        .given(group_received())
+        .when(cmd(group_headcount(4)))
+        .then_expect_error(not_allowed(
+            "record a headcount below the number of representatives",
+            PetitionStatus::Received,
+        ));
+}
+
+#[test]
+fn only_a_visit_has_a_headcount() {
+    framework(T0)
+        .given(received())
+        .when(cmd(group_headcount(30)))
+        .then_expect_error(not_allowed(
+            "record a group's headcount for a non-visit",
+            PetitionStatus::Received,
+        ));
+}
+
+#[test]
+fn a_headcount_is_recorded_at_receipt_before_triage() {
+    framework(T0)
+        .given(routed())
+        .when(cmd(group_headcount(30)))
+        .then_expect_error(not_allowed(
+            "record a group's headcount",
+            PetitionStatus::Routed,
+        ));
+}
+
 #[test]
 fn a_group_visit_sends_at_most_five_representatives() {
     framework(T0)
