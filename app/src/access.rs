@@ -184,8 +184,17 @@ pub fn required_roles(rpc: &str) -> &'static [Role] {
         | "ReopenDispute" => &[Supervisor],
         // The petition office.
         "ReceivePetition" => &[Registrar, Supervisor],
-        "ForwardPetition" | "AssignPetition" | "DivertPetition" | "RejectPetition"
-        | "RequestReview" | "RequestReReview" | "FinalisePetition" => &[Registrar, Supervisor],
+        "ForwardPetition"
+        | "AssignPetition"
+        | "DivertPetition"
+        | "RejectPetition"
+        | "RequestReview"
+        | "RequestReReview"
+        | "FinalisePetition"
+        | "RecordGroupHeadcount" => &[Registrar, Supervisor],
+        // Whoever sent the reply records its delivery: the receiving unit
+        // its opinion, the bodies above theirs.
+        "RecordPetitionDelivery" => &[Mediator, Supervisor],
         // The receiving unit.
         "ObjectToPetition" | "AcceptPetition" | "IssueOpinion" | "RecordHearing" => {
             &[Mediator, Supervisor]

@@ -261,11 +261,26 @@ impl DeadlinePolicy {
         opened: DateTime<Utc>,
         calendar: &BusinessCalendar,
     ) -> Deadline {
-        let rule = self.rule(stage).unwrap_or(StageRule {
+        self.deadline_for(stage, self.rule_or_none(stage), opened, calendar)
+    }
+
+    /// The deadline of `stage` for a period opened on the local day `day`,
+    /// like [`Self::deadline`] for an event known by its date.
+    pub fn deadline_on(
+        &self,
+        stage: Stage,
+        day: NaiveDate,
+        calendar: &BusinessCalendar,
+    ) -> Deadline {
+        self.deadline_from_day(stage, self.rule_or_none(stage), day, calendar)
+    }
+
+    /// The rule of `stage`, or a period of no days for a stage without one.
+    fn rule_or_none(&self, stage: Stage) -> StageRule {
+        self.rule(stage).unwrap_or(StageRule {
             days: 0,
             counting: Counting::Calendar,
-        });
-        self.deadline_for(stage, rule, opened, calendar)
+        })
     }
 
     /// The deadline of a period of `rule`'s length opened at `opened`,
@@ -278,6 +293,18 @@ impl DeadlinePolicy {
         calendar: &BusinessCalendar,
     ) -> Deadline {
         let start = opened.with_timezone(&self.timezone).date_naive();
+        self.deadline_from_day(stage, rule, start, calendar)
+    }
+
+    /// The deadline of a period of `rule`'s length opened on the local day
+    /// `start`, reported as bounding `stage`.
+    fn deadline_from_day(
+        &self,
+        stage: Stage,
+        rule: StageRule,
+        start: NaiveDate,
+        calendar: &BusinessCalendar,
+    ) -> Deadline {
         let answer = match rule.counting {
             Counting::Working => calendar.add_working_days(start, rule.days),
             Counting::Calendar => {

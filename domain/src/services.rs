@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::calendar::BusinessCalendar;
 use crate::jurisdiction::Jurisdiction;
@@ -157,6 +157,19 @@ impl Services {
     pub fn deadline_for(&self, stage: Stage, rule: StageRule, opened: DateTime<Utc>) -> Deadline {
         self.policy
             .deadline_for(stage, rule, opened, &self.calendar)
+    }
+
+    /// The deadline of `stage` for a period opened on the local day
+    /// `opened` (the period starts the day after, as for [`Self::deadline`]).
+    pub fn deadline_on(&self, stage: Stage, opened: NaiveDate) -> Deadline {
+        self.policy.deadline_on(stage, opened, &self.calendar)
+    }
+
+    /// Today's local date in the policy's time zone.
+    pub fn today(&self) -> NaiveDate {
+        self.now()
+            .with_timezone(&self.policy.timezone())
+            .date_naive()
     }
 
     /// The deadline policy.

@@ -10,6 +10,13 @@
 //! met if it stopped by its due time and breached otherwise. Warnings and
 //! breaches are what the case's history says (`DeadlineWarned`,
 //! `DeadlineBreached`), so the read model never disagrees with it.
+//!
+//! A breach stays: once a clock is breached (recorded, or stopped late) it
+//! counts as breached in every query whatever happens after — an
+//! extension, a hearing, a re-time. Accountability (信访工作条例 Art 44–46)
+//! asks who held a case when it went overdue, so the row keeps the due time
+//! passed and the holder at that moment ([`ClockBreach`]) beside the new
+//! due time.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,7 +24,7 @@ use chrono::{DateTime, Utc};
 use mediation_domain::dispute::Dispute;
 use mediation_domain::petition::Petition;
 use mediation_domain::policy::Stage;
-use mediation_domain::sla::RunningClock;
+use mediation_domain::sla::{Holder, RunningClock};
 use mediation_store::{Backend, Batch, RecordedEvent, Store, StoreError};
 use serde_json::Value;
 use sqlx::Row;
@@ -67,6 +74,8 @@ pub enum ClockChange {
         threshold_percent: u8,
         /// When it was recorded.
         at: DateTime<Utc>,
+        /// Who owed the stage then, as the event names it.
+        holder: Option<Holder>,
     },
 }
 
@@ -114,11 +123,15 @@ pub fn mark(event: &RecordedEvent) -> Option<ClockChange> {
         Some(t) => t,
         None => u8::try_from(body.get("threshold_percent")?.as_u64()?).ok()?,
     };
+    let holder = body
+        .get("holder")
+        .and_then(|h| serde_json::from_value(h.clone()).ok());
     Some(ClockChange::Marked {
         stage,
         due,
         threshold_percent,
         at: event_time(event),
+        holder,
     })
 }
 
@@ -156,6 +169,73 @@ struct StoredClock {
     warned_75_at: Option<DateTime<Utc>>,
     breached_at: Option<DateTime<Utc>>,
     stopped_at: Option<DateTime<Utc>>,
+    breach: Option<ClockBreach>,
+}
+
+/// The status of a breached clock, in rows and queries.
+const BREACHED: &str = "breached";
+
+/// A clock's breach as the read model keeps it: the due time that passed
+/// and who held the case at that moment. It stays with the clock whatever
+/// re-times it later (Art 44–46: who held the case when it went overdue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClockBreach {
+    /// The due time that passed; the clock's `due_at` may since have moved.
+    pub due_at: DateTime<Utc>,
+    /// The division holding the case then.
+    pub division: Option<String>,
+    /// The level holding the case then.
+    pub level: Option<String>,
+    /// The body that owed the step then, if one was named.
+    pub body: Option<String>,
+    /// The person in charge then, if one was named.
+    pub person: Option<String>,
+}
+
+impl ClockBreach {
+    /// The breach of the due time `due_at`, by `holder` as the case's
+    /// history names it, or else by the row's holder.
+    fn of(due_at: DateTime<Utc>, holder: Option<&Holder>, row: &StoredClock) -> Self {
+        match holder {
+            Some(h) => Self {
+                due_at,
+                division: h.division.as_ref().map(|d| d.as_str().to_owned()),
+                level: h.level.map(|l| l.as_str().to_owned()),
+                body: h.body.clone(),
+                person: h.person.clone(),
+            },
+            None => Self {
+                due_at,
+                division: row.division.clone(),
+                level: row.level.clone(),
+                body: row.body.clone(),
+                person: row.person.clone(),
+            },
+        }
+    }
+
+    /// The breach stored in a row's breach columns: one exactly when the
+    /// breached due time is set.
+    fn stored(
+        due_at: Option<DateTime<Utc>>,
+        division: Option<String>,
+        level: Option<String>,
+        body: Option<String>,
+        person: Option<String>,
+    ) -> Option<Self> {
+        due_at.map(|due_at| Self {
+            due_at,
+            division,
+            level,
+            body,
+            person,
+        })
+    }
+}
+
+/// One text column of a row's breach, `None` without a breach.
+fn breach_text(row: &StoredClock, field: impl Fn(&ClockBreach) -> &Option<String>) -> Option<&str> {
+    row.breach.as_ref().and_then(|b| field(b).as_deref())
 }
 
 /// A clock row's key: aggregate type, case, stage, start.
@@ -190,11 +270,13 @@ fn rank(status: &str) -> u8 {
 }
 
 /// Applies one change to the rows of its case. A clock that starts is
-/// written as running; one re-timed (a new due time) runs again, its marks
-/// cleared, since they were for the earlier due time; one restated with
-/// the same due time keeps its status and marks. A stop is late (breached)
-/// if it comes after the due time or the clock was breached already. A
-/// mark never steps a clock's status back.
+/// written as running; one re-timed (a new due time) runs again, its
+/// warnings cleared, since they were for the earlier due time; one
+/// restated with the same due time keeps its status and marks. A breached
+/// clock re-timed stays breached, with its marks and its [`ClockBreach`]
+/// (Art 44–46). A stop is late (breached) if it comes after the due time or
+/// the clock was breached already. A mark never steps a clock's status
+/// back.
 fn fold_change(
     precision: Precision,
     rows: &mut BTreeMap<ClockKey, StoredClock>,
@@ -231,15 +313,18 @@ fn fold_change(
                 warned_75_at: None,
                 breached_at: None,
                 stopped_at: None,
+                breach: None,
             };
             let row = match rows.get(&key) {
-                // Re-timed or restated: marks stand only for the same due time.
-                Some(old) if old.due_at == due_at => StoredClock {
+                // Re-timed or restated: marks stand only for the same due
+                // time, except a breach, which no later due time undoes.
+                Some(old) if old.due_at == due_at || old.status == BREACHED => StoredClock {
                     status: old.status.clone(),
                     warned_50_at: old.warned_50_at,
                     warned_75_at: old.warned_75_at,
                     breached_at: old.breached_at,
                     stopped_at: old.stopped_at,
+                    breach: old.breach.clone(),
                     ..fresh
                 },
                 Some(old) => StoredClock {
@@ -262,12 +347,17 @@ fn fold_change(
             {
                 let at = precision.stored(*at);
                 row.stopped_at = Some(at);
-                row.status = if row.status == "breached" || at > row.due_at {
-                    "breached"
+                if row.status == BREACHED || at > row.due_at {
+                    // Stopped late with no breach recorded (no timer ran in
+                    // time): the due time passed and its holder are the
+                    // row's own.
+                    if row.breach.is_none() {
+                        row.breach = Some(ClockBreach::of(row.due_at, None, row));
+                    }
+                    row.status = BREACHED.to_owned();
                 } else {
-                    "met"
+                    row.status = "met".to_owned();
                 }
-                .to_owned();
                 touched.insert(key);
             }
         }
@@ -276,6 +366,7 @@ fn fold_change(
             due,
             threshold_percent,
             at,
+            holder,
         } => {
             let (stage, due, at) = (
                 stage_name(*stage),
@@ -285,7 +376,7 @@ fn fold_change(
             let (status, new_rank) = match threshold_percent {
                 50 => ("warned_50", 1),
                 75 => ("warned_75", 2),
-                _ => ("breached", 3),
+                _ => (BREACHED, 3),
             };
             for (key, row) in rows.iter_mut() {
                 if key.0 != aggregate_type
@@ -299,7 +390,12 @@ fn fold_change(
                 match threshold_percent {
                     50 => row.warned_50_at = Some(at),
                     75 => row.warned_75_at = Some(at),
-                    _ => row.breached_at = Some(at),
+                    // The first breach is the one that stays.
+                    _ if row.breach.is_none() => {
+                        row.breached_at = Some(at);
+                        row.breach = Some(ClockBreach::of(due, holder.as_ref(), row));
+                    }
+                    _ => {}
                 }
                 if rank(&row.status) < new_rank {
                     row.status = status.to_owned();
@@ -312,7 +408,8 @@ fn fold_change(
 
 const STORED_COLUMNS: &str = "aggregate_type, case_id, stage, started_at, due_at, paused_seconds, \
     warn_50_at, warn_75_at, provisional, division, level, body, person, status, warned_50_at, \
-    warned_75_at, breached_at, stopped_at";
+    warned_75_at, breached_at, stopped_at, breached_due_at, breach_division, breach_level, \
+    breach_body, breach_person";
 
 /// Reads a stored clock row (columns as [`STORED_COLUMNS`]); the same code
 /// for both backends' row types.
@@ -336,6 +433,13 @@ macro_rules! stored_clock {
                 warned_75_at: r.try_get(15)?,
                 breached_at: r.try_get(16)?,
                 stopped_at: r.try_get(17)?,
+                breach: ClockBreach::stored(
+                    r.try_get(18)?,
+                    r.try_get(19)?,
+                    r.try_get(20)?,
+                    r.try_get(21)?,
+                    r.try_get(22)?,
+                ),
             },
         ))
     }};
@@ -420,7 +524,9 @@ pub async fn write_all(
              level = excluded.level, body = excluded.body, person = excluded.person, \
              status = excluded.status, warned_50_at = excluded.warned_50_at, \
              warned_75_at = excluded.warned_75_at, breached_at = excluded.breached_at, \
-             stopped_at = excluded.stopped_at"
+             stopped_at = excluded.stopped_at, breached_due_at = excluded.breached_due_at, \
+             breach_division = excluded.breach_division, breach_level = excluded.breach_level, \
+             breach_body = excluded.breach_body, breach_person = excluded.breach_person"
         )
     };
     if let Some(connection) = batch.postgres() {
@@ -433,7 +539,8 @@ pub async fn write_all(
             "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
              $5::timestamptz[], $6::bigint[], $7::timestamptz[], $8::timestamptz[], \
              $9::boolean[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
-             $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::timestamptz[])",
+             $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::timestamptz[], \
+             $19::timestamptz[], $20::text[], $21::text[], $22::text[], $23::text[])",
         ))
         .bind(column!(|(k, _)| k.0.as_str()))
         .bind(column!(|(k, _)| k.1.as_str()))
@@ -453,10 +560,15 @@ pub async fn write_all(
         .bind(column!(|(_, r)| r.warned_75_at))
         .bind(column!(|(_, r)| r.breached_at))
         .bind(column!(|(_, r)| r.stopped_at))
+        .bind(column!(|(_, r)| r.breach.as_ref().map(|b| b.due_at)))
+        .bind(column!(|(_, r)| breach_text(r, |b| &b.division)))
+        .bind(column!(|(_, r)| breach_text(r, |b| &b.level)))
+        .bind(column!(|(_, r)| breach_text(r, |b| &b.body)))
+        .bind(column!(|(_, r)| breach_text(r, |b| &b.person)))
         .execute(&mut *connection)
         .await?;
     } else if let Some(connection) = batch.sqlite() {
-        let sql = upsert(&format!("VALUES ({})", ["?"; 18].join(", ")));
+        let sql = upsert(&format!("VALUES ({})", ["?"; 23].join(", ")));
         for (k, r) in written {
             sqlx::query(&sql)
                 .bind(&k.0)
@@ -477,6 +589,11 @@ pub async fn write_all(
                 .bind(r.warned_75_at)
                 .bind(r.breached_at)
                 .bind(r.stopped_at)
+                .bind(r.breach.as_ref().map(|b| b.due_at))
+                .bind(breach_text(r, |b| &b.division))
+                .bind(breach_text(r, |b| &b.level))
+                .bind(breach_text(r, |b| &b.body))
+                .bind(breach_text(r, |b| &b.person))
                 .execute(&mut *connection)
                 .await?;
         }
@@ -502,18 +619,19 @@ pub struct DueTimer {
 }
 
 /// Running clocks whose highest threshold reached by `now` is not yet
-/// recorded, earliest due first.
+/// recorded, earliest due first. A clock already breached is not picked up
+/// again, even once re-timed: its breach stays recorded, and a warning or a
+/// second breach for the new due time would only repeat it.
 pub async fn due_timers(
     store: &Store,
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<DueTimer>, StoreError> {
     // The three cases are exclusive: only the highest threshold reached is
-    // looked at, so a clock whose breach is recorded is not picked up again
-    // for a warning it skipped.
+    // looked at, so a clock is not picked up for a warning it skipped.
     let condition = |n: &str| {
         format!(
-            "stopped_at IS NULL AND ( \
+            "stopped_at IS NULL AND breached_at IS NULL AND ( \
                (due_at <= {n} AND breached_at IS NULL) \
             OR (due_at > {n} AND warn_75_at <= {n} AND warned_75_at IS NULL) \
             OR (warn_75_at > {n} AND warn_50_at <= {n} AND warned_50_at IS NULL))"
@@ -627,6 +745,9 @@ pub struct ClockRow {
     pub breached_at: Option<DateTime<Utc>>,
     /// When the clock stopped; `None` while it runs.
     pub stopped_at: Option<DateTime<Utc>>,
+    /// The breach, once the clock is breached: the due time passed and who
+    /// held the case then, kept whatever re-timed the clock after.
+    pub breach: Option<ClockBreach>,
 }
 
 /// Which clocks [`clocks`] returns, ordered by due time; every field set
@@ -654,7 +775,7 @@ pub struct ClockQuery {
 
 const CLOCK_COLUMNS: &str = "aggregate_type, case_id, stage, started_at, due_at, paused_seconds, \
     provisional, division, level, body, person, status, warned_50_at, warned_75_at, breached_at, \
-    stopped_at";
+    stopped_at, breached_due_at, breach_division, breach_level, breach_body, breach_person";
 
 /// Reads a clock row; the same code for both backends' row types.
 macro_rules! clock_row {
@@ -677,6 +798,13 @@ macro_rules! clock_row {
             warned_75_at: r.try_get(13)?,
             breached_at: r.try_get(14)?,
             stopped_at: r.try_get(15)?,
+            breach: ClockBreach::stored(
+                r.try_get(16)?,
+                r.try_get(17)?,
+                r.try_get(18)?,
+                r.try_get(19)?,
+                r.try_get(20)?,
+            ),
         })
     }};
 }
@@ -852,4 +980,120 @@ pub async fn breaches_by_body(
             .collect::<Result<Vec<_>, StoreError>>()?,
     };
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use mediation_domain::policy::Deadline;
+    use mediation_domain::values::{DivisionCode, Level};
+
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn holder(body: &str) -> Holder {
+        Holder {
+            division: Some(DivisionCode::parse("990101001000").unwrap()),
+            level: Some(Level::Town),
+            body: Some(body.to_owned()),
+            person: None,
+        }
+    }
+
+    fn opinion_clock(due: &str, body: &str) -> RunningClock {
+        let due = at(due);
+        RunningClock {
+            stage: Stage::PetitionOpinion,
+            deadline: Deadline {
+                stage: Stage::PetitionOpinion,
+                due,
+                last_day: due.date_naive(),
+                provisional: false,
+            },
+            started_at: at("2026-03-01T16:00:00Z"),
+            paused: Duration::zero(),
+            holder: holder(body),
+        }
+    }
+
+    fn fold(changes: &[ClockChange]) -> StoredClock {
+        let mut rows = BTreeMap::new();
+        let mut touched = BTreeSet::new();
+        for change in changes {
+            fold_change(
+                Precision::Exact,
+                &mut rows,
+                &mut touched,
+                "Petition",
+                "p1",
+                change,
+            );
+        }
+        rows.into_values().next().unwrap()
+    }
+
+    #[test]
+    fn a_breach_stays_with_its_due_time_and_holder_when_the_clock_is_re_timed() {
+        let first_due = "2026-04-30T16:00:00Z";
+        let breach = ClockChange::Marked {
+            stage: Stage::PetitionOpinion,
+            due: at(first_due),
+            threshold_percent: 100,
+            at: at("2026-05-01T00:00:00Z"),
+            holder: Some(holder("Land Office")),
+        };
+        // Re-timed after the breach, and by then owed by another body.
+        let row = fold(&[
+            ClockChange::Running(opinion_clock(first_due, "Land Office")),
+            breach,
+            ClockChange::Running(opinion_clock("2026-05-30T16:00:00Z", "Land Bureau")),
+        ]);
+        assert_eq!(row.status, BREACHED);
+        assert_eq!(row.due_at, at("2026-05-30T16:00:00Z"));
+        assert_eq!(row.body.as_deref(), Some("Land Bureau"));
+        assert_eq!(row.breached_at, Some(at("2026-05-01T00:00:00Z")));
+        let kept = row.breach.unwrap();
+        assert_eq!(kept.due_at, at(first_due));
+        assert_eq!(kept.body.as_deref(), Some("Land Office"));
+        assert_eq!(kept.level.as_deref(), Some("town"));
+    }
+
+    #[test]
+    fn a_late_stop_without_a_recorded_breach_keeps_the_due_time_it_missed() {
+        let due = "2026-04-30T16:00:00Z";
+        let row = fold(&[
+            ClockChange::Running(opinion_clock(due, "Land Office")),
+            ClockChange::Stopped {
+                stage: Stage::PetitionOpinion,
+                started_at: at("2026-03-01T16:00:00Z"),
+                at: at("2026-05-02T00:00:00Z"),
+            },
+        ]);
+        assert_eq!(row.status, BREACHED);
+        assert_eq!(row.breached_at, None);
+        let kept = row.breach.unwrap();
+        assert_eq!(kept.due_at, at(due));
+        assert_eq!(kept.body.as_deref(), Some("Land Office"));
+    }
+
+    #[test]
+    fn a_clock_re_timed_before_any_breach_runs_again() {
+        let row = fold(&[
+            ClockChange::Running(opinion_clock("2026-04-30T16:00:00Z", "Land Office")),
+            ClockChange::Marked {
+                stage: Stage::PetitionOpinion,
+                due: at("2026-04-30T16:00:00Z"),
+                threshold_percent: 75,
+                at: at("2026-04-15T00:00:00Z"),
+                holder: None,
+            },
+            ClockChange::Running(opinion_clock("2026-05-30T16:00:00Z", "Land Office")),
+        ]);
+        assert_eq!(row.status, "running");
+        assert_eq!(row.warned_75_at, None);
+        assert_eq!(row.breach, None);
+    }
 }

@@ -153,7 +153,7 @@ impl Store {
         let turn = self.write_turn().await;
         let tx = match self.backend() {
             Backend::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = begin(pool).await?;
                 sqlx::query(
                     "INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) \
                      ON CONFLICT (name) DO NOTHING",
@@ -164,7 +164,7 @@ impl Store {
                 Tx::Postgres(tx)
             }
             Backend::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = begin(pool).await?;
                 sqlx::query(
                     "INSERT INTO projection_checkpoints (name, position) VALUES (?, 0) \
                      ON CONFLICT (name) DO NOTHING",
@@ -216,6 +216,26 @@ impl Store {
                 }
             }
         }
+    }
+}
+
+/// `pool.begin()`, safe to cancel. sqlx 0.8 raises its transaction depth
+/// only after BEGIN's round trip, so a future dropped during it (a rebuild
+/// stopped, a task aborted) queues no rollback and the pool hands the
+/// connection, still inside the transaction, to the next borrower, whose
+/// statements then hold that transaction's locks and id for good (sqlx
+/// issue 4393; on PostgreSQL every log reader waits below that id). A task
+/// of its own finishes the BEGIN whatever becomes of the caller; a
+/// transaction nobody receives is dropped there and rolled back as usual.
+async fn begin<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<Transaction<'static, DB>, StoreError> {
+    let pool = pool.clone();
+    match tokio::spawn(async move { pool.begin().await }).await {
+        Ok(begun) => Ok(begun?),
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "a transaction could not be begun: {e}"
+        ))),
     }
 }
 

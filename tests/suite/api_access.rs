@@ -128,10 +128,12 @@ const RULES: &[(&str, &[&str])] = &[
     ("RequestReview", REGISTRARS),
     ("RequestReReview", REGISTRARS),
     ("FinalisePetition", REGISTRARS),
+    ("RecordGroupHeadcount", REGISTRARS),
     ("ObjectToPetition", MEDIATORS),
     ("AcceptPetition", MEDIATORS),
     ("IssueOpinion", MEDIATORS),
     ("RecordHearing", MEDIATORS),
+    ("RecordPetitionDelivery", MEDIATORS),
     ("ExtendPetitionHandling", SUPERVISORS),
     ("IssueReviewOpinion", SUPERVISORS),
     ("IssueReReviewOpinion", SUPERVISORS),
@@ -174,6 +176,8 @@ const PETITION_COMMANDS: &[&str] = &[
     "IssueReviewOpinion",
     "RequestReReview",
     "IssueReReviewOpinion",
+    "RecordPetitionDelivery",
+    "RecordGroupHeadcount",
     "FinalisePetition",
 ];
 
@@ -518,6 +522,18 @@ async fn petition_command(
             }
         ),
         "RecordHearing" => send!(record_hearing, RecordHearingRequest { days: 3 }),
+        "RecordPetitionDelivery" => send!(
+            record_petition_delivery,
+            RecordPetitionDeliveryRequest {
+                reply: pb::Reply::Opinion.into(),
+                delivered_on: "2026-03-02".into(),
+                method: pb::DeliveryMethod::Post.into(),
+            }
+        ),
+        "RecordGroupHeadcount" => send!(
+            record_group_headcount,
+            RecordGroupHeadcountRequest { headcount: 12 }
+        ),
         "IssueReviewOpinion" => send!(
             issue_review_opinion,
             IssueReviewOpinionRequest {

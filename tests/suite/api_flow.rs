@@ -407,18 +407,24 @@ async fn a_petition_goes_through_every_command(db: &TestDb) {
         summary: "Compensation was paid in 2019".into(),
         ..Default::default()
     }));
+    // The review window runs from the day the reply reached the petitioner
+    // (Art 35).
+    outcome!(
+        petitions.record_petition_delivery(pb::RecordPetitionDeliveryRequest {
+            request_id: rid(),
+            petition_id: p(),
+            actor_id: "bureau-1".into(),
+            reply: pb::Reply::Opinion.into(),
+            delivered_on: today(&server),
+            method: pb::DeliveryMethod::Post.into(),
+            ..Default::default()
+        })
+    );
     outcome!(petitions.request_review(pb::RequestReviewRequest {
         request_id: rid(),
         petition_id: p(),
         actor_id: "office-1".into(),
         reason: "No payment was received".into(),
-        ..Default::default()
-    }));
-    outcome!(petitions.record_hearing(pb::RecordHearingRequest {
-        request_id: rid(),
-        petition_id: p(),
-        actor_id: "bureau-1".into(),
-        days: 3,
         ..Default::default()
     }));
     outcome!(
@@ -431,11 +437,30 @@ async fn a_petition_goes_through_every_command(db: &TestDb) {
             ..Default::default()
         })
     );
+    outcome!(
+        petitions.record_petition_delivery(pb::RecordPetitionDeliveryRequest {
+            request_id: rid(),
+            petition_id: p(),
+            actor_id: "county-1".into(),
+            reply: pb::Reply::ReviewOpinion.into(),
+            delivered_on: today(&server),
+            method: pb::DeliveryMethod::InPerson.into(),
+            ..Default::default()
+        })
+    );
     outcome!(petitions.request_re_review(pb::RequestReReviewRequest {
         request_id: rid(),
         petition_id: p(),
         actor_id: "office-1".into(),
         reason: "The collective kept it".into(),
+        ..Default::default()
+    }));
+    // A hearing pauses the re-review's clock (Art 36).
+    outcome!(petitions.record_hearing(pb::RecordHearingRequest {
+        request_id: rid(),
+        petition_id: p(),
+        actor_id: "city-1".into(),
+        days: 3,
         ..Default::default()
     }));
     let last = outcome!(
@@ -462,6 +487,36 @@ async fn a_petition_goes_through_every_command(db: &TestDb) {
     assert!(got.extended);
     assert_eq!(got.petitioner.unwrap().name, "Chen Jing");
     assert!(got.final_time.is_some());
+    let delivered: Vec<pb::Reply> = got.deliveries.iter().map(|d| d.reply()).collect();
+    assert_eq!(delivered, [pb::Reply::Opinion, pb::Reply::ReviewOpinion]);
+    assert_eq!(got.deliveries[0].method(), pb::DeliveryMethod::Post);
+    assert_eq!(got.deliveries[0].delivered_on, today(&server));
+
+    // A group visit of thirty, five of them representatives (Art 20).
+    let visit = outcome!(petitions.receive_petition(pb::ReceivePetitionRequest {
+        channel: pb::PetitionChannel::Visit.into(),
+        visited_level: pb::Level::Town.into(),
+        representatives: 5,
+        ..receive(TOWN)
+    }))
+    .case_id;
+    outcome!(
+        petitions.record_group_headcount(pb::RecordGroupHeadcountRequest {
+            request_id: rid(),
+            petition_id: visit.clone(),
+            actor_id: "office-1".into(),
+            headcount: 30,
+            ..Default::default()
+        })
+    );
+    let got = petitions
+        .get_petition(pb::GetPetitionRequest { petition_id: visit })
+        .await
+        .unwrap()
+        .into_inner()
+        .petition
+        .unwrap();
+    assert_eq!((got.representatives, got.headcount), (5, 30));
 
     // A new petition on the same, final facts is refused (Art 37).
     let repeat = petitions
@@ -520,6 +575,33 @@ async fn petitions_can_end_at_triage_or_by_lapse(db: &TestDb) {
         summary: "Paid in full".into(),
         ..Default::default()
     }));
+    // Not yet: the review window has not started, since the opinion has
+    // not reached the petitioner.
+    let undelivered = petitions
+        .finalise_petition(pb::FinalisePetitionRequest {
+            request_id: rid(),
+            petition_id: lapsed.clone(),
+            actor_id: "office-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        undelivered.code(),
+        Code::FailedPrecondition,
+        "{undelivered:?}"
+    );
+    outcome!(
+        petitions.record_petition_delivery(pb::RecordPetitionDeliveryRequest {
+            request_id: rid(),
+            petition_id: lapsed.clone(),
+            actor_id: "land-office".into(),
+            reply: pb::Reply::Opinion.into(),
+            delivered_on: today(&server),
+            method: pb::DeliveryMethod::Electronic.into(),
+            ..Default::default()
+        })
+    );
     // Too early: the review window is still open.
     let early = petitions
         .finalise_petition(pb::FinalisePetitionRequest {
@@ -1076,4 +1158,13 @@ async fn a_subscriber_that_reconnects_misses_nothing_and_sees_nothing_twice(db: 
         positions
     );
     server.stop().await;
+}
+
+/// The server's local day (Beijing time) in ISO 8601 form.
+fn today(server: &TestServer) -> String {
+    use mediation_domain::services::Clock as _;
+    (server.clock.now() + Duration::hours(8))
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string()
 }

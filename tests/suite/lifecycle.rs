@@ -12,8 +12,8 @@ use mediation_domain::dispute::{
     Performance, Satisfaction, TerminationReason,
 };
 use mediation_domain::petition::{
-    FinalBasis, OpinionOutcome, Petition, PetitionAction, PetitionChange, PetitionCommand,
-    PetitionError, PetitionEvent, PetitionStatus, Petitioner,
+    DeliveryMethod, FinalBasis, OpinionOutcome, Petition, PetitionAction, PetitionChange,
+    PetitionCommand, PetitionError, PetitionEvent, PetitionStatus, Petitioner, Reply,
 };
 use mediation_domain::services::{Clock, ManualClock, Services};
 use mediation_domain::values::{
@@ -399,9 +399,10 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
 
     // Each step waits the days given before it is taken. The handling
     // opinion comes 80 days after acceptance, inside the 60-day period only
-    // because of the 30-day extension; the review opinion comes 35 days
+    // because of the 30-day extension; each window to ask again runs from
+    // the reply's delivery (Art 35-36); the re-review opinion comes 35 days
     // after the request, inside the 30-day period only because the 10-day
-    // hearing does not count.
+    // hearing, held in re-review (Art 36), does not count.
     let steps = [
         (
             3,
@@ -428,6 +429,7 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
                 summary: text("The road is scheduled for repair next year."),
             },
         ),
+        (2, &unit, delivery(Reply::Opinion, DeliveryMethod::Post)),
         (
             20,
             &office,
@@ -435,14 +437,18 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
                 reason: text("Next year is too late."),
             },
         ),
-        (5, &reviewer, PetitionAction::RecordHearing { days: 10 }),
         (
-            30,
+            25,
             &reviewer,
             PetitionAction::IssueReviewOpinion {
                 outcome: OpinionOutcome::NotSupport,
                 summary: text("The schedule is reasonable."),
             },
+        ),
+        (
+            3,
+            &reviewer,
+            delivery(Reply::ReviewOpinion, DeliveryMethod::InPerson),
         ),
         (
             25,
@@ -451,8 +457,9 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
                 reason: text("The review ignored the school bus route."),
             },
         ),
+        (5, &reviewer, PetitionAction::RecordHearing { days: 10 }),
         (
-            20,
+            30,
             &reviewer,
             PetitionAction::IssueReReviewOpinion {
                 outcome: OpinionOutcome::Support,
@@ -463,6 +470,7 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
     let mut version = received.version;
     for (days, by, action) in steps {
         clock.advance(Duration::days(days));
+        let action = delivered_today(action, clock.now());
         let step = format!("{action:?}");
         let committed = cases
             .execute(id, petition(by, action), HashMap::new())
@@ -494,10 +502,12 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
             "PetitionAccepted",
             "HandlingExtended",
             "OpinionIssued",
+            "ReplyDelivered",
             "ReviewRequested",
-            "HearingHeld",
             "ReviewOpinionIssued",
+            "ReplyDelivered",
             "ReReviewRequested",
+            "HearingHeld",
             "ReReviewOpinionIssued",
             "PetitionFinalised",
         ]
@@ -756,6 +766,16 @@ async fn a_repeat_of_a_final_petition_is_refused_under_a_new_id(db: &TestDb) {
     )
     .await
     .unwrap();
+    run(
+        "P-1",
+        &unit,
+        delivered_today(
+            delivery(Reply::Opinion, DeliveryMethod::Electronic),
+            clock.now(),
+        ),
+    )
+    .await
+    .unwrap();
     // P-2, on other facts, stays open.
     run("P-2", &office, receive(PetitionChannel::Letter, None))
         .await
@@ -800,4 +820,26 @@ async fn a_repeat_of_a_final_petition_is_refused_under_a_new_id(db: &TestDb) {
         ),
         "{unknown:?}"
     );
+}
+
+/// The delivery of `reply` by `method`; the day is set when the step is
+/// taken ([`delivered_today`]).
+fn delivery(reply: Reply, method: DeliveryMethod) -> PetitionAction {
+    PetitionAction::RecordDelivery {
+        reply,
+        delivered_on: chrono::NaiveDate::MIN,
+        method,
+    }
+}
+
+/// `action`, with a delivery dated the local day (Beijing time) of `now`.
+fn delivered_today(action: PetitionAction, now: chrono::DateTime<chrono::Utc>) -> PetitionAction {
+    match action {
+        PetitionAction::RecordDelivery { reply, method, .. } => PetitionAction::RecordDelivery {
+            reply,
+            delivered_on: (now + Duration::hours(8)).date_naive(),
+            method,
+        },
+        other => other,
+    }
 }

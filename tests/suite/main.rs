@@ -42,5 +42,6 @@ mod read_models;
 mod replay;
 mod server;
 mod sla;
+mod statutes;
 mod store_contract;
 mod tls;

@@ -16,7 +16,9 @@ use mediation_domain::dispute::{
     AgreementForm, DisputeStatus, EscalationReason, Outcome, PartyRole, Performance, Satisfaction,
     TerminationReason,
 };
-use mediation_domain::petition::{FinalBasis, OpinionOutcome, PetitionStatus};
+use mediation_domain::petition::{
+    DeliveryMethod, FinalBasis, OpinionOutcome, PetitionStatus, Reply,
+};
 use mediation_domain::policy::{Deadline, Stage};
 use mediation_domain::values::{
     ActorId, AgencyId, CaseId, DisputeCategory, DivisionCode, InvalidValue, LegalChannel, Level,
@@ -144,6 +146,12 @@ pub(crate) fn optional_case_id(field: &str, value: &str) -> Result<Option<CaseId
         return Ok(None);
     }
     case_id(field, value).map(Some)
+}
+
+/// A local date in ISO 8601 form (YYYY-MM-DD).
+pub(crate) fn date(field: &str, value: &str) -> Result<chrono::NaiveDate, BadField> {
+    chrono::NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d")
+        .map_err(|_| BadField::new(field, "must be a date in the form YYYY-MM-DD"))
 }
 
 /// The person in the calling agency who acts.
@@ -357,6 +365,8 @@ proto_enum!(PetitionStatus => PetitionStatus {
 } unspecified { New });
 proto_enum!(PetitionChannel => PetitionChannel { Online, Letter, Phone, Fax, Visit });
 proto_enum!(FinalBasis => FinalBasis { ReReviewed, ReviewWindowLapsed, ReReviewWindowLapsed });
+proto_enum!(Reply => Reply { Opinion, ReviewOpinion, ReReviewOpinion });
+proto_enum!(DeliveryMethod => DeliveryMethod { InPerson, Post, Electronic });
 
 /// The accepted names of `E`, for messages.
 fn expected<E: ProtoEnum>() -> String {

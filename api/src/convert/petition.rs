@@ -7,13 +7,13 @@
 
 use mediation_domain::petition::{
     FinalBasis, MAX_HEARING_DAYS, MAX_REPORT_DAYS, OpinionOutcome, Petition, PetitionAction,
-    PetitionStatus, Petitioner,
+    PetitionStatus, Petitioner, Reply,
 };
 use mediation_domain::values::{LegalChannel, Level, PetitionChannel};
 use mediation_proto::v1 as pb;
 
 use super::common::{
-    BadField, command_requests, days, deadline_to_pb, division_code, enum_to_pb, name,
+    BadField, command_requests, date, days, deadline_to_pb, division_code, enum_to_pb, name,
     optional_case_id, optional_division_code, optional_enum, optional_enum_to_pb, optional_name,
     required_enum, string_or_empty, text, timestamp,
 };
@@ -31,6 +31,8 @@ command_requests!(petition_id:
     IssueOpinionRequest,
     RequestReviewRequest,
     RecordHearingRequest,
+    RecordPetitionDeliveryRequest,
+    RecordGroupHeadcountRequest,
     IssueReviewOpinionRequest,
     RequestReReviewRequest,
     IssueReReviewOpinionRequest,
@@ -142,6 +144,30 @@ pub(crate) fn record_hearing(r: &pb::RecordHearingRequest) -> Result<PetitionAct
     })
 }
 
+/// RecordPetitionDelivery. Whether the reply was issued and the day is
+/// plausible is the petition's rule, checked there.
+pub(crate) fn record_petition_delivery(
+    r: &pb::RecordPetitionDeliveryRequest,
+) -> Result<PetitionAction, BadField> {
+    Ok(PetitionAction::RecordDelivery {
+        reply: required_enum("reply", r.reply)?,
+        delivered_on: date("delivered_on", &r.delivered_on)?,
+        method: required_enum("method", r.method)?,
+    })
+}
+
+/// RecordGroupHeadcount.
+pub(crate) fn record_group_headcount(
+    r: &pb::RecordGroupHeadcountRequest,
+) -> Result<PetitionAction, BadField> {
+    if r.headcount == 0 {
+        return Err(BadField::new("headcount", "must be at least 1"));
+    }
+    Ok(PetitionAction::RecordGroupHeadcount {
+        headcount: r.headcount,
+    })
+}
+
 /// IssueReviewOpinion.
 pub(crate) fn issue_review_opinion(
     r: &pb::IssueReviewOpinionRequest,
@@ -237,6 +263,17 @@ pub(crate) fn petition_to_pb(found: &Found<Petition>, show_petitioner: bool) -> 
         re_review_outcome: optional_enum_to_pb(p.re_review_outcome()),
         final_time: p.finalised_at().map(timestamp),
         final_basis: optional_enum_to_pb::<FinalBasis>(p.final_basis()),
+        headcount: p.headcount().unwrap_or(0),
+        deliveries: [Reply::Opinion, Reply::ReviewOpinion, Reply::ReReviewOpinion]
+            .into_iter()
+            .filter_map(|reply| {
+                p.delivery(reply).map(|d| pb::Delivery {
+                    reply: enum_to_pb(reply),
+                    delivered_on: d.delivered_on.format("%Y-%m-%d").to_string(),
+                    method: enum_to_pb(d.method),
+                })
+            })
+            .collect(),
     }
 }
 

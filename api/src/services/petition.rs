@@ -56,6 +56,10 @@ command_service! {
         = "RequestReReview", Existing, convert::request_re_review;
     issue_re_review_opinion(IssueReReviewOpinionRequest) -> IssueReReviewOpinionResponse
         = "IssueReReviewOpinion", Existing, convert::issue_re_review_opinion;
+    record_petition_delivery(RecordPetitionDeliveryRequest) -> RecordPetitionDeliveryResponse
+        = "RecordPetitionDelivery", Existing, convert::record_petition_delivery;
+    record_group_headcount(RecordGroupHeadcountRequest) -> RecordGroupHeadcountResponse
+        = "RecordGroupHeadcount", Existing, convert::record_group_headcount;
     finalise_petition(FinalisePetitionRequest) -> FinalisePetitionResponse
         = "FinalisePetition", Existing, convert::finalise_petition;
     ;

@@ -481,6 +481,13 @@ fn clock_to_pb(row: &ClockRow) -> pb::Clock {
         warned_75_time: row.warned_75_at.map(timestamp),
         breach_time: row.breached_at.map(timestamp),
         stop_time: row.stopped_at.map(timestamp),
+        breach: row.breach.as_ref().map(|b| pb::ClockBreach {
+            due_time: Some(timestamp(b.due_at)),
+            division_code: b.division.clone().unwrap_or_default(),
+            level: level_to_pb(b.level.as_deref()),
+            body: b.body.clone().unwrap_or_default(),
+            person: b.person.clone().unwrap_or_default(),
+        }),
     }
 }
 

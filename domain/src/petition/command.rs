@@ -2,10 +2,10 @@
 //! value; the aggregate checks only what depends on its state, the time and
 //! the policy.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{OpinionOutcome, Petitioner};
+use super::{DeliveryMethod, OpinionOutcome, Petitioner, Reply};
 use crate::policy::Stage;
 use crate::values::{
     Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
@@ -42,11 +42,21 @@ pub enum PetitionAction {
         competent_level: Level,
         /// The level an in-person visit went to; required for visits.
         visited_level: Option<Level>,
-        /// How many representatives came; 1 to 5 for a visit (Art 18).
+        /// How many representatives came; 1 to 5 for a visit (Art 20). A
+        /// larger group registers its representatives here and its
+        /// headcount with [`PetitionAction::RecordGroupHeadcount`].
         representatives: u32,
         /// An earlier petition on the same facts, if the registrar found
         /// one; refused if that one is final (Art 37).
         repeat_of: Option<CaseId>,
+    },
+    /// Records how many people came with a group visit (集体访): any
+    /// number, of whom the representatives (at most five, Art 20) were
+    /// named at receipt. Allowed on a visit awaiting triage; the headcount
+    /// may not be below the representatives.
+    RecordGroupHeadcount {
+        /// How many people came, representatives included.
+        headcount: u32,
     },
     /// Triage: forward (转送) to the competent unit (Art 22).
     Forward {
@@ -83,7 +93,8 @@ pub enum PetitionAction {
     /// The receiving unit accepts the petition (Art 23); the opinion period
     /// starts.
     Accept {},
-    /// The handling period is extended, once, with approval (Art 34).
+    /// The handling period is extended, once, with approval (Art 34), while
+    /// it still runs: refused once the opinion's due time has passed.
     ExtendHandling {
         /// Calendar days added; at most the policy's extension length.
         days: u32,
@@ -99,13 +110,28 @@ pub enum PetitionAction {
         /// The opinion in brief.
         summary: Text,
     },
-    /// The petitioner asks for review (复查) within the window (Art 35).
+    /// Records that a written reply reached the petitioner (送达). The
+    /// review and re-review windows run from the day it was received
+    /// (Art 35–36), so a reply delayed in the post leaves the petitioner
+    /// the whole 30 days. Allowed once per reply, once it is issued; the
+    /// day may be neither before the reply was issued nor after today.
+    RecordDelivery {
+        /// Which reply.
+        reply: Reply,
+        /// The local day the petitioner received it.
+        delivered_on: NaiveDate,
+        /// How it reached them.
+        method: DeliveryMethod,
+    },
+    /// The petitioner asks for review (复查) within the window (Art 35),
+    /// which runs from the opinion's delivery; a request before the
+    /// delivery is recorded cannot be late.
     RequestReview {
         /// Why the petitioner disagrees.
         reason: Text,
     },
-    /// A hearing was held during review or re-review; its days do not count
-    /// (Art 35–36).
+    /// A hearing was held during re-review; its days do not count (Art 36).
+    /// Refused during review: Art 35 leaves no hearing time out.
     RecordHearing {
         /// Calendar days the hearing took; 1 to 90.
         days: u32,
@@ -131,7 +157,8 @@ pub enum PetitionAction {
         summary: Text,
     },
     /// Records finality once the review or re-review window has lapsed
-    /// unused (Art 37).
+    /// unused (Art 37). Refused while the reply's delivery is unrecorded,
+    /// since the window has then not started.
     Finalise {},
     /// A timer found that a running clock has reached a warning threshold.
     /// Allowed while some clock can run (received, routed, accepted, under

@@ -39,10 +39,11 @@ pub enum PetitionError {
          set representatives to between 1 and {MAX_VISIT_REPRESENTATIVES}"
     )]
     NoRepresentatives,
-    /// A group visit sent more representatives than Art 18 allows.
+    /// A group visit sent more representatives than Art 20 allows.
     #[error(
-        "a group visit may send at most {MAX_VISIT_REPRESENTATIVES} representatives (Art 18), \
-         not {representatives}; ask the group to choose its representatives"
+        "a group visit may send at most {MAX_VISIT_REPRESENTATIVES} representatives (Art 20), \
+         not {representatives}; receive the visit with the representatives the group chooses \
+         and record the whole group's headcount"
     )]
     TooManyRepresentatives {
         /// How many were given.

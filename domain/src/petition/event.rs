@@ -2,11 +2,11 @@
 //! named in the past tense, versioned, and carry every deadline the policy
 //! computed, so that readers never recompute one.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use super::{FinalBasis, OpinionOutcome, Petitioner};
+use super::{DeliveryMethod, FinalBasis, OpinionOutcome, Petitioner, Reply};
 use crate::policy::{Deadline, Stage};
 use crate::sla::Holder;
 use crate::values::{
@@ -59,6 +59,12 @@ pub enum PetitionChange {
         competent_level: Level,
         /// The level visited.
         visited_level: Level,
+    },
+    /// A group visit's headcount was recorded (集体访, Art 20): how many
+    /// came, representatives included.
+    GroupHeadcountRecorded {
+        /// How many people came.
+        headcount: u32,
     },
     /// The petition was forwarded (转送) to a unit (Art 22).
     PetitionForwarded {
@@ -138,8 +144,12 @@ pub enum PetitionChange {
         outcome: OpinionOutcome,
         /// The opinion in brief.
         summary: Text,
-        /// Until when review may be requested (Art 35).
-        review_request_due: Deadline,
+        /// Until when review may be requested, counted from the opinion's
+        /// issue: only histories recorded before deliveries were carry it.
+        /// The window now runs from the delivery (Art 35), which
+        /// [`PetitionChange::ReplyDelivered`] records.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        review_request_due: Option<Deadline>,
         /// Whether the opinion came after its deadline.
         late: bool,
     },
@@ -164,8 +174,11 @@ pub enum PetitionChange {
         outcome: OpinionOutcome,
         /// The opinion in brief.
         summary: Text,
-        /// Until when re-review may be requested (Art 36).
-        re_review_request_due: Deadline,
+        /// Until when re-review may be requested, counted from the
+        /// opinion's issue: only histories recorded before deliveries were
+        /// carry it; the window now runs from the delivery (Art 36).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        re_review_request_due: Option<Deadline>,
         /// Whether the opinion came after its deadline.
         late: bool,
     },
@@ -184,6 +197,21 @@ pub enum PetitionChange {
         summary: Text,
         /// Whether the opinion came after its deadline.
         late: bool,
+    },
+    /// A written reply reached the petitioner (送达).
+    ReplyDelivered {
+        /// Which reply.
+        reply: Reply,
+        /// The local day the petitioner received it.
+        delivered_on: NaiveDate,
+        /// How it reached them.
+        method: DeliveryMethod,
+        /// The request window the delivery opened: review after the
+        /// opinion (Art 35), re-review after the review opinion (Art 36),
+        /// 30 days from `delivered_on`. None after the re-review opinion,
+        /// which is final, or once the request has been made.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_due: Option<Deadline>,
     },
     /// The petition became final (Art 36–37).
     PetitionFinalised {
@@ -219,6 +247,7 @@ impl PetitionChange {
         match self {
             Self::PetitionReceived { .. } => "PetitionReceived",
             Self::SkippedLevelVisitRecorded { .. } => "SkippedLevelVisitRecorded",
+            Self::GroupHeadcountRecorded { .. } => "GroupHeadcountRecorded",
             Self::PetitionForwarded { .. } => "PetitionForwarded",
             Self::PetitionAssigned { .. } => "PetitionAssigned",
             Self::PetitionDiverted { .. } => "PetitionDiverted",
@@ -232,6 +261,7 @@ impl PetitionChange {
             Self::ReviewOpinionIssued { .. } => "ReviewOpinionIssued",
             Self::ReReviewRequested { .. } => "ReReviewRequested",
             Self::ReReviewOpinionIssued { .. } => "ReReviewOpinionIssued",
+            Self::ReplyDelivered { .. } => "ReplyDelivered",
             Self::PetitionFinalised { .. } => "PetitionFinalised",
             Self::DeadlineWarned { .. } => "DeadlineWarned",
             Self::DeadlineBreached { .. } => "DeadlineBreached",

@@ -17,7 +17,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use chrono::{DateTime, Duration, TimeDelta, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeDelta, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
@@ -31,15 +31,18 @@ use crate::services::{Finality, RecordsUnavailable, Services};
 use crate::sla::{self, DeadlineMark, Holder, RunningClock, Threshold, TimerRefusal};
 use crate::values::{CaseId, DivisionCode, Level, Name, PetitionChannel, Text};
 
-/// The most representatives a group visit may send (Art 18).
+/// The most representatives a group visit may send (Art 20). The group
+/// itself may be of any size: its headcount is recorded apart
+/// ([`PetitionAction::RecordGroupHeadcount`]), never refused.
 pub const MAX_VISIT_REPRESENTATIVES: u32 = 5;
 
 /// The longest period, in days, a unit may be given to report on an
 /// assigned petition (交办).
 pub const MAX_REPORT_DAYS: u32 = 365;
 
-/// The longest single hearing, in days, that may be left out of a review or
-/// re-review period (Art 35–36).
+/// The longest single hearing, in days, that may be left out of a re-review
+/// period (Art 36). The statute sets no such bound (DOMAIN.md names none);
+/// it is this engine's guard against a mistyped number of days.
 pub const MAX_HEARING_DAYS: u32 = 90;
 
 wire_enum!(
@@ -116,6 +119,41 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// A written reply the petitioner receives, whose delivery (送达) is
+    /// recorded.
+    Reply, "reply" {
+        /// The handling opinion (Art 32).
+        Opinion = "opinion",
+        /// The review opinion (Art 35).
+        ReviewOpinion = "review_opinion",
+        /// The re-review opinion (Art 36).
+        ReReviewOpinion = "re_review_opinion",
+    }
+);
+
+wire_enum!(
+    /// How a written reply reached the petitioner (送达).
+    DeliveryMethod, "method" {
+        /// Handed to the petitioner.
+        InPerson = "in_person",
+        /// Sent by post.
+        Post = "post",
+        /// Sent electronically.
+        Electronic = "electronic",
+    }
+);
+
+/// When and how a written reply reached the petitioner. The review and
+/// re-review windows run from this day (自收到书面答复之日起, Art 35–36).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The local day the petitioner received the reply.
+    pub delivered_on: NaiveDate,
+    /// How it reached them.
+    pub method: DeliveryMethod,
+}
+
+wire_enum!(
     /// Why a petition became final (Art 36–37).
     FinalBasis, "final_basis" {
         /// The re-review opinion was issued (Art 36).
@@ -145,6 +183,7 @@ pub struct Petition {
     competent_level: Option<Level>,
     visited_level: Option<Level>,
     representatives: u32,
+    headcount: Option<u32>,
     skipped_level: bool,
     repeat_of: Option<CaseId>,
     triage_due: Option<Deadline>,
@@ -163,6 +202,10 @@ pub struct Petition {
     re_review_outcome: Option<OpinionOutcome>,
     finalised_at: Option<DateTime<Utc>>,
     final_basis: Option<FinalBasis>,
+    // When each written reply was issued and when and how it reached the
+    // petitioner, so that a delivery is checked against its reply.
+    replies_issued: BTreeMap<Reply, DateTime<Utc>>,
+    deliveries: BTreeMap<Reply, Delivery>,
     // When each stage's clock last started (the event that opened it), so
     // that a running clock knows its start; the deadlines say only the end.
     clock_starts: BTreeMap<Stage, DateTime<Utc>>,
@@ -242,6 +285,12 @@ impl Petition {
         self.representatives
     }
 
+    /// How many people came with a group visit (集体访), once recorded;
+    /// at least the representatives.
+    pub fn headcount(&self) -> Option<u32> {
+        self.headcount
+    }
+
     /// Whether a visit skipped a level (越级, Art 20).
     pub fn skipped_level(&self) -> bool {
         self.skipped_level
@@ -294,7 +343,10 @@ impl Petition {
         self.opinion_outcome
     }
 
-    /// Until when the petitioner may ask for review (Art 35).
+    /// Until when the petitioner may ask for review: 30 days from the day
+    /// the opinion was delivered (Art 35). `None` until the delivery is
+    /// recorded: the window has not started. (Histories recorded before
+    /// deliveries were counted the window from the opinion's issue.)
     pub fn review_request_due(&self) -> Option<Deadline> {
         self.review_request_due
     }
@@ -309,7 +361,8 @@ impl Petition {
         self.review_outcome
     }
 
-    /// Until when the petitioner may ask for re-review (Art 36).
+    /// Until when the petitioner may ask for re-review: 30 days from the
+    /// day the review opinion was delivered (Art 36); `None` until then.
     pub fn re_review_request_due(&self) -> Option<Deadline> {
         self.re_review_request_due
     }
@@ -322,6 +375,11 @@ impl Petition {
     /// What the re-review opinion decided.
     pub fn re_review_outcome(&self) -> Option<OpinionOutcome> {
         self.re_review_outcome
+    }
+
+    /// When and how `reply` reached the petitioner, once recorded.
+    pub fn delivery(&self, reply: Reply) -> Option<Delivery> {
+        self.deliveries.get(&reply).copied()
     }
 
     /// When the petition became final.
@@ -343,9 +401,9 @@ impl Petition {
     /// |---|---|---|
     /// | `petition_triage` (Art 22) | the petition office receives the petition | it is forwarded, assigned, diverted or not accepted; an objection sends it back to triage, where the clock resumes against the same due time (the triage deadline is not re-set) |
     /// | `petition_acceptance_notice` (Art 23) | the petition is forwarded or assigned to a unit | the unit accepts, or objects |
-    /// | `assigned_report` (交办, assigned petitions only) | the petition is assigned | the unit accepts, or objects |
+    /// | `assigned_report` (交办, assigned petitions only) | the petition is assigned | the unit reports its result (the handling opinion), or objects |
     /// | `petition_opinion` (Art 32–34) | the unit accepts | the handling opinion is issued; an extension moves the due time, not the start |
-    /// | `review` (Art 35) | the petitioner asks for review | the review opinion is issued; hearing days are paused time |
+    /// | `review` (Art 35) | the petitioner asks for review | the review opinion is issued (hearing days are paused time only in histories recorded before Art 36's re-review-only rule was applied) |
     /// | `re_review` (Art 36) | the petitioner asks for re-review | the re-review opinion is issued; hearing days are paused time |
     ///
     /// The holder is the petition's division and competent level, with the
@@ -373,7 +431,11 @@ impl Petition {
         let running = match self.status {
             S::Received => vec![(self.triage_due, case)],
             S::Routed => vec![(self.notice_due, unit.clone()), (self.report_due, unit)],
-            S::Accepted => vec![(self.opinion_due, unit)],
+            // An assigned item (交办, Art 22) is done when the unit reports
+            // its result, which is its handling opinion, not when it
+            // accepts: the report clock runs on beside the opinion clock.
+            // A forwarded item has no report deadline.
+            S::Accepted => vec![(self.opinion_due, unit.clone()), (self.report_due, unit)],
             S::UnderReview => vec![(self.review_due, case)],
             S::UnderReReview => vec![(self.re_review_due, case)],
             S::New | S::Diverted | S::NotAccepted | S::Answered | S::Reviewed | S::Final => {
@@ -494,7 +556,8 @@ impl Petition {
                     if visited_level.is_none() {
                         return Err(PetitionError::MissingVisitedLevel);
                     }
-                    // Art 18: a group visit sends at most five representatives.
+                    // Art 20: a group visit sends at most five representatives;
+                    // the group's size is recorded apart and never refused.
                     if representatives == 0 {
                         return Err(PetitionError::NoRepresentatives);
                     }
@@ -616,6 +679,20 @@ impl Petition {
                     return Err(PetitionError::ExtensionTooLong { days, max });
                 }
                 let current = self.in_force(self.opinion_due, ACTION)?;
+                // Art 34 extends a handling period that is still running,
+                // by at most 30 days counted from its original due date
+                // (the one extension allowed is always of the original).
+                // That a period already run out cannot be extended is this
+                // engine's reading, not a figure of DOMAIN.md: the opinion
+                // is late from its due time on, the breach is on record
+                // (Art 44–46), and an extension granted after it would only
+                // hide it.
+                if now >= current.due {
+                    return Err(PetitionError::WindowClosed {
+                        stage: Stage::PetitionExtension,
+                        due: current.due,
+                    });
+                }
                 vec![C::HandlingExtended {
                     days,
                     reason,
@@ -629,13 +706,18 @@ impl Petition {
                 vec![C::OpinionIssued {
                     outcome,
                     summary,
-                    review_request_due: services.deadline(Stage::ReviewRequest, now),
+                    // Art 35: the review window runs from the day the
+                    // petitioner receives the opinion; it opens with the
+                    // delivery, not here.
+                    review_request_due: None,
                     late: is_past(self.opinion_due, now),
                 }]
             }
 
             A::RequestReview { reason } => {
                 self.require("request review", &[S::Answered])?;
+                // Before the opinion's delivery is recorded its window has
+                // not started, so a request cannot be late.
                 check_open(self.review_request_due, now)?;
                 vec![C::ReviewRequested {
                     reason,
@@ -645,16 +727,12 @@ impl Petition {
 
             A::RecordHearing { days } => {
                 const ACTION: &str = "record a hearing";
-                self.require(ACTION, &[S::UnderReview, S::UnderReReview])?;
+                // Art 36: hearing time is left out of the re-review period
+                // only; Art 35 leaves nothing out of a review, so a review's
+                // due date never moves for a hearing.
+                self.require(ACTION, &[S::UnderReReview])?;
                 check_days(days, MAX_HEARING_DAYS)?;
-                // Art 35–36: hearing time does not count towards the
-                // review or re-review period, so the due date moves out.
-                let running = if self.status == S::UnderReReview {
-                    self.re_review_due
-                } else {
-                    self.review_due
-                };
-                let current = self.in_force(running, ACTION)?;
+                let current = self.in_force(self.re_review_due, ACTION)?;
                 vec![C::HearingHeld {
                     days,
                     due: extend(services, current, days),
@@ -666,13 +744,15 @@ impl Petition {
                 vec![C::ReviewOpinionIssued {
                     outcome,
                     summary,
-                    re_review_request_due: services.deadline(Stage::ReReviewRequest, now),
+                    // Art 36: the re-review window too runs from delivery.
+                    re_review_request_due: None,
                     late: is_past(self.review_due, now),
                 }]
             }
 
             A::RequestReReview { reason } => {
                 self.require("request re-review", &[S::Reviewed])?;
+                // As for review: not late before the delivery is recorded.
                 check_open(self.re_review_request_due, now)?;
                 vec![C::ReReviewRequested {
                     reason,
@@ -709,7 +789,11 @@ impl Petition {
                         });
                     }
                 };
-                let window = self.in_force(window, ACTION)?;
+                // The window starts only with the reply's delivery
+                // (Art 35–36); until then it cannot have lapsed.
+                let Some(window) = window else {
+                    return Err(self.not_allowed("finalise before the reply is delivered"));
+                };
                 if now < window.due {
                     return Err(PetitionError::WindowStillOpen {
                         stage: window.stage,
@@ -717,6 +801,65 @@ impl Petition {
                     });
                 }
                 vec![C::PetitionFinalised { basis }]
+            }
+
+            A::RecordDelivery {
+                reply,
+                delivered_on,
+                method,
+            } => {
+                let Some(issued_at) = self.replies_issued.get(&reply) else {
+                    return Err(self.not_allowed("record the delivery of a reply not yet issued"));
+                };
+                if self.deliveries.contains_key(&reply) {
+                    return Err(self.not_allowed("record a second delivery of the same reply"));
+                }
+                let issued_on = issued_at
+                    .with_timezone(&services.policy().timezone())
+                    .date_naive();
+                if delivered_on < issued_on {
+                    return Err(
+                        self.not_allowed("record a delivery dated before the reply was issued")
+                    );
+                }
+                if delivered_on > services.today() {
+                    return Err(self.not_allowed("record a delivery dated after today"));
+                }
+                // Art 35–36: 30 days "自收到书面答复之日起", from the day the
+                // petitioner received the written reply, however long the
+                // post took. A window opens only while the petitioner can
+                // still use it: not after the request was made, and never
+                // after the re-review opinion, which is final (Art 36).
+                let request_due = match (reply, self.status) {
+                    (Reply::Opinion, S::Answered) => {
+                        Some(services.deadline_on(Stage::ReviewRequest, delivered_on))
+                    }
+                    (Reply::ReviewOpinion, S::Reviewed) => {
+                        Some(services.deadline_on(Stage::ReReviewRequest, delivered_on))
+                    }
+                    _ => None,
+                };
+                vec![C::ReplyDelivered {
+                    reply,
+                    delivered_on,
+                    method,
+                    request_due,
+                }]
+            }
+
+            A::RecordGroupHeadcount { headcount } => {
+                // Art 20: a group visit of any size is taken in; only its
+                // representatives are limited, to five, at receipt.
+                self.require("record a group's headcount", &[S::Received])?;
+                if self.channel != Some(PetitionChannel::Visit) {
+                    return Err(self.not_allowed("record a group's headcount for a non-visit"));
+                }
+                if headcount < self.representatives {
+                    return Err(
+                        self.not_allowed("record a headcount below the number of representatives")
+                    );
+                }
+                vec![C::GroupHeadcountRecorded { headcount }]
             }
 
             A::RecordDeadlineWarning {
@@ -859,7 +1002,9 @@ fn extend(services: &Services, current: Deadline, days: u32) -> Deadline {
 // snapshots of another revision are then ignored and cases replayed.
 impl crate::SnapshotRevision for Petition {
     // 2: clock starts, paused hearing days and recorded deadline marks.
-    const SNAPSHOT_REVISION: u32 = 2;
+    // 3: replies issued and delivered; request windows from delivery; a
+    // group's headcount.
+    const SNAPSHOT_REVISION: u32 = 3;
 }
 
 impl Aggregate for Petition {
@@ -921,6 +1066,7 @@ impl Aggregate for Petition {
                 self.triage_due = Some(triage_due);
             }
             C::SkippedLevelVisitRecorded { .. } => self.skipped_level = true,
+            C::GroupHeadcountRecorded { headcount } => self.headcount = Some(headcount),
             C::PetitionForwarded {
                 to_unit,
                 notice_due,
@@ -959,7 +1105,8 @@ impl Aggregate for Petition {
             } => {
                 self.status = S::Answered;
                 self.opinion_outcome = Some(outcome);
-                self.review_request_due = Some(review_request_due);
+                self.replies_issued.insert(Reply::Opinion, at);
+                self.review_request_due = review_request_due;
             }
             C::ReviewRequested { review_due, .. } => {
                 self.status = S::UnderReview;
@@ -984,7 +1131,8 @@ impl Aggregate for Petition {
             } => {
                 self.status = S::Reviewed;
                 self.review_outcome = Some(outcome);
-                self.re_review_request_due = Some(re_review_request_due);
+                self.replies_issued.insert(Reply::ReviewOpinion, at);
+                self.re_review_request_due = re_review_request_due;
             }
             C::ReReviewRequested { re_review_due, .. } => {
                 self.status = S::UnderReReview;
@@ -994,6 +1142,26 @@ impl Aggregate for Petition {
             }
             C::ReReviewOpinionIssued { outcome, .. } => {
                 self.re_review_outcome = Some(outcome);
+                self.replies_issued.insert(Reply::ReReviewOpinion, at);
+            }
+            C::ReplyDelivered {
+                reply,
+                delivered_on,
+                method,
+                request_due,
+            } => {
+                self.deliveries.insert(
+                    reply,
+                    Delivery {
+                        delivered_on,
+                        method,
+                    },
+                );
+                match (reply, request_due) {
+                    (Reply::Opinion, Some(due)) => self.review_request_due = Some(due),
+                    (Reply::ReviewOpinion, Some(due)) => self.re_review_request_due = Some(due),
+                    _ => {}
+                }
             }
             C::PetitionFinalised { basis } => {
                 self.status = S::Final;

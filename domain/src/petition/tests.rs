@@ -158,10 +158,24 @@ fn answered() -> Vec<PetitionEvent> {
     history.push(event(C::OpinionIssued {
         outcome,
         summary,
-        review_request_due: due(Stage::ReviewRequest),
+        review_request_due: None,
         late: false,
     }));
+    history.push(event(delivered(
+        Reply::Opinion,
+        Some(due(Stage::ReviewRequest)),
+    )));
     history
+}
+
+/// `reply` handed to the petitioner on the day of T0, opening `request_due`.
+fn delivered(reply: Reply, request_due: Option<Deadline>) -> PetitionChange {
+    C::ReplyDelivered {
+        reply,
+        delivered_on: day("2026-03-02"),
+        method: DeliveryMethod::InPerson,
+        request_due,
+    }
 }
 
 fn under_review() -> Vec<PetitionEvent> {
@@ -179,9 +193,13 @@ fn reviewed() -> Vec<PetitionEvent> {
     history.push(event(C::ReviewOpinionIssued {
         outcome,
         summary,
-        re_review_request_due: due(Stage::ReReviewRequest),
+        re_review_request_due: None,
         late: false,
     }));
+    history.push(event(delivered(
+        Reply::ReviewOpinion,
+        Some(due(Stage::ReReviewRequest)),
+    )));
     history
 }
 
@@ -311,6 +329,67 @@ fn a_visit_must_name_the_level_visited() {
         .given_no_previous_events()
         .when(cmd(receive(PetitionChannel::Visit, None, 1)))
         .then_expect_error(PetitionError::MissingVisitedLevel);
+}
+
+fn group_headcount(headcount: u32) -> PetitionAction {
+    A::RecordGroupHeadcount { headcount }
+}
+
+/// A group visit to the town received with its five representatives.
+fn group_received() -> Vec<PetitionEvent> {
+    vec![event(received_change(
+        PetitionChannel::Visit,
+        Some(Level::Town),
+        5,
+    ))]
+}
+
+#[test]
+fn a_group_of_30_is_registered_with_its_headcount_and_five_representatives() {
+    // Art 20: any number of people; at most five of them represent it.
+    framework(T0)
+        .given(group_received())
+        .when(cmd(group_headcount(30)))
+        .then_expect_events(vec![event(C::GroupHeadcountRecorded { headcount: 30 })]);
+    let mut history = group_received();
+    history.push(event(C::GroupHeadcountRecorded { headcount: 30 }));
+    let petition = replay(history);
+    assert_eq!(petition.headcount(), Some(30));
+    assert_eq!(petition.representatives(), 5);
+    assert_eq!(petition.status(), PetitionStatus::Received);
+}
+
+#[test]
+fn a_headcount_is_never_below_the_representatives() {
+    framework(T0)
+        .given(group_received())
+        .when(cmd(group_headcount(4)))
+        .then_expect_error(not_allowed(
+            "record a headcount below the number of representatives",
+            PetitionStatus::Received,
+        ));
+}
+
+#[test]
+fn only_a_visit_has_a_headcount() {
+    framework(T0)
+        .given(received())
+        .when(cmd(group_headcount(30)))
+        .then_expect_error(not_allowed(
+            "record a group's headcount for a non-visit",
+            PetitionStatus::Received,
+        ));
+}
+
+#[test]
+fn a_headcount_is_recorded_at_receipt_before_triage() {
+    framework(T0)
+        .given(routed())
+        .when(cmd(group_headcount(30)))
+        .then_expect_error(not_allowed(
+            "record a group's headcount",
+            PetitionStatus::Routed,
+        ));
 }
 
 #[test]
@@ -697,6 +776,49 @@ fn an_extension_is_at_most_the_policy_length() {
 }
 
 #[test]
+fn an_extension_on_the_last_day_counts_from_the_original_due_date() {
+    // The opinion is due at the end of Wednesday 6 May; granted at 23:00
+    // that evening in Beijing, 30 days still end on Friday 5 June.
+    let last_hour = "2026-05-06T15:00:00Z";
+    framework(last_hour)
+        .given(accepted())
+        .when(cmd(extension(30)))
+        .then_expect_events(vec![event_at(last_hour, extended())]);
+}
+
+#[test]
+fn an_extension_after_the_handling_deadline_is_refused_and_the_breach_stays() {
+    // Art 34 extends a period still running; once it has run out the
+    // breach is on record and a late extension would hide it.
+    let opinion_due = due(Stage::PetitionOpinion);
+    let mut history = accepted();
+    history.push(event_at(
+        "2026-05-07T00:00:00Z",
+        C::DeadlineBreached {
+            stage: Stage::PetitionOpinion,
+            due: opinion_due.due,
+            holder: unit_holder(),
+        },
+    ));
+    framework("2026-05-08T02:00:00Z")
+        .given(history.clone())
+        .when(cmd(extension(30)))
+        .then_expect_error(PetitionError::WindowClosed {
+            stage: Stage::PetitionExtension,
+            due: opinion_due.due,
+        });
+    // Still unextended and still due when it was; the breach is not
+    // recorded again.
+    let petition = replay(history.clone());
+    assert!(!petition.extended());
+    assert_eq!(petition.opinion_due(), Some(opinion_due));
+    framework("2026-05-08T02:00:00Z")
+        .given(history)
+        .when(cmd(breach(Stage::PetitionOpinion, opinion_due.due)))
+        .then_expect_events(vec![]);
+}
+
+#[test]
 fn extending_needs_an_accepted_petition() {
     framework(T0)
         .given(answered())
@@ -707,12 +829,16 @@ fn extending_needs_an_accepted_petition() {
 // --- IssueOpinion ------------------------------------------------------------
 
 #[test]
-fn the_opinion_opens_the_review_request_window() {
+fn the_opinion_opens_no_review_window_until_it_is_delivered() {
     let (outcome, summary) = opinion(OpinionOutcome::Explain);
+    let issued = answered()[3..4].to_vec();
     framework(T0)
         .given(accepted())
         .when(cmd(A::IssueOpinion { outcome, summary }))
-        .then_expect_events(answered()[3..].to_vec());
+        .then_expect_events(issued.clone());
+    let petition = replay(accepted().into_iter().chain(issued).collect());
+    assert_eq!(petition.status(), PetitionStatus::Answered);
+    assert_eq!(petition.review_request_due(), None);
 }
 
 #[test]
@@ -730,7 +856,7 @@ fn an_opinion_after_its_deadline_is_recorded_as_late() {
             C::OpinionIssued {
                 outcome,
                 summary,
-                review_request_due: services_at(now).deadline(Stage::ReviewRequest, at(now)),
+                review_request_due: None,
                 late: true,
             },
         )]);
@@ -754,7 +880,7 @@ fn requesting_review_opens_the_review_period() {
         .when(cmd(A::RequestReview {
             reason: text("The square is too far away."),
         }))
-        .then_expect_events(under_review()[4..].to_vec());
+        .then_expect_events(under_review()[5..].to_vec());
 }
 
 #[test]
@@ -781,24 +907,313 @@ fn review_needs_an_answered_petition() {
         .then_expect_error(not_allowed("request review", PetitionStatus::Accepted));
 }
 
+// --- RecordDelivery ----------------------------------------------------------
+
+/// The opinion issued at T0, not yet delivered.
+fn undelivered() -> Vec<PetitionEvent> {
+    answered()[..4].to_vec()
+}
+
+fn deliver(reply: Reply, delivered_on: &str, method: DeliveryMethod) -> PetitionAction {
+    A::RecordDelivery {
+        reply,
+        delivered_on: day(delivered_on),
+        method,
+    }
+}
+
+/// The opinion issued at T0 and received by post on Thursday 12 March.
+fn delivered_by_post() -> Vec<PetitionEvent> {
+    let mut history = undelivered();
+    history.push(event_at(
+        "2026-03-14T02:00:00Z",
+        C::ReplyDelivered {
+            reply: Reply::Opinion,
+            delivered_on: day("2026-03-12"),
+            method: DeliveryMethod::Post,
+            request_due: Some(services_at(T0).deadline_on(Stage::ReviewRequest, day("2026-03-12"))),
+        },
+    ));
+    history
+}
+
+#[test]
+fn the_review_window_runs_30_days_from_the_day_the_opinion_was_received() {
+    // Art 35: 自收到书面答复之日起. Received 12 March by post: 30 days end on
+    // Saturday 11 April, a day off, so the window runs to Monday 13 April.
+    framework("2026-03-14T02:00:00Z")
+        .given(undelivered())
+        .when(cmd(deliver(
+            Reply::Opinion,
+            "2026-03-12",
+            DeliveryMethod::Post,
+        )))
+        .then_expect_events(delivered_by_post()[4..].to_vec());
+    let petition = replay(delivered_by_post());
+    let window = petition.review_request_due().unwrap();
+    assert_eq!(window.stage, Stage::ReviewRequest);
+    assert_eq!(window.last_day, day("2026-04-13"));
+    assert_eq!(
+        petition.delivery(Reply::Opinion),
+        Some(Delivery {
+            delivered_on: day("2026-03-12"),
+            method: DeliveryMethod::Post,
+        })
+    );
+}
+
+#[test]
+fn a_review_request_after_a_postal_delay_is_accepted_within_30_days_of_delivery() {
+    // 8 April is 37 days after the opinion was issued but 27 after it was
+    // received.
+    let now = "2026-04-08T02:00:00Z";
+    framework(now)
+        .given(delivered_by_post())
+        .when(cmd(A::RequestReview {
+            reason: text("The square is too far away."),
+        }))
+        .then_expect_events(vec![event_at(
+            now,
+            C::ReviewRequested {
+                reason: text("The square is too far away."),
+                review_due: services_at(now).deadline(Stage::Review, at(now)),
+            },
+        )]);
+}
+
+#[test]
+fn a_review_request_after_30_days_from_delivery_is_refused() {
+    let window = replay(delivered_by_post()).review_request_due().unwrap();
+    framework("2026-04-13T16:00:00Z")
+        .given(delivered_by_post())
+        .when(cmd(A::RequestReview {
+            reason: text("Late."),
+        }))
+        .then_expect_error(PetitionError::WindowClosed {
+            stage: Stage::ReviewRequest,
+            due: window.due,
+        });
+}
+
+#[test]
+fn a_review_request_before_the_delivery_is_recorded_is_not_late() {
+    // The window has not started, so it cannot have closed.
+    let now = "2026-06-01T02:00:00Z";
+    framework(now)
+        .given(undelivered())
+        .when(cmd(A::RequestReview {
+            reason: text("The square is too far away."),
+        }))
+        .then_expect_events(vec![event_at(
+            now,
+            C::ReviewRequested {
+                reason: text("The square is too far away."),
+                review_due: services_at(now).deadline(Stage::Review, at(now)),
+            },
+        )]);
+}
+
+#[test]
+fn an_undelivered_opinion_is_not_made_final() {
+    framework("2026-12-01T02:00:00Z")
+        .given(undelivered())
+        .when(cmd(A::Finalise {}))
+        .then_expect_error(not_allowed(
+            "finalise before the reply is delivered",
+            PetitionStatus::Answered,
+        ));
+}
+
+#[test]
+fn the_review_window_lapses_30_days_after_delivery_not_after_issue() {
+    // Open on 2 April, when a window counted from the issue would have
+    // closed; lapsed after 13 April.
+    let window = replay(delivered_by_post()).review_request_due().unwrap();
+    framework("2026-04-02T02:00:00Z")
+        .given(delivered_by_post())
+        .when(cmd(A::Finalise {}))
+        .then_expect_error(PetitionError::WindowStillOpen {
+            stage: Stage::ReviewRequest,
+            due: window.due,
+        });
+    framework("2026-04-14T02:00:00Z")
+        .given(delivered_by_post())
+        .when(cmd(A::Finalise {}))
+        .then_expect_events(vec![event_at(
+            "2026-04-14T02:00:00Z",
+            C::PetitionFinalised {
+                basis: FinalBasis::ReviewWindowLapsed,
+            },
+        )]);
+}
+
+#[test]
+fn the_review_opinions_delivery_opens_the_re_review_window() {
+    // Art 36: the re-review window too runs from delivery.
+    let mut history = under_review();
+    history.extend(reviewed()[6..7].to_vec());
+    let now = "2026-03-20T02:00:00Z";
+    framework(now)
+        .given(history)
+        .when(cmd(deliver(
+            Reply::ReviewOpinion,
+            "2026-03-19",
+            DeliveryMethod::Electronic,
+        )))
+        .then_expect_events(vec![event_at(
+            now,
+            C::ReplyDelivered {
+                reply: Reply::ReviewOpinion,
+                delivered_on: day("2026-03-19"),
+                method: DeliveryMethod::Electronic,
+                request_due: Some(
+                    services_at(now).deadline_on(Stage::ReReviewRequest, day("2026-03-19")),
+                ),
+            },
+        )]);
+}
+
+#[test]
+fn the_final_re_review_opinions_delivery_opens_no_window() {
+    let mut history = under_re_review();
+    let (outcome, summary) = opinion(OpinionOutcome::Support);
+    history.push(event(C::ReReviewOpinionIssued {
+        outcome,
+        summary,
+        late: false,
+    }));
+    history.push(event(C::PetitionFinalised {
+        basis: FinalBasis::ReReviewed,
+    }));
+    framework(T0)
+        .given(history)
+        .when(cmd(deliver(
+            Reply::ReReviewOpinion,
+            "2026-03-02",
+            DeliveryMethod::InPerson,
+        )))
+        .then_expect_events(vec![event(delivered(Reply::ReReviewOpinion, None))]);
+}
+
+#[test]
+fn a_reply_not_yet_issued_cannot_be_delivered() {
+    framework(T0)
+        .given(accepted())
+        .when(cmd(deliver(
+            Reply::Opinion,
+            "2026-03-02",
+            DeliveryMethod::InPerson,
+        )))
+        .then_expect_error(not_allowed(
+            "record the delivery of a reply not yet issued",
+            PetitionStatus::Accepted,
+        ));
+    framework(T0)
+        .given(answered())
+        .when(cmd(deliver(
+            Reply::ReviewOpinion,
+            "2026-03-02",
+            DeliveryMethod::InPerson,
+        )))
+        .then_expect_error(not_allowed(
+            "record the delivery of a reply not yet issued",
+            PetitionStatus::Answered,
+        ));
+}
+
+#[test]
+fn a_reply_is_delivered_once() {
+    framework("2026-03-20T02:00:00Z")
+        .given(delivered_by_post())
+        .when(cmd(deliver(
+            Reply::Opinion,
+            "2026-03-19",
+            DeliveryMethod::InPerson,
+        )))
+        .then_expect_error(not_allowed(
+            "record a second delivery of the same reply",
+            PetitionStatus::Answered,
+        ));
+}
+
+#[test]
+fn a_delivery_is_dated_between_the_reply_and_today() {
+    // The opinion was issued on 2 March; today is 14 March in Beijing.
+    for (delivered_on, action) in [
+        (
+            "2026-03-01",
+            "record a delivery dated before the reply was issued",
+        ),
+        ("2026-03-15", "record a delivery dated after today"),
+    ] {
+        framework("2026-03-14T02:00:00Z")
+            .given(undelivered())
+            .when(cmd(deliver(
+                Reply::Opinion,
+                delivered_on,
+                DeliveryMethod::Post,
+            )))
+            .then_expect_error(not_allowed(action, PetitionStatus::Answered));
+    }
+}
+
+#[test]
+fn an_opinion_stored_before_deliveries_were_recorded_still_replays() {
+    // The shape OpinionIssued had when its window ran from the issue.
+    let stored = serde_json::json!({
+        "at": T0,
+        "by": serde_json::to_value(officer()).unwrap(),
+        "change": {"OpinionIssued": {
+            "outcome": "explain",
+            "summary": "The stalls will move to the market square.",
+            "review_request_due": {
+                "stage": "review_request",
+                "due": "2026-04-01T16:00:00Z",
+                "last_day": "2026-04-01",
+                "provisional": false
+            },
+            "late": false
+        }}
+    });
+    let event: PetitionEvent = serde_json::from_value(stored).unwrap();
+    let mut history = accepted();
+    history.push(event);
+    let petition = replay(history.clone());
+    // Its window stands as stored: counted from the issue.
+    assert_eq!(
+        petition.review_request_due(),
+        Some(due(Stage::ReviewRequest))
+    );
+    framework("2026-04-01T16:00:00Z")
+        .given(history.clone())
+        .when(cmd(A::Finalise {}))
+        .then_expect_events(vec![event_at(
+            "2026-04-01T16:00:00Z",
+            C::PetitionFinalised {
+                basis: FinalBasis::ReviewWindowLapsed,
+            },
+        )]);
+    // A delivery recorded now re-times it from the day received.
+    framework("2026-03-14T02:00:00Z")
+        .given(history)
+        .when(cmd(deliver(
+            Reply::Opinion,
+            "2026-03-12",
+            DeliveryMethod::Post,
+        )))
+        .then_expect_events(delivered_by_post()[4..].to_vec());
+}
+
 // --- RecordHearing -----------------------------------------------------------
 
 #[test]
-fn a_hearing_during_review_moves_the_review_deadline() {
-    // Review due 1 April; a 10-day hearing moves it to Saturday 11 April,
-    // a day off, so it rolls to Monday 13 April.
+fn a_hearing_during_review_is_refused_since_only_re_review_leaves_hearing_time_out() {
+    // Art 36 leaves hearing time out of the re-review period; Art 35 leaves
+    // nothing out of a review's.
     framework(T0)
         .given(under_review())
         .when(cmd(A::RecordHearing { days: 10 }))
-        .then_expect_events(vec![event(C::HearingHeld {
-            days: 10,
-            due: Deadline {
-                stage: Stage::Review,
-                due: at("2026-04-13T16:00:00Z"),
-                last_day: day("2026-04-13"),
-                provisional: false,
-            },
-        })]);
+        .then_expect_error(not_allowed("record a hearing", PetitionStatus::UnderReview));
 }
 
 #[test]
@@ -831,14 +1246,14 @@ fn a_hearing_during_re_review_moves_the_re_review_deadline() {
 fn a_hearing_lasts_between_1_and_90_days() {
     for days in [0, 91] {
         framework(T0)
-            .given(under_review())
+            .given(under_re_review())
             .when(cmd(A::RecordHearing { days }))
             .then_expect_error(PetitionError::InvalidDeadline { days, max: 90 });
     }
 }
 
 #[test]
-fn a_hearing_needs_a_review_or_re_review_under_way() {
+fn a_hearing_needs_a_re_review_under_way() {
     framework(T0)
         .given(answered())
         .when(cmd(A::RecordHearing { days: 5 }))
@@ -853,7 +1268,7 @@ fn the_review_opinion_opens_the_re_review_request_window() {
     framework(T0)
         .given(under_review())
         .when(cmd(A::IssueReviewOpinion { outcome, summary }))
-        .then_expect_events(reviewed()[5..].to_vec());
+        .then_expect_events(reviewed()[6..7].to_vec());
 }
 
 #[test]
@@ -877,7 +1292,7 @@ fn requesting_re_review_opens_the_re_review_period() {
         .when(cmd(A::RequestReReview {
             reason: text("The review ignored the noise."),
         }))
-        .then_expect_events(under_re_review()[6..].to_vec());
+        .then_expect_events(under_re_review()[8..].to_vec());
 }
 
 #[test]
@@ -1064,7 +1479,56 @@ fn assigned() -> Vec<PetitionEvent> {
     history
 }
 
-/// Review due 1 April, moved by a 10-day hearing to Saturday 11 April and
+fn assigned_and_accepted() -> Vec<PetitionEvent> {
+    let mut history = assigned();
+    history.push(event(C::PetitionAccepted {
+        unit: unit(),
+        opinion_due: due(Stage::PetitionOpinion),
+        late_notice: false,
+    }));
+    history
+}
+
+fn assigned_and_answered() -> Vec<PetitionEvent> {
+    let mut history = assigned_and_accepted();
+    let (outcome, summary) = opinion(OpinionOutcome::Support);
+    history.push(event(C::OpinionIssued {
+        outcome,
+        summary,
+        review_request_due: None,
+        late: false,
+    }));
+    history
+}
+
+#[test]
+fn the_assigned_report_clock_runs_from_assignment_to_the_result_report() {
+    let report_due = replay(assigned()).report_due().unwrap();
+    let clocks = replay(assigned_and_accepted()).running_clocks();
+    let report = clocks
+        .iter()
+        .find(|c| c.stage == Stage::AssignedReport)
+        .unwrap();
+    // Started at assignment, not restarted at acceptance; owed by the unit.
+    assert_eq!(report.started_at, at(T0));
+    assert_eq!(report.deadline, report_due);
+    assert_eq!(report.holder, unit_holder());
+    // A breach of the report deadline can be recorded after acceptance.
+    framework("2026-03-24T00:00:00Z")
+        .given(assigned_and_accepted())
+        .when(cmd(breach(Stage::AssignedReport, report_due.due)))
+        .then_expect_events(vec![event_at(
+            "2026-03-24T00:00:00Z",
+            C::DeadlineBreached {
+                stage: Stage::AssignedReport,
+                due: report_due.due,
+                holder: unit_holder(),
+            },
+        )]);
+}
+
+/// A hearing stored during a review, as histories recorded before the
+/// re-review-only rule (Art 36) hold: review due 1 April, moved by a 10-day hearing to Saturday 11 April and
 /// rolled to Monday 13 April.
 fn hearing_10_days() -> PetitionChange {
     C::HearingHeld {
@@ -1107,6 +1571,14 @@ fn clocks_run_for_what_the_holder_owes_in_each_status() {
         ("objected", objected, vec![S::PetitionTriage]),
         ("diverted", diverted, vec![]),
         ("accepted", accepted(), vec![S::PetitionOpinion]),
+        // An assigned item is done at its result report (the opinion),
+        // not at acceptance.
+        (
+            "assigned and accepted",
+            assigned_and_accepted(),
+            vec![S::PetitionOpinion, S::AssignedReport],
+        ),
+        ("assigned and answered", assigned_and_answered(), vec![]),
         ("extended", extended_history, vec![S::PetitionOpinion]),
         // The review request window is the petitioner's, not an obligation.
         ("answered", answered(), vec![]),
@@ -1171,7 +1643,7 @@ fn an_extension_moves_the_opinion_due_time_but_not_its_start() {
 }
 
 #[test]
-fn a_hearing_pauses_the_review_clock() {
+fn a_stored_hearing_still_pauses_the_review_clock() {
     let mut history = under_review();
     history.push(event(hearing_10_days()));
     let clocks = replay(history.clone()).running_clocks();
@@ -1214,7 +1686,7 @@ fn hearings_pause_only_the_period_they_were_held_in() {
     history.push(event(C::ReviewOpinionIssued {
         outcome,
         summary,
-        re_review_request_due: due(Stage::ReReviewRequest),
+        re_review_request_due: Some(due(Stage::ReReviewRequest)),
         late: false,
     }));
     history.push(event(C::ReReviewRequested {
