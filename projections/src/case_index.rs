@@ -33,7 +33,7 @@ impl Projection for CaseIndex {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["case_index", sla::TABLE]
+        &["case_index", sla::TABLE, sla::COUNTS_TABLE]
     }
 
     async fn apply(&self, batch: &mut Batch, events: &[RecordedEvent]) -> Result<(), StoreError> {
