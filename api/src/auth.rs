@@ -38,35 +38,39 @@ impl Authenticator {
         Agencies::from_toml(text).map(|agencies| Self { agencies })
     }
 
-    /// The caller presenting `request`'s credentials.
+    /// The caller presenting `request`'s credentials ([`Caller::local`]
+    /// when authentication is off).
     pub fn authenticate<T>(&self, request: &Request<T>) -> Result<Arc<Caller>, Status> {
-        if !self.agencies.enabled() {
-            return Ok(self
-                .agencies
-                .caller("")
-                .unwrap_or_else(|| Arc::new(Caller::local())));
-        }
-        let header = request
-            .metadata()
-            .get("authorization")
-            .ok_or_else(|| {
-                Status::unauthenticated(
-                    "missing credentials: send the header `authorization: Bearer <token>`",
-                )
-            })?
-            .to_str()
-            .map_err(|_| Status::unauthenticated("the authorization header is not ASCII"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                Status::unauthenticated("the authorization header must read `Bearer <token>`")
-            })?
-            .trim();
+        let token = if self.agencies.enabled() {
+            bearer_token(request)?
+        } else {
+            ""
+        };
         self.agencies
             .caller(token)
             .ok_or_else(|| Status::unauthenticated("unknown or revoked token"))
     }
+}
+
+/// The token of `authorization: Bearer <token>`.
+fn bearer_token<T>(request: &Request<T>) -> Result<&str, Status> {
+    let header = request
+        .metadata()
+        .get("authorization")
+        .ok_or_else(|| {
+            Status::unauthenticated(
+                "missing credentials: send the header `authorization: Bearer <token>`",
+            )
+        })?
+        .to_str()
+        .map_err(|_| Status::unauthenticated("the authorization header is not ASCII"))?;
+    Ok(header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| {
+            Status::unauthenticated("the authorization header must read `Bearer <token>`")
+        })?
+        .trim())
 }
 
 impl tonic::service::Interceptor for Authenticator {

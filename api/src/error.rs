@@ -199,8 +199,8 @@ pub fn status(e: AppError) -> Status {
                 CONCURRENT_MODIFICATION,
                 metadata,
             );
-            if let Some(value) = actual.and_then(|v| v.to_string().parse().ok()) {
-                status.metadata_mut().insert(CURRENT_VERSION_TRAILER, value);
+            if let Some(v) = actual {
+                with_current_version(&mut status, v);
             }
             status
         }
@@ -224,9 +224,7 @@ pub fn status(e: AppError) -> Status {
                     ("case_kind", kind.clone()),
                 ],
             );
-            if let Ok(value) = actual.to_string().parse() {
-                status.metadata_mut().insert(CURRENT_VERSION_TRAILER, value);
-            }
+            with_current_version(&mut status, actual);
             status
         }
         AppError::RequestReused => Status::already_exists(
@@ -237,6 +235,13 @@ pub fn status(e: AppError) -> Status {
         AppError::NotYet(why) => Status::unavailable(why),
         AppError::ShuttingDown => Status::unavailable("the server is shutting down; retry"),
         AppError::Store(e) => store_status(&e),
+    }
+}
+
+/// Puts the case's current version in [`CURRENT_VERSION_TRAILER`].
+fn with_current_version(status: &mut Status, version: u64) {
+    if let Ok(value) = version.to_string().parse() {
+        status.metadata_mut().insert(CURRENT_VERSION_TRAILER, value);
     }
 }
 

@@ -1039,40 +1039,38 @@ pub async fn breaches_by_body(
             hi = p[4],
         )
     };
-    let decode = |r: &dyn Fn(usize) -> Result<Option<i64>, sqlx::Error>,
-                  body: Option<String>|
-     -> Result<BodyBreaches, StoreError> {
-        Ok(BodyBreaches {
+    type Sums = (Option<String>, Option<i64>, Option<i64>, Option<i64>);
+    let sums: Vec<Sums> = match store.backend() {
+        Backend::Postgres(pool) => {
+            sqlx::query_as(&select(["$1", "$2", "$3", "$4::text", "$5::text"]))
+                .bind(since)
+                .bind(next_day)
+                .bind(&first_day)
+                .bind(lo)
+                .bind(hi)
+                .fetch_all(pool)
+                .await?
+        }
+        Backend::Sqlite(pool) => {
+            sqlx::query_as(&select(["?1", "?2", "?3", "?4", "?5"]))
+                .bind(since)
+                .bind(next_day)
+                .bind(&first_day)
+                .bind(lo)
+                .bind(hi)
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    let rows = sums
+        .into_iter()
+        .map(|(body, breached, met, running)| BodyBreaches {
             body,
-            breached: r(1)?.unwrap_or(0),
-            met: r(2)?.unwrap_or(0),
-            running: r(3)?.unwrap_or(0),
+            breached: breached.unwrap_or(0),
+            met: met.unwrap_or(0),
+            running: running.unwrap_or(0),
         })
-    };
-    let rows = match store.backend() {
-        Backend::Postgres(pool) => sqlx::query(&select(["$1", "$2", "$3", "$4::text", "$5::text"]))
-            .bind(since)
-            .bind(next_day)
-            .bind(&first_day)
-            .bind(lo)
-            .bind(hi)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| decode(&|i| r.try_get::<Option<i64>, _>(i), r.try_get(0)?))
-            .collect::<Result<Vec<_>, StoreError>>()?,
-        Backend::Sqlite(pool) => sqlx::query(&select(["?1", "?2", "?3", "?4", "?5"]))
-            .bind(since)
-            .bind(next_day)
-            .bind(&first_day)
-            .bind(lo)
-            .bind(hi)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| decode(&|i| r.try_get::<Option<i64>, _>(i), r.try_get(0)?))
-            .collect::<Result<Vec<_>, StoreError>>()?,
-    };
+        .collect();
     Ok(rows)
 }
 
