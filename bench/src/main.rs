@@ -319,6 +319,26 @@ async fn scale_phase(
     store: &Store,
     report: &mut Report,
 ) -> anyhow::Result<()> {
+    // The same load as on the full store below, on this store while it is
+    // still empty: what the engine's cost per command is before any
+    // history exists.
+    eprintln!("bench: scale phase, load on the empty store");
+    let load_time = Duration::from_secs(args.seconds.clamp(1, 10));
+    let empty = {
+        let server = ServerProcess::start(&scratch.url).await?;
+        let target = Target::grpc(server.channel(1).await?);
+        let recorded = measure::closed_loop(&target, args.mix, args.store_clients, load_time).await;
+        server.stop().await;
+        recorded
+    };
+    report.load(
+        Run::EmptyStore {
+            clients: args.store_clients,
+        },
+        &empty,
+        None,
+        None,
+    );
     eprintln!("bench: scale phase, seeding {} cases", args.cases);
     let started = Instant::now();
     let events = scale::seed(store, args.cases, |cases| {
@@ -330,9 +350,12 @@ async fn scale_phase(
         started.elapsed().as_secs_f64()
     );
     let rebuilt = scale::replay(&scratch.url).await?;
+    eprintln!("bench: reading the whole log alone, the rebuild's ceiling");
+    let read = scale::read_whole_log(store).await?;
     report.figure(Figure::Rebuild {
         log_events: events,
         rebuilt,
+        read,
     });
     let server = ServerProcess::start(&scratch.url).await?;
     let mut target = Target::grpc(server.channel(1).await?);
@@ -363,13 +386,7 @@ async fn scale_phase(
         });
     }
     eprintln!("bench: load on the full store");
-    let recorded = measure::closed_loop(
-        &target,
-        args.mix,
-        args.store_clients,
-        Duration::from_secs(args.seconds.clamp(1, 10)),
-    )
-    .await;
+    let recorded = measure::closed_loop(&target, args.mix, args.store_clients, load_time).await;
     report.load(
         Run::FullStore {
             cases: args.cases,
@@ -379,6 +396,7 @@ async fn scale_phase(
         None,
         None,
     );
+    report.flat_cost(args.cases, empty.command_rate(), recorded.command_rate());
     report.figure(Figure::Memory {
         label: format!("server peak memory with {} cases", args.cases),
         bytes: server.peak_memory(),

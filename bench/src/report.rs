@@ -14,13 +14,25 @@ use crate::scale::Rebuilt;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Run {
     /// The workload in-process, beside the ceiling at the same concurrency.
-    InProcess { clients: usize },
+    InProcess {
+        clients: usize,
+    },
     /// The workload over gRPC, beside the ceiling at the same concurrency.
-    Grpc { clients: usize },
+    Grpc {
+        clients: usize,
+    },
     /// Requests offered at a fixed rate over gRPC.
-    Offered { rate: f64 },
+    Offered {
+        rate: f64,
+    },
     /// The workload over gRPC on the million-case store.
-    FullStore { cases: u64, clients: usize },
+    FullStore {
+        cases: u64,
+        clients: usize,
+    },
+    EmptyStore {
+        clients: usize,
+    },
 }
 
 impl Run {
@@ -31,6 +43,9 @@ impl Run {
             Self::Offered { rate } => format!("gRPC, {rate} requests/s offered"),
             Self::FullStore { cases, clients } => {
                 format!("gRPC over {cases} cases, {clients} clients")
+            }
+            Self::EmptyStore { clients } => {
+                format!("gRPC over an empty store, {clients} clients (the scale phase's baseline)")
             }
         }
     }
@@ -47,7 +62,12 @@ pub(crate) enum Figure {
         full_store: bool,
     },
     /// `mediation replay` over the whole log.
-    Rebuild { log_events: u64, rebuilt: Rebuilt },
+    Rebuild {
+        log_events: u64,
+        rebuilt: Rebuilt,
+        /// The whole log read alone (events, time): the rebuild's ceiling.
+        read: (u64, Duration),
+    },
     /// One SLA query, repeated.
     Query {
         name: &'static str,
@@ -331,8 +351,28 @@ impl Report {
                     Some(lag99 <= 100.0),
                 );
             }
-            Run::Offered { .. } | Run::FullStore { .. } => {}
+            Run::Offered { .. } | Run::FullStore { .. } | Run::EmptyStore { .. } => {}
         }
+    }
+
+    /// The same mixed load's commands/s on the store grown to `cases`
+    /// cases against the empty store's: whether the engine's cost grows
+    /// with its history.
+    pub(crate) fn flat_cost(&mut self, cases: u64, empty: f64, full: f64) {
+        let ratio = full / empty.max(1e-9);
+        let _ = writeln!(
+            self.body,
+            "\n## Flat cost as the log grows\n\nThe same mixed gRPC load: {empty:.0} commands/s on the empty store, {full:.0} commands/s with {cases} cases: **{:.0}%**",
+            ratio * 100.0
+        );
+        self.verdict(
+            "the grown store keeps ≥ 90% of the empty store's commands/s",
+            format!(
+                "{:.0}% ({full:.0} of {empty:.0} commands/s, {cases} cases)",
+                ratio * 100.0
+            ),
+            Some(ratio >= 0.9),
+        );
     }
 
     /// Any other figure.
@@ -361,6 +401,7 @@ impl Report {
             Figure::Rebuild {
                 log_events,
                 rebuilt,
+                read: (read_events, read_time),
             } => {
                 let secs = rebuilt.elapsed.as_secs_f64().max(1e-9);
                 let rate = log_events as f64 / secs;
@@ -376,6 +417,13 @@ impl Report {
                         *events as f64 / seconds.max(1e-9)
                     );
                 }
+                let read_rate = read_events as f64 / read_time.as_secs_f64().max(1e-9);
+                let _ = writeln!(
+                    b,
+                    "\nThe log alone, read in the rebuild's batches and decoded with no read model written: {read_events} events in {:.1} s, **{read_rate:.0} events/s**; the rebuild ran at **{:.0}%** of that.",
+                    read_time.as_secs_f64(),
+                    100.0 * rate / read_rate.max(1e-9)
+                );
                 self.verdict(
                     "rebuild ≥ 100,000 events/s into all read models",
                     format!("{rate:.0} events/s over {log_events} events"),

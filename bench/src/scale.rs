@@ -221,6 +221,24 @@ pub(crate) async fn replay(database_url: &str) -> anyhow::Result<Rebuilt> {
     })
 }
 
+/// The rebuild's ceiling in this design: the whole log read through
+/// `Store::read_log` in the rebuild's batches, decoded and dropped, with
+/// no read model written. Returns the events read and how long it took.
+pub(crate) async fn read_whole_log(store: &Store) -> anyhow::Result<(u64, Duration)> {
+    let started = Instant::now();
+    let (mut position, mut events) = (0u64, 0u64);
+    loop {
+        let batch = store
+            .read_log(position, mediation_projections::replay::REBUILD_BATCH)
+            .await
+            .context("reading the log")?;
+        let Some(last) = batch.last() else { break };
+        position = last.position;
+        events += u64::try_from(batch.len()).unwrap_or(0);
+    }
+    Ok((events, started.elapsed()))
+}
+
 /// The main SLA queries a supervisor's board makes, by name.
 pub(crate) fn sla_queries() -> Vec<(&'static str, Step)> {
     vec![
