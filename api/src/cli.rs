@@ -185,8 +185,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// `mediation replay`: rebuilds the projection `args` names, or all of
-/// them side by side, with a progress bar each on stderr and the rate of
-/// each on stdout ("rebuilt NAME: N events in T s (R events/s)").
+/// them side by side from one read of the log, with a progress bar on
+/// stderr and the outcome on stdout ("rebuilt NAMES: N events in T s (R
+/// events/s)").
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
     let all = mediation_projections::all();
@@ -204,68 +205,46 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         },
     };
     let store = open_store(&args.store).await?;
-    let style = indicatif::ProgressStyle::with_template(
-        "{prefix:18} [{wide_bar}] {human_pos}/{human_len} events, {msg}, {eta} left",
-    )
-    .context("the progress bar's template")?;
+    let names: Vec<&str> = chosen.iter().map(|p| p.name()).collect();
+    let names = names.join(", ");
     // Drawn on stderr, and only when it is a terminal.
-    let bars = indicatif::MultiProgress::new();
-    let started = std::time::Instant::now();
-    // Each read model has its own tables and checkpoint: they rebuild side
-    // by side, which keeps both the database and this process busy while
-    // the others wait on a round trip.
-    let mut rebuilds = tokio::task::JoinSet::new();
-    for projection in chosen {
-        let name = projection.name();
-        let bar = bars.add(
-            indicatif::ProgressBar::new(0)
-                .with_style(style.clone())
-                .with_prefix(name)
-                .with_message("0 events/s"),
-        );
-        let store = store.clone();
-        rebuilds.spawn(async move {
-            let rebuilt =
-                mediation_projections::replay::rebuild(&store, projection.as_ref(), |p| {
-                    bar.set_length(p.total.max(p.events));
-                    bar.set_position(p.events);
-                    let seconds = p.elapsed.as_secs_f64();
-                    if seconds > 0.0 {
-                        bar.set_message(format!("{:.0} events/s", p.events as f64 / seconds));
-                    }
-                })
-                .await
-                .with_context(|| format!("rebuilding {name}"));
-            bar.finish_and_clear();
-            (name, rebuilt)
-        });
-    }
-    let mut failed = None;
-    while let Some(done) = rebuilds.join_next().await {
-        let (name, rebuilt) = done.context("a rebuild panicked")?;
-        match rebuilt {
-            // The command's output, as `mediation token` prints its token.
-            Ok(rebuilt) => writeln!(
-                std::io::stdout().lock(),
-                "rebuilt {name}: {} events in {:.1} s ({:.0} events/s)",
-                rebuilt.events,
-                rebuilt.elapsed.as_secs_f64(),
-                rebuilt.rate_per_second
-            )?,
-            Err(e) => {
-                tracing::error!("{e:#}");
-                failed.get_or_insert(e);
+    let bar = indicatif::ProgressBar::new(0)
+        .with_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{wide_bar}] {human_pos}/{human_len} events, {msg}, {eta} left",
+            )
+            .context("the progress bar's template")?,
+        )
+        .with_prefix("rebuilding")
+        .with_message("0 events/s");
+    let projections: Vec<&dyn mediation_projections::runner::Projection> =
+        chosen.iter().map(|p| p.as_ref()).collect();
+    // The read models rebuild side by side from one read of the log.
+    let rebuilt = mediation_projections::replay::rebuild_together(
+        &store,
+        &projections,
+        mediation_projections::replay::REBUILD_BATCH,
+        |p| {
+            bar.set_length(p.total.max(p.events));
+            bar.set_position(p.events);
+            let seconds = p.elapsed.as_secs_f64();
+            if seconds > 0.0 {
+                bar.set_message(format!("{:.0} events/s", p.events as f64 / seconds));
             }
-        }
-    }
+        },
+    )
+    .await
+    .with_context(|| format!("rebuilding {names}"));
+    bar.finish_and_clear();
     store.close().await;
-    if let Some(e) = failed {
-        return Err(e);
-    }
+    let rebuilt = rebuilt?;
+    // The command's output, as `mediation token` prints its token.
     writeln!(
         std::io::stdout().lock(),
-        "all done in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "rebuilt {names}: {} events in {:.1} s ({:.0} events/s)",
+        rebuilt.events,
+        rebuilt.elapsed.as_secs_f64(),
+        rebuilt.rate_per_second
     )?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use cqrs_es::Aggregate;
 use mediation_domain::dispute::Dispute;
 use mediation_domain::petition::Petition;
-use mediation_store::{Backend, Batch, RecordedEvent, Store, StoreError};
+use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
 use serde_json::Value;
 use sqlx::Row;
 
@@ -37,28 +37,36 @@ impl Projection for CaseIndex {
     }
 
     async fn apply(&self, batch: &mut Batch, events: &[RecordedEvent]) -> Result<(), StoreError> {
-        let mut cases = fold::<Dispute>(batch, events).await?;
-        cases.extend(fold::<Petition>(batch, events).await?);
-        let rows: Vec<IndexRow> = cases.iter().map(|(row, _)| row.clone()).collect();
-        write_rows(batch, &rows).await?;
+        // In a rebuild: the cases and clocks the last batches left.
+        let mut carried = batch.take_carried::<Carried>();
+        let mut cases = fold::<Dispute>(batch, events, carried.as_mut()).await?;
+        cases.extend(fold::<Petition>(batch, events, carried.as_mut()).await?);
+        write_rows(batch, &cases).await?;
         let clocks: Vec<(&str, &str, &[sla::ClockChange])> = cases
             .iter()
-            .map(|(row, clocks)| {
+            .map(|case| {
                 (
-                    row.aggregate_type.as_str(),
-                    row.case_id.as_str(),
-                    clocks.as_slice(),
+                    case.aggregate_type,
+                    case.case_id.as_str(),
+                    case.clocks.as_slice(),
                 )
             })
             .collect();
-        sla::write_all(batch, &clocks).await
+        sla::write_all(batch, &clocks, carried.as_mut().map(|c| &mut c.clocks)).await?;
+        if let Some(carried) = carried {
+            batch.carry_on(carried);
+        }
+        Ok(())
     }
 }
 
 /// What the index needs to know of a case.
-pub trait Indexed: Aggregate + Clone {
+pub(crate) trait Indexed: Aggregate + Clone + Send + 'static {
     /// The filterable columns of the case as it stands.
     fn columns(&self) -> Columns;
+
+    /// The cases of this type a rebuild keeps at hand.
+    fn carried(carried: &mut Carried) -> &mut lru::LruCache<String, (Self, u64)>;
 }
 
 /// The filterable columns of one case, as stored names.
@@ -79,6 +87,10 @@ pub struct Columns {
 }
 
 impl Indexed for Dispute {
+    fn carried(carried: &mut Carried) -> &mut lru::LruCache<String, (Self, u64)> {
+        &mut carried.disputes
+    }
+
     fn columns(&self) -> Columns {
         Columns {
             division: self.division().map(|d| d.as_str().to_owned()),
@@ -92,6 +104,10 @@ impl Indexed for Dispute {
 }
 
 impl Indexed for Petition {
+    fn carried(carried: &mut Carried) -> &mut lru::LruCache<String, (Self, u64)> {
+        &mut carried.petitions
+    }
+
     fn columns(&self) -> Columns {
         Columns {
             division: self.division().map(|d| d.as_str().to_owned()),
@@ -157,12 +173,51 @@ pub struct IndexQuery {
     pub limit: u32,
 }
 
-/// The index rows of the cases of type `A` that `events` touch, with the
-/// events applied.
+/// A case as a batch leaves it: its index row, the state serialised, and
+/// what the batch's events did to its clocks, in order.
+struct Folded {
+    aggregate_type: &'static str,
+    case_id: String,
+    columns: Columns,
+    version: u64,
+    position: u64,
+    state: String,
+    clocks: Vec<ClockChange>,
+}
+
+/// How many cases of each type a rebuild keeps at hand between batches
+/// ([`Batch::carried`]), least recently touched out first: a few KB each
+/// in memory, so about 100 MB of each type at most. A case whose events
+/// lie further apart in the log is read back from the table.
+const CARRIED_CASES: usize = 30_000;
+
+/// The cases a rebuild keeps at hand between batches, with their
+/// versions.
+pub(crate) struct Carried {
+    disputes: lru::LruCache<String, (Dispute, u64)>,
+    petitions: lru::LruCache<String, (Petition, u64)>,
+    clocks: sla::Carried,
+}
+
+impl Default for Carried {
+    fn default() -> Self {
+        let capacity =
+            std::num::NonZeroUsize::new(CARRIED_CASES).unwrap_or(std::num::NonZeroUsize::MIN);
+        Self {
+            disputes: lru::LruCache::new(capacity),
+            petitions: lru::LruCache::new(capacity),
+            // The clocks of both kinds of case.
+            clocks: sla::Carried::new(2 * CARRIED_CASES),
+        }
+    }
+}
+
+/// The cases of type `A` that `events` touch, with the events applied.
 async fn fold<A: Indexed + Clocked>(
     batch: &mut Batch,
     events: &[RecordedEvent],
-) -> Result<Vec<(IndexRow, Vec<ClockChange>)>, StoreError> {
+    mut carried: Option<&mut Carried>,
+) -> Result<Vec<Folded>, StoreError> {
     let mine: Vec<&RecordedEvent> = events
         .iter()
         .filter(|e| e.aggregate_type == A::TYPE)
@@ -176,6 +231,17 @@ async fn fold<A: Indexed + Clocked>(
     // Per case: its state, version, last position, and what the events
     // did to its clocks, in order.
     let mut cases: HashMap<String, (A, u64, u64, Vec<ClockChange>)> = HashMap::new();
+    // In a rebuild, the cases the last batches left are at hand; only the
+    // others are read back from the table.
+    if let Some(carried) = carried.as_deref_mut().map(A::carried) {
+        ids.retain(|id| match carried.pop(id) {
+            Some((case, version)) => {
+                cases.insert(id.clone(), (case, version, 0, Vec::new()));
+                false
+            }
+            None => true,
+        });
+    }
     for (id, (state, version)) in index_states(batch, A::TYPE, &ids).await? {
         let case = decode::<A>(&id, state)?;
         cases.insert(id, (case, version, 0, Vec::new()));
@@ -189,7 +255,7 @@ async fn fold<A: Indexed + Clocked>(
         if event.sequence <= entry.1 {
             continue;
         }
-        let payload: A::Event = serde_json::from_value(event.payload.clone()).map_err(|e| {
+        let payload: A::Event = event.decode().map_err(|e| {
             StoreError::Corrupt(format!(
                 "event {} of {} {} does not match this engine: {e}",
                 event.sequence,
@@ -208,29 +274,30 @@ async fn fold<A: Indexed + Clocked>(
         entry.2 = event.position;
     }
     let mut rows = Vec::with_capacity(cases.len());
+    let mut carried = carried.map(A::carried);
     for (id, (case, version, position, clocks)) in cases {
         if position == 0 {
+            // Nothing applied: the case stands as it was read.
+            if let Some(carried) = carried.as_deref_mut() {
+                carried.put(id, (case, version));
+            }
             continue;
         }
-        let columns = case.columns();
-        let state = serde_json::to_value(&case)
+        let state = serde_json::to_string(&case)
             .map_err(|e| StoreError::Corrupt(format!("{} {id} not serialisable: {e}", A::TYPE)))?;
-        rows.push((
-            IndexRow {
-                aggregate_type: A::TYPE.to_owned(),
-                case_id: id,
-                division: columns.division,
-                level: columns.level.map(str::to_owned),
-                status: columns.status.to_owned(),
-                category: columns.category.map(str::to_owned),
-                risk: columns.risk.map(str::to_owned),
-                channel: columns.channel.map(str::to_owned),
-                version,
-                position,
-                state,
-            },
+        let columns = case.columns();
+        if let Some(carried) = carried.as_deref_mut() {
+            carried.put(id.clone(), (case, version));
+        }
+        rows.push(Folded {
+            aggregate_type: A::TYPE,
+            columns,
+            case_id: id,
+            version,
+            position,
+            state,
             clocks,
-        ));
+        });
     }
     Ok(rows)
 }
@@ -309,73 +376,87 @@ fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-/// Writes `rows` into the index within the batch.
-async fn write_rows(batch: &mut Batch, rows: &[IndexRow]) -> Result<(), StoreError> {
+/// What an index row's columns are updated with when the case is there.
+const UPSERT: &str = "ON CONFLICT (aggregate_type, case_id) DO UPDATE SET \
+    division = excluded.division, level = excluded.level, status = excluded.status, \
+    category = excluded.category, risk = excluded.risk, channel = excluded.channel, \
+    version = excluded.version, position = excluded.position, state = excluded.state";
+
+/// Writes `rows` into the index within the batch: one statement for the
+/// whole batch (a round trip per case was most of a rebuild's time). Each
+/// case appears once in `rows`.
+async fn write_rows(batch: &mut Batch, rows: &[Folded]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     let table = batch.table("case_index");
-    let upsert = |p: [&str; 11]| {
-        format!(
-            "INSERT INTO {table} (aggregate_type, case_id, division, level, status, category, \
-             risk, channel, version, position, state) \
-             VALUES ({}) \
-             ON CONFLICT (aggregate_type, case_id) DO UPDATE SET \
-             division = excluded.division, level = excluded.level, status = excluded.status, \
-             category = excluded.category, risk = excluded.risk, channel = excluded.channel, \
-             version = excluded.version, position = excluded.position, state = excluded.state",
-            p.join(", ")
-        )
-    };
     if let Some(connection) = batch.postgres() {
-        // One statement for the whole batch: a round trip per case was most
-        // of a rebuild's time. Each case appears once in `rows`.
+        // Arrays rather than a VALUES list: the state travels as text and
+        // becomes `jsonb` in the statement.
         let sql = format!(
             "INSERT INTO {table} (aggregate_type, case_id, division, level, status, category, \
              risk, channel, version, position, state) \
              SELECT t, c, d, l, s, cat, r, ch, v, p, st::jsonb \
              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
                          $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::text[]) \
-                  AS u(t, c, d, l, s, cat, r, ch, v, p, st) \
-             ON CONFLICT (aggregate_type, case_id) DO UPDATE SET \
-             division = excluded.division, level = excluded.level, status = excluded.status, \
-             category = excluded.category, risk = excluded.risk, channel = excluded.channel, \
-             version = excluded.version, position = excluded.position, state = excluded.state"
+                  AS u(t, c, d, l, s, cat, r, ch, v, p, st) {UPSERT}"
         );
-        let column = |f: fn(&IndexRow) -> Option<&str>| -> Vec<Option<&str>> {
-            rows.iter().map(f).collect()
-        };
+        let column =
+            |f: fn(&Folded) -> Option<&str>| -> Vec<Option<&str>> { rows.iter().map(f).collect() };
         sqlx::query(&sql)
-            .bind(column(|r| Some(r.aggregate_type.as_str())))
+            .bind(column(|r| Some(r.aggregate_type)))
             .bind(column(|r| Some(r.case_id.as_str())))
-            .bind(column(|r| r.division.as_deref()))
-            .bind(column(|r| r.level.as_deref()))
-            .bind(column(|r| Some(r.status.as_str())))
-            .bind(column(|r| r.category.as_deref()))
-            .bind(column(|r| r.risk.as_deref()))
-            .bind(column(|r| r.channel.as_deref()))
+            .bind(column(|r| r.columns.division.as_deref()))
+            .bind(column(|r| r.columns.level))
+            .bind(column(|r| Some(r.columns.status)))
+            .bind(column(|r| r.columns.category))
+            .bind(column(|r| r.columns.risk))
+            .bind(column(|r| r.columns.channel))
             .bind(rows.iter().map(|r| to_i64(r.version)).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| to_i64(r.position)).collect::<Vec<_>>())
-            .bind(rows.iter().map(|r| r.state.to_string()).collect::<Vec<_>>())
+            .bind(column(|r| Some(r.state.as_str())))
             .execute(&mut *connection)
             .await?;
-    } else if let Some(connection) = batch.sqlite() {
-        let sql = upsert(["?"; 11]);
-        for row in rows {
-            sqlx::query(&sql)
-                .bind(&row.aggregate_type)
-                .bind(&row.case_id)
-                .bind(&row.division)
-                .bind(&row.level)
-                .bind(&row.status)
-                .bind(&row.category)
-                .bind(&row.risk)
-                .bind(&row.channel)
-                .bind(to_i64(row.version))
-                .bind(to_i64(row.position))
-                .bind(row.state.to_string())
-                .execute(&mut *connection)
-                .await?;
-        }
+        return Ok(());
     }
-    Ok(())
+    let cells: Vec<Vec<Cell<'_>>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::Text(r.aggregate_type),
+                Cell::Text(&r.case_id),
+                Cell::OptionalText(r.columns.division.as_deref()),
+                Cell::OptionalText(r.columns.level),
+                Cell::Text(r.columns.status),
+                Cell::OptionalText(r.columns.category),
+                Cell::OptionalText(r.columns.risk),
+                Cell::OptionalText(r.columns.channel),
+                Cell::Int(to_i64(r.version)),
+                Cell::Int(to_i64(r.position)),
+                Cell::Text(&r.state),
+            ]
+        })
+        .collect();
+    batch
+        .insert_rows(
+            "case_index",
+            &[
+                "aggregate_type",
+                "case_id",
+                "division",
+                "level",
+                "status",
+                "category",
+                "risk",
+                "channel",
+                "version",
+                "position",
+                "state",
+            ],
+            &cells,
+            UPSERT,
+        )
+        .await
 }
 
 /// One page of the case index, ordered by case id.

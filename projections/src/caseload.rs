@@ -58,6 +58,18 @@ impl Projection for Caseload {
         // `None`: the case is not (or no longer) open.
         let mut open: HashMap<String, Option<OpenCase>> =
             ids.iter().map(|id| (id.clone(), None)).collect();
+        // In a rebuild, the cases the last batches touched are at hand;
+        // only the others are read.
+        let mut carried = batch.take_carried::<Carried>();
+        if let Some(carried) = carried.as_mut() {
+            ids.retain(|id| match carried.cases.pop(id) {
+                Some(case) => {
+                    open.insert(id.clone(), case);
+                    false
+                }
+                None => true,
+            });
+        }
         for row in load(batch, &ids).await? {
             open.insert(row.case_id.clone(), Some(row));
         }
@@ -121,7 +133,34 @@ impl Projection for Caseload {
                 _ => {}
             }
         }
-        write(batch, &open).await
+        write(batch, &open).await?;
+        if let Some(mut carried) = carried {
+            for (id, case) in open {
+                carried.cases.put(id, case);
+            }
+            batch.carry_on(carried);
+        }
+        Ok(())
+    }
+}
+
+/// How many cases a rebuild keeps at hand between batches (a few hundred
+/// bytes each), least recently touched out first.
+const CARRIED_CASES: usize = 100_000;
+
+/// The cases a rebuild keeps at hand between batches: each open case's
+/// row, or `None` for one known not to be open.
+struct Carried {
+    cases: lru::LruCache<String, Option<OpenCase>>,
+}
+
+impl Default for Carried {
+    fn default() -> Self {
+        Self {
+            cases: lru::LruCache::new(
+                std::num::NonZeroUsize::new(CARRIED_CASES).unwrap_or(std::num::NonZeroUsize::MIN),
+            ),
+        }
     }
 }
 

@@ -69,12 +69,10 @@ where
 {
     let mut folded: Option<AsOf<A>> = None;
     for recorded in events {
-        let event: A::Event = serde_json::from_value(recorded.payload.clone()).map_err(|e| {
-            HistoryError::Unreadable {
-                case: recorded.aggregate_id.clone(),
-                sequence: recorded.sequence,
-                reason: e.to_string(),
-            }
+        let event: A::Event = recorded.decode().map_err(|e| HistoryError::Unreadable {
+            case: recorded.aggregate_id.clone(),
+            sequence: recorded.sequence,
+            reason: e.to_string(),
         })?;
         let when = event.occurred_at();
         // A case's events happen in order, so the first one after `at`

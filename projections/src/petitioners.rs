@@ -56,13 +56,12 @@ impl Projection for PetitionerHistory {
         // batch may end between the two events of one receipt.
         let mut flag_earlier: Vec<String> = Vec::new();
         for recorded in events.iter().filter(|e| e.aggregate_type == Petition::TYPE) {
-            let event: PetitionEvent =
-                serde_json::from_value(recorded.payload.clone()).map_err(|e| {
-                    StoreError::Corrupt(format!(
-                        "event {} of petition {} does not match this engine: {e}",
-                        recorded.sequence, recorded.aggregate_id
-                    ))
-                })?;
+            let event: PetitionEvent = recorded.decode().map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "event {} of petition {} does not match this engine: {e}",
+                    recorded.sequence, recorded.aggregate_id
+                ))
+            })?;
             let id = &recorded.aggregate_id;
             match event.change {
                 PetitionChange::PetitionReceived {

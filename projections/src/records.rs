@@ -37,7 +37,7 @@ impl PetitionRecords for LogPetitionRecords {
         let Some(last) = events.last() else {
             return Ok(Finality::Unknown);
         };
-        match serde_json::from_value::<PetitionEvent>(last.payload.clone()) {
+        match last.decode::<PetitionEvent>() {
             Ok(PetitionEvent {
                 at,
                 change: PetitionChange::PetitionFinalised { .. },

@@ -1,15 +1,18 @@
 //! Rebuilds a projection's read model from the start of the log into fresh
 //! tables, and swaps them in when they have caught up.
 //!
-//! [`rebuild`] goes in three steps:
+//! [`rebuild_together`] rebuilds several projections from one read of the
+//! log, in three steps:
 //!
-//! 1. [`prepare`]: empty copies of the projection's tables, named
+//! 1. [`prepare`]: empty copies of each projection's tables, named
 //!    `<table>__rebuild` ([`REBUILD_SUFFIX`]), with the same columns, keys and
 //!    indexes, and the rebuild checkpoint reset to 0. Leftovers of an earlier,
 //!    interrupted rebuild are dropped first.
-//! 2. [`run_once`] with `rebuild = true` until the log is exhausted: the
-//!    copies fill in batches that commit with the rebuild checkpoint, exactly
-//!    as the live tables do with theirs.
+//! 2. The log is read once, in batches of [`REBUILD_BATCH`] events (the next
+//!    batch is read while the last one is applied), and each batch goes to
+//!    every projection at once: into its copies, in a transaction of its own
+//!    that commits with its rebuild checkpoint, exactly as the live tables do
+//!    with theirs.
 //! 3. [`swap`]: in one transaction, the events the log gained meanwhile are
 //!    applied to the copies, the live tables are dropped, the copies take
 //!    their names (and their indexes the original index names), and the live
@@ -28,12 +31,15 @@
 //! wait for the swap, which is short: only the tail of the log and the
 //! renames.
 
+use std::any::Any;
 use std::time::{Duration, Instant};
 
-use mediation_store::{Backend, Lease, REBUILD_SUFFIX, Store, StoreError, rebuild_checkpoint};
+use mediation_store::{
+    Backend, Lease, REBUILD_SUFFIX, RecordedEvent, Store, StoreError, rebuild_checkpoint,
+};
 use sqlx::{PgConnection, SqliteConnection};
 
-use crate::runner::{Applied, BATCH, Projection, apply_next};
+use crate::runner::{BATCH, Projection};
 
 /// How often [`swap`] tries again when the live projection moved, or a
 /// PostgreSQL deadlock with its runner was broken in the runner's favour,
@@ -91,29 +97,49 @@ pub async fn rebuild(
     projection: &dyn Projection,
     progress: impl FnMut(Progress),
 ) -> Result<Rebuilt, StoreError> {
-    rebuild_in_batches(store, projection, REBUILD_BATCH, progress).await
+    rebuild_together(store, &[projection], REBUILD_BATCH, progress).await
 }
 
 /// How many events one rebuild transaction applies: more than a live
 /// batch, since nobody waits on a rebuild's progress event by event and
 /// fewer, larger transactions apply the log faster.
-pub const REBUILD_BATCH: u32 = 10 * BATCH;
+pub const REBUILD_BATCH: u32 = 40 * BATCH;
 
 /// [`rebuild`], applying at most `batch_size` events per transaction.
 pub async fn rebuild_in_batches(
     store: &Store,
     projection: &dyn Projection,
     batch_size: u32,
+    progress: impl FnMut(Progress),
+) -> Result<Rebuilt, StoreError> {
+    rebuild_together(store, &[projection], batch_size, progress).await
+}
+
+/// Rebuilds `projections` side by side from one read of the log: each
+/// batch of at most `batch_size` events is read once, while the previous
+/// one is being applied, and applied to every projection at once, each in
+/// a transaction of its own under its own rebuild checkpoint. Then each
+/// is analysed and swapped in as [`rebuild`] does. `progress` counts the
+/// events read. Fails as a whole if any projection fails; the live tables
+/// of those not yet swapped in stay as they were.
+pub async fn rebuild_together(
+    store: &Store,
+    projections: &[&dyn Projection],
+    batch_size: u32,
     mut progress: impl FnMut(Progress),
 ) -> Result<Rebuilt, StoreError> {
-    let name = projection.name();
     let started = Instant::now();
     // Two rebuilds of one projection would drop each other's tables. The
     // lock is a lease under another name than the live runner's, so that a
     // rebuild and the runner do not exclude each other.
-    let exclusive = exclusive(store, name).await?;
+    let mut leases = Vec::with_capacity(projections.len());
+    for projection in projections {
+        leases.push(exclusive(store, projection.name()).await?);
+    }
     let total = count_events(store).await?;
-    prepare(store, projection).await?;
+    for projection in projections {
+        prepare(store, *projection).await?;
+    }
     let mut events = 0u64;
     let mut report = |events: u64, position: u64| {
         progress(Progress {
@@ -124,33 +150,39 @@ pub async fn rebuild_in_batches(
         });
     };
     report(0, 0);
-    let mut position = store.checkpoint(&rebuild_checkpoint(name)).await?;
-    loop {
-        match apply_next(store, projection, position, true, batch_size).await? {
-            Applied::Batch {
-                events: applied,
-                to,
-                ..
-            } => {
-                events = events.saturating_add(u64::try_from(applied).unwrap_or(u64::MAX));
-                position = to;
-                report(events, position);
-            }
-            Applied::Nothing => break,
-            // Only another rebuild moves the rebuild checkpoint, and the
-            // exclusive lease keeps those out.
-            Applied::Moved => {
-                return Err(StoreError::Busy(format!(
-                    "another rebuild of {name} moved its checkpoint; run the rebuild again"
-                )));
-            }
-        }
+    // `prepare` reset every rebuild checkpoint to 0.
+    let mut position = 0u64;
+    let mut batch = store.read_log(position, batch_size).await?;
+    // What each projection carries from batch to batch
+    // (`Batch::take_carried`).
+    let mut carries: Vec<Box<dyn Any + Send>> =
+        projections.iter().map(|_| Box::new(()) as _).collect();
+    while let Some(last) = batch.last() {
+        let to = last.position;
+        // The database serves the next batch while this one is applied.
+        let applying = futures::future::try_join_all(projections.iter().zip(&mut carries).map(
+            |(projection, carry)| apply_read(store, *projection, position, to, &batch, carry),
+        ));
+        let (applied, next) = tokio::join!(applying, store.read_log(to, batch_size));
+        applied?;
+        events = events.saturating_add(u64::try_from(batch.len()).unwrap_or(u64::MAX));
+        position = to;
+        report(events, position);
+        batch = next?;
     }
-    analyze(store, projection).await?;
-    let swapped = swap(store, projection).await?;
-    events = events.saturating_add(swapped.tail);
-    report(events, swapped.position);
-    exclusive.release().await;
+    let mut tail = 0u64;
+    for projection in projections {
+        finish(store, *projection).await?;
+        analyze(store, *projection).await?;
+        let swapped = swap(store, *projection).await?;
+        tail = tail.max(swapped.tail);
+        position = position.max(swapped.position);
+    }
+    events = events.saturating_add(tail);
+    report(events, position);
+    for lease in leases {
+        lease.release().await;
+    }
     let elapsed = started.elapsed();
     let seconds = elapsed.as_secs_f64();
     let rate_per_second = if seconds > 0.0 {
@@ -159,7 +191,7 @@ pub async fn rebuild_in_batches(
         0.0
     };
     tracing::debug!(
-        projection = name,
+        projections = projections.len(),
         events,
         ?elapsed,
         rate_per_second,
@@ -170,6 +202,35 @@ pub async fn rebuild_in_batches(
         elapsed,
         rate_per_second,
     })
+}
+
+/// Applies `events`, read after `from` and ending at `to`, to
+/// `projection`'s rebuild tables in one transaction with its rebuild
+/// checkpoint.
+async fn apply_read(
+    store: &Store,
+    projection: &dyn Projection,
+    from: u64,
+    to: u64,
+    events: &[RecordedEvent],
+    carry: &mut Box<dyn Any + Send>,
+) -> Result<(), StoreError> {
+    let name = projection.name();
+    let mut batch = store.begin_batch(name, from, true).await?;
+    batch.hand_over(std::mem::replace(carry, Box::new(())));
+    projection.apply(&mut batch, events).await?;
+    if let Some(left) = batch.handed_on() {
+        *carry = left;
+    }
+    if batch.commit(to).await? {
+        Ok(())
+    } else {
+        // Only another rebuild moves the rebuild checkpoint, and the
+        // exclusive lease keeps those out.
+        Err(StoreError::Busy(format!(
+            "another rebuild of {name} moved its checkpoint; run the rebuild again"
+        )))
+    }
 }
 
 /// Takes the lock that keeps two rebuilds of projection `name` apart.
@@ -211,15 +272,31 @@ pub async fn prepare(store: &Store, projection: &dyn Projection) -> Result<(), S
             if exists {
                 execute_pg(connection, &format!("DROP TABLE {}", quoted(&copy))).await?;
             }
+            // Unlogged while it fills: the rows reach the WAL once, when
+            // `finish` makes the table logged, not row by row. A crash
+            // empties an unlogged table, which only costs this rebuild.
             execute_pg(
                 connection,
                 &format!(
-                    "CREATE TABLE {} (LIKE {} INCLUDING ALL)",
+                    "CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING ALL)",
                     quoted(&copy),
                     quoted(table)
                 ),
             )
             .await?;
+            // Indexes other than the keys are built once, after loading,
+            // rather than kept row by row; the keys stay, as the read
+            // models' upserts need them.
+            let secondary: Vec<String> = sqlx::query_scalar(
+                "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                 WHERE i.indrelid = $1::regclass AND NOT i.indisunique",
+            )
+            .bind(quoted(&copy))
+            .fetch_all(&mut *connection)
+            .await?;
+            for index in secondary {
+                execute_pg(connection, &format!("DROP INDEX {}", quoted(&index))).await?;
+            }
         }
         sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = $1")
             .bind(&rebuild)
@@ -272,6 +349,46 @@ pub async fn swap(store: &Store, projection: &dyn Projection) -> Result<Swapped,
     Err(StoreError::Unavailable(format!(
         "the live projection {name} kept moving during the swap; run the rebuild again"
     )))
+}
+
+/// PostgreSQL: builds the indexes [`prepare`] left off the fresh tables,
+/// as the live tables define them, and makes the tables logged (written
+/// to the WAL once, whole), so that they survive a crash once swapped in.
+async fn finish(store: &Store, projection: &dyn Projection) -> Result<(), StoreError> {
+    let Backend::Postgres(pool) = store.backend() else {
+        return Ok(());
+    };
+    let mut connection = pool.acquire().await?;
+    for table in checked_tables(projection)? {
+        let copy = format!("{table}{REBUILD_SUFFIX}");
+        let definitions: Vec<String> = sqlx::query_scalar(
+            "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
+             WHERE i.indrelid = $1::regclass AND NOT i.indisunique ORDER BY i.indexrelid",
+        )
+        .bind(quoted(table))
+        .fetch_all(&mut *connection)
+        .await?;
+        for definition in definitions {
+            // "CREATE INDEX name ON schema.table USING …": the same index,
+            // named by PostgreSQL, on the copy; the swap gives it the
+            // original's name.
+            let Some((_, rest)) = definition.split_once(" USING ") else {
+                tracing::error!(table, definition, "cannot read this index definition");
+                return Err(StoreError::Internal);
+            };
+            execute_pg(
+                &mut connection,
+                &format!("CREATE INDEX ON {} USING {rest}", quoted(&copy)),
+            )
+            .await?;
+        }
+        execute_pg(
+            &mut connection,
+            &format!("ALTER TABLE {} SET LOGGED", quoted(&copy)),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Gives PostgreSQL's planner statistics on the fresh tables before they

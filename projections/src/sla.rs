@@ -18,7 +18,7 @@
 //! passed and the holder at that moment ([`ClockBreach`]) beside the new
 //! due time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use mediation_domain::dispute::Dispute;
@@ -153,6 +153,24 @@ fn stage_name(stage: Stage) -> String {
     match serde_json::to_value(stage) {
         Ok(Value::String(s)) => s,
         _ => format!("{stage:?}"),
+    }
+}
+
+/// The clock rows of the cases a rebuild touched last, kept between its
+/// batches (see `mediation_store::Batch::take_carried`), least recently
+/// touched out first.
+pub(crate) struct Carried {
+    cases: lru::LruCache<(String, String), Vec<(ClockKey, StoredClock)>>,
+}
+
+impl Carried {
+    /// Keeps the clocks of at most `cases` cases.
+    pub(crate) fn new(cases: usize) -> Self {
+        Self {
+            cases: lru::LruCache::new(
+                std::num::NonZeroUsize::new(cases).unwrap_or(std::num::NonZeroUsize::MIN),
+            ),
+        }
     }
 }
 
@@ -455,9 +473,10 @@ macro_rules! stored_clock {
 /// PostgreSQL that is two statements whatever the batch holds (a round
 /// trip per change made most of a rebuild's time); SQLite, in process,
 /// takes a statement per case and per row.
-pub async fn write_all(
+pub(crate) async fn write_all(
     batch: &mut Batch,
     cases: &[(&str, &str, &[ClockChange])],
+    mut carried: Option<&mut Carried>,
 ) -> Result<(), StoreError> {
     let table = batch.table(TABLE);
     let cases: Vec<_> = cases.iter().filter(|c| !c.2.is_empty()).collect();
@@ -465,11 +484,30 @@ pub async fn write_all(
         return Ok(());
     }
     let mut rows: BTreeMap<ClockKey, StoredClock> = BTreeMap::new();
-    let mut precision = Precision::Exact;
-    if let Some(connection) = batch.postgres() {
-        precision = Precision::Micros;
-        let types: Vec<&str> = cases.iter().map(|c| c.0).collect();
-        let ids: Vec<&str> = cases.iter().map(|c| c.1).collect();
+    // In a rebuild, the clocks of the cases the last batches touched are
+    // at hand; only the others are read.
+    let mut unknown = cases.clone();
+    if let Some(carried) = carried.as_deref_mut() {
+        unknown.retain(
+            |c| match carried.cases.pop(&(c.0.to_owned(), c.1.to_owned())) {
+                Some(clocks) => {
+                    rows.extend(clocks);
+                    false
+                }
+                None => true,
+            },
+        );
+    }
+    let precision = if batch.postgres().is_some() {
+        Precision::Micros
+    } else {
+        Precision::Exact
+    };
+    if unknown.is_empty() {
+        // Nothing to read.
+    } else if let Some(connection) = batch.postgres() {
+        let types: Vec<&str> = unknown.iter().map(|c| c.0).collect();
+        let ids: Vec<&str> = unknown.iter().map(|c| c.1).collect();
         let existing = sqlx::query(&format!(
             "SELECT {STORED_COLUMNS} FROM {table} \
              WHERE (aggregate_type, case_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
@@ -483,19 +521,21 @@ pub async fn write_all(
             rows.insert(key, row);
         }
     } else if let Some(connection) = batch.sqlite() {
-        let sql = format!(
-            "SELECT {STORED_COLUMNS} FROM {table} WHERE aggregate_type = ? AND case_id = ?"
-        );
-        for (aggregate_type, case_id, _) in &cases {
-            let existing = sqlx::query(&sql)
-                .bind(aggregate_type)
-                .bind(case_id)
-                .fetch_all(&mut *connection)
-                .await?;
-            for r in &existing {
-                let (key, row) = stored_clock!(r)?;
-                rows.insert(key, row);
-            }
+        // SQLite has no arrays: the cases travel as one JSON array of
+        // [type, id] pairs.
+        let keys: Vec<[&str; 2]> = unknown.iter().map(|c| [c.0, c.1]).collect();
+        let keys = serde_json::to_string(&keys)
+            .map_err(|e| StoreError::Corrupt(format!("clock keys: {e}")))?;
+        let existing = sqlx::query(&format!(
+            "SELECT {STORED_COLUMNS} FROM {table} WHERE (aggregate_type, case_id) IN \
+             (SELECT value ->> 0, value ->> 1 FROM json_each(?))"
+        ))
+        .bind(keys)
+        .fetch_all(&mut *connection)
+        .await?;
+        for r in &existing {
+            let (key, row) = stored_clock!(r)?;
+            rows.insert(key, row);
         }
     }
     let before = rows.clone();
@@ -510,6 +550,21 @@ pub async fn write_all(
                 case_id,
                 change,
             );
+        }
+    }
+    if let Some(carried) = carried {
+        // Every case of the batch, those with no clock too.
+        let mut by_case: HashMap<(String, String), Vec<(ClockKey, StoredClock)>> = cases
+            .iter()
+            .map(|c| ((c.0.to_owned(), c.1.to_owned()), Vec::new()))
+            .collect();
+        for (key, row) in &rows {
+            if let Some(clocks) = by_case.get_mut(&(key.0.clone(), key.1.clone())) {
+                clocks.push((key.clone(), row.clone()));
+            }
+        }
+        for (case, clocks) in by_case {
+            carried.cases.put(case, clocks);
         }
     }
     let written: Vec<(&ClockKey, &StoredClock)> = touched

@@ -771,7 +771,7 @@ pub(crate) mod support {
             .iter()
             .filter(|e| e.aggregate_type == Dispute::TYPE)
             .map(|e| {
-                let event = serde_json::from_value(e.payload.clone()).map_err(|err| {
+                let event = e.decode().map_err(|err| {
                     StoreError::Corrupt(format!(
                         "event {} of dispute {} does not match this engine: {err}",
                         e.sequence, e.aggregate_id

@@ -47,6 +47,14 @@ pub struct RecordedEvent {
     pub metadata: Value,
 }
 
+impl RecordedEvent {
+    /// The payload as `T`, read from the stored JSON in place (no copy of
+    /// it is made).
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&self.payload)
+    }
+}
+
 /// Which events a filtered read returns; every field set must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogFilter {

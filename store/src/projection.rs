@@ -24,6 +24,9 @@ pub struct Batch {
     checkpoint: String,
     from: u64,
     suffix: &'static str,
+    // What a rebuild carries from one of its batches to the next; see
+    // `Batch::take_carried`.
+    carry: Option<Box<dyn std::any::Any + Send>>,
     // SQLite: this process's writers take turns (see `Store::write_turn`).
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
@@ -64,6 +67,38 @@ impl Batch {
     /// The position the batch was read after.
     pub fn from(&self) -> u64 {
         self.from
+    }
+
+    /// In a rebuild's batch, what the projection left for it in the
+    /// rebuild's previous batch ([`Batch::carry_on`]), or a
+    /// `T::default()` the first time; `None` in a live batch. A projection
+    /// keeps there what it would otherwise read back from the tables it
+    /// wrote in earlier batches (nobody else writes a rebuild's tables): a
+    /// cache, never the only copy, since a rebuild that fails starts over.
+    pub fn take_carried<T: Default + Send + 'static>(&mut self) -> Option<T> {
+        let carry = self.carry.as_mut()?;
+        let carry = std::mem::replace(carry, Box::new(()));
+        Some(carry.downcast::<T>().map_or_else(|_| T::default(), |t| *t))
+    }
+
+    /// Leaves `value` for the rebuild's next batch ([`Batch::take_carried`]);
+    /// nothing in a live batch.
+    pub fn carry_on<T: Send + 'static>(&mut self, value: T) {
+        if let Some(carry) = self.carry.as_mut() {
+            *carry = Box::new(value);
+        }
+    }
+
+    /// Makes this a batch of a rebuild that carries state from batch to
+    /// batch, handing it what the previous batch left ([`Batch::handed_on`],
+    /// or `Box::new(())` for the first).
+    pub fn hand_over(&mut self, carry: Box<dyn std::any::Any + Send>) {
+        self.carry = Some(carry);
+    }
+
+    /// What the projection left for the next batch.
+    pub fn handed_on(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
+        self.carry.take()
     }
 
     /// Moves the checkpoint to `to` and commits. Returns false, writing
@@ -180,6 +215,7 @@ impl Store {
             checkpoint,
             from,
             suffix,
+            carry: None,
             _turn: turn,
         })
     }
