@@ -516,3 +516,41 @@ async fn held_horizon(db: &TestDb) {
     }
     server.stop().await;
 }
+
+/// A lease notices by itself that its session was cut, with nothing else
+/// running: [`mediation_store::Lease::lost`] resolves, `alive` says so, and
+/// the lock is free for another process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lease_notices_its_session_was_cut() {
+    let Some(db) = TestDb::new(mediation_tests::Kind::Postgres).await else {
+        return;
+    };
+    mediation_tests::guard(async {
+        let mut lease = db.store.try_lease("cut-me").await.unwrap().unwrap();
+        assert!(db.store.try_lease("cut-me").await.unwrap().is_none());
+        let pid = lease.pid().expect("a PostgreSQL lease has a session");
+        let mut admin = PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        tokio::time::timeout(PATIENCE, lease.lost())
+            .await
+            .expect("the lease never noticed");
+        assert!(!lease.alive().await);
+        let started = Instant::now();
+        let mut taken = loop {
+            if let Some(taken) = db.store.try_lease("cut-me").await.unwrap() {
+                break taken;
+            }
+            assert!(started.elapsed() < PATIENCE, "the lock never came free");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        assert!(taken.alive().await);
+        taken.release().await;
+        lease.release().await;
+    })
+    .await;
+    db.cleanup().await;
+}
