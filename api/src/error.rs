@@ -148,6 +148,12 @@ pub fn store_status(e: &StoreError) -> Status {
             };
             Status::unavailable(format!("the event store is unavailable: {why}{advice}"))
         }
+        // The server already tried again; like an outage, this is for the
+        // client to retry, with the same request id, after a moment.
+        StoreError::Contention => Status::unavailable(
+            "the event store aborted a transaction that conflicted with another; \
+             nothing was written; retry shortly",
+        ),
         StoreError::Busy(why) => with_error_info(
             Code::FailedPrecondition,
             why.clone(),
@@ -607,6 +613,11 @@ mod tests {
             down.message(),
             "the event store is unavailable: cannot reach the database; retry shortly"
         );
+        // A deadlock the store could not retry its way out of: the client's
+        // retry is safe (nothing was written).
+        let deadlock = store_status(&StoreError::Contention);
+        assert_eq!(deadlock.code(), Code::Unavailable);
+        assert!(deadlock.message().contains("nothing was written"));
     }
 
     #[test]

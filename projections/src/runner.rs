@@ -4,12 +4,24 @@
 //! loses nor repeats an event. With several server processes on one
 //! PostgreSQL, a projection runs where it holds its lease; when that process
 //! dies, another takes the lease over within [`LEASE_RETRY`].
+//!
+//! The lease alone does not keep two processes from running a projection at
+//! once: a session can be cut (an idle-session timeout, a pooler, an
+//! operator's `pg_terminate_backend`) while its process goes on. So every
+//! live batch is also fenced by the lease's tenure
+//! ([`Store::begin_fenced_batch`]): once another process has taken the lease,
+//! no batch of the one that lost it commits. And the runner notices a lost
+//! lease within [`LEASE_CHECK`](mediation_store::LEASE_CHECK) plus
+//! [`LEASE_CHECK_TIMEOUT`](mediation_store::LEASE_CHECK_TIMEOUT), under any load,
+//! from the lease's own checks rather than between batches.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use mediation_store::{Batch, RecordedEvent, Store, StoreError, rebuild_checkpoint};
+use mediation_store::{
+    Batch, Finished, Lease, RecordedEvent, Store, StoreError, rebuild_checkpoint,
+};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +45,19 @@ pub const DASHBOARD_GATHER: Duration = Duration::from_millis(100);
 
 /// How often a process without the lease tries to take it.
 pub const LEASE_RETRY: Duration = Duration::from_secs(2);
+
+/// How soon a batch the database aborted to break a deadlock or a
+/// serialization conflict is tried again (doubled for each next failure,
+/// up to [`POLL`]); unlike an outage, this needs no long backoff.
+pub const CONTENTION_RETRY: Duration = Duration::from_millis(20);
+
+/// How often a projection that has read all it can looks for events that
+/// have committed beyond the horizon (see [`HELD_BACK_WARNING`]).
+pub const HORIZON_CHECK: Duration = Duration::from_secs(1);
+
+/// How long events may wait, committed but hidden behind a running
+/// transaction, before the runner warns about what holds the horizon.
+pub const HELD_BACK_WARNING: Duration = Duration::from_secs(5);
 
 /// A read model kept from the log.
 #[async_trait::async_trait]
@@ -64,8 +89,9 @@ pub struct ProjectionStatus {
     pub position: u64,
     /// Whether this process holds its lease and runs it.
     pub active: bool,
-    /// How far it trails the log: the age of the oldest event it has not
-    /// applied yet; zero when it has caught up.
+    /// How far it trails the log: the age of the oldest committed event it
+    /// has not applied yet, including events that a running transaction
+    /// still hides from readers; zero when it has caught up.
     pub lag: Duration,
 }
 
@@ -98,31 +124,66 @@ pub async fn apply_next(
     rebuild: bool,
     batch_size: u32,
 ) -> Result<Applied, StoreError> {
+    let target = if rebuild {
+        Target::Rebuild
+    } else {
+        Target::Live(None)
+    };
+    match apply(store, projection, from, target, batch_size).await? {
+        Some(applied) => Ok(applied),
+        // Only a fenced batch can be fenced out.
+        None => Ok(Applied::Moved),
+    }
+}
+
+/// What a batch writes: the live tables, fenced by a lease or not, or the
+/// rebuild copies.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Live(Option<&'a Lease>),
+    Rebuild,
+}
+
+/// [`apply_next`] into `target`; `None` when the batch was fenced out: its
+/// lease had been taken over, and nothing was written.
+async fn apply(
+    store: &Store,
+    projection: &dyn Projection,
+    from: u64,
+    target: Target<'_>,
+    batch_size: u32,
+) -> Result<Option<Applied>, StoreError> {
     let events = store.read_log(from, batch_size).await?;
     let Some(last) = events.last() else {
-        return Ok(Applied::Nothing);
+        return Ok(Some(Applied::Nothing));
     };
     let to = last.position;
     let age = (Utc::now() - last.recorded_at).to_std().unwrap_or_default();
     let started = std::time::Instant::now();
-    let mut batch = store.begin_batch(projection.name(), from, rebuild).await?;
+    let name = projection.name();
+    let mut batch = match target {
+        Target::Live(Some(lease)) => store.begin_fenced_batch(name, from, lease).await?,
+        Target::Live(None) => store.begin_batch(name, from, false).await?,
+        Target::Rebuild => store.begin_batch(name, from, true).await?,
+    };
     projection.apply(&mut batch, &events).await?;
-    let committed = batch.commit(to).await?;
+    let finished = batch.finish(to).await?;
     tracing::debug!(
-        projection = projection.name(),
+        projection = name,
         events = events.len(),
         took_us = started.elapsed().as_micros() as u64,
+        ?finished,
         "batch"
     );
-    if committed {
-        Ok(Applied::Batch {
+    Ok(match finished {
+        Finished::Committed => Some(Applied::Batch {
             events: events.len(),
             to,
             age,
-        })
-    } else {
-        Ok(Applied::Moved)
-    }
+        }),
+        Finished::Moved => Some(Applied::Moved),
+        Finished::Fenced => None,
+    })
 }
 
 /// Applies the next batch of the log to `projection`, after its stored
@@ -146,30 +207,39 @@ pub async fn run_once(
     }
 }
 
-/// The status of `projection` now.
+/// The status of `projection` now. Its lag is measured against what has
+/// committed, not against what can be read: while a running transaction
+/// holds every reader below it, the events committed beyond it count.
 pub async fn status(
     store: &Store,
     projection: &dyn Projection,
     active: bool,
 ) -> Result<ProjectionStatus, StoreError> {
     let position = store.checkpoint(projection.name()).await?;
-    let next = store.read_log(position, 1).await?;
-    let lag = next
-        .first()
-        .map(|e| (Utc::now() - e.recorded_at).to_std().unwrap_or_default())
-        .unwrap_or_default();
     Ok(ProjectionStatus {
         name: projection.name(),
         position,
         active,
-        lag,
+        lag: lag_after(store, position).await?,
     })
+}
+
+/// The age of the first committed event after `position`, readable or not;
+/// zero when there is none.
+async fn lag_after(store: &Store, position: u64) -> Result<Duration, StoreError> {
+    Ok(store
+        .first_committed_after(position)
+        .await?
+        .map(|at| (Utc::now() - at).to_std().unwrap_or_default())
+        .unwrap_or_default())
 }
 
 /// Keeps `projection` up to date until `stop`: takes its lease, applies
 /// batches while there are any, then waits for `wake` (a commit in this
 /// process) or [`POLL`]. Publishes its status on `report` after every batch
-/// and every wait.
+/// and every wait. When the lease is lost it stops applying at once (a
+/// batch in flight is fenced) and tries to take the lease again, as any
+/// process without it does.
 pub async fn run(
     store: Store,
     projection: Arc<dyn Projection>,
@@ -185,9 +255,9 @@ pub async fn run(
             changed
         });
     };
-    'lease: loop {
-        let mut lease = loop {
-            match store.try_lease(name).await {
+    loop {
+        let lease = loop {
+            match store.try_projection_lease(name).await {
                 Ok(Some(lease)) => break lease,
                 Ok(None) => {
                     if let Ok(status) = status(&store, projection.as_ref(), false).await {
@@ -201,98 +271,264 @@ pub async fn run(
                 () = tokio::time::sleep(LEASE_RETRY) => {}
             }
         };
-        tracing::info!(projection = name, "projection running in this process");
-        let mut failures = 0u32;
-        // Where the checkpoint stands, as far as this runner knows: it holds
-        // the lease, and each batch moves the checkpoint only from this
-        // value, so it is read again only after something else moved it.
-        let mut known: Option<u64> = None;
-        loop {
-            let applied = match known {
-                Some(from) => apply_next(&store, projection.as_ref(), from, false, BATCH).await,
-                None => match store.checkpoint(name).await {
-                    Ok(from) => {
-                        known = Some(from);
-                        apply_next(&store, projection.as_ref(), from, false, BATCH).await
-                    }
-                    Err(e) => Err(e),
-                },
-            };
-            let caught_up = match applied {
-                Ok(Applied::Batch { events, to, age }) => {
-                    failures = 0;
-                    known = Some(to);
-                    tracing::debug!(projection = name, events, "batch applied");
-                    let full = events >= BATCH as usize;
-                    publish(ProjectionStatus {
-                        name,
-                        position: to,
-                        active: true,
-                        // A short batch took all the log had: caught up.
-                        lag: if full { age } else { Duration::ZERO },
-                    });
-                    !full
-                }
-                Ok(Applied::Moved) => {
-                    known = None;
-                    false
-                }
-                Ok(Applied::Nothing) => {
-                    failures = 0;
-                    if let Some(position) = known {
-                        publish(ProjectionStatus {
-                            name,
-                            position,
-                            active: true,
-                            lag: Duration::ZERO,
-                        });
-                    }
-                    true
-                }
-                Err(e) => {
-                    // Back off, up to half a minute, and try again: the store
-                    // may be restarting. The failed batch wrote nothing.
-                    known = None;
-                    failures = failures.saturating_add(1);
-                    let delay = POLL * 2u32.saturating_pow(failures.min(6));
-                    tracing::warn!(projection = name, error = %e, retry_in = ?delay, "batch failed");
-                    tokio::select! {
-                        () = stop.cancelled() => {
-                            lease.release().await;
-                            return;
-                        }
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                    if !lease.alive().await {
-                        continue 'lease;
-                    }
-                    continue;
-                }
-            };
-            if stop.is_cancelled() {
-                lease.release().await;
-                return;
-            }
-            if !caught_up {
-                continue;
-            }
-            tokio::select! {
-                () = stop.cancelled() => {
-                    lease.release().await;
-                    return;
-                }
-                _ = wake.changed() => {
-                    // Let the burst that woke it finish committing, so that
-                    // it goes in one batch.
-                    tokio::time::sleep(projection.gather()).await;
-                }
-                () = tokio::time::sleep(POLL) => {
-                    if !lease.alive().await {
-                        tracing::warn!(projection = name, "lease lost; taking it again");
-                        continue 'lease;
-                    }
-                }
+        tracing::info!(
+            projection = name,
+            lease_pid = lease.pid(),
+            lease_epoch = lease.epoch(),
+            "projection running in this process"
+        );
+        let held = hold(
+            &store,
+            projection.as_ref(),
+            &lease,
+            &mut wake,
+            &publish,
+            &stop,
+        )
+        .await;
+        lease.release().await;
+        match held {
+            Held::Stopped => return,
+            Held::Lost { why, position } => {
+                tracing::warn!(
+                    projection = name,
+                    why,
+                    "lease lost: this process no longer runs the projection"
+                );
+                publish(ProjectionStatus {
+                    name,
+                    position,
+                    active: false,
+                    lag: Duration::ZERO,
+                });
             }
         }
+    }
+}
+
+/// How [`hold`] ended.
+enum Held {
+    /// `stop` was cancelled.
+    Stopped,
+    /// The lease was lost, for the reason given; the projection stood at
+    /// `position` as far as this runner knew.
+    Lost { why: &'static str, position: u64 },
+}
+
+/// Runs `projection` under `lease` until `stop` or until the lease is lost.
+async fn hold(
+    store: &Store,
+    projection: &dyn Projection,
+    lease: &Lease,
+    wake: &mut watch::Receiver<u64>,
+    publish: &(dyn Fn(ProjectionStatus) + Sync),
+    stop: &CancellationToken,
+) -> Held {
+    const CUT: &str = "its session was cut, stopped answering or no longer holds the lock";
+    const TAKEN: &str = "another process took the lease over";
+    let name = projection.name();
+    let mut failures = 0u32;
+    let mut horizon = HeldBack::default();
+    // Where the checkpoint stands, as far as this runner knows: it holds
+    // the lease, and each batch moves the checkpoint only from this value,
+    // so it is read again only after something else moved it.
+    let mut known: Option<u64> = None;
+    let mut position = 0;
+    loop {
+        let step = next_batch(store, projection, lease, known);
+        // A lease lost while a batch is in flight is noticed at once; the
+        // batch is let finish (dropping it mid-statement would leave its
+        // connection busy), and it commits only if no other process has
+        // taken the lease over since: it is fenced.
+        let mut step = std::pin::pin!(step);
+        let mut lost = false;
+        let result = loop {
+            tokio::select! {
+                biased;
+                result = &mut step => break result,
+                () = lease.lost(), if !lost => {
+                    lost = true;
+                    tracing::warn!(projection = name, "lease lost with a batch in flight");
+                    publish(ProjectionStatus {
+                        name,
+                        position,
+                        active: false,
+                        lag: Duration::ZERO,
+                    });
+                }
+            }
+        };
+        let caught_up = match result {
+            Ok((_, Some(Applied::Batch { events, to, age }))) => {
+                failures = 0;
+                known = Some(to);
+                position = to;
+                tracing::debug!(projection = name, events, "batch applied");
+                let full = events >= BATCH as usize;
+                // A short batch took all the log had that can be read; what
+                // lies beyond, hidden by a running transaction, is lag too.
+                let lag = if full {
+                    age
+                } else {
+                    horizon.lag(store, name, to).await
+                };
+                publish(ProjectionStatus {
+                    name,
+                    position: to,
+                    active: !lost,
+                    lag,
+                });
+                !full
+            }
+            Ok((_, Some(Applied::Moved))) => {
+                known = None;
+                false
+            }
+            Ok((from, Some(Applied::Nothing))) => {
+                failures = 0;
+                known = Some(from);
+                position = from;
+                let lag = horizon.lag(store, name, from).await;
+                publish(ProjectionStatus {
+                    name,
+                    position: from,
+                    active: !lost,
+                    lag,
+                });
+                true
+            }
+            Ok((_, None)) => {
+                return Held::Lost {
+                    why: TAKEN,
+                    position,
+                };
+            }
+            Err(e) => {
+                // The failed batch wrote nothing. A batch the database
+                // aborted to break a deadlock is tried again soon; for
+                // anything else back off, up to half a minute: the store may
+                // be restarting.
+                known = None;
+                let delay = if matches!(e, StoreError::Contention) {
+                    (CONTENTION_RETRY * 2u32.saturating_pow(failures.min(4))).min(POLL)
+                } else {
+                    POLL * 2u32.saturating_pow(failures.min(6))
+                };
+                failures = failures.saturating_add(1);
+                tracing::warn!(projection = name, error = %e, retry_in = ?delay, "batch failed");
+                if lost {
+                    return Held::Lost { why: CUT, position };
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return Held::Stopped,
+                    () = lease.lost() => return Held::Lost { why: CUT, position },
+                    () = tokio::time::sleep(delay) => {}
+                }
+                continue;
+            }
+        };
+        if lost {
+            return Held::Lost { why: CUT, position };
+        }
+        if stop.is_cancelled() {
+            return Held::Stopped;
+        }
+        if !caught_up {
+            continue;
+        }
+        tokio::select! {
+            () = stop.cancelled() => return Held::Stopped,
+            () = lease.lost() => return Held::Lost { why: CUT, position },
+            _ = wake.changed() => {
+                // Let the burst that woke it finish committing, so that it
+                // goes in one batch.
+                tokio::time::sleep(projection.gather()).await;
+            }
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// The next live batch after `known`, or after the stored checkpoint if
+/// this runner does not know where it stands; with the position it was
+/// read after.
+async fn next_batch(
+    store: &Store,
+    projection: &dyn Projection,
+    lease: &Lease,
+    known: Option<u64>,
+) -> Result<(u64, Option<Applied>), StoreError> {
+    let from = match known {
+        Some(from) => from,
+        None => store.checkpoint(projection.name()).await?,
+    };
+    let applied = apply(store, projection, from, Target::Live(Some(lease)), BATCH).await?;
+    Ok((from, applied))
+}
+
+/// The lag of a runner that has read all it can, looked up at most every
+/// [`HORIZON_CHECK`]: events committed beyond the horizon count, and when
+/// they have waited longer than [`HELD_BACK_WARNING`] the runner says which
+/// transaction holds the horizon.
+#[derive(Default)]
+struct HeldBack {
+    checked: Option<std::time::Instant>,
+    lag: Duration,
+    warned: Option<std::time::Instant>,
+}
+
+impl HeldBack {
+    async fn lag(&mut self, store: &Store, name: &str, position: u64) -> Duration {
+        if self.checked.is_some_and(|at| at.elapsed() < HORIZON_CHECK) {
+            return self.lag;
+        }
+        self.checked = Some(std::time::Instant::now());
+        match lag_after(store, position).await {
+            Ok(lag) => self.lag = lag,
+            Err(e) => {
+                tracing::debug!(projection = name, error = %e, "lag not measured");
+                return self.lag;
+            }
+        }
+        if self.lag < HELD_BACK_WARNING {
+            return self.lag;
+        }
+        // Warn once per HELD_BACK_WARNING, not on every check.
+        if self
+            .warned
+            .is_some_and(|at| at.elapsed() < HELD_BACK_WARNING)
+        {
+            return self.lag;
+        }
+        self.warned = Some(std::time::Instant::now());
+        match store.horizon().await {
+            Ok(horizon) => match horizon.holder {
+                Some(holder) => tracing::warn!(
+                    projection = name,
+                    lag_s = self.lag.as_secs_f64(),
+                    readable = horizon.readable,
+                    committed = horizon.committed,
+                    holder_pid = holder.pid,
+                    holder_age_s = holder.age.map(|a| a.as_secs_f64()),
+                    holder_database = holder.database.as_deref(),
+                    holder_state = holder.state.as_deref(),
+                    "log readers held back: committed events wait behind a running transaction"
+                ),
+                None => tracing::warn!(
+                    projection = name,
+                    lag_s = self.lag.as_secs_f64(),
+                    readable = horizon.readable,
+                    committed = horizon.committed,
+                    "projection lags behind committed events"
+                ),
+            },
+            Err(e) => tracing::warn!(
+                projection = name,
+                lag_s = self.lag.as_secs_f64(),
+                error = %e,
+                "projection lags; what holds the horizon is unknown"
+            ),
+        }
+        self.lag
     }
 }

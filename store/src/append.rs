@@ -106,14 +106,37 @@ fn sequences(append: &Append) -> impl Iterator<Item = i64> + '_ {
     (1..=append.events.len() as u64).map(|n| i64::try_from(append.after + n).unwrap_or(i64::MAX))
 }
 
-/// Appends on PostgreSQL; returns the position of the last event.
+/// How many times an append the database aborted to break a deadlock or a
+/// serialization conflict is tried again, and the wait before the first
+/// retry (doubled for each next one).
+const CONTENTION_RETRIES: u32 = 3;
+const CONTENTION_BACKOFF: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Appends on PostgreSQL; returns the position of the last event. A
+/// statement aborted by a deadlock or a serialization failure wrote nothing
+/// (it is atomic), so it is tried again a few times before the failure is
+/// reported, still as transient ([`StoreError::Contention`]).
+pub(crate) async fn postgres(pool: &sqlx::PgPool, append: &Append) -> Result<u64, AppendError> {
+    let mut retries = 0;
+    loop {
+        match postgres_once(pool, append).await {
+            Err(AppendError::Store(StoreError::Contention)) if retries < CONTENTION_RETRIES => {
+                tokio::time::sleep(CONTENTION_BACKOFF * 2u32.pow(retries)).await;
+                retries += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// One attempt of [`postgres`].
 ///
 /// One statement, so one round trip and no `BEGIN`/`COMMIT`: the events
 /// take their positions from the statement itself, as the position trigger
 /// would give them (`(transaction id << 20) + n`), so that it does not
 /// fire; data-modifying CTEs record the request and write the snapshot. A single statement is atomic: if the request is already
 /// recorded or a sequence is taken, the primary key refuses the whole of it.
-pub(crate) async fn postgres(pool: &sqlx::PgPool, append: &Append) -> Result<u64, AppendError> {
+async fn postgres_once(pool: &sqlx::PgPool, append: &Append) -> Result<u64, AppendError> {
     let metadata = append.metadata.to_string();
     let sequences: Vec<i64> = sequences(append).collect();
     let types: Vec<&str> = append

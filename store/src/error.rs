@@ -23,17 +23,38 @@ pub enum StoreError {
     /// try again once it has finished. The message says which.
     #[error("{0}")]
     Busy(String),
+    /// The database aborted the transaction to break a deadlock or a
+    /// serialization conflict with another one (PostgreSQL 40P01, 40001).
+    /// Nothing of it was written, and running it again usually succeeds:
+    /// the store does so itself for commands and projection batches before
+    /// it reports this.
+    #[error(
+        "the event store aborted a transaction that conflicted with another; nothing was written, retry"
+    )]
+    Contention,
     /// Any other failure; the details went to the server log.
     #[error("the event store failed; see the server log")]
     Internal,
 }
 
 impl StoreError {
+    /// Whether the same operation, tried again, may well succeed: the
+    /// database was away or busy, or aborted the transaction to resolve a
+    /// conflict.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::Contention)
+    }
+
     /// Classifies a driver error: connection problems and a busy or
-    /// restarting database are `Unavailable`, the rest `Internal`. Logs the
-    /// driver's own text, which callers never see.
+    /// restarting database are `Unavailable`, a deadlock or serialization
+    /// failure `Contention`, the rest `Internal`. Logs the driver's own
+    /// text, which callers never see.
     pub(crate) fn from_sqlx(err: sqlx::Error) -> Self {
         match &err {
+            sqlx::Error::Database(db) if is_contention(db.code().as_deref()) => {
+                tracing::warn!(error = %err, "event store transaction aborted by a conflict");
+                Self::Contention
+            }
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
@@ -68,6 +89,12 @@ fn is_transient(code: Option<&str>) -> bool {
         return true;
     }
     code.starts_with("08") || code.starts_with("53") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
+/// PostgreSQL: 40P01 deadlock detected, 40001 serialization failure. The
+/// database rolled the transaction back whole to let another proceed.
+fn is_contention(code: Option<&str>) -> bool {
+    matches!(code, Some("40P01" | "40001"))
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -139,7 +166,65 @@ impl<E: std::error::Error> From<AggregateError<E>> for CommandError<E> {
 
 #[cfg(test)]
 mod tests {
-    use super::is_transient;
+    use super::{StoreError, is_contention, is_transient};
+
+    #[test]
+    fn deadlocks_and_serialization_failures_are_transient() {
+        assert!(is_contention(Some("40P01")));
+        assert!(is_contention(Some("40001")));
+        assert!(!is_contention(Some("23505")));
+        assert!(!is_contention(Some("40003")));
+        assert!(!is_contention(None));
+        assert!(StoreError::Contention.is_transient());
+        assert!(StoreError::Unavailable("down".into()).is_transient());
+        assert!(!StoreError::Internal.is_transient());
+        assert!(!StoreError::Busy("a rebuild".into()).is_transient());
+    }
+
+    /// A driver error as PostgreSQL reports it, with only a code.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            "deadlock detected"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn a_deadlock_from_the_driver_is_classed_transient() {
+        for code in ["40P01", "40001"] {
+            let err = StoreError::from(sqlx::Error::Database(Box::new(Coded(code))));
+            assert!(matches!(err, StoreError::Contention), "{code}: {err:?}");
+            assert!(err.is_transient(), "{code}");
+        }
+        let err = StoreError::from(sqlx::Error::Database(Box::new(Coded("42601"))));
+        assert!(matches!(err, StoreError::Internal), "{err:?}");
+        assert!(!err.is_transient());
+    }
 
     #[test]
     fn busy_and_restarting_databases_are_transient() {

@@ -20,6 +20,9 @@ pub use cases::{
 };
 pub use db::{ACQUIRE_TIMEOUT, Backend, DEFAULT_DATABASE_URL, Probe, Store, redact};
 pub use error::{CommandError, StoreError};
+pub use head::{Horizon, HorizonHolder};
 pub use log::{LogFilter, LogPage, RecordedEvent};
-pub use projection::{Batch, Lease, REBUILD_SUFFIX, rebuild_checkpoint};
+pub use projection::{
+    Batch, Finished, LEASE_CHECK, LEASE_CHECK_TIMEOUT, Lease, REBUILD_SUFFIX, rebuild_checkpoint,
+};
 pub use rows::{Cell, sqlite_time};

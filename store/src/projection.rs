@@ -3,7 +3,11 @@
 //! checkpoint, all or nothing) and a lease (so that, with several server
 //! processes on one PostgreSQL, each projection runs in one of them).
 
+use std::time::Duration;
+
 use sqlx::{PgConnection, Postgres, Sqlite, SqliteConnection, Transaction};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::StoreError;
 use crate::db::{Backend, Store};
@@ -27,6 +31,9 @@ pub struct Batch {
     // What a rebuild carries from one of its batches to the next; see
     // `Batch::take_carried`.
     carry: Option<Box<dyn std::any::Any + Send>>,
+    // The lease tenure the batch must still be under to commit; see
+    // `Store::begin_fenced_batch`.
+    fence: Option<i64>,
     // SQLite: this process's writers take turns (see `Store::write_turn`).
     _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
@@ -37,6 +44,7 @@ impl std::fmt::Debug for Batch {
             .field("checkpoint", &self.checkpoint)
             .field("from", &self.from)
             .field("suffix", &self.suffix)
+            .field("fence", &self.fence)
             .finish_non_exhaustive()
     }
 }
@@ -101,19 +109,38 @@ impl Batch {
         self.carry.take()
     }
 
+    /// The lease tenure the batch is fenced by, if it is fenced (see
+    /// [`Store::begin_fenced_batch`]).
+    pub fn epoch(&self) -> Option<i64> {
+        self.fence
+    }
+
     /// Moves the checkpoint to `to` and commits. Returns false, writing
     /// nothing, when the checkpoint is no longer where the batch began
-    /// (another runner applied these events first).
-    pub async fn commit(mut self, to: u64) -> Result<bool, StoreError> {
+    /// (another runner applied these events first), or when a fenced
+    /// batch's lease tenure has ended; [`Batch::finish`] says which.
+    pub async fn commit(self, to: u64) -> Result<bool, StoreError> {
+        Ok(self.finish(to).await? == Finished::Committed)
+    }
+
+    /// Moves the checkpoint to `to` and commits, if the checkpoint is still
+    /// where the batch began and, for a fenced batch, its lease's tenure is
+    /// still the newest. The compare-and-set and the fence are one
+    /// `UPDATE` of the checkpoint row, so they hold at the commit: a
+    /// takeover that raised the epoch first makes it match nothing, and one
+    /// that comes later waits on the row until this batch has committed.
+    pub async fn finish(mut self, to: u64) -> Result<Finished, StoreError> {
         let (from, to) = (to_i64(self.from), to_i64(to));
         let moved = match &mut self.tx {
             Tx::Postgres(tx) => sqlx::query(
                 "UPDATE projection_checkpoints SET position = $3, updated_at = now() \
-                 WHERE name = $1 AND position = $2",
+                 WHERE name = $1 AND position = $2 \
+                 AND ($4::bigint IS NULL OR lease_epoch = $4)",
             )
             .bind(&self.checkpoint)
             .bind(from)
             .bind(to)
+            .bind(self.fence)
             .execute(&mut **tx)
             .await?
             .rows_affected(),
@@ -130,14 +157,40 @@ impl Batch {
             .rows_affected(),
         };
         if moved != 1 {
-            return Ok(false);
+            // Which condition failed, as of now: a later tenure than the
+            // batch's means the lease has passed to another process.
+            if let (Some(fence), Tx::Postgres(tx)) = (self.fence, &mut self.tx) {
+                let epoch: Option<i64> = sqlx::query_scalar(
+                    "SELECT lease_epoch FROM projection_checkpoints WHERE name = $1",
+                )
+                .bind(&self.checkpoint)
+                .fetch_optional(&mut **tx)
+                .await?;
+                if epoch != Some(fence) {
+                    return Ok(Finished::Fenced);
+                }
+            }
+            return Ok(Finished::Moved);
         }
         match self.tx {
             Tx::Postgres(tx) => tx.commit().await?,
             Tx::Sqlite(tx) => tx.commit().await?,
         }
-        Ok(true)
+        Ok(Finished::Committed)
     }
+}
+
+/// How [`Batch::finish`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// The batch and the checkpoint's move committed.
+    Committed,
+    /// The checkpoint was no longer where the batch began; nothing was
+    /// written.
+    Moved,
+    /// The lease the batch was fenced by had been taken over (a later
+    /// tenure began); nothing was written.
+    Fenced,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -216,42 +269,102 @@ impl Store {
             from,
             suffix,
             carry: None,
+            fence: None,
             _turn: turn,
         })
     }
 
-    /// Takes the lease on projection `name`, if no other process holds it.
-    /// On PostgreSQL the lease is a session advisory lock on a connection of
-    /// its own: it lasts until the lease is dropped, or until this process
-    /// dies and its connection closes, when another process can take it. On
-    /// SQLite, one process serves a database file, and the lease is always
-    /// granted.
+    /// Begins a batch of projection `name`, as [`Store::begin_batch`] does,
+    /// fenced by `lease`: it commits only while the tenure the lease opened
+    /// (see [`Store::try_projection_lease`]) is still the newest, so that a
+    /// process that lost the lease cannot move the checkpoint once another
+    /// has taken it over.
+    pub async fn begin_fenced_batch(
+        &self,
+        name: &str,
+        from: u64,
+        lease: &Lease,
+    ) -> Result<Batch, StoreError> {
+        let mut batch = self.begin_batch(name, from, false).await?;
+        batch.fence = lease.epoch;
+        Ok(batch)
+    }
+
+    /// Takes the lease on `name`, if no other process holds it. On
+    /// PostgreSQL the lease is a session advisory lock on a connection of
+    /// its own: it lasts until the lease is released or dropped, or until
+    /// this process dies and its connection closes, when another process can
+    /// take it. On SQLite, one process serves a database file, and the lease
+    /// is always granted.
+    ///
+    /// While it is held, a task checks its session every [`LEASE_CHECK`]: a
+    /// session that broke, did not answer within [`LEASE_CHECK_TIMEOUT`] or
+    /// no longer holds the lock marks the lease lost ([`Lease::lost`]) and
+    /// is closed.
     pub async fn try_lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
         match self.backend() {
-            Backend::Sqlite(_) => Ok(Some(Lease { connection: None })),
+            Backend::Sqlite(_) => Ok(Some(Lease {
+                keeper: None,
+                epoch: None,
+            })),
             Backend::Postgres(pool) => {
                 let mut connection = pool.acquire().await?.detach();
                 // Advisory locks belong to the database; engines in other
                 // schemas of it (see docs/OPERATIONS.md) take their own.
                 // In `public`, the key is the one earlier versions took.
-                let granted: bool = sqlx::query_scalar(
-                    "SELECT pg_try_advisory_lock(hashtext(CASE current_schema() \
+                let taken: Result<(i64, bool, i32), sqlx::Error> = sqlx::query_as(
+                    "SELECT key, pg_try_advisory_lock(key), pg_backend_pid() \
+                     FROM (SELECT hashtext(CASE current_schema() \
                      WHEN 'public' THEN '' ELSE current_schema() || ':' END \
-                     || 'projection:' || $1))",
+                     || 'projection:' || $1)::bigint AS key) AS lease",
                 )
                 .bind(name)
                 .fetch_one(&mut connection)
-                .await?;
-                if granted {
-                    Ok(Some(Lease {
-                        connection: Some(connection),
-                    }))
-                } else {
-                    let _ = sqlx::Connection::close(connection).await;
-                    Ok(None)
+                .await;
+                match taken {
+                    Ok((key, true, pid)) => Ok(Some(Lease::kept(connection, key, pid))),
+                    Ok((_, false, _)) => {
+                        let _ = sqlx::Connection::close(connection).await;
+                        Ok(None)
+                    }
+                    Err(e) => Err(e.into()),
                 }
             }
         }
+    }
+
+    /// [`Store::try_lease`] for projection `name`, opening a new tenure: the
+    /// lease epoch kept in the projection's checkpoint row is raised by one.
+    /// Batches begun with [`Store::begin_fenced_batch`] under an earlier
+    /// tenure no longer commit. On SQLite there are no tenures (one process
+    /// serves the file) and batches are not fenced.
+    pub async fn try_projection_lease(&self, name: &str) -> Result<Option<Lease>, StoreError> {
+        let Some(mut lease) = self.try_lease(name).await? else {
+            return Ok(None);
+        };
+        if let Backend::Postgres(pool) = self.backend() {
+            // The lock is held, so no other process opens a tenure now. The
+            // checkpoint row's lock, which this statement and every fenced
+            // commit take, orders the new tenure after every commit of the
+            // old one, or the old one's commit fails.
+            let epoch: Result<i64, sqlx::Error> = sqlx::query_scalar(
+                "INSERT INTO projection_checkpoints (name, position, lease_epoch) \
+                 VALUES ($1, 0, 1) ON CONFLICT (name) DO UPDATE \
+                 SET lease_epoch = projection_checkpoints.lease_epoch + 1 \
+                 RETURNING lease_epoch",
+            )
+            .bind(name)
+            .fetch_one(pool)
+            .await;
+            match epoch {
+                Ok(epoch) => lease.epoch = Some(epoch),
+                Err(e) => {
+                    lease.release().await;
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(Some(lease))
     }
 }
 
@@ -275,32 +388,150 @@ async fn begin<DB: sqlx::Database>(
     }
 }
 
-/// A projection's lease; see [`Store::try_lease`].
+/// How often a lease's session is checked while the lease is held.
+pub const LEASE_CHECK: Duration = Duration::from_millis(250);
+
+/// How long a check of a lease's session may take before the lease is given
+/// up as lost. With [`LEASE_CHECK`] it bounds how long a process goes on
+/// believing in a lease it no longer holds: under 800 ms, whatever the load.
+pub const LEASE_CHECK_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A lease; see [`Store::try_lease`] and [`Store::try_projection_lease`].
 pub struct Lease {
-    connection: Option<PgConnection>,
+    keeper: Option<Keeper>,
+    epoch: Option<i64>,
+}
+
+/// The task that owns a lease's session on PostgreSQL and checks it.
+struct Keeper {
+    lost: watch::Receiver<bool>,
+    release: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    pid: i32,
 }
 
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lease").finish_non_exhaustive()
+        f.debug_struct("Lease")
+            .field("pid", &self.pid())
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
     }
 }
 
 impl Lease {
-    /// Whether the lease still holds: on PostgreSQL, whether its connection
-    /// still answers (if it broke, the lock is gone with it).
-    pub async fn alive(&mut self) -> bool {
-        match &mut self.connection {
-            None => true,
-            Some(connection) => sqlx::query("SELECT 1").execute(connection).await.is_ok(),
+    /// A lease held by `connection`'s session on the advisory lock `key`.
+    fn kept(connection: PgConnection, key: i64, pid: i32) -> Self {
+        let (lost_tx, lost) = watch::channel(false);
+        let (release, released) = oneshot::channel();
+        let task = tokio::spawn(keep(connection, key, pid, lost_tx, released));
+        Self {
+            keeper: Some(Keeper {
+                lost,
+                release: Some(release),
+                task: Some(task),
+                pid,
+            }),
+            epoch: None,
         }
     }
 
-    /// Gives the lease up at once.
-    pub async fn release(mut self) {
-        if let Some(connection) = self.connection.take() {
-            // Closing the session releases its advisory locks.
-            let _ = sqlx::Connection::close(connection).await;
+    /// The server process id of the session holding the lease, on
+    /// PostgreSQL.
+    pub fn pid(&self) -> Option<i32> {
+        self.keeper.as_ref().map(|k| k.pid)
+    }
+
+    /// The tenure a projection's lease opened, on PostgreSQL; see
+    /// [`Store::try_projection_lease`].
+    pub fn epoch(&self) -> Option<i64> {
+        self.epoch
+    }
+
+    /// Whether the lease still holds, as its latest check found (at most
+    /// [`LEASE_CHECK`] plus [`LEASE_CHECK_TIMEOUT`] ago). Always true on
+    /// SQLite.
+    pub async fn alive(&mut self) -> bool {
+        match &self.keeper {
+            None => true,
+            Some(keeper) => !*keeper.lost.borrow(),
         }
+    }
+
+    /// Resolves once the lease is found lost; never on SQLite.
+    pub async fn lost(&self) {
+        match &self.keeper {
+            None => std::future::pending().await,
+            Some(keeper) => {
+                let mut lost = keeper.lost.clone();
+                // A keeper that has gone has closed the session too.
+                let _ = lost.wait_for(|lost| *lost).await;
+            }
+        }
+    }
+
+    /// Gives the lease up at once: when this returns, the lock is released
+    /// (its session closed).
+    pub async fn release(mut self) {
+        if let Some(mut keeper) = self.keeper.take() {
+            if let Some(release) = keeper.release.take() {
+                let _ = release.send(());
+            }
+            if let Some(task) = keeper.task.take() {
+                let _ = task.await;
+            }
+        }
+    }
+}
+
+/// Checks the lease's session every [`LEASE_CHECK`] until the lease is
+/// released or dropped, then closes it, which releases the lock. A check
+/// that fails, finds the lock gone (a pooler may reset a session without
+/// closing it) or takes longer than [`LEASE_CHECK_TIMEOUT`] marks the lease
+/// lost and drops the session, so that a session that is merely slow does
+/// not keep a lock its process no longer relies on.
+async fn keep(
+    mut connection: PgConnection,
+    key: i64,
+    pid: i32,
+    lost: watch::Sender<bool>,
+    mut released: oneshot::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval(LEASE_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            // Released, or the lease dropped without a release.
+            _ = &mut released => {
+                let close = sqlx::Connection::close(connection);
+                let _ = tokio::time::timeout(LEASE_CHECK_TIMEOUT, close).await;
+                return;
+            }
+            _ = tick.tick() => {}
+        }
+        let check = sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' \
+             AND pid = pg_backend_pid() AND granted AND objsubid = 1 \
+             AND ((classid::bigint << 32) | objid::bigint) = $1)",
+        )
+        .bind(key)
+        .fetch_one(&mut connection);
+        match tokio::time::timeout(LEASE_CHECK_TIMEOUT, check).await {
+            Ok(Ok(true)) => continue,
+            Ok(Ok(false)) => {
+                tracing::warn!(pid, "lease lost: its session no longer holds the lock")
+            }
+            Ok(Err(e)) => tracing::warn!(pid, error = %e, "lease lost: its session broke"),
+            Err(_) => tracing::warn!(
+                pid,
+                timeout = ?LEASE_CHECK_TIMEOUT,
+                "lease lost: its session did not answer in time"
+            ),
+        }
+        lost.send_replace(true);
+        // Dropping the connection closes its socket: the session ends, and
+        // any lock it still held with it.
+        drop(connection);
+        return;
     }
 }

@@ -36,6 +36,7 @@ mod api_flow;
 mod api_sla;
 mod details;
 mod history;
+mod leases;
 mod lifecycle;
 mod outage;
 mod read_models;

@@ -16,6 +16,7 @@ use mediation_projections::statistics::{self, Counts, Grouping, Period, StatsRow
 use mediation_projections::{all, case_index};
 use mediation_proto::v1 as pb;
 use mediation_proto::v1::sla_service_server::SlaService;
+use mediation_store::Horizon;
 use tonic::{Request, Response, Status};
 
 use crate::auth::caller;
@@ -349,8 +350,15 @@ impl SlaService for SlaApi {
         let caller = caller(&request)?;
         caller.authorise("ListProjections").map_err(status)?;
         // Whether this process runs a projection (holds its lease) is its
-        // runner's; position and lag are read fresh from the store.
+        // runner's; position and lag are read fresh from the store, and the
+        // lag counts the events the horizon still hides.
         let live = self.app.projections();
+        let horizon = self
+            .app
+            .store()
+            .horizon()
+            .await
+            .map_err(|e| store_status(&e))?;
         let mut projections = Vec::new();
         for projection in all() {
             let active = live.iter().any(|s| s.name == projection.name() && s.active);
@@ -364,7 +372,10 @@ impl SlaService for SlaApi {
                 active: status.active,
             });
         }
-        Ok(Response::new(pb::ListProjectionsResponse { projections }))
+        Ok(Response::new(pb::ListProjectionsResponse {
+            projections,
+            horizon: Some(horizon_to_pb(horizon)),
+        }))
     }
 }
 
@@ -495,6 +506,20 @@ fn duration(delta: TimeDelta) -> prost_types::Duration {
     prost_types::Duration {
         seconds: delta.num_seconds(),
         nanos: delta.subsec_nanos(),
+    }
+}
+
+fn horizon_to_pb(horizon: Horizon) -> pb::LogHorizon {
+    pb::LogHorizon {
+        readable_position: horizon.readable,
+        committed_position: horizon.committed,
+        holder: horizon.holder.map(|holder| pb::HorizonHolder {
+            pid: holder.pid,
+            transaction_id: holder.transaction_id,
+            age: holder.age.map(std_duration),
+            database: holder.database.unwrap_or_default(),
+            state: holder.state.unwrap_or_default(),
+        }),
     }
 }
 
