@@ -513,7 +513,7 @@ fn merge_stats(rows: Vec<StatsRow>) -> Vec<StatsRow> {
         let sum = merged
             .entry((row.division, row.level, row.period))
             .or_default();
-        *sum = add(sum, &row.counts);
+        *sum = *sum + row.counts;
     }
     merged
         .into_iter()
@@ -527,23 +527,6 @@ fn merge_stats(rows: Vec<StatsRow>) -> Vec<StatsRow> {
         .collect()
 }
 
-fn add(a: &Counts, b: &Counts) -> Counts {
-    Counts {
-        registered: a.registered + b.registered,
-        received: a.received + b.received,
-        reopened: a.reopened + b.reopened,
-        escalated_up: a.escalated_up + b.escalated_up,
-        taken_over: a.taken_over + b.taken_over,
-        sent_down: a.sent_down + b.sent_down,
-        agreements: a.agreements + b.agreements,
-        terminations: a.terminations + b.terminations,
-        referred: a.referred + b.referred,
-        closed: a.closed + b.closed,
-        closed_at_or_below_intake: a.closed_at_or_below_intake + b.closed_at_or_below_intake,
-        closed_on_time: a.closed_on_time + b.closed_on_time,
-    }
-}
-
 fn stats_to_pb(row: &StatsRow) -> pb::ResolutionStats {
     let c = &row.counts;
     pb::ResolutionStats {
@@ -555,7 +538,8 @@ fn stats_to_pb(row: &StatsRow) -> pb::ResolutionStats {
         level: row.level.map_or(0, enum_to_pb),
         month: row.period.map(|p| p.to_string()).unwrap_or_default(),
         registered: c.registered,
-        received: c.received,
+        // Disputes moved in from another division (the wire's name for it).
+        received: c.moved_in,
         reopened: c.reopened,
         escalated_up: c.escalated_up,
         taken_over: c.taken_over,
