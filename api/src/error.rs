@@ -341,6 +341,7 @@ pub fn petition_status(e: PetitionError, id: &str, creates: bool, rpc: &str) -> 
         E::WindowClosed { stage, due } => refused("WINDOW_CLOSED", stage_due(stage, due)),
         E::WindowStillOpen { stage, due } => refused("WINDOW_STILL_OPEN", stage_due(stage, due)),
         E::AlreadyExtended => refused("ALREADY_EXTENDED", Vec::new()),
+        E::AlreadyEvaluated => refused("ALREADY_EVALUATED", Vec::new()),
         E::AlreadyFinal { finalised_at } => refused(
             "ALREADY_FINAL",
             vec![("finalised_time", instant(finalised_at))],
@@ -454,6 +455,7 @@ mod tests {
                 due: due(),
             },
             PetitionError::AlreadyExtended,
+            PetitionError::AlreadyEvaluated,
             PetitionError::AlreadyFinal {
                 finalised_at: due(),
             },

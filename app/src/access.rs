@@ -162,6 +162,7 @@ pub fn required_roles(rpc: &str) -> &'static [Role] {
         "ListClocks"
         | "ListBreachesByBody"
         | "GetResolutionStats"
+        | "GetPetitionStats"
         | "ListCaseload"
         | "ListRepeatPetitions"
         | "ListSkippedLevelVisits"
@@ -191,7 +192,10 @@ pub fn required_roles(rpc: &str) -> &'static [Role] {
         | "RequestReview"
         | "RequestReReview"
         | "FinalisePetition"
-        | "RecordGroupHeadcount" => &[Registrar, Supervisor],
+        | "RecordGroupHeadcount"
+        // The petition office asks the petitioner, as registrars evaluate
+        // disputes.
+        | "EvaluatePetition" => &[Registrar, Supervisor],
         // Whoever sent the reply records its delivery: the receiving unit
         // its opinion, the bodies above theirs.
         "RecordPetitionDelivery" => &[Mediator, Supervisor],

@@ -5,6 +5,7 @@
 pub mod case_index;
 pub mod caseload;
 pub mod history;
+pub mod petition_statistics;
 pub mod petitioners;
 pub mod records;
 pub mod replay;
@@ -21,5 +22,6 @@ pub fn all() -> Vec<Arc<dyn runner::Projection>> {
         Arc::new(statistics::Statistics),
         Arc::new(caseload::Caseload),
         Arc::new(petitioners::PetitionerHistory),
+        Arc::new(petition_statistics::PetitionStatistics),
     ]
 }

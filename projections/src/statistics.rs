@@ -5,47 +5,72 @@
 //! # Which event counts where
 //!
 //! Every counter is bumped by one dispute event, in the month of the
-//! event's `at` in +08:00 ([`Period::of`]). Petitions are not counted here:
-//! they do not climb the ladder (see [`crate::petitioners`]).
+//! event's `at` in +08:00 ([`Period::of`]), except the follow-up counters,
+//! which count at the agreement they follow up. Petitions are counted
+//! apart, by [`crate::petition_statistics`].
 //!
 //! | counter | event | division and level it counts at |
 //! |---|---|---|
 //! | `registered` | `DisputeRegistered` | the registering division (the intake level) |
-//! | `received` | `DisputeEscalated`, `DisputeTakenOver`, `DisputeSentDown` | the division it moved **to** |
+//! | `moved_in` | `DisputeEscalated`, `DisputeTakenOver`, `DisputeSentDown` | the division it moved **to** |
 //! | `reopened` | `DisputeReopened` | the division that reopened it |
 //! | `escalated_up` | `DisputeEscalated` | the division it **left** |
 //! | `taken_over` | `DisputeTakenOver` | the division it **left** (taken from it by one above) |
 //! | `sent_down` | `DisputeSentDown` | the division it **left** (sent to one below) |
 //! | `agreements` | `AgreementReached` | the division holding the case |
 //! | `terminations` | `MediationTerminated` (any reason, withdrawals included) and `MediationRefused` | the division holding the case |
+//! | `mediations_moved` | `DisputeEscalated`, `DisputeTakenOver` while a mediation is under way (dispatched, not yet ended) | the division it **left** |
 //! | `referred` | `DisputeReferred` | the division holding the case |
 //! | `closed` | `DisputeClosed` | its `resolved_division` and `resolved_level` |
 //! | `closed_at_or_below_intake` | `DisputeClosed` with `resolved_at_or_below_intake` | as `closed` |
 //! | `closed_on_time` | `DisputeClosed` whose `at` is before the handling deadline in force (the `handling_due` of the latest registration, move or reopening) | as `closed` |
+//! | `agreed_at_or_below_origin` | `DisputeClosed` with outcome `agreement` at a level no higher than where the dispute arose: the division of its `DisputeReported`, or of its `DisputeRegistered` if it was never reported | as `closed` |
+//! | `agreements_followed_up` | the first `PerformanceFollowedUp` of an agreement | the division, level and **month of the agreement** |
+//! | `agreements_performed` | the first `PerformanceFollowedUp` of an agreement finding it `performed` | as `agreements_followed_up` |
+//! | `evaluations`, `satisfied`, `basically_satisfied` | `DisputeEvaluated` (all; 满意; 基本满意) | the division holding the case (the one that closed it) |
 //!
-//! A reopened case that is closed again counts as a second closure, and
-//! each mediation that ends (a case may be mediated again after a court
-//! refuses to confirm its agreement) counts once.
+//! A reopened case that is closed again counts as a second closure (and
+//! may be evaluated again), and each mediation that ends (a case may be
+//! mediated again after a court refuses to confirm its agreement) counts
+//! once. A new dispatch, a move or a referral sets an agreement aside, as
+//! the aggregate does; follow-ups then count for the next agreement.
 //!
 //! # Rates
 //!
 //! Rates are ratios of sums over the rows asked for, never averages of
 //! per-row rates, and `None` when the denominator is zero:
 //!
-//! - lowest-level resolution: `closed_at_or_below_intake ÷ closed`;
-//! - mediation success: `agreements ÷ (agreements + terminations)`, the
-//!   mediations concluded, so refusals and withdrawals weigh against it;
+//! - lowest-level resolution: `agreed_at_or_below_origin ÷ closed`: the
+//!   closures settled by agreement (not referred to a legal channel, not
+//!   terminated) no higher than the level where the dispute arose ("小事不出
+//!   村、一般事不出镇"), of all closures;
+//! - mediation success: `agreements ÷ (agreements + terminations +
+//!   mediations_moved)`, the mediations concluded, so refusals, withdrawals
+//!   (People's Mediation Law Art 23) and mediations that ended because the
+//!   case went up weigh against it;
 //! - on time: `closed_on_time ÷ closed`;
-//! - escalation: `escalated_up ÷ (registered + received + reopened)`, the
+//! - escalation: `escalated_up ÷ (registered + moved_in + reopened)`, the
 //!   cases the level escalated among those it took in. Take-overs are not
 //!   escalations (the level above acted, not this one) and are reported
-//!   apart as `taken_over`.
+//!   apart as `taken_over`;
+//! - agreement performance: `agreements_performed ÷ agreements`, over the
+//!   agreements reached in the months asked for, however late their
+//!   follow-up came;
+//! - satisfaction: `(satisfied + basically_satisfied) ÷ evaluations`.
+//!
+//! The on-time rate of each SLA stage comes from the SLA clocks
+//! ([`dispute_stage_outcomes`]), which know when each obligation stopped and
+//! whether it was late.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
-use mediation_domain::dispute::{DisputeChange, DisputeEvent};
+use cqrs_es::Aggregate;
+use mediation_domain::dispute::{
+    Dispute, DisputeChange, DisputeEvent, Outcome, Performance, Satisfaction,
+};
+use mediation_domain::policy::Stage;
 use mediation_domain::values::{DivisionCode, InvalidValue, Level};
 use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
 use sqlx::Row;
@@ -203,9 +228,10 @@ impl fmt::Display for Period {
 pub struct Counts {
     /// Disputes registered here (this is their intake level).
     pub registered: u64,
-    /// Disputes that arrived from another level: escalated, taken over or
-    /// sent down to here.
-    pub received: u64,
+    /// Disputes moved in here from another division: escalated up to it,
+    /// taken over by it, or sent down to it. (Stored and served as
+    /// `received` until it was named for what it counts.)
+    pub moved_in: u64,
     /// Closed disputes reopened here.
     pub reopened: u64,
     /// Disputes escalated from here to the level above.
@@ -219,107 +245,180 @@ pub struct Counts {
     /// Mediations here that ended without one: terminated for any reason,
     /// a party's withdrawal included, or refused by a party.
     pub terminations: u64,
+    /// Mediations here (dispatched, not yet ended) that ended because the
+    /// case was escalated or taken over: they weigh against the success
+    /// rate as a termination does.
+    pub mediations_moved: u64,
     /// Disputes referred from here to a legal channel.
     pub referred: u64,
     /// Disputes closed here.
     pub closed: u64,
-    /// Of those, closed at or below their intake level.
+    /// Of those, closed at or below their intake level, whatever the
+    /// outcome.
     pub closed_at_or_below_intake: u64,
     /// Of those, closed before the handling deadline in force.
     pub closed_on_time: u64,
+    /// Of those, closed with an agreement at or below the level where the
+    /// dispute arose (the division it was reported in, or registered at if
+    /// it was never reported): the numerator of lowest-level resolution.
+    pub agreed_at_or_below_origin: u64,
+    /// Agreements reached here (in this row's month) that a follow-up
+    /// visit has since checked, counted once each.
+    pub agreements_followed_up: u64,
+    /// Agreements reached here (in this row's month) that a follow-up
+    /// visit has since found fully performed, counted once each.
+    pub agreements_performed: u64,
+    /// Evaluations of disputes closed here.
+    pub evaluations: u64,
+    /// Of those, satisfied (满意).
+    pub satisfied: u64,
+    /// Of those, basically satisfied (基本满意).
+    pub basically_satisfied: u64,
 }
 
 /// The stored counter columns, in the order of [`Counts::values`].
-const COLUMNS: [&str; 12] = [
+const COLUMNS: [&str; WIDTH] = [
     "registered",
-    "received",
+    "moved_in",
     "reopened",
     "escalated_up",
     "taken_over",
     "sent_down",
     "agreements",
     "terminations",
+    "mediations_moved",
     "referred",
     "closed",
     "closed_at_or_below_intake",
     "closed_on_time",
+    "agreed_at_or_below_origin",
+    "agreements_followed_up",
+    "agreements_performed",
+    "evaluations",
+    "satisfied",
+    "basically_satisfied",
 ];
 
+/// How many counters a row has.
+const WIDTH: usize = 19;
+
 impl Counts {
-    /// Mediations concluded: agreements plus terminations (refusals and
-    /// withdrawals included), the denominator of the success rate.
+    /// Mediations concluded: agreements, terminations (refusals and
+    /// withdrawals included) and mediations ended by escalation or
+    /// take-over; the denominator of the success rate.
     pub fn mediations_concluded(&self) -> u64 {
-        self.agreements.saturating_add(self.terminations)
+        self.agreements
+            .saturating_add(self.terminations)
+            .saturating_add(self.mediations_moved)
     }
 
-    /// The cases the level took in: registered, received from another
+    /// The cases the level took in: registered, moved in from another
     /// level, or reopened; the denominator of the escalation rate.
     pub fn taken_in(&self) -> u64 {
         self.registered
-            .saturating_add(self.received)
+            .saturating_add(self.moved_in)
             .saturating_add(self.reopened)
+    }
+
+    /// Evaluations that found the parties satisfied or basically
+    /// satisfied: the numerator of the satisfaction rate.
+    pub fn satisfied_or_basically(&self) -> u64 {
+        self.satisfied.saturating_add(self.basically_satisfied)
     }
 
     /// The rates DOMAIN.md defines, from these counts.
     pub fn rates(&self) -> Rates {
         Rates {
-            lowest_level_resolution: ratio(self.closed_at_or_below_intake, self.closed),
+            lowest_level_resolution: ratio(self.agreed_at_or_below_origin, self.closed),
             mediation_success: ratio(self.agreements, self.mediations_concluded()),
             on_time: ratio(self.closed_on_time, self.closed),
             escalation: ratio(self.escalated_up, self.taken_in()),
+            agreement_performance: ratio(self.agreements_performed, self.agreements),
+            satisfaction: ratio(self.satisfied_or_basically(), self.evaluations),
         }
     }
 
-    fn values(&self) -> [u64; 12] {
+    fn values(&self) -> [u64; WIDTH] {
         [
             self.registered,
-            self.received,
+            self.moved_in,
             self.reopened,
             self.escalated_up,
             self.taken_over,
             self.sent_down,
             self.agreements,
             self.terminations,
+            self.mediations_moved,
             self.referred,
             self.closed,
             self.closed_at_or_below_intake,
             self.closed_on_time,
+            self.agreed_at_or_below_origin,
+            self.agreements_followed_up,
+            self.agreements_performed,
+            self.evaluations,
+            self.satisfied,
+            self.basically_satisfied,
         ]
     }
 
-    fn from_values(v: [u64; 12]) -> Self {
+    fn from_values(v: [u64; WIDTH]) -> Self {
         let [
             registered,
-            received,
+            moved_in,
             reopened,
             escalated_up,
             taken_over,
             sent_down,
             agreements,
             terminations,
+            mediations_moved,
             referred,
             closed,
             closed_at_or_below_intake,
             closed_on_time,
+            agreed_at_or_below_origin,
+            agreements_followed_up,
+            agreements_performed,
+            evaluations,
+            satisfied,
+            basically_satisfied,
         ] = v;
         Self {
             registered,
-            received,
+            moved_in,
             reopened,
             escalated_up,
             taken_over,
             sent_down,
             agreements,
             terminations,
+            mediations_moved,
             referred,
             closed,
             closed_at_or_below_intake,
             closed_on_time,
+            agreed_at_or_below_origin,
+            agreements_followed_up,
+            agreements_performed,
+            evaluations,
+            satisfied,
+            basically_satisfied,
         }
     }
 }
 
-fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
+impl std::ops::Add for Counts {
+    type Output = Self;
+
+    /// The counts of two rows together (of two subtrees, say).
+    fn add(self, other: Self) -> Self {
+        let (a, b) = (self.values(), other.values());
+        Self::from_values(std::array::from_fn(|i| a[i].saturating_add(b[i])))
+    }
+}
+
+pub(crate) fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)
 }
 
@@ -327,15 +426,21 @@ fn ratio(numerator: u64, denominator: u64) -> Option<f64> {
 /// where nothing was counted in the denominator.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Rates {
-    /// Resolved at the lowest level: closed at or below the intake level ÷
-    /// closed.
+    /// Resolved at the lowest level: closed with an agreement at or below
+    /// the level where the dispute arose ÷ closed.
     pub lowest_level_resolution: Option<f64>,
     /// Mediation success: agreements ÷ mediations concluded.
     pub mediation_success: Option<f64>,
     /// Closed on time ÷ closed.
     pub on_time: Option<f64>,
-    /// Escalated up ÷ taken in (registered + received + reopened).
+    /// Escalated up ÷ taken in (registered + moved in + reopened).
     pub escalation: Option<f64>,
+    /// Agreement performance: agreements found fully performed at a
+    /// follow-up ÷ agreements reached.
+    pub agreement_performance: Option<f64>,
+    /// Satisfaction: evaluations satisfied or basically satisfied ÷
+    /// evaluations.
+    pub satisfaction: Option<f64>,
 }
 
 /// How the rows of a query are grouped; counts are summed within a group.
@@ -377,10 +482,48 @@ pub async fn query(
     to: Period,
     grouping: Grouping,
 ) -> Result<Vec<StatsRow>, StoreError> {
+    let rows = sum_rows(store, "statistics", &COLUMNS, subtree, from, to, grouping).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let counts = Counts::from_values(row.values);
+            StatsRow {
+                division: row.division,
+                level: row.level,
+                period: row.period,
+                counts,
+                rates: counts.rates(),
+            }
+        })
+        .collect())
+}
+
+/// One row of counters summed over a group, as [`sum_rows`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Summed<const N: usize> {
+    pub(crate) division: Option<DivisionCode>,
+    pub(crate) level: Option<Level>,
+    pub(crate) period: Option<Period>,
+    pub(crate) values: [u64; N],
+}
+
+/// Sums the counter `columns` of `table` (keyed by division, level and
+/// period, as the statistics tables of this crate are) over the divisions
+/// in `subtree` and the months `from` to `to`, grouped as asked; ordered by
+/// division, then level up the ladder, then month.
+pub(crate) async fn sum_rows<const N: usize>(
+    store: &Store,
+    table: &str,
+    columns: &[&str; N],
+    subtree: &DivisionCode,
+    from: Period,
+    to: Period,
+    grouping: Grouping,
+) -> Result<Vec<Summed<N>>, StoreError> {
     let (low, high) = subtree.subtree_bounds();
     let (from, to) = (from.to_string(), to.to_string());
     let mut rows = match store.backend() {
-        Backend::Postgres(pool) => sqlx::query(&query_sql(grouping, true))
+        Backend::Postgres(pool) => sqlx::query(&query_sql(table, columns, grouping, true))
             .bind(&low)
             .bind(&high)
             .bind(&from)
@@ -394,7 +537,7 @@ pub async fn query(
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?,
-        Backend::Sqlite(pool) => sqlx::query(&query_sql(grouping, false))
+        Backend::Sqlite(pool) => sqlx::query(&query_sql(table, columns, grouping, false))
             .bind(&low)
             .bind(&high)
             .bind(&from)
@@ -415,7 +558,7 @@ pub async fn query(
     Ok(rows)
 }
 
-fn query_sql(grouping: Grouping, postgres: bool) -> String {
+fn query_sql(table: &str, columns: &[&str], grouping: Grouping, postgres: bool) -> String {
     let (division, level, period) = match grouping {
         Grouping::DivisionLevelPeriod => (true, true, true),
         Grouping::LevelPeriod => (false, true, true),
@@ -432,7 +575,7 @@ fn query_sql(grouping: Grouping, postgres: bool) -> String {
     // PostgreSQL sums bigints as numeric; cast back so both backends
     // return 64-bit integers.
     let cast = if postgres { "::bigint" } else { "" };
-    let sums: Vec<String> = COLUMNS
+    let sums: Vec<String> = columns
         .iter()
         .map(|c| format!("COALESCE(SUM({c}), 0){cast} AS {c}"))
         .collect();
@@ -442,7 +585,7 @@ fn query_sql(grouping: Grouping, postgres: bool) -> String {
         "division BETWEEN ?1 AND ?2 AND period BETWEEN ?3 AND ?4"
     };
     let mut sql = format!(
-        "SELECT {} AS division, {} AS level, {} AS period, {} FROM statistics WHERE {filter}",
+        "SELECT {} AS division, {} AS level, {} AS period, {} FROM {table} WHERE {filter}",
         key(division, "division"),
         key(level, "level"),
         key(period, "period"),
@@ -454,18 +597,17 @@ fn query_sql(grouping: Grouping, postgres: bool) -> String {
     sql
 }
 
-fn decode_row(
+fn decode_row<const N: usize>(
     division: Option<String>,
     level: Option<String>,
     period: Option<String>,
     get: impl Fn(usize) -> Result<i64, sqlx::Error>,
-) -> Result<StatsRow, StoreError> {
-    let mut values = [0u64; 12];
+) -> Result<Summed<N>, StoreError> {
+    let mut values = [0u64; N];
     for (i, value) in values.iter_mut().enumerate() {
         *value = to_u64(get(i + 3)?);
     }
-    let counts = Counts::from_values(values);
-    Ok(StatsRow {
+    Ok(Summed {
         division: division
             .map(|d| {
                 DivisionCode::parse(&d)
@@ -476,9 +618,125 @@ fn decode_row(
         period: period
             .map(|p| Period::parse(&p).map_err(|e| StoreError::Corrupt(format!("statistics: {e}"))))
             .transpose()?,
-        counts,
-        rates: counts.rates(),
+        values,
     })
+}
+
+/// How the SLA clocks of one stage came out: met by their due time, or
+/// breached.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StageOutcome {
+    /// The stage.
+    pub stage: Stage,
+    /// Clocks that stopped by their due time.
+    pub met: u64,
+    /// Clocks whose due time passed (a breach stays, whatever re-timed the
+    /// clock later).
+    pub breached: u64,
+}
+
+impl StageOutcome {
+    /// The stage's stored name, as SLA clocks name it (`village_handling`,
+    /// `petition_opinion`).
+    pub fn stage_name(&self) -> String {
+        match serde_json::to_value(self.stage) {
+            Ok(serde_json::Value::String(s)) => s,
+            _ => format!("{:?}", self.stage),
+        }
+    }
+
+    /// `met ÷ (met + breached)`; `None` when no clock came out.
+    pub fn on_time(&self) -> Option<f64> {
+        ratio(self.met, self.met.saturating_add(self.breached))
+    }
+}
+
+/// The outcomes of the disputes' SLA clocks per stage; see
+/// [`stage_outcomes`].
+pub async fn dispute_stage_outcomes(
+    store: &Store,
+    subtree: &DivisionCode,
+    from: Period,
+    to: Period,
+) -> Result<Vec<StageOutcome>, StoreError> {
+    stage_outcomes(store, Dispute::TYPE, subtree, from, to).await
+}
+
+/// The outcomes of the SLA clocks of cases of `aggregate_type` (the case
+/// projection's [`crate::sla`] clocks), per stage, over the divisions in
+/// `subtree` and the months `from` to `to`: a met clock in the month it
+/// stopped, at the division then holding it; a breached one in the month its
+/// due time passed, at the division holding it then. A clock still running
+/// past its due time counts once its breach is recorded or it stops. In
+/// stage order.
+///
+/// Read from the clocks themselves, so its cost grows with the clocks of the
+/// subtree and months asked for.
+pub(crate) async fn stage_outcomes(
+    store: &Store,
+    aggregate_type: &str,
+    subtree: &DivisionCode,
+    from: Period,
+    to: Period,
+) -> Result<Vec<StageOutcome>, StoreError> {
+    let (low, high) = subtree.subtree_bounds();
+    let (start, end) = (from.start(), to.next().start());
+    let sql = |p: [&str; 5]| {
+        format!(
+            "SELECT stage, \
+               COALESCE(SUM(CASE WHEN status = 'met' THEN 1 ELSE 0 END), 0) AS met, \
+               COALESCE(SUM(CASE WHEN status = 'breached' THEN 1 ELSE 0 END), 0) AS breached \
+             FROM sla_clocks WHERE aggregate_type = {0} AND ( \
+               (status = 'met' AND division BETWEEN {1} AND {2} \
+                AND stopped_at >= {3} AND stopped_at < {4}) \
+               OR (status = 'breached' AND COALESCE(breach_division, division) BETWEEN {1} AND {2} \
+                AND COALESCE(breached_due_at, due_at) >= {3} \
+                AND COALESCE(breached_due_at, due_at) < {4})) \
+             GROUP BY stage",
+            p[0], p[1], p[2], p[3], p[4]
+        )
+    };
+    let rows: Vec<(String, i64, i64)> = match store.backend() {
+        Backend::Postgres(pool) => {
+            let sql = sql(["$1", "$2", "$3", "$4", "$5"])
+                .replace(" AS met", "::bigint AS met")
+                .replace(" AS breached", "::bigint AS breached");
+            sqlx::query_as(&sql)
+                .bind(aggregate_type)
+                .bind(&low)
+                .bind(&high)
+                .bind(start)
+                .bind(end)
+                .fetch_all(pool)
+                .await?
+        }
+        Backend::Sqlite(pool) => {
+            sqlx::query_as(&sql(["?1", "?2", "?3", "?4", "?5"]))
+                .bind(aggregate_type)
+                .bind(&low)
+                .bind(&high)
+                .bind(support::sqlite_time(start))
+                .bind(support::sqlite_time(end))
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    let mut outcomes = rows
+        .into_iter()
+        .map(|(stage, met, breached)| {
+            let stage: Stage = serde_json::from_value(serde_json::Value::String(stage.clone()))
+                .map_err(|_| {
+                    StoreError::Corrupt(format!("a stored stage is unknown: {stage:?}"))
+                })?;
+            Ok(StageOutcome {
+                stage,
+                met: to_u64(met),
+                breached: to_u64(breached),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    outcomes.sort_by_key(|o| o.stage);
+    Ok(outcomes)
 }
 
 /// A row's key: division, level, month.
@@ -487,10 +745,55 @@ type Key = (String, Level, Period);
 /// What the counters need to know of a dispute between events.
 #[derive(Debug, Clone, PartialEq)]
 struct CaseState {
+    /// The division holding the case (where it was reported, until it is
+    /// registered).
     division: String,
+    /// That division's level.
     level: Level,
     handling_due: Option<DateTime<Utc>>,
+    /// The level where the dispute arose: that of the division it was
+    /// reported in, or registered at if it was never reported.
+    origin_level: Option<Level>,
+    /// Whether a mediation is under way: dispatched and not yet ended by
+    /// an agreement, a refusal, a termination, a referral or a move.
+    mediating: bool,
+    /// The agreement that stands, where it counted, to attribute its
+    /// follow-ups to.
+    agreement: Option<AgreementState>,
     version: u64,
+}
+
+/// Where an agreement was counted, and what its follow-ups have counted.
+#[derive(Debug, Clone, PartialEq)]
+struct AgreementState {
+    key: Key,
+    followed_up: bool,
+    performed: bool,
+}
+
+impl CaseState {
+    fn new(division: &DivisionCode, level: Level) -> Self {
+        Self {
+            division: division.as_str().to_owned(),
+            level,
+            handling_due: None,
+            origin_level: None,
+            mediating: false,
+            agreement: None,
+            version: 0,
+        }
+    }
+
+    /// The case changes hands (registered, moved or reopened): a new round
+    /// of handling starts there, without a mediation or an agreement, as
+    /// the aggregate's own `move_to` has it.
+    fn move_to(&mut self, division: &DivisionCode, level: Level, due: DateTime<Utc>) {
+        self.division = division.as_str().to_owned();
+        self.level = level;
+        self.handling_due = Some(due);
+        self.mediating = false;
+        self.agreement = None;
+    }
 }
 
 fn bump<'a>(
@@ -513,19 +816,13 @@ fn count(
 ) {
     use DisputeChange as C;
     let period = Period::of(event.at);
-    let version = states.get(id).map_or(0, |s| s.version);
-    let mut move_to = |division: DivisionCode, level: Level, due: DateTime<Utc>| {
-        states.insert(
-            id.to_owned(),
-            CaseState {
-                division: division.into(),
-                level,
-                handling_due: Some(due),
-                version,
-            },
-        );
-    };
     match event.change {
+        C::DisputeReported { division, .. } => {
+            let state = states
+                .entry(id.to_owned())
+                .or_insert_with(|| CaseState::new(&division, division.level()));
+            state.origin_level = Some(division.level());
+        }
         C::DisputeRegistered {
             division,
             level,
@@ -533,7 +830,19 @@ fn count(
             ..
         } => {
             bump(counts, division.as_str(), level, period).registered += 1;
-            move_to(division, level, handling_due.due);
+            let state = states
+                .entry(id.to_owned())
+                .or_insert_with(|| CaseState::new(&division, level));
+            // Registered without a report, it arose where it is registered.
+            state.origin_level.get_or_insert(level);
+            state.move_to(&division, level, handling_due.due);
+        }
+        C::DisputeDispatched { .. } => {
+            if let Some(state) = states.get_mut(id) {
+                // A new mediation replaces any agreement (Art 33).
+                state.mediating = true;
+                state.agreement = None;
+            }
         }
         C::DisputeEscalated {
             from_division,
@@ -543,9 +852,11 @@ fn count(
             handling_due,
             ..
         } => {
-            bump(counts, from_division.as_str(), from_level, period).escalated_up += 1;
-            bump(counts, to_division.as_str(), to_level, period).received += 1;
-            move_to(to_division, to_level, handling_due.due);
+            let from = bump(counts, from_division.as_str(), from_level, period);
+            from.escalated_up += 1;
+            moved(from, states, id);
+            bump(counts, to_division.as_str(), to_level, period).moved_in += 1;
+            move_case(states, id, &to_division, to_level, handling_due.due);
         }
         C::DisputeTakenOver {
             from_division,
@@ -554,9 +865,11 @@ fn count(
             to_level,
             handling_due,
         } => {
-            bump(counts, from_division.as_str(), from_level, period).taken_over += 1;
-            bump(counts, to_division.as_str(), to_level, period).received += 1;
-            move_to(to_division, to_level, handling_due.due);
+            let from = bump(counts, from_division.as_str(), from_level, period);
+            from.taken_over += 1;
+            moved(from, states, id);
+            bump(counts, to_division.as_str(), to_level, period).moved_in += 1;
+            move_case(states, id, &to_division, to_level, handling_due.due);
         }
         C::DisputeSentDown {
             from_division,
@@ -565,9 +878,12 @@ fn count(
             to_level,
             handling_due,
         } => {
+            // Sending down re-routes a case before its mediation has
+            // begun in earnest (from registered or dispatched); the level
+            // below mediates it afresh, so nothing is concluded here.
             bump(counts, from_division.as_str(), from_level, period).sent_down += 1;
-            bump(counts, to_division.as_str(), to_level, period).received += 1;
-            move_to(to_division, to_level, handling_due.due);
+            bump(counts, to_division.as_str(), to_level, period).moved_in += 1;
+            move_case(states, id, &to_division, to_level, handling_due.due);
         }
         C::DisputeReopened {
             division,
@@ -576,60 +892,185 @@ fn count(
             ..
         } => {
             bump(counts, division.as_str(), level, period).reopened += 1;
-            move_to(division, level, handling_due.due);
+            move_case(states, id, &division, level, handling_due.due);
         }
         C::AgreementReached { .. } => {
-            if let Some(c) = holder(counts, states, id, period) {
+            if let Some((c, state)) = holder(counts, states, id, period) {
                 c.agreements += 1;
+                state.mediating = false;
+                state.agreement = Some(AgreementState {
+                    key: (state.division.clone(), state.level, period),
+                    followed_up: false,
+                    performed: false,
+                });
             }
         }
         C::MediationTerminated { .. } | C::MediationRefused { .. } => {
-            if let Some(c) = holder(counts, states, id, period) {
+            if let Some((c, state)) = holder(counts, states, id, period) {
                 c.terminations += 1;
+                state.mediating = false;
             }
         }
         C::DisputeReferred { .. } => {
-            if let Some(c) = holder(counts, states, id, period) {
+            if let Some((c, state)) = holder(counts, states, id, period) {
                 c.referred += 1;
+                state.mediating = false;
+                state.agreement = None;
+            }
+        }
+        C::PerformanceFollowedUp { performance, .. } => {
+            // Counted where and when the agreement was reached, once per
+            // agreement however many visits follow, so that the rate
+            // compares agreements with what became of those same
+            // agreements.
+            let Some(agreement) = states.get_mut(id).and_then(|s| s.agreement.as_mut()) else {
+                return;
+            };
+            let (division, level, month) = &agreement.key;
+            let c = bump(counts, division, *level, *month);
+            if !agreement.followed_up {
+                agreement.followed_up = true;
+                c.agreements_followed_up += 1;
+            }
+            if performance == Performance::Performed && !agreement.performed {
+                agreement.performed = true;
+                c.agreements_performed += 1;
             }
         }
         C::DisputeClosed {
+            outcome,
             resolved_division,
             resolved_level,
             resolved_at_or_below_intake,
             ..
         } => {
+            let state = states.get(id);
             // A period lapses at its due instant, so closing at it is late.
-            let on_time = states
-                .get(id)
+            let on_time = state
                 .and_then(|s| s.handling_due)
                 .is_some_and(|due| event.at < due);
+            // Resolved at the lowest level: settled by agreement, not
+            // referred or terminated, no higher than where it arose.
+            let lowest = outcome == Outcome::Agreement
+                && state
+                    .and_then(|s| s.origin_level)
+                    .is_some_and(|origin| resolved_level <= origin);
             let c = bump(counts, resolved_division.as_str(), resolved_level, period);
             c.closed += 1;
             c.closed_at_or_below_intake += u64::from(resolved_at_or_below_intake);
             c.closed_on_time += u64::from(on_time);
+            c.agreed_at_or_below_origin += u64::from(lowest);
         }
-        // Reports, consents, sessions, court steps, follow-ups, reviews,
-        // evaluations and deadline warnings count nothing here.
+        C::DisputeEvaluated { satisfaction, .. } => {
+            // Evaluated after closure, where the case was closed.
+            if let Some((c, _)) = holder(counts, states, id, period) {
+                c.evaluations += 1;
+                match satisfaction {
+                    Satisfaction::Satisfied => c.satisfied += 1,
+                    Satisfaction::BasicallySatisfied => c.basically_satisfied += 1,
+                    Satisfaction::Dissatisfied => {}
+                }
+            }
+        }
+        // Consents, sessions, court steps, reviews and deadline warnings
+        // count nothing here.
         _ => {}
     }
 }
 
+/// A mediation under way at the level a case leaves by escalation or
+/// take-over ended there without agreement.
+fn moved(from: &mut Counts, states: &HashMap<String, CaseState>, id: &str) {
+    if states.get(id).is_some_and(|s| s.mediating) {
+        from.mediations_moved += 1;
+    }
+}
+
+/// Moves the case's state to its new holder; a state the log never
+/// registered (which the aggregate cannot write) starts there.
+fn move_case(
+    states: &mut HashMap<String, CaseState>,
+    id: &str,
+    division: &DivisionCode,
+    level: Level,
+    due: DateTime<Utc>,
+) {
+    states
+        .entry(id.to_owned())
+        .or_insert_with(|| CaseState::new(division, level))
+        .move_to(division, level, due);
+}
+
 /// The counts of the division and level holding the case, which events
-/// inside a level do not name.
+/// inside a level do not name, with the case's state.
 fn holder<'a>(
     counts: &'a mut HashMap<Key, Counts>,
-    states: &HashMap<String, CaseState>,
+    states: &'a mut HashMap<String, CaseState>,
     id: &str,
     period: Period,
-) -> Option<&'a mut Counts> {
-    let Some(state) = states.get(id) else {
+) -> Option<(&'a mut Counts, &'a mut CaseState)> {
+    let Some(state) = states.get_mut(id) else {
         // A mediation outcome before any registration cannot happen in a
         // log the aggregate wrote; say so rather than count it nowhere.
         tracing::warn!(case = id, "dispute event before registration; not counted");
         return None;
     };
-    Some(bump(counts, &state.division, state.level, period))
+    Some((bump(counts, &state.division, state.level, period), state))
+}
+
+/// The stored columns of `statistics_cases`, in the order both backends
+/// read them.
+const CASE_COLUMNS: [&str; 12] = [
+    "case_id",
+    "division",
+    "level",
+    "handling_due",
+    "version",
+    "origin_level",
+    "mediating",
+    "agreement_division",
+    "agreement_level",
+    "agreement_period",
+    "agreement_followed_up",
+    "agreement_performed",
+];
+
+/// A case's state from its stored columns ([`CASE_COLUMNS`]), the same
+/// code for both backends' rows.
+#[allow(clippy::too_many_arguments)]
+fn decode_state(
+    division: String,
+    level: &str,
+    handling_due: Option<DateTime<Utc>>,
+    version: i64,
+    origin_level: Option<String>,
+    mediating: bool,
+    agreement: (Option<String>, Option<String>, Option<String>),
+    followed_up: bool,
+    performed: bool,
+) -> Result<CaseState, StoreError> {
+    let agreement = match agreement {
+        (Some(division), Some(level), Some(period)) => Some(AgreementState {
+            key: (
+                division,
+                parse_level(&level)?,
+                Period::parse(&period)
+                    .map_err(|e| StoreError::Corrupt(format!("statistics_cases: {e}")))?,
+            ),
+            followed_up,
+            performed,
+        }),
+        _ => None,
+    };
+    Ok(CaseState {
+        division,
+        level: parse_level(level)?,
+        handling_due,
+        origin_level: origin_level.as_deref().map(parse_level).transpose()?,
+        mediating,
+        agreement,
+        version: to_u64(version),
+    })
 }
 
 /// The states of `ids`, read within the batch.
@@ -638,31 +1079,37 @@ async fn load_states(
     ids: &[String],
 ) -> Result<HashMap<String, CaseState>, StoreError> {
     let table = batch.table("statistics_cases");
+    let columns = CASE_COLUMNS.join(", ");
     let mut found = HashMap::new();
     if let Some(connection) = batch.postgres() {
         let rows = sqlx::query(&format!(
-            "SELECT case_id, division, level, handling_due, version FROM {table} \
-             WHERE case_id = ANY($1)"
+            "SELECT {columns} FROM {table} WHERE case_id = ANY($1)"
         ))
         .bind(ids)
         .fetch_all(connection)
         .await?;
         for row in rows {
             let level: String = row.try_get("level")?;
-            found.insert(
-                row.try_get("case_id")?,
-                CaseState {
-                    division: row.try_get("division")?,
-                    level: parse_level(&level)?,
-                    handling_due: row.try_get("handling_due")?,
-                    version: to_u64(row.try_get("version")?),
-                },
-            );
+            let state = decode_state(
+                row.try_get("division")?,
+                &level,
+                row.try_get("handling_due")?,
+                row.try_get("version")?,
+                row.try_get("origin_level")?,
+                row.try_get("mediating")?,
+                (
+                    row.try_get("agreement_division")?,
+                    row.try_get("agreement_level")?,
+                    row.try_get("agreement_period")?,
+                ),
+                row.try_get("agreement_followed_up")?,
+                row.try_get("agreement_performed")?,
+            )?;
+            found.insert(row.try_get("case_id")?, state);
         }
     } else if let Some(connection) = batch.sqlite() {
         let rows = sqlx::query(&format!(
-            "SELECT case_id, division, level, handling_due, version FROM {table} \
-             WHERE case_id IN (SELECT value FROM json_each(?))"
+            "SELECT {columns} FROM {table} WHERE case_id IN (SELECT value FROM json_each(?))"
         ))
         .bind(ids_json(ids)?)
         .fetch_all(connection)
@@ -670,15 +1117,22 @@ async fn load_states(
         for row in rows {
             let level: String = row.try_get("level")?;
             let due: Option<String> = row.try_get("handling_due")?;
-            found.insert(
-                row.try_get("case_id")?,
-                CaseState {
-                    division: row.try_get("division")?,
-                    level: parse_level(&level)?,
-                    handling_due: due.as_deref().map(parse_time).transpose()?,
-                    version: to_u64(row.try_get("version")?),
-                },
-            );
+            let state = decode_state(
+                row.try_get("division")?,
+                &level,
+                due.as_deref().map(parse_time).transpose()?,
+                row.try_get("version")?,
+                row.try_get("origin_level")?,
+                row.try_get("mediating")?,
+                (
+                    row.try_get("agreement_division")?,
+                    row.try_get("agreement_level")?,
+                    row.try_get("agreement_period")?,
+                ),
+                row.try_get("agreement_followed_up")?,
+                row.try_get("agreement_performed")?,
+            )?;
+            found.insert(row.try_get("case_id")?, state);
         }
     }
     Ok(found)
@@ -729,27 +1183,44 @@ async fn write_states(
     states: &HashMap<String, CaseState>,
     changed: &HashSet<String>,
 ) -> Result<(), StoreError> {
+    let periods: HashMap<&String, String> = changed
+        .iter()
+        .filter_map(|id| {
+            let agreement = states.get(id)?.agreement.as_ref()?;
+            Some((id, agreement.key.2.to_string()))
+        })
+        .collect();
     let rows: Vec<Vec<Cell<'_>>> = changed
         .iter()
         .filter_map(|id| states.get(id).map(|s| (id, s)))
         .map(|(id, state)| {
+            let agreement = state.agreement.as_ref();
             vec![
                 Cell::Text(id),
                 Cell::Text(&state.division),
                 Cell::Text(state.level.as_str()),
                 Cell::Time(state.handling_due),
                 Cell::Int(to_i64(state.version)),
+                Cell::OptionalText(state.origin_level.map(|l| l.as_str())),
+                Cell::Bool(state.mediating),
+                Cell::OptionalText(agreement.map(|a| a.key.0.as_str())),
+                Cell::OptionalText(agreement.map(|a| a.key.1.as_str())),
+                Cell::OptionalText(periods.get(id).map(String::as_str)),
+                Cell::Bool(agreement.is_some_and(|a| a.followed_up)),
+                Cell::Bool(agreement.is_some_and(|a| a.performed)),
             ]
         })
+        .collect();
+    let update: Vec<String> = CASE_COLUMNS[1..]
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
         .collect();
     batch
         .insert_rows(
             "statistics_cases",
-            &["case_id", "division", "level", "handling_due", "version"],
+            &CASE_COLUMNS,
             &rows,
-            "ON CONFLICT (case_id) DO UPDATE SET division = excluded.division, \
-             level = excluded.level, handling_due = excluded.handling_due, \
-             version = excluded.version",
+            &format!("ON CONFLICT (case_id) DO UPDATE SET {}", update.join(", ")),
         )
         .await
 }
@@ -848,26 +1319,38 @@ mod tests {
     fn rates_are_ratios_of_the_counts_and_none_when_nothing_was_counted() {
         let counts = Counts {
             registered: 3,
-            received: 1,
+            moved_in: 1,
             escalated_up: 1,
             agreements: 2,
             terminations: 1,
+            mediations_moved: 1,
             closed: 4,
             closed_at_or_below_intake: 3,
             closed_on_time: 2,
+            agreed_at_or_below_origin: 1,
+            agreements_followed_up: 2,
+            agreements_performed: 1,
+            evaluations: 4,
+            satisfied: 1,
+            basically_satisfied: 2,
             ..Counts::default()
         };
         let rates = counts.rates();
-        assert_eq!(rates.lowest_level_resolution, Some(0.75));
-        assert_eq!(rates.mediation_success, Some(2.0 / 3.0));
+        // Agreements at or below where the disputes arose, not closures
+        // at or below their intake level.
+        assert_eq!(rates.lowest_level_resolution, Some(0.25));
+        // A mediation ended by a move weighs as a termination does.
+        assert_eq!(rates.mediation_success, Some(0.5));
         assert_eq!(rates.on_time, Some(0.5));
         assert_eq!(rates.escalation, Some(0.25));
+        assert_eq!(rates.agreement_performance, Some(0.5));
+        assert_eq!(rates.satisfaction, Some(0.75));
         assert_eq!(Counts::default().rates(), Rates::default());
     }
 
     #[test]
     fn the_counts_round_trip_through_their_columns() {
-        let mut values = [0u64; 12];
+        let mut values = [0u64; WIDTH];
         for (i, v) in values.iter_mut().enumerate() {
             *v = i as u64 + 1;
         }
@@ -877,10 +1360,10 @@ mod tests {
 
     #[test]
     fn queries_group_by_the_keys_asked_for() {
-        let sql = query_sql(Grouping::Level, true);
+        let sql = query_sql("statistics", &COLUMNS, Grouping::Level, true);
         assert!(sql.ends_with("GROUP BY level"), "{sql}");
         assert!(sql.contains("NULL::text AS division"), "{sql}");
-        let total = query_sql(Grouping::Total, false);
+        let total = query_sql("statistics", &COLUMNS, Grouping::Total, false);
         assert!(!total.contains("GROUP BY"), "{total}");
     }
 }

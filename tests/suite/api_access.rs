@@ -98,6 +98,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("ListClocks", READERS),
     ("ListBreachesByBody", READERS),
     ("GetResolutionStats", READERS),
+    ("GetPetitionStats", READERS),
     ("ListCaseload", READERS),
     ("ListRepeatPetitions", READERS),
     ("ListSkippedLevelVisits", READERS),
@@ -129,6 +130,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("RequestReReview", REGISTRARS),
     ("FinalisePetition", REGISTRARS),
     ("RecordGroupHeadcount", REGISTRARS),
+    ("EvaluatePetition", REGISTRARS),
     ("ObjectToPetition", MEDIATORS),
     ("AcceptPetition", MEDIATORS),
     ("IssueOpinion", MEDIATORS),
@@ -178,6 +180,7 @@ const PETITION_COMMANDS: &[&str] = &[
     "IssueReReviewOpinion",
     "RecordPetitionDelivery",
     "RecordGroupHeadcount",
+    "EvaluatePetition",
     "FinalisePetition",
 ];
 
@@ -533,6 +536,13 @@ async fn petition_command(
         "RecordGroupHeadcount" => send!(
             record_group_headcount,
             RecordGroupHeadcountRequest { headcount: 12 }
+        ),
+        "EvaluatePetition" => send!(
+            evaluate_petition,
+            EvaluatePetitionRequest {
+                satisfaction: pb::Satisfaction::Satisfied.into(),
+                note: "Content with the answer.".into(),
+            }
         ),
         "IssueReviewOpinion" => send!(
             issue_review_opinion,

@@ -28,6 +28,7 @@ on_both_backends!(
     clocks_are_listed_overdue_due_soon_by_status_and_in_pages,
     breaches_are_counted_per_body,
     resolution_statistics_count_and_rate,
+    the_supervisors_rates_are_served_over_grpc,
     caseload_is_counted_per_body_and_per_mediator,
     repeat_petitions_and_skipped_level_visits_are_found,
     projections_report_their_position,
@@ -727,6 +728,329 @@ async fn resolution_statistics_count_and_rate(db: &TestDb) {
         .await,
         Code::PermissionDenied,
         VILLAGE_102,
+    );
+
+    server.stop().await;
+}
+
+/// The rates of issue 12 end to end: a dispute agreed, followed up and
+/// evaluated; one escalated in mid-mediation; a petition answered and
+/// evaluated (once), one not accepted; counted by hand below.
+async fn the_supervisors_rates_are_served_over_grpc(db: &TestDb) {
+    let server = TestServer::start(db, true).await;
+    let mut disputes = server.disputes(&DISTRICT_SUPERVISOR);
+    let mut petitions = server.petitions(&TOWN_101);
+    let mut supervisor_petitions = server.petitions(&DISTRICT_SUPERVISOR);
+    let actor = || "sup-1".to_owned();
+    for id in ["E1", "E2"] {
+        outcome!(disputes.register_dispute(pb::RegisterDisputeRequest {
+            request_id: rid(),
+            dispute_id: id.into(),
+            actor_id: actor(),
+            division_code: VILLAGE_A.into(),
+            level: pb::Level::Village.into(),
+            category: pb::DisputeCategory::Neighbourhood.into(),
+            risk: pb::Risk::Green.into(),
+            summary: "A wall between two yards".into(),
+            parties: vec![
+                pb::Party {
+                    role: pb::PartyRole::Applicant.into(),
+                    name: "Zhang San".into(),
+                },
+                pb::Party {
+                    role: pb::PartyRole::Respondent.into(),
+                    name: "Li Si".into(),
+                },
+            ],
+            ..Default::default()
+        }));
+        outcome!(disputes.dispatch_dispute(pb::DispatchDisputeRequest {
+            request_id: rid(),
+            dispute_id: id.into(),
+            actor_id: actor(),
+            body: Some(pb::MediationBody {
+                body_id: "committee-101201".into(),
+                name: "Mediation Committee 101201".into(),
+                kind: pb::MediationKind::Peoples.into(),
+            }),
+            ..Default::default()
+        }));
+        for party in [pb::PartyRole::Applicant, pb::PartyRole::Respondent] {
+            outcome!(disputes.record_consent(pb::RecordConsentRequest {
+                request_id: rid(),
+                dispute_id: id.into(),
+                actor_id: actor(),
+                party: party.into(),
+                consents: true,
+                ..Default::default()
+            }));
+        }
+    }
+    outcome!(disputes.reach_agreement(pb::ReachAgreementRequest {
+        request_id: rid(),
+        dispute_id: "E1".into(),
+        actor_id: actor(),
+        form: pb::AgreementForm::Oral.into(),
+        terms: "The wall stays".into(),
+        ..Default::default()
+    }));
+    outcome!(disputes.escalate_dispute(pb::EscalateDisputeRequest {
+        request_id: rid(),
+        dispute_id: "E2".into(),
+        actor_id: actor(),
+        reason: pb::EscalationReason::MediationFailed.into(),
+        ..Default::default()
+    }));
+    outcome!(disputes.review_dispute(pb::ReviewDisputeRequest {
+        request_id: rid(),
+        dispute_id: "E1".into(),
+        actor_id: actor(),
+        approved: true,
+        ..Default::default()
+    }));
+    outcome!(disputes.close_dispute(pb::CloseDisputeRequest {
+        request_id: rid(),
+        dispute_id: "E1".into(),
+        actor_id: actor(),
+        ..Default::default()
+    }));
+    outcome!(disputes.record_follow_up(pb::RecordFollowUpRequest {
+        request_id: rid(),
+        dispute_id: "E1".into(),
+        actor_id: actor(),
+        performance: pb::Performance::Performed.into(),
+        note: "Done".into(),
+        ..Default::default()
+    }));
+    outcome!(disputes.evaluate_dispute(pb::EvaluateDisputeRequest {
+        request_id: rid(),
+        dispute_id: "E1".into(),
+        actor_id: actor(),
+        satisfaction: pb::Satisfaction::Satisfied.into(),
+        ..Default::default()
+    }));
+
+    let receive = |id: &str| pb::ReceivePetitionRequest {
+        request_id: rid(),
+        petition_id: id.into(),
+        actor_id: "office-1".into(),
+        channel: pb::PetitionChannel::Letter.into(),
+        petitioner: Some(pb::Petitioner {
+            name: "Wang Fang".into(),
+            contact: "13800000001".into(),
+        }),
+        complained_unit: "Town 101 Water Office".into(),
+        facts: "The well has run dry".into(),
+        division_code: TOWN_101_CODE.into(),
+        competent_level: pb::Level::Town.into(),
+        ..Default::default()
+    };
+    outcome!(petitions.receive_petition(receive("P1")));
+    outcome!(petitions.receive_petition(receive("P2")));
+    outcome!(petitions.reject_petition(pb::RejectPetitionRequest {
+        request_id: rid(),
+        petition_id: "P2".into(),
+        actor_id: "office-1".into(),
+        reason: "Outside the remit of petition work".into(),
+        ..Default::default()
+    }));
+    outcome!(petitions.forward_petition(pb::ForwardPetitionRequest {
+        request_id: rid(),
+        petition_id: "P1".into(),
+        actor_id: "office-1".into(),
+        to_unit: "Town 101 Water Office".into(),
+        ..Default::default()
+    }));
+    outcome!(petitions.accept_petition(pb::AcceptPetitionRequest {
+        request_id: rid(),
+        petition_id: "P1".into(),
+        actor_id: "water-1".into(),
+        ..Default::default()
+    }));
+    // Nothing to judge before the opinion.
+    let early = petitions
+        .evaluate_petition(pb::EvaluatePetitionRequest {
+            request_id: rid(),
+            petition_id: "P1".into(),
+            actor_id: "office-1".into(),
+            satisfaction: pb::Satisfaction::Satisfied.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition, "{early:?}");
+    assert_eq!(
+        error_info(&early, "NOT_ALLOWED")["status"],
+        "PETITION_STATUS_ACCEPTED"
+    );
+    outcome!(petitions.issue_opinion(pb::IssueOpinionRequest {
+        request_id: rid(),
+        petition_id: "P1".into(),
+        actor_id: "water-1".into(),
+        outcome: pb::OpinionOutcome::Support.into(),
+        summary: "A new well is dug".into(),
+        ..Default::default()
+    }));
+    let evaluated = outcome!(petitions.evaluate_petition(pb::EvaluatePetitionRequest {
+        request_id: rid(),
+        petition_id: "P1".into(),
+        actor_id: "office-1".into(),
+        satisfaction: pb::Satisfaction::BasicallySatisfied.into(),
+        note: "Content, though it took long".into(),
+        ..Default::default()
+    }));
+    let again = supervisor_petitions
+        .evaluate_petition(pb::EvaluatePetitionRequest {
+            request_id: rid(),
+            petition_id: "P1".into(),
+            actor_id: actor(),
+            satisfaction: pb::Satisfaction::Dissatisfied.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition, "{again:?}");
+    error_info(&again, "ALREADY_EVALUATED");
+    let p1 = petitions
+        .get_petition(pb::GetPetitionRequest {
+            petition_id: "P1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .petition
+        .unwrap();
+    assert_eq!(p1.satisfaction(), pb::Satisfaction::BasicallySatisfied);
+    assert_eq!(p1.status(), pb::PetitionStatus::Answered);
+
+    run_other_projections(db).await;
+    let mut town = sla(&server, &TOWN_101);
+    let last = evaluated.position;
+
+    // Disputes, town 101 in March: E1 agreed and closed at its village,
+    // followed up performed, satisfied; E2's mediation ended by its
+    // escalation, so one of two concluded mediations succeeded.
+    let response = town
+        .get_resolution_stats(pb::GetResolutionStatsRequest {
+            from_month: "2026-03".into(),
+            to_month: "2026-03".into(),
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let total = &response.rows[0];
+    assert_eq!(
+        (
+            total.registered,
+            total.agreements,
+            total.mediations_moved,
+            total.closed,
+            total.agreed_at_or_below_origin,
+            total.agreements_followed_up,
+            total.agreements_performed,
+            total.evaluations,
+            total.satisfied,
+            total.moved_in,
+        ),
+        (2, 1, 1, 1, 1, 1, 1, 1, 1, 1)
+    );
+    #[allow(deprecated)]
+    let received = total.received;
+    assert_eq!(
+        received, total.moved_in,
+        "the old name serves the same count"
+    );
+    assert_eq!(total.mediation_success_rate, Some(0.5));
+    assert_eq!(total.lowest_level_resolution_rate, Some(1.0));
+    assert_eq!(total.agreement_performance_rate, Some(1.0));
+    assert_eq!(total.satisfaction_rate, Some(1.0));
+    let stages: Vec<(String, u64, u64, Option<f64>)> = response
+        .stages
+        .iter()
+        .map(|s| (s.stage.clone(), s.met, s.breached, s.on_time_rate))
+        .collect();
+    assert_eq!(
+        stages,
+        vec![
+            ("village_handling".to_owned(), 2, 0, Some(1.0)),
+            ("mediation".to_owned(), 2, 0, Some(1.0)),
+        ]
+    );
+
+    // Petitions, town 101 in March: both answered in time at triage or by
+    // the unit (及时受理率 1), the opinion on time (按期办结率 1), the one
+    // evaluation basically satisfied (群众满意率 1).
+    let response = town
+        .get_petition_stats(pb::GetPetitionStatsRequest {
+            from_month: "2026-03".into(),
+            to_month: "2026-03".into(),
+            grouping: pb::StatsGrouping::DivisionLevelMonth.into(),
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.rows.len(), 1, "{:?}", response.rows);
+    let row = &response.rows[0];
+    assert_eq!(
+        (row.division_code.as_str(), row.level(), row.month.as_str()),
+        (TOWN_101_CODE, pb::Level::Town, "2026-03")
+    );
+    assert_eq!(
+        (
+            row.received,
+            row.acceptance_decided,
+            row.acceptance_in_time,
+            row.opinions,
+            row.opinions_on_time,
+            row.evaluations,
+            row.basically_satisfied,
+        ),
+        (2, 2, 2, 1, 1, 1, 1)
+    );
+    assert_eq!(row.timely_acceptance_rate, Some(1.0));
+    assert_eq!(row.handled_on_time_rate, Some(1.0));
+    assert_eq!(row.satisfaction_rate, Some(1.0));
+    assert_eq!(row.review_on_time_rate, None);
+    let stages: Vec<(String, u64, u64)> = response
+        .stages
+        .iter()
+        .map(|s| (s.stage.clone(), s.met, s.breached))
+        .collect();
+    assert_eq!(
+        stages,
+        vec![
+            ("petition_triage".to_owned(), 2, 0),
+            ("petition_acceptance_notice".to_owned(), 1, 0),
+            ("petition_opinion".to_owned(), 1, 0),
+        ]
+    );
+
+    // Town 102 sees none of it; months are checked as for disputes.
+    let other = sla(&server, &TOWN_102)
+        .get_petition_stats(pb::GetPetitionStatsRequest {
+            from_month: "2026-03".into(),
+            to_month: "2026-03".into(),
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(other.rows[0].received, 0);
+    assert!(other.stages.is_empty());
+    refused(
+        town.get_petition_stats(pb::GetPetitionStatsRequest {
+            from_month: "2026-04".into(),
+            to_month: "2026-03".into(),
+            ..Default::default()
+        })
+        .await,
+        Code::InvalidArgument,
+        "to_month",
     );
 
     server.stop().await;

@@ -10,25 +10,36 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{DateTime, Duration, Utc};
 use mediation_domain::dispute::{
     AgreementForm, Dispute, DisputeAction, DisputeCommand, EscalationReason, MediationBody, Party,
-    PartyRole, TerminationReason,
+    PartyRole, Performance, Satisfaction, TerminationReason,
 };
-use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand, Petitioner};
+use mediation_domain::petition::{
+    OpinionOutcome, Petition, PetitionAction, PetitionCommand, Petitioner,
+};
+use mediation_domain::policy::Stage;
 use mediation_domain::services::{ManualClock, Services};
 use mediation_domain::values::{
     Actor, AgencyId, DisputeCategory, DivisionCode, LegalChannel, Level, MediationKind, Name,
     PetitionChannel, Risk, Text,
 };
+use mediation_projections::case_index::CaseIndex;
 use mediation_projections::caseload::{self, Caseload, Load, OpenCase};
+use mediation_projections::petition_statistics::{
+    self, PetitionCounts, PetitionStatistics, PetitionStatsRow,
+};
 use mediation_projections::petitioners::{
     self, PetitionRecord, PetitionerHistory, Repeat, RepeatBasis,
 };
 use mediation_projections::runner::{self, Projection};
-use mediation_projections::statistics::{self, Counts, Grouping, Period, Statistics, StatsRow};
+use mediation_projections::statistics::{
+    self, Counts, Grouping, Period, StageOutcome, Statistics, StatsRow,
+};
 use mediation_store::{Backend, Cases, Store};
 use mediation_tests::TestDb;
 
 on_both_backends!(
     statistics_count_a_small_scenario_exactly,
+    dispute_rates_count_follow_ups_evaluations_and_moves_exactly,
+    petition_statistics_count_the_three_rates_exactly,
     caseload_follows_each_case_from_holder_to_holder,
     petitioner_history_finds_repeats_and_skipped_levels,
     the_checkpoint_keeps_events_from_being_applied_twice,
@@ -459,9 +470,12 @@ async fn statistics_count_a_small_scenario_exactly(db: &TestDb) {
         closed_on_time: 1,
         ..Counts::default()
     };
+    // d2 closed by agreement where it arose; d3's referral is no
+    // resolution at the lowest level, though it closed at its intake level.
     let liuan_april = Counts {
         closed: 1,
         closed_at_or_below_intake: 1,
+        agreed_at_or_below_origin: 1,
         ..Counts::default()
     };
     let hubin_march = Counts {
@@ -470,7 +484,7 @@ async fn statistics_count_a_small_scenario_exactly(db: &TestDb) {
         ..Counts::default()
     };
     let donghu_march = Counts {
-        received: 1,
+        moved_in: 1,
         agreements: 1,
         closed: 1,
         closed_on_time: 1,
@@ -523,9 +537,10 @@ async fn statistics_count_a_small_scenario_exactly(db: &TestDb) {
     assert_eq!(village.counts.registered, 7);
     assert_eq!(village.counts.taken_in(), 7);
     assert_eq!(village.counts.mediations_concluded(), 4);
-    // d2 and d3 closed where they were registered; d3's withdrawal and d1's
-    // failure weigh against mediation; d2 closed late.
-    assert_eq!(village.rates.lowest_level_resolution, Some(1.0));
+    // d2 and d3 closed where they were registered, but only d2 by
+    // agreement; d3's withdrawal and d1's failure weigh against mediation;
+    // d2 closed late.
+    assert_eq!(village.rates.lowest_level_resolution, Some(0.5));
     assert_eq!(village.rates.mediation_success, Some(0.5));
     assert_eq!(village.rates.on_time, Some(0.5));
     assert_eq!(village.rates.escalation, Some(1.0 / 7.0));
@@ -545,7 +560,7 @@ async fn statistics_count_a_small_scenario_exactly(db: &TestDb) {
         (None, None, None)
     );
     assert_eq!(total.counts.closed, 3);
-    assert_eq!(total.rates.lowest_level_resolution, Some(2.0 / 3.0));
+    assert_eq!(total.rates.lowest_level_resolution, Some(1.0 / 3.0));
     assert_eq!(total.rates.mediation_success, Some(3.0 / 5.0));
     assert_eq!(total.rates.on_time, Some(2.0 / 3.0));
     assert_eq!(total.rates.escalation, Some(1.0 / 8.0));
@@ -603,6 +618,465 @@ async fn statistics_count_a_small_scenario_exactly(db: &TestDb) {
     let empty = stats(store, DISTRICT, "2026-02", "2026-02", Grouping::Total).await;
     assert_eq!(keyed(&empty), vec![(None, None, None, Counts::default())]);
     assert_eq!(empty[0].rates, statistics::Rates::default());
+}
+
+fn follow_up(performance: Performance) -> DisputeAction {
+    DisputeAction::RecordFollowUp {
+        performance,
+        note: text("Visited both households."),
+    }
+}
+
+fn evaluate(satisfaction: Satisfaction) -> DisputeAction {
+    DisputeAction::Evaluate {
+        satisfaction,
+        note: None,
+    }
+}
+
+/// Five disputes in Donghu, in March 2026 but for one follow-up:
+///
+/// - k1: reported in Liu'an (day 1) but registered at Donghu, agreed there
+///   (day 3) and closed (day 5): at its intake level, above where it arose;
+///   followed up partly performed (day 6), then performed on day 40 (in
+///   April); evaluated satisfied;
+/// - k2: at Liu'an, escalated in mid-mediation (day 3), agreed at Donghu
+///   (day 5), closed (day 7); followed up not performed; basically
+///   satisfied;
+/// - k3: at Liu'an, taken over by Donghu while dispatched (day 3),
+///   referred to court there (day 4), closed (day 6); dissatisfied;
+/// - k4: agreed at Liu'an (day 3) and closed there (day 5); followed up
+///   performed twice; satisfied;
+/// - k5: reported in Liu'an on day 1, registered only on day 5, after the
+///   grid report's one working day; dispatched, open.
+fn kpi_disputes() -> Vec<Step> {
+    use PartyRole::{Applicant, Respondent};
+    let report = || DisputeAction::Report {
+        division: division(VILLAGE),
+        grid: Some(name("Grid 3")),
+        summary: text("Two neighbours quarrel over a wall."),
+    };
+    let mediate = |n: i64, id: &'static str, body: &str| {
+        [
+            d(n, id, dispatch(body, Some("Zhao Liu"))),
+            d(n, id, consent(Applicant)),
+            d(n, id, consent(Respondent)),
+        ]
+    };
+    let mut steps = vec![
+        d(1, "k1", report()),
+        d(1, "k1", register(TOWN)),
+        d(1, "k2", register(VILLAGE)),
+        d(1, "k3", register(VILLAGE)),
+        d(1, "k4", register(VILLAGE)),
+        d(1, "k5", report()),
+        d(2, "k3", dispatch(LIUAN_COMMITTEE, None)),
+    ];
+    steps.extend(mediate(2, "k1", DONGHU_CENTRE));
+    steps.extend(mediate(2, "k2", LIUAN_COMMITTEE));
+    steps.extend(mediate(2, "k4", LIUAN_COMMITTEE));
+    steps.extend([
+        d(3, "k1", agree()),
+        d(
+            3,
+            "k2",
+            DisputeAction::Escalate {
+                reason: EscalationReason::MediationFailed,
+            },
+        ),
+        d(
+            3,
+            "k3",
+            DisputeAction::TakeOver {
+                division: division(TOWN),
+            },
+        ),
+        d(3, "k4", agree()),
+        d(4, "k1", review(true)),
+        d(
+            4,
+            "k3",
+            DisputeAction::ReferToLegalChannel {
+                channel: LegalChannel::Litigation,
+                note: text("The applicant will sue."),
+            },
+        ),
+        d(4, "k4", review(true)),
+        d(5, "k1", DisputeAction::Close {}),
+        d(5, "k3", review(true)),
+        d(5, "k4", DisputeAction::Close {}),
+        d(5, "k5", register(VILLAGE)),
+        d(5, "k5", dispatch(LIUAN_COMMITTEE, None)),
+        d(6, "k1", follow_up(Performance::PartlyPerformed)),
+        d(6, "k1", evaluate(Satisfaction::Satisfied)),
+        d(6, "k3", DisputeAction::Close {}),
+        d(6, "k4", follow_up(Performance::Performed)),
+        d(6, "k4", evaluate(Satisfaction::Satisfied)),
+        d(7, "k3", evaluate(Satisfaction::Dissatisfied)),
+        d(7, "k4", follow_up(Performance::Performed)),
+        d(40, "k1", follow_up(Performance::Performed)),
+    ]);
+    steps.extend(mediate(4, "k2", DONGHU_CENTRE));
+    steps.extend([
+        d(5, "k2", agree()),
+        d(6, "k2", review(true)),
+        d(7, "k2", DisputeAction::Close {}),
+        d(8, "k2", follow_up(Performance::NotPerformed)),
+        d(8, "k2", evaluate(Satisfaction::BasicallySatisfied)),
+    ]);
+    steps.sort_by_key(|s| s.day);
+    steps
+}
+
+async fn dispute_rates_count_follow_ups_evaluations_and_moves_exactly(db: &TestDb) {
+    let store = &db.store;
+    let last = play(store, kpi_disputes()).await;
+    catch_up(store, &Statistics, last).await;
+    catch_up(store, &CaseIndex, last).await;
+
+    // Counted by hand from kpi_disputes.
+    let liuan = Counts {
+        registered: 4,
+        escalated_up: 1,
+        taken_over: 1,
+        // k2 in mediation, k3 dispatched: both ended by the move.
+        mediations_moved: 2,
+        agreements: 1,
+        closed: 1,
+        closed_at_or_below_intake: 1,
+        closed_on_time: 1,
+        agreed_at_or_below_origin: 1,
+        agreements_followed_up: 1,
+        agreements_performed: 1,
+        evaluations: 1,
+        satisfied: 1,
+        ..Counts::default()
+    };
+    let donghu = Counts {
+        registered: 1,
+        moved_in: 2,
+        agreements: 2,
+        referred: 1,
+        closed: 3,
+        // k1 only: registered there.
+        closed_at_or_below_intake: 1,
+        closed_on_time: 3,
+        // k1 and k2 arose in Liu'an; k3 was referred.
+        agreed_at_or_below_origin: 0,
+        // k1's and k2's agreements, both reached in March; k1's
+        // performance was found in April but counts with its agreement.
+        agreements_followed_up: 2,
+        agreements_performed: 1,
+        evaluations: 3,
+        satisfied: 1,
+        basically_satisfied: 1,
+        ..Counts::default()
+    };
+    let rows = stats(
+        store,
+        DISTRICT,
+        "2026-03",
+        "2026-04",
+        Grouping::DivisionLevelPeriod,
+    )
+    .await;
+    assert_eq!(
+        keyed(&rows),
+        vec![
+            (
+                Some(TOWN),
+                Some(Level::Town),
+                Some("2026-03".into()),
+                donghu
+            ),
+            (
+                Some(VILLAGE),
+                Some(Level::Village),
+                Some("2026-03".into()),
+                liuan
+            ),
+        ]
+    );
+    let (town, village) = (&rows[0].rates, &rows[1].rates);
+    assert_eq!(village.lowest_level_resolution, Some(1.0));
+    assert_eq!(village.mediation_success, Some(1.0 / 3.0));
+    assert_eq!(village.agreement_performance, Some(1.0));
+    assert_eq!(village.satisfaction, Some(1.0));
+    assert_eq!(town.lowest_level_resolution, Some(0.0));
+    assert_eq!(town.mediation_success, Some(1.0));
+    assert_eq!(town.agreement_performance, Some(0.5));
+    assert_eq!(town.satisfaction, Some(2.0 / 3.0));
+
+    let total = &stats(store, DISTRICT, "2026-03", "2026-03", Grouping::Total).await[0];
+    assert_eq!(total.counts, liuan + donghu);
+    assert_eq!(total.rates.lowest_level_resolution, Some(1.0 / 4.0));
+    assert_eq!(total.rates.mediation_success, Some(3.0 / 5.0));
+    assert_eq!(total.rates.agreement_performance, Some(2.0 / 3.0));
+    assert_eq!(total.rates.satisfaction, Some(3.0 / 4.0));
+
+    // Each stage's clocks, from the SLA read model: k5's report waited
+    // four days for its registration; every other clock stopped in time.
+    // k5's running handling and mediation clocks have no outcome yet.
+    let outcome = |stage, met, breached| StageOutcome {
+        stage,
+        met,
+        breached,
+    };
+    let stages = statistics::dispute_stage_outcomes(
+        store,
+        &division(DISTRICT),
+        month("2026-03"),
+        month("2026-04"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        stages,
+        vec![
+            outcome(Stage::GridReport, 1, 1),
+            outcome(Stage::VillageHandling, 3, 0),
+            outcome(Stage::TownHandling, 3, 0),
+            outcome(Stage::Mediation, 5, 0),
+        ]
+    );
+    assert_eq!(stages[0].on_time(), Some(0.5));
+    assert!(
+        statistics::dispute_stage_outcomes(
+            store,
+            &division(HUBIN),
+            month("2026-03"),
+            month("2026-04")
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    );
+}
+
+/// Six petitions at Liu'an, all received on day 1 (3 March 2026; triage
+/// due by the end of 18 March, Art 22):
+///
+/// - q1: forwarded (day 2), accepted (day 3), answered (day 10), evaluated
+///   satisfied (day 11), reviewed on request (days 12 to 20);
+/// - q2: assigned late (day 20, 22 March), accepted (day 21), answered
+///   late (day 90, 31 May; due by 22 May), evaluated dissatisfied;
+/// - q3: not accepted in time (day 5);
+/// - q4: forwarded (day 2) but accepted after its notice period (day 25,
+///   27 March; due by 19 March, Art 23), answered (day 30, 1 April),
+///   evaluated basically satisfied (day 31);
+/// - q5: diverted a day late (day 17, 19 March);
+/// - q6: awaiting triage.
+fn kpi_petitions() -> Vec<Step> {
+    let unit = || name("Donghu Roads Office");
+    let answer = || PetitionAction::IssueOpinion {
+        outcome: OpinionOutcome::Support,
+        summary: text("The road will be repaired in the spring."),
+    };
+    let evaluate = |satisfaction| PetitionAction::Evaluate {
+        satisfaction,
+        note: None,
+    };
+    let mut steps: Vec<Step> = ["q1", "q2", "q3", "q4", "q5", "q6"]
+        .into_iter()
+        .map(|id| {
+            p(
+                1,
+                id,
+                receive(
+                    zhang_san("Zhang San", "13800000000"),
+                    "Liu'an Village Committee",
+                    ROAD,
+                    VILLAGE,
+                    None,
+                ),
+            )
+        })
+        .collect();
+    steps.extend([
+        p(2, "q1", PetitionAction::Forward { to_unit: unit() }),
+        p(2, "q4", PetitionAction::Forward { to_unit: unit() }),
+        p(3, "q1", PetitionAction::Accept {}),
+        p(
+            5,
+            "q3",
+            PetitionAction::NotAccept {
+                reason: text("A court has ruled on the matter."),
+            },
+        ),
+        p(10, "q1", answer()),
+        p(11, "q1", evaluate(Satisfaction::Satisfied)),
+        p(
+            12,
+            "q1",
+            PetitionAction::RequestReview {
+                reason: text("Spring is too late."),
+            },
+        ),
+        p(
+            17,
+            "q5",
+            PetitionAction::Divert {
+                channel: LegalChannel::Litigation,
+                note: text("A matter for the courts."),
+            },
+        ),
+        p(
+            20,
+            "q1",
+            PetitionAction::IssueReviewOpinion {
+                outcome: OpinionOutcome::Explain,
+                summary: text("The budget allows no earlier repair."),
+            },
+        ),
+        p(
+            20,
+            "q2",
+            PetitionAction::Assign {
+                to_unit: unit(),
+                report_within_days: 90,
+            },
+        ),
+        p(21, "q2", PetitionAction::Accept {}),
+        p(25, "q4", PetitionAction::Accept {}),
+        p(30, "q4", answer()),
+        p(31, "q4", evaluate(Satisfaction::BasicallySatisfied)),
+        p(90, "q2", answer()),
+        p(90, "q2", evaluate(Satisfaction::Dissatisfied)),
+    ]);
+    steps.sort_by_key(|s| s.day);
+    steps
+}
+
+/// A petition statistics row as division, level, month and counts.
+type PetitionKeyed<'a> = (
+    Option<&'a str>,
+    Option<Level>,
+    Option<String>,
+    PetitionCounts,
+);
+
+async fn petition_stats(
+    store: &Store,
+    subtree: &str,
+    from: &str,
+    to: &str,
+    grouping: Grouping,
+) -> Vec<PetitionStatsRow> {
+    petition_statistics::query(store, &division(subtree), month(from), month(to), grouping)
+        .await
+        .unwrap()
+}
+
+async fn petition_statistics_count_the_three_rates_exactly(db: &TestDb) {
+    let store = &db.store;
+    let last = play(store, kpi_petitions()).await;
+    catch_up(store, &PetitionStatistics, last).await;
+    catch_up(store, &CaseIndex, last).await;
+
+    let rows = petition_stats(
+        store,
+        DISTRICT,
+        "2026-01",
+        "2026-12",
+        Grouping::DivisionLevelPeriod,
+    )
+    .await;
+    let keyed: Vec<PetitionKeyed<'_>> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.division.as_ref().map(DivisionCode::as_str),
+                r.level,
+                r.period.map(|p| p.to_string()),
+                r.counts,
+            )
+        })
+        .collect();
+    // Counted by hand from kpi_petitions.
+    let march = PetitionCounts {
+        received: 6,
+        // q1, q3 in time; q5 and q2 triaged late; q4's notice late.
+        acceptance_decided: 5,
+        acceptance_in_time: 2,
+        opinions: 1,
+        opinions_on_time: 1,
+        review_opinions: 1,
+        review_opinions_on_time: 1,
+        evaluations: 1,
+        satisfied: 1,
+        ..PetitionCounts::default()
+    };
+    let april = PetitionCounts {
+        opinions: 1,
+        opinions_on_time: 1,
+        evaluations: 1,
+        basically_satisfied: 1,
+        ..PetitionCounts::default()
+    };
+    let may = PetitionCounts {
+        opinions: 1,
+        evaluations: 1,
+        ..PetitionCounts::default()
+    };
+    let row = |period: &str, counts| {
+        (
+            Some(VILLAGE),
+            Some(Level::Village),
+            Some(period.to_owned()),
+            counts,
+        )
+    };
+    assert_eq!(
+        keyed,
+        vec![
+            row("2026-03", march),
+            row("2026-04", april),
+            row("2026-05", may)
+        ]
+    );
+    assert_eq!(rows[0].rates.timely_acceptance, Some(0.4));
+    assert_eq!(rows[0].rates.handled_on_time, Some(1.0));
+    assert_eq!(rows[0].rates.satisfaction, Some(1.0));
+    assert_eq!(rows[2].rates.handled_on_time, Some(0.0));
+    assert_eq!(rows[2].rates.satisfaction, Some(0.0));
+
+    // Over the three months: the three rates of the sums.
+    let total = &petition_stats(store, TOWN, "2026-03", "2026-05", Grouping::Total).await[0];
+    assert_eq!(total.counts, march + april + may);
+    assert_eq!(total.rates.timely_acceptance, Some(2.0 / 5.0));
+    assert_eq!(total.rates.handled_on_time, Some(2.0 / 3.0));
+    assert_eq!(total.rates.satisfaction, Some(2.0 / 3.0));
+    assert_eq!(total.rates.review_on_time, Some(1.0));
+    // Shangping is outside Donghu: nothing there.
+    let elsewhere =
+        &petition_stats(store, SHANGPING, "2026-03", "2026-05", Grouping::Total).await[0];
+    assert_eq!(elsewhere.counts, PetitionCounts::default());
+
+    // Each stage's clocks: a late triage (q2, q5) or notice (q4) stopped
+    // late; q2's opinion too. q6's triage is past due but has no breach
+    // recorded (no timer ran), so it has no outcome yet.
+    let outcome = |stage, met, breached| StageOutcome {
+        stage,
+        met,
+        breached,
+    };
+    assert_eq!(
+        petition_statistics::stage_outcomes(
+            store,
+            &division(TOWN),
+            month("2026-03"),
+            month("2026-05")
+        )
+        .await
+        .unwrap(),
+        vec![
+            outcome(Stage::PetitionTriage, 3, 2),
+            outcome(Stage::PetitionAcceptanceNotice, 2, 1),
+            outcome(Stage::PetitionOpinion, 2, 1),
+            outcome(Stage::Review, 1, 0),
+            outcome(Stage::AssignedReport, 1, 0),
+        ]
+    );
 }
 
 /// An open case as id, division, body, mediator and opening instant.
@@ -996,7 +1470,12 @@ async fn a_batch_dropped_without_commit_writes_nothing(db: &TestDb) {
         assert!(started.elapsed() < StdDuration::from_secs(30));
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     };
-    let projections: [&dyn Projection; 3] = [&Statistics, &Caseload, &PetitionerHistory];
+    let projections: [&dyn Projection; 4] = [
+        &Statistics,
+        &Caseload,
+        &PetitionerHistory,
+        &PetitionStatistics,
+    ];
     for projection in projections {
         // Everything is applied inside the transaction, then it is dropped
         // as a failure midway would drop it.
@@ -1035,4 +1514,5 @@ async fn a_batch_dropped_without_commit_writes_nothing(db: &TestDb) {
     assert_eq!(count_rows(store, "caseload").await, 4);
     assert_eq!(count_rows(store, "petitioner_history").await, 5);
     assert_eq!(count_rows(store, "statistics_cases").await, 7);
+    assert_eq!(count_rows(store, "petition_statistics_cases").await, 5);
 }

@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use mediation_domain::dispute::{
-    Dispute, DisputeAction, DisputeCommand, MediationBody, Party, PartyRole,
+    AgreementForm, Dispute, DisputeAction, DisputeCommand, MediationBody, Party, PartyRole,
+    Performance, Satisfaction,
 };
-use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand, Petitioner};
+use mediation_domain::petition::{
+    OpinionOutcome, Petition, PetitionAction, PetitionCommand, Petitioner,
+};
 use mediation_domain::services::{ManualClock, Services};
 use mediation_domain::values::{
     Actor, AgencyId, DisputeCategory, DivisionCode, Level, MediationKind, Name, PetitionChannel,
@@ -131,6 +134,24 @@ fn dispute_steps(village: &str, n: usize) -> Vec<DisputeCommand> {
                 summary: text("Both sides stated their case."),
             },
         ));
+        // Some agree and are followed up, for the statistics' agreement
+        // columns.
+        if n % 4 == 2 {
+            steps.push(by(
+                &mediator,
+                DisputeAction::ReachAgreement {
+                    form: AgreementForm::Oral,
+                    terms: text("The owner of 302 repairs the pipe."),
+                },
+            ));
+            steps.push(by(
+                &mediator,
+                DisputeAction::RecordFollowUp {
+                    performance: Performance::Performed,
+                    note: text("The pipe is repaired."),
+                },
+            ));
+        }
     }
     steps
 }
@@ -173,6 +194,23 @@ fn petition_steps(village: &str, n: usize) -> Vec<PetitionCommand> {
             },
         ));
         steps.push(by(&unit, PetitionAction::Accept {}));
+        // Some are answered and evaluated, for the petition statistics.
+        if n % 5 == 1 {
+            steps.push(by(
+                &unit,
+                PetitionAction::IssueOpinion {
+                    outcome: OpinionOutcome::Support,
+                    summary: text("The road is repaired next month."),
+                },
+            ));
+            steps.push(by(
+                &office,
+                PetitionAction::Evaluate {
+                    satisfaction: Satisfaction::BasicallySatisfied,
+                    note: None,
+                },
+            ));
+        }
     }
     steps
 }

@@ -5,6 +5,7 @@
 //! (`request_id`, `actor_id`, `petition_id`) is checked once for every
 //! command by [`envelope`](super::common::envelope).
 
+use mediation_domain::dispute::Satisfaction;
 use mediation_domain::petition::{
     FinalBasis, MAX_HEARING_DAYS, MAX_REPORT_DAYS, OpinionOutcome, Petition, PetitionAction,
     PetitionStatus, Petitioner, Reply,
@@ -15,7 +16,7 @@ use mediation_proto::v1 as pb;
 use super::common::{
     BadField, command_requests, date, days, deadline_to_pb, division_code, enum_to_pb, name,
     optional_case_id, optional_division_code, optional_enum, optional_enum_to_pb, optional_name,
-    required_enum, string_or_empty, text, timestamp,
+    optional_text, required_enum, string_or_empty, text, timestamp,
 };
 use mediation_app::{CaseFilter, Found};
 
@@ -33,6 +34,7 @@ command_requests!(petition_id:
     RecordHearingRequest,
     RecordPetitionDeliveryRequest,
     RecordGroupHeadcountRequest,
+    EvaluatePetitionRequest,
     IssueReviewOpinionRequest,
     RequestReReviewRequest,
     IssueReReviewOpinionRequest,
@@ -168,6 +170,16 @@ pub(crate) fn record_group_headcount(
     })
 }
 
+/// EvaluatePetition.
+pub(crate) fn evaluate_petition(
+    r: &pb::EvaluatePetitionRequest,
+) -> Result<PetitionAction, BadField> {
+    Ok(PetitionAction::Evaluate {
+        satisfaction: required_enum::<Satisfaction>("satisfaction", r.satisfaction)?,
+        note: optional_text("note", &r.note)?,
+    })
+}
+
 /// IssueReviewOpinion.
 pub(crate) fn issue_review_opinion(
     r: &pb::IssueReviewOpinionRequest,
@@ -264,6 +276,7 @@ pub(crate) fn petition_to_pb(found: &Found<Petition>, show_petitioner: bool) -> 
         final_time: p.finalised_at().map(timestamp),
         final_basis: optional_enum_to_pb::<FinalBasis>(p.final_basis()),
         headcount: p.headcount().unwrap_or(0),
+        satisfaction: optional_enum_to_pb::<Satisfaction>(p.satisfaction()),
         deliveries: [Reply::Opinion, Reply::ReviewOpinion, Reply::ReReviewOpinion]
             .into_iter()
             .filter_map(|reply| {

@@ -60,6 +60,8 @@ command_service! {
         = "RecordPetitionDelivery", Existing, convert::record_petition_delivery;
     record_group_headcount(RecordGroupHeadcountRequest) -> RecordGroupHeadcountResponse
         = "RecordGroupHeadcount", Existing, convert::record_group_headcount;
+    evaluate_petition(EvaluatePetitionRequest) -> EvaluatePetitionResponse
+        = "EvaluatePetition", Existing, convert::evaluate_petition;
     finalise_petition(FinalisePetitionRequest) -> FinalisePetitionResponse
         = "FinalisePetition", Existing, convert::finalise_petition;
     ;

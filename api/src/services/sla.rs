@@ -9,10 +9,11 @@ use std::ops::Range;
 use chrono::{DateTime, TimeDelta, Utc};
 use mediation_domain::values::{DivisionCode, Level};
 use mediation_projections::caseload::{self, Load};
+use mediation_projections::petition_statistics::{self, PetitionCounts, PetitionStatsRow};
 use mediation_projections::petitioners::{self, PetitionRecord, Repeat, RepeatBasis};
 use mediation_projections::runner;
 use mediation_projections::sla::{self, ClockQuery, ClockRow};
-use mediation_projections::statistics::{self, Counts, Grouping, Period, StatsRow};
+use mediation_projections::statistics::{self, Counts, Grouping, Period, StageOutcome, StatsRow};
 use mediation_projections::{all, case_index};
 use mediation_proto::v1 as pb;
 use mediation_proto::v1::sla_service_server::SlaService;
@@ -204,31 +205,21 @@ impl SlaService for SlaApi {
         caller.authorise("GetResolutionStats").map_err(status)?;
         let r = request.into_inner();
         let subtrees = self.subtrees(&caller, &r.division_code)?;
-        let from = month("from_month", &r.from_month)?;
-        let to = month("to_month", &r.to_month)?;
-        if from > to {
-            return Err(invalid_field(
-                "to_month",
-                format!("{to} is before from_month {from}"),
-            ));
-        }
-        let grouping = match pb::StatsGrouping::try_from(r.grouping) {
-            Ok(pb::StatsGrouping::Unspecified) => Grouping::Total,
-            Ok(pb::StatsGrouping::DivisionLevelMonth) => Grouping::DivisionLevelPeriod,
-            Ok(pb::StatsGrouping::LevelMonth) => Grouping::LevelPeriod,
-            Ok(pb::StatsGrouping::Level) => Grouping::Level,
-            Err(_) => {
-                return Err(invalid_field(
-                    "grouping",
-                    format!("unknown value {}", r.grouping),
-                ));
-            }
-        };
+        let (from, to, grouping) = stats_range(&r.from_month, &r.to_month, r.grouping)?;
         self.reflect(statistics::NAME, r.min_position).await?;
+        // The stages' outcomes come from the SLA clocks, which the case
+        // projection keeps.
+        self.reflect(case_index::NAME, r.min_position).await?;
         let mut rows = Vec::new();
+        let mut stages = Vec::new();
         for subtree in &subtrees {
             rows.extend(
                 statistics::query(self.app.store(), subtree, from, to, grouping)
+                    .await
+                    .map_err(|e| store_status(&e))?,
+            );
+            stages.extend(
+                statistics::dispute_stage_outcomes(self.app.store(), subtree, from, to)
                     .await
                     .map_err(|e| store_status(&e))?,
             );
@@ -238,6 +229,43 @@ impl SlaService for SlaApi {
         }
         Ok(Response::new(pb::GetResolutionStatsResponse {
             rows: rows.iter().map(stats_to_pb).collect(),
+            stages: merge_stages(stages).iter().map(stage_to_pb).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_petition_stats(
+        &self,
+        request: Request<pb::GetPetitionStatsRequest>,
+    ) -> Result<Response<pb::GetPetitionStatsResponse>, Status> {
+        let caller = caller(&request)?;
+        caller.authorise("GetPetitionStats").map_err(status)?;
+        let r = request.into_inner();
+        let subtrees = self.subtrees(&caller, &r.division_code)?;
+        let (from, to, grouping) = stats_range(&r.from_month, &r.to_month, r.grouping)?;
+        self.reflect(petition_statistics::NAME, r.min_position)
+            .await?;
+        self.reflect(case_index::NAME, r.min_position).await?;
+        let mut rows = Vec::new();
+        let mut stages = Vec::new();
+        for subtree in &subtrees {
+            rows.extend(
+                petition_statistics::query(self.app.store(), subtree, from, to, grouping)
+                    .await
+                    .map_err(|e| store_status(&e))?,
+            );
+            stages.extend(
+                petition_statistics::stage_outcomes(self.app.store(), subtree, from, to)
+                    .await
+                    .map_err(|e| store_status(&e))?,
+            );
+        }
+        if subtrees.len() > 1 {
+            rows = merge_petition_stats(rows);
+        }
+        Ok(Response::new(pb::GetPetitionStatsResponse {
+            rows: rows.iter().map(petition_stats_to_pb).collect(),
+            stages: merge_stages(stages).iter().map(stage_to_pb).collect(),
         }))
     }
 
@@ -422,6 +450,35 @@ fn optional_time(
 }
 
 /// A month field, "YYYY-MM".
+/// The months and grouping of a statistics request, checked.
+fn stats_range(
+    from_month: &str,
+    to_month: &str,
+    grouping: i32,
+) -> Result<(Period, Period, Grouping), Status> {
+    let from = month("from_month", from_month)?;
+    let to = month("to_month", to_month)?;
+    if from > to {
+        return Err(invalid_field(
+            "to_month",
+            format!("{to} is before from_month {from}"),
+        ));
+    }
+    let grouping = match pb::StatsGrouping::try_from(grouping) {
+        Ok(pb::StatsGrouping::Unspecified) => Grouping::Total,
+        Ok(pb::StatsGrouping::DivisionLevelMonth) => Grouping::DivisionLevelPeriod,
+        Ok(pb::StatsGrouping::LevelMonth) => Grouping::LevelPeriod,
+        Ok(pb::StatsGrouping::Level) => Grouping::Level,
+        Err(_) => {
+            return Err(invalid_field(
+                "grouping",
+                format!("unknown value {grouping}"),
+            ));
+        }
+    };
+    Ok((from, to, grouping))
+}
+
 fn month(field: &str, value: &str) -> Result<Period, Status> {
     if value.trim().is_empty() {
         return Err(invalid_field(field, "required, as YYYY-MM"));
@@ -538,7 +595,7 @@ fn merge_stats(rows: Vec<StatsRow>) -> Vec<StatsRow> {
         let sum = merged
             .entry((row.division, row.level, row.period))
             .or_default();
-        *sum = add(sum, &row.counts);
+        *sum = *sum + row.counts;
     }
     merged
         .into_iter()
@@ -552,23 +609,52 @@ fn merge_stats(rows: Vec<StatsRow>) -> Vec<StatsRow> {
         .collect()
 }
 
-fn add(a: &Counts, b: &Counts) -> Counts {
-    Counts {
-        registered: a.registered + b.registered,
-        received: a.received + b.received,
-        reopened: a.reopened + b.reopened,
-        escalated_up: a.escalated_up + b.escalated_up,
-        taken_over: a.taken_over + b.taken_over,
-        sent_down: a.sent_down + b.sent_down,
-        agreements: a.agreements + b.agreements,
-        terminations: a.terminations + b.terminations,
-        referred: a.referred + b.referred,
-        closed: a.closed + b.closed,
-        closed_at_or_below_intake: a.closed_at_or_below_intake + b.closed_at_or_below_intake,
-        closed_on_time: a.closed_on_time + b.closed_on_time,
+fn merge_petition_stats(rows: Vec<PetitionStatsRow>) -> Vec<PetitionStatsRow> {
+    let mut merged: BTreeMap<_, PetitionCounts> = BTreeMap::new();
+    for row in rows {
+        let sum = merged
+            .entry((row.division, row.level, row.period))
+            .or_default();
+        *sum = *sum + row.counts;
+    }
+    merged
+        .into_iter()
+        .map(|((division, level, period), counts)| PetitionStatsRow {
+            division,
+            level,
+            period,
+            counts,
+            rates: counts.rates(),
+        })
+        .collect()
+}
+
+/// The outcomes of each stage over several subtrees, in stage order.
+fn merge_stages(outcomes: Vec<StageOutcome>) -> Vec<StageOutcome> {
+    let mut merged: BTreeMap<_, StageOutcome> = BTreeMap::new();
+    for o in outcomes {
+        let sum = merged.entry(o.stage).or_insert(StageOutcome {
+            stage: o.stage,
+            met: 0,
+            breached: 0,
+        });
+        sum.met += o.met;
+        sum.breached += o.breached;
+    }
+    merged.into_values().collect()
+}
+
+fn stage_to_pb(outcome: &StageOutcome) -> pb::StageOnTime {
+    pb::StageOnTime {
+        stage: outcome.stage_name(),
+        met: outcome.met,
+        breached: outcome.breached,
+        on_time_rate: outcome.on_time(),
     }
 }
 
+// `received` is deprecated on the wire, and still filled.
+#[allow(deprecated)]
 fn stats_to_pb(row: &StatsRow) -> pb::ResolutionStats {
     let c = &row.counts;
     pb::ResolutionStats {
@@ -580,21 +666,59 @@ fn stats_to_pb(row: &StatsRow) -> pb::ResolutionStats {
         level: row.level.map_or(0, enum_to_pb),
         month: row.period.map(|p| p.to_string()).unwrap_or_default(),
         registered: c.registered,
-        received: c.received,
+        // The name it was first served under, kept for clients that read it.
+        received: c.moved_in,
+        moved_in: c.moved_in,
         reopened: c.reopened,
         escalated_up: c.escalated_up,
         taken_over: c.taken_over,
         sent_down: c.sent_down,
         agreements: c.agreements,
         terminations: c.terminations,
+        mediations_moved: c.mediations_moved,
         referred: c.referred,
         closed: c.closed,
         closed_at_or_below_intake: c.closed_at_or_below_intake,
         closed_on_time: c.closed_on_time,
+        agreed_at_or_below_origin: c.agreed_at_or_below_origin,
+        agreements_followed_up: c.agreements_followed_up,
+        agreements_performed: c.agreements_performed,
+        evaluations: c.evaluations,
+        satisfied: c.satisfied,
+        basically_satisfied: c.basically_satisfied,
         lowest_level_resolution_rate: row.rates.lowest_level_resolution,
         mediation_success_rate: row.rates.mediation_success,
         on_time_rate: row.rates.on_time,
         escalation_rate: row.rates.escalation,
+        agreement_performance_rate: row.rates.agreement_performance,
+        satisfaction_rate: row.rates.satisfaction,
+    }
+}
+
+fn petition_stats_to_pb(row: &PetitionStatsRow) -> pb::PetitionStats {
+    let c = &row.counts;
+    pb::PetitionStats {
+        division_code: row
+            .division
+            .as_ref()
+            .map(|d| d.as_str().to_owned())
+            .unwrap_or_default(),
+        level: row.level.map_or(0, enum_to_pb),
+        month: row.period.map(|p| p.to_string()).unwrap_or_default(),
+        received: c.received,
+        acceptance_decided: c.acceptance_decided,
+        acceptance_in_time: c.acceptance_in_time,
+        opinions: c.opinions,
+        opinions_on_time: c.opinions_on_time,
+        review_opinions: c.review_opinions,
+        review_opinions_on_time: c.review_opinions_on_time,
+        evaluations: c.evaluations,
+        satisfied: c.satisfied,
+        basically_satisfied: c.basically_satisfied,
+        timely_acceptance_rate: row.rates.timely_acceptance,
+        handled_on_time_rate: row.rates.handled_on_time,
+        satisfaction_rate: row.rates.satisfaction,
+        review_on_time_rate: row.rates.review_on_time,
     }
 }
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{DeliveryMethod, OpinionOutcome, Petitioner, Reply};
+use crate::dispute::Satisfaction;
 use crate::policy::Stage;
 use crate::values::{
     Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
@@ -155,6 +156,18 @@ pub enum PetitionAction {
         outcome: OpinionOutcome,
         /// The opinion in brief.
         summary: Text,
+    },
+    /// Records how satisfied the petitioner said they were with the handling
+    /// (群众满意度评价), which the petition bureau's satisfaction rate
+    /// (群众满意率) counts. Allowed once, after the handling opinion has
+    /// been issued (answered, under review or re-review, reviewed, final);
+    /// refused before it, since there is nothing yet to judge, and refused
+    /// a second time.
+    Evaluate {
+        /// How satisfied the petitioner was.
+        satisfaction: Satisfaction,
+        /// Remarks from the evaluation.
+        note: Option<Text>,
     },
     /// Records finality once the review or re-review window has lapsed
     /// unused (Art 37). Refused while the reply's delivery is unrecorded,

@@ -102,6 +102,9 @@ pub enum PetitionError {
         /// When it became final.
         finalised_at: DateTime<Utc>,
     },
+    /// The petition has already been evaluated.
+    #[error("the petition has already been evaluated: an evaluation is recorded once")]
+    AlreadyEvaluated,
     /// A petition named as an earlier one on the same facts does not exist.
     #[error("there is no petition {id} to be a repeat of; check the id or leave it out")]
     UnknownPetition {

@@ -7,6 +7,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use super::{DeliveryMethod, FinalBasis, OpinionOutcome, Petitioner, Reply};
+use crate::dispute::Satisfaction;
 use crate::policy::{Deadline, Stage};
 use crate::sla::Holder;
 use crate::values::{
@@ -213,6 +214,13 @@ pub enum PetitionChange {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_due: Option<Deadline>,
     },
+    /// The petitioner's satisfaction with the handling was recorded.
+    PetitionEvaluated {
+        /// How satisfied the petitioner was.
+        satisfaction: Satisfaction,
+        /// Remarks from the evaluation.
+        note: Option<Text>,
+    },
     /// The petition became final (Art 36–37).
     PetitionFinalised {
         /// Why.
@@ -262,6 +270,7 @@ impl PetitionChange {
             Self::ReReviewRequested { .. } => "ReReviewRequested",
             Self::ReReviewOpinionIssued { .. } => "ReReviewOpinionIssued",
             Self::ReplyDelivered { .. } => "ReplyDelivered",
+            Self::PetitionEvaluated { .. } => "PetitionEvaluated",
             Self::PetitionFinalised { .. } => "PetitionFinalised",
             Self::DeadlineWarned { .. } => "DeadlineWarned",
             Self::DeadlineBreached { .. } => "DeadlineBreached",

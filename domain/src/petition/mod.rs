@@ -26,6 +26,7 @@ pub use command::{PetitionAction, PetitionCommand};
 pub use error::PetitionError;
 pub use event::{PetitionChange, PetitionEvent};
 
+use crate::dispute::Satisfaction;
 use crate::policy::{Counting, Deadline, Stage, StageRule};
 use crate::services::{Finality, RecordsUnavailable, Services};
 use crate::sla::{self, DeadlineMark, Holder, RunningClock, Threshold, TimerRefusal};
@@ -202,6 +203,9 @@ pub struct Petition {
     re_review_outcome: Option<OpinionOutcome>,
     finalised_at: Option<DateTime<Utc>>,
     final_basis: Option<FinalBasis>,
+    // No snapshot revision bump for this field: a snapshot written before
+    // evaluations existed had none, which is what the default says.
+    satisfaction: Option<Satisfaction>,
     // When each written reply was issued and when and how it reached the
     // petitioner, so that a delivery is checked against its reply.
     replies_issued: BTreeMap<Reply, DateTime<Utc>>,
@@ -390,6 +394,11 @@ impl Petition {
     /// Why the petition became final.
     pub fn final_basis(&self) -> Option<FinalBasis> {
         self.final_basis
+    }
+
+    /// The petitioner's satisfaction with the handling, once evaluated.
+    pub fn satisfaction(&self) -> Option<Satisfaction> {
+        self.satisfaction
     }
 
     /// The obligations running on the petition now, derived from its status:
@@ -847,6 +856,26 @@ impl Petition {
                 }]
             }
 
+            A::Evaluate { satisfaction, note } => {
+                // The petitioner judges the handling opinion, so there is
+                // something to judge only once it is issued; every status
+                // from then on has one (a final petition was answered).
+                self.require(
+                    "evaluate",
+                    &[
+                        S::Answered,
+                        S::UnderReview,
+                        S::Reviewed,
+                        S::UnderReReview,
+                        S::Final,
+                    ],
+                )?;
+                if self.satisfaction.is_some() {
+                    return Err(PetitionError::AlreadyEvaluated);
+                }
+                vec![C::PetitionEvaluated { satisfaction, note }]
+            }
+
             A::RecordGroupHeadcount { headcount } => {
                 // Art 20: a group visit of any size is taken in; only its
                 // representatives are limited, to five, at receipt.
@@ -1163,6 +1192,7 @@ impl Aggregate for Petition {
                     _ => {}
                 }
             }
+            C::PetitionEvaluated { satisfaction, .. } => self.satisfaction = Some(satisfaction),
             C::PetitionFinalised { basis } => {
                 self.status = S::Final;
                 self.finalised_at = Some(event.at);

@@ -7,6 +7,7 @@ use cqrs_es::test::TestFramework;
 use cqrs_es::{Aggregate, DomainEvent};
 
 use super::*;
+use crate::dispute::Satisfaction;
 use crate::policy::{Counting, Deadline, Stage, StageRule};
 use crate::services::{Finality, ManualClock, PetitionRecords, RecordsUnavailable, Services};
 use crate::sla::{Holder, RunningClock};
@@ -1357,6 +1358,84 @@ fn a_re_review_opinion_needs_a_re_review_under_way() {
             "issue a re-review opinion",
             PetitionStatus::Reviewed,
         ));
+}
+
+// --- Evaluate ----------------------------------------------------------------
+
+fn evaluate(satisfaction: Satisfaction) -> PetitionAction {
+    A::Evaluate {
+        satisfaction,
+        note: Some(text("The stalls have gone.")),
+    }
+}
+
+fn evaluated(satisfaction: Satisfaction) -> PetitionChange {
+    C::PetitionEvaluated {
+        satisfaction,
+        note: Some(text("The stalls have gone.")),
+    }
+}
+
+#[test]
+fn an_answered_petition_records_the_petitioners_satisfaction() {
+    framework(T0)
+        .given(answered())
+        .when(cmd(evaluate(Satisfaction::BasicallySatisfied)))
+        .then_expect_events(vec![event(evaluated(Satisfaction::BasicallySatisfied))]);
+    let mut history = answered();
+    history.push(event(evaluated(Satisfaction::BasicallySatisfied)));
+    let petition = replay(history);
+    assert_eq!(
+        petition.satisfaction(),
+        Some(Satisfaction::BasicallySatisfied)
+    );
+    // The evaluation is a record, not a step: the petition stays answered,
+    // and the petitioner may still ask for review.
+    assert_eq!(petition.status(), PetitionStatus::Answered);
+}
+
+#[test]
+fn a_petition_may_be_evaluated_under_review_and_once_final() {
+    for history in [under_review(), reviewed(), under_re_review(), finalised()] {
+        framework(T0)
+            .given(history)
+            .when(cmd(evaluate(Satisfaction::Dissatisfied)))
+            .then_expect_events(vec![event(evaluated(Satisfaction::Dissatisfied))]);
+    }
+}
+
+#[test]
+fn a_petition_without_an_opinion_cannot_be_evaluated() {
+    let not_accepted = {
+        let mut history = received();
+        history.push(event(C::PetitionNotAccepted {
+            reason: text("A court has ruled on the matter."),
+            late: false,
+        }));
+        history
+    };
+    for (history, status) in [
+        (vec![], PetitionStatus::New),
+        (received(), PetitionStatus::Received),
+        (routed(), PetitionStatus::Routed),
+        (accepted(), PetitionStatus::Accepted),
+        (not_accepted, PetitionStatus::NotAccepted),
+    ] {
+        framework(T0)
+            .given(history)
+            .when(cmd(evaluate(Satisfaction::Satisfied)))
+            .then_expect_error(not_allowed("evaluate", status));
+    }
+}
+
+#[test]
+fn a_petition_is_evaluated_once() {
+    let mut history = answered();
+    history.push(event(evaluated(Satisfaction::Satisfied)));
+    framework(T0)
+        .given(history)
+        .when(cmd(evaluate(Satisfaction::Dissatisfied)))
+        .then_expect_error(PetitionError::AlreadyEvaluated);
 }
 
 // --- Finalise ----------------------------------------------------------------
