@@ -13,6 +13,7 @@ use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand};
 use mediation_domain::services::Services;
 use mediation_domain::values::{Actor, CaseId, DivisionCode, Level};
 use mediation_projections::case_index::{self, CaseIndex, IndexQuery};
+use mediation_projections::petitioners::PetitionerSecret;
 use mediation_projections::runner::Projection as _;
 use mediation_projections::runner::{self, ProjectionStatus};
 use mediation_store::{Cases, DEFAULT_CACHE_CAPACITY, Options, RequestKey, Store};
@@ -111,6 +112,8 @@ struct Inner {
     indexed: watch::Receiver<ProjectionStatus>,
     /// How far every projection has applied the log, as run here.
     statuses: Vec<watch::Receiver<ProjectionStatus>>,
+    /// The secret the petitioner history keys petitioners under.
+    petitioner_secret: PetitionerSecret,
 }
 
 /// The metadata stored with the events of a command made through `rpc`:
@@ -153,21 +156,31 @@ impl Held for Petition {
 
 impl App {
     /// The engine over `store`, with `services` for the aggregates, and
-    /// its background work (the case index), which runs until `stop`.
+    /// its background work (the read models), which runs until `stop`.
+    /// Petitioners are keyed under the public development secret: for tests
+    /// and made-up data (the server uses [`App::start_with`]).
     pub fn start(
         store: Store,
         services: Services,
         stop: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
-        Self::start_with_cache(store, services, DEFAULT_CACHE_CAPACITY, stop)
+        Self::start_with(
+            store,
+            services,
+            DEFAULT_CACHE_CAPACITY,
+            PetitionerSecret::development(),
+            stop,
+        )
     }
 
     /// [`App::start`], keeping up to `case_cache` cases of each kind in
-    /// memory between commands (0: none; see `mediation_store::Cases`).
-    pub fn start_with_cache(
+    /// memory between commands (0: none; see `mediation_store::Cases`) and
+    /// keying petitioners in read models under `petitioner_secret`.
+    pub fn start_with(
         store: Store,
         services: Services,
         case_cache: usize,
+        petitioner_secret: PetitionerSecret,
         stop: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (committed, wake) = watch::channel(0);
@@ -176,7 +189,7 @@ impl App {
         let mut runners = tokio::task::JoinSet::new();
         let mut indexed = None;
         let mut statuses = Vec::new();
-        for projection in mediation_projections::all() {
+        for projection in mediation_projections::all(&petitioner_secret) {
             let (report, status) = watch::channel(ProjectionStatus {
                 name: projection.name(),
                 ..ProjectionStatus::default()
@@ -214,6 +227,7 @@ impl App {
                 committed,
                 indexed,
                 statuses,
+                petitioner_secret,
             }),
         };
         (app, worker)
@@ -222,6 +236,11 @@ impl App {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The secret petitioners are keyed under in read models.
+    pub fn petitioner_secret(&self) -> &PetitionerSecret {
+        &self.inner.petitioner_secret
     }
 
     /// The disputes.

@@ -20,7 +20,7 @@ use mediation_domain::values::{
 };
 use mediation_projections::caseload::{self, Caseload, Load, OpenCase};
 use mediation_projections::petitioners::{
-    self, PetitionRecord, PetitionerHistory, Repeat, RepeatBasis,
+    self, PetitionRecord, PetitionerHistory, PetitionerSecret, Repeat, RepeatBasis,
 };
 use mediation_projections::runner::{self, Projection};
 use mediation_projections::statistics::{self, Counts, Grouping, Period, Statistics, StatsRow};
@@ -786,6 +786,10 @@ async fn caseload_follows_each_case_from_holder_to_holder(db: &TestDb) {
     );
 }
 
+fn history() -> PetitionerHistory {
+    PetitionerHistory::new(PetitionerSecret::development())
+}
+
 fn pairs(repeats: &[Repeat]) -> Vec<(&str, &str, RepeatBasis)> {
     repeats
         .iter()
@@ -797,7 +801,7 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
     use RepeatBasis::{Both, SamePetitioner, SameUnitAndFacts};
     let store = &db.store;
     let last = play(store, petitions()).await;
-    catch_up(store, &PetitionerHistory, last).await;
+    catch_up(store, &history(), last).await;
     let donghu = division(TOWN);
     let all = day(0)..day(100);
 
@@ -873,7 +877,7 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
         skipped,
         vec![PetitionRecord {
             case_id: "p1".into(),
-            petitioner_key: petitioners::petitioner_key(&zhang),
+            petitioner_key: petitioners::petitioner_key(&PetitionerSecret::development(), &zhang),
             complained_unit: Some("liuanvillagecommittee".into()),
             facts_hash: petitioners::facts_hash(&text(ROAD)),
             division: division(VILLAGE),
@@ -921,6 +925,7 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
     // day 50: p4 (both), and p3 from exactly 30 days before; not p1 or p2.
     let candidates = petitioners::candidates(
         store,
+        &PetitionerSecret::development(),
         &donghu,
         &zhang_san("Zhang San", "138 0000 0000"),
         Some(&name("Liu'an Village Committee")),
@@ -996,7 +1001,7 @@ async fn a_batch_dropped_without_commit_writes_nothing(db: &TestDb) {
         assert!(started.elapsed() < StdDuration::from_secs(30));
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     };
-    let projections: [&dyn Projection; 3] = [&Statistics, &Caseload, &PetitionerHistory];
+    let projections: [&dyn Projection; 3] = [&Statistics, &Caseload, &history()];
     for projection in projections {
         // Everything is applied inside the transaction, then it is dropped
         // as a failure midway would drop it.

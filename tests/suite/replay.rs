@@ -18,6 +18,7 @@ use mediation_domain::values::{
     Actor, AgencyId, DisputeCategory, DivisionCode, Level, MediationKind, Name, PetitionChannel,
     Risk, Text,
 };
+use mediation_projections::petitioners::PetitionerSecret;
 use mediation_projections::replay::{self, Progress};
 use mediation_projections::runner::{self, BATCH, Projection, ProjectionStatus};
 use mediation_store::{Backend, Cases, REBUILD_SUFFIX, Store, rebuild_checkpoint};
@@ -191,7 +192,7 @@ impl Runners {
         let (wake, woken) = watch::channel(0);
         let mut statuses = Vec::new();
         let mut handles = Vec::new();
-        for projection in mediation_projections::all() {
+        for projection in mediation_projections::all(&PetitionerSecret::development()) {
             let (report, status) = watch::channel(ProjectionStatus::default());
             statuses.push(status);
             handles.push(tokio::spawn(runner::run(
@@ -225,7 +226,7 @@ impl Runners {
             .unwrap_or_else(|_| panic!("a projection did not reach the log head {head}"))
             .unwrap();
         }
-        for projection in mediation_projections::all() {
+        for projection in mediation_projections::all(&PetitionerSecret::development()) {
             assert_eq!(store.checkpoint(projection.name()).await.unwrap(), head);
         }
         head
@@ -314,7 +315,7 @@ async fn write_concurrently(
 /// the table's primary key, by table name.
 async fn dump(store: &Store) -> BTreeMap<&'static str, Vec<Value>> {
     let mut tables = BTreeMap::new();
-    for projection in mediation_projections::all() {
+    for projection in mediation_projections::all(&PetitionerSecret::development()) {
         for &table in projection.tables() {
             tables.insert(table, dump_table(store, table).await);
         }
@@ -457,7 +458,7 @@ fn assert_same(
 /// `pace`, lets writers take three more steps after every batch.
 async fn rebuild_all(store: &Store, batch_size: u32, pace: Option<&Semaphore>) {
     let head = store.log_head().await.unwrap();
-    for projection in mediation_projections::all() {
+    for projection in mediation_projections::all(&PetitionerSecret::development()) {
         let mut reports: Vec<Progress> = Vec::new();
         let rebuilt = replay::rebuild_in_batches(store, projection.as_ref(), batch_size, |p| {
             if let Some(pace) = pace {
@@ -569,7 +570,7 @@ async fn read_models_built_while_writers_ran_equal_a_rebuild(db: &TestDb) {
 
     // A second rebuild finds the names as the first left them; and what it
     // swaps in comes from the log, not from the tables it replaces.
-    for projection in mediation_projections::all() {
+    for projection in mediation_projections::all(&PetitionerSecret::development()) {
         for table in projection.tables() {
             clear(store, table).await;
         }
@@ -620,7 +621,7 @@ async fn an_interrupted_rebuild_leaves_the_live_tables_and_the_next_succeeds(db:
     let schema_before = schema(store).await;
     let live = dump(store).await;
 
-    for projection in mediation_projections::all() {
+    for projection in mediation_projections::all(&PetitionerSecret::development()) {
         let projection: &dyn Projection = projection.as_ref();
         let name = projection.name();
 
@@ -655,7 +656,7 @@ async fn an_interrupted_rebuild_leaves_the_live_tables_and_the_next_succeeds(db:
     rebuild_all(store, BATCH, None).await;
     assert_same(&live, &dump(store).await);
     assert_same_schema(&schema_before, &schema(store).await);
-    for projection in mediation_projections::all() {
+    for projection in mediation_projections::all(&PetitionerSecret::development()) {
         assert_eq!(store.checkpoint(projection.name()).await.unwrap(), head);
     }
     let leftovers: Vec<String> = schema(store)

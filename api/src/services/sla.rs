@@ -352,7 +352,7 @@ impl SlaService for SlaApi {
         // runner's; position and lag are read fresh from the store.
         let live = self.app.projections();
         let mut projections = Vec::new();
-        for projection in all() {
+        for projection in all(self.app.petitioner_secret()) {
             let active = live.iter().any(|s| s.name == projection.name() && s.active);
             let status = runner::status(self.app.store(), projection.as_ref(), active)
                 .await
