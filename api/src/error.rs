@@ -335,6 +335,10 @@ pub fn petition_status(e: PetitionError, id: &str, creates: bool, rpc: &str) -> 
         E::WindowClosed { stage, due } => refused("WINDOW_CLOSED", stage_due(stage, due)),
         E::WindowStillOpen { stage, due } => refused("WINDOW_STILL_OPEN", stage_due(stage, due)),
         E::AlreadyExtended => refused("ALREADY_EXTENDED", Vec::new()),
+        E::NoReviewForMatter { matter_type } => refused(
+            "NO_REVIEW_FOR_MATTER",
+            vec![("matter_type", matter_type.proto_name().to_owned())],
+        ),
         E::AlreadyFinal { finalised_at } => refused(
             "ALREADY_FINAL",
             vec![("finalised_time", instant(finalised_at))],
@@ -448,6 +452,9 @@ mod tests {
                 due: due(),
             },
             PetitionError::AlreadyExtended,
+            PetitionError::NoReviewForMatter {
+                matter_type: mediation_domain::petition::MatterType::Suggestion,
+            },
             PetitionError::AlreadyFinal {
                 finalised_at: due(),
             },

@@ -251,6 +251,7 @@ fn receive_request(
         visited_level: pb::Level::Unspecified.into(),
         representatives: 0,
         repeat_of: String::new(),
+        ..Default::default()
     }
 }
 
@@ -539,6 +540,7 @@ async fn petition_command(
             IssueReviewOpinionRequest {
                 outcome: pb::OpinionOutcome::Support.into(),
                 summary: "The opinion stands.".into(),
+                decision: pb::ReviewDecision::Uphold.into(),
             }
         ),
         "RequestReReview" => send!(
@@ -552,6 +554,7 @@ async fn petition_command(
             IssueReReviewOpinionRequest {
                 outcome: pb::OpinionOutcome::Support.into(),
                 summary: "The opinion stands; this is final.".into(),
+                decision: pb::ReviewDecision::Uphold.into(),
             }
         ),
         "FinalisePetition" => send!(finalise_petition, FinalisePetitionRequest {}),

@@ -138,6 +138,7 @@ fn petitioner() -> Petitioner {
 fn receive(channel: PetitionChannel, visited_level: Option<Level>) -> PetitionAction {
     PetitionAction::Receive {
         channel,
+        matter_type: None,
         petitioner: petitioner(),
         complained_unit: Some(name("Liu'an Village Committee")),
         facts: text("The village road has not been repaired since the floods."),
@@ -442,6 +443,7 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
             &reviewer,
             PetitionAction::IssueReviewOpinion {
                 outcome: OpinionOutcome::NotSupport,
+                decision: None,
                 summary: text("The schedule is reasonable."),
             },
         ),
@@ -463,6 +465,7 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
             &reviewer,
             PetitionAction::IssueReReviewOpinion {
                 outcome: OpinionOutcome::Support,
+                decision: None,
                 summary: text("The stretch on the school bus route is repaired this year."),
             },
         ),

@@ -262,6 +262,7 @@ fn receive(
         } else {
             PetitionChannel::Online
         },
+        matter_type: None,
         petitioner,
         complained_unit: Some(name(unit)),
         facts: text(facts),

@@ -152,6 +152,7 @@ fn petition_steps(village: &str, n: usize) -> Vec<PetitionCommand> {
             } else {
                 PetitionChannel::Visit
             },
+            matter_type: None,
             petitioner: Petitioner {
                 // Some petitioners come more than once.
                 name: name(&format!("Petitioner {}", n % 4)),

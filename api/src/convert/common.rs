@@ -17,7 +17,7 @@ use mediation_domain::dispute::{
     TerminationReason,
 };
 use mediation_domain::petition::{
-    DeliveryMethod, FinalBasis, OpinionOutcome, PetitionStatus, Reply,
+    DeliveryMethod, FinalBasis, MatterType, OpinionOutcome, PetitionStatus, Reply, ReviewDecision,
 };
 use mediation_domain::policy::{Deadline, Stage};
 use mediation_domain::values::{
@@ -341,6 +341,8 @@ proto_enum!(LegalChannel => LegalChannel {
     Litigation, Arbitration, AdministrativeReview, Procuratorate, Discipline
 });
 proto_enum!(OpinionOutcome => OpinionOutcome { Support, Explain, NotSupport });
+proto_enum!(MatterType => MatterType { Suggestion, Accusation, Appeal });
+proto_enum!(ReviewDecision => ReviewDecision { Uphold, Amend, Revoke, OrderRedo });
 // A dispute a client can see has at least been reported.
 proto_enum!(DisputeStatus => DisputeStatus {
     Reported, Registered, Dispatched, Mediating, Agreed, Terminated, Referred, Reviewed, Closed

@@ -6,8 +6,8 @@
 //! command by [`envelope`](super::common::envelope).
 
 use mediation_domain::petition::{
-    FinalBasis, MAX_HEARING_DAYS, MAX_REPORT_DAYS, OpinionOutcome, Petition, PetitionAction,
-    PetitionStatus, Petitioner, Reply,
+    FinalBasis, MAX_HEARING_DAYS, MAX_REPORT_DAYS, MatterType, OpinionOutcome, Petition,
+    PetitionAction, PetitionStatus, Petitioner, Reply, ReviewDecision,
 };
 use mediation_domain::values::{LegalChannel, Level, PetitionChannel};
 use mediation_proto::v1 as pb;
@@ -49,6 +49,7 @@ pub(crate) fn receive_petition(r: &pb::ReceivePetitionRequest) -> Result<Petitio
         .ok_or_else(|| BadField::new("petitioner", "must be set"))?;
     Ok(PetitionAction::Receive {
         channel: required_enum::<PetitionChannel>("channel", r.channel)?,
+        matter_type: optional_enum::<MatterType>("matter_type", r.matter_type)?,
         petitioner: Petitioner {
             name: name("petitioner.name", &petitioner.name)?,
             contact: optional_name("petitioner.contact", &petitioner.contact)?,
@@ -174,6 +175,7 @@ pub(crate) fn issue_review_opinion(
 ) -> Result<PetitionAction, BadField> {
     Ok(PetitionAction::IssueReviewOpinion {
         outcome: required_enum::<OpinionOutcome>("outcome", r.outcome)?,
+        decision: optional_enum::<ReviewDecision>("decision", r.decision)?,
         summary: text("summary", &r.summary)?,
     })
 }
@@ -193,6 +195,7 @@ pub(crate) fn issue_re_review_opinion(
 ) -> Result<PetitionAction, BadField> {
     Ok(PetitionAction::IssueReReviewOpinion {
         outcome: required_enum::<OpinionOutcome>("outcome", r.outcome)?,
+        decision: optional_enum::<ReviewDecision>("decision", r.decision)?,
         summary: text("summary", &r.summary)?,
     })
 }
@@ -264,6 +267,9 @@ pub(crate) fn petition_to_pb(found: &Found<Petition>, show_petitioner: bool) -> 
         final_time: p.finalised_at().map(timestamp),
         final_basis: optional_enum_to_pb::<FinalBasis>(p.final_basis()),
         headcount: p.headcount().unwrap_or(0),
+        matter_type: optional_enum_to_pb(p.matter_type()),
+        review_decision: optional_enum_to_pb(p.review_decision()),
+        re_review_decision: optional_enum_to_pb(p.re_review_decision()),
         deliveries: [Reply::Opinion, Reply::ReviewOpinion, Reply::ReReviewOpinion]
             .into_iter()
             .filter_map(|reply| {
@@ -308,6 +314,7 @@ mod tests {
             visited_level: pb::Level::District.into(),
             representatives: 2,
             repeat_of: "P-0".into(),
+            ..Default::default()
         }
     }
 
@@ -318,6 +325,7 @@ mod tests {
             receive_petition(&r).unwrap(),
             PetitionAction::Receive {
                 channel: PetitionChannel::Visit,
+                matter_type: None,
                 petitioner: Petitioner {
                     name: Name::parse("Wang Wu").unwrap(),
                     contact: None,

@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{DeliveryMethod, OpinionOutcome, Petitioner, Reply};
+use super::{DeliveryMethod, MatterType, OpinionOutcome, Petitioner, Reply, ReviewDecision};
 use crate::policy::Stage;
 use crate::values::{
     Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
@@ -30,6 +30,9 @@ pub enum PetitionAction {
     Receive {
         /// How it arrived.
         channel: PetitionChannel,
+        /// The kind of matter (Art 31), if the registrar has classed it:
+        /// suggestions and accusations have no review ladder.
+        matter_type: Option<MatterType>,
         /// Who petitions.
         petitioner: Petitioner,
         /// The unit complained about, if any.
@@ -124,6 +127,7 @@ pub enum PetitionAction {
         method: DeliveryMethod,
     },
     /// The petitioner asks for review (复查) within the window (Art 35),
+    /// for an appeal or demand only (Art 31),
     /// which runs from the opinion's delivery; a request before the
     /// delivery is recorded cannot be late.
     RequestReview {
@@ -140,6 +144,8 @@ pub enum PetitionAction {
     IssueReviewOpinion {
         /// What it decides.
         outcome: OpinionOutcome,
+        /// What it decides about the handling opinion, if it says.
+        decision: Option<ReviewDecision>,
         /// The opinion in brief.
         summary: Text,
     },
@@ -153,6 +159,8 @@ pub enum PetitionAction {
     IssueReReviewOpinion {
         /// What it decides.
         outcome: OpinionOutcome,
+        /// What it decides about the review opinion, if it says.
+        decision: Option<ReviewDecision>,
         /// The opinion in brief.
         summary: Text,
     },

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{MAX_VISIT_REPRESENTATIVES, PetitionStatus};
+use super::{MAX_VISIT_REPRESENTATIVES, MatterType, PetitionStatus};
 use crate::policy::Stage;
 use crate::values::{CaseId, DivisionCode};
 
@@ -75,6 +75,16 @@ pub enum PetitionError {
         stage: Stage,
         /// When it lapses.
         due: DateTime<Utc>,
+    },
+    /// Review and re-review are for appeals and demands only (Art 31).
+    #[error(
+        "a {} matter has no review or re-review: Art 31 opens them to appeals and demands \
+         (申诉求决类) only",
+        .matter_type.as_str()
+    )]
+    NoReviewForMatter {
+        /// The matter's type.
+        matter_type: MatterType,
     },
     /// The handling period has already been extended once.
     #[error(

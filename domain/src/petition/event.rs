@@ -6,7 +6,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use super::{DeliveryMethod, FinalBasis, OpinionOutcome, Petitioner, Reply};
+use super::{
+    DeliveryMethod, FinalBasis, MatterType, OpinionOutcome, Petitioner, Reply, ReviewDecision,
+};
 use crate::policy::{Deadline, Stage};
 use crate::sla::Holder;
 use crate::values::{
@@ -32,6 +34,10 @@ pub enum PetitionChange {
     PetitionReceived {
         /// How it arrived.
         channel: PetitionChannel,
+        /// The kind of matter (Art 31); absent from petitions received
+        /// before matter types were recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        matter_type: Option<MatterType>,
         /// Who petitions.
         petitioner: Petitioner,
         /// The unit complained about, if any.
@@ -172,6 +178,10 @@ pub enum PetitionChange {
     ReviewOpinionIssued {
         /// What it decided.
         outcome: OpinionOutcome,
+        /// What it decided about the handling opinion (维持 / 变更 / 撤销 /
+        /// 责令重办), if the body said; absent from earlier histories.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decision: Option<ReviewDecision>,
         /// The opinion in brief.
         summary: Text,
         /// Until when re-review may be requested, counted from the
@@ -193,6 +203,10 @@ pub enum PetitionChange {
     ReReviewOpinionIssued {
         /// What it decided.
         outcome: OpinionOutcome,
+        /// What it decided about the review opinion, if the body said;
+        /// absent from earlier histories.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decision: Option<ReviewDecision>,
         /// The opinion in brief.
         summary: Text,
         /// Whether the opinion came after its deadline.

@@ -119,6 +119,42 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// The kind of matter a petition raises, stated at receipt (信访工作条例
+    /// Art 31). Which kind a matter is decides how it is handled: only
+    /// appeals and demands (申诉求决类) get a handling opinion that the
+    /// petitioner may take to review and re-review (Art 31, 35–36), and
+    /// accusations and reports (检举控告类) are confidential towards the
+    /// unit accused (Art 30) in full.
+    MatterType, "matter_type" {
+        /// Suggestions and opinions (建议意见类).
+        Suggestion = "suggestion",
+        /// Accusations and reports (检举控告类).
+        Accusation = "accusation",
+        /// Appeals and demands (申诉求决类).
+        Appeal = "appeal",
+    }
+);
+
+wire_enum!(
+    /// What a review (复查, Art 35) or re-review (复核, Art 36) decides about
+    /// the opinion before it, in the words the petition bureaus use: the
+    /// opinion stands, is changed, is set aside, or goes back to the unit
+    /// to be handled again. Recorded beside the [`OpinionOutcome`], which
+    /// says what the petitioner was told about the request itself.
+    ReviewDecision, "decision" {
+        /// The opinion reviewed stands (维持).
+        Uphold = "uphold",
+        /// The opinion reviewed is changed (变更).
+        Amend = "amend",
+        /// The opinion reviewed is set aside (撤销).
+        Revoke = "revoke",
+        /// The unit is ordered to handle the matter again (责令重办). Recorded
+        /// only: the petition does not go back to the unit in this engine.
+        OrderRedo = "order_redo",
+    }
+);
+
+wire_enum!(
     /// A written reply the petitioner receives, whose delivery (送达) is
     /// recorded.
     Reply, "reply" {
@@ -176,6 +212,7 @@ pub struct Petition {
     status: PetitionStatus,
     received_at: Option<DateTime<Utc>>,
     channel: Option<PetitionChannel>,
+    matter_type: Option<MatterType>,
     petitioner: Option<Petitioner>,
     complained_unit: Option<Name>,
     facts: Option<Text>,
@@ -197,9 +234,11 @@ pub struct Petition {
     review_request_due: Option<Deadline>,
     review_due: Option<Deadline>,
     review_outcome: Option<OpinionOutcome>,
+    review_decision: Option<ReviewDecision>,
     re_review_request_due: Option<Deadline>,
     re_review_due: Option<Deadline>,
     re_review_outcome: Option<OpinionOutcome>,
+    re_review_decision: Option<ReviewDecision>,
     finalised_at: Option<DateTime<Utc>>,
     final_basis: Option<FinalBasis>,
     // When each written reply was issued and when and how it reached the
@@ -241,6 +280,12 @@ impl Petition {
     /// How it arrived.
     pub fn channel(&self) -> Option<PetitionChannel> {
         self.channel
+    }
+
+    /// The kind of matter (Art 31), as stated at receipt; `None` for
+    /// petitions received before matter types were recorded.
+    pub fn matter_type(&self) -> Option<MatterType> {
+        self.matter_type
     }
 
     /// Who petitions. Confidential towards the unit complained about (Art 30).
@@ -359,6 +404,18 @@ impl Petition {
     /// What the review opinion decided.
     pub fn review_outcome(&self) -> Option<OpinionOutcome> {
         self.review_outcome
+    }
+
+    /// What the review decided about the opinion (维持 / 变更 / 撤销 /
+    /// 责令重办), if the reviewing body said.
+    pub fn review_decision(&self) -> Option<ReviewDecision> {
+        self.review_decision
+    }
+
+    /// What the re-review decided about the review opinion, if the
+    /// re-reviewing body said.
+    pub fn re_review_decision(&self) -> Option<ReviewDecision> {
+        self.re_review_decision
     }
 
     /// Until when the petitioner may ask for re-review: 30 days from the
@@ -513,6 +570,7 @@ impl Petition {
         let changes = match action {
             A::Receive {
                 channel,
+                matter_type,
                 petitioner,
                 complained_unit,
                 facts,
@@ -573,6 +631,7 @@ impl Petition {
                 });
                 let mut changes = vec![C::PetitionReceived {
                     channel,
+                    matter_type,
                     petitioner,
                     complained_unit,
                     facts,
@@ -716,6 +775,7 @@ impl Petition {
 
             A::RequestReview { reason } => {
                 self.require("request review", &[S::Answered])?;
+                self.require_review_ladder()?;
                 // Before the opinion's delivery is recorded its window has
                 // not started, so a request cannot be late.
                 check_open(self.review_request_due, now)?;
@@ -739,10 +799,15 @@ impl Petition {
                 }]
             }
 
-            A::IssueReviewOpinion { outcome, summary } => {
+            A::IssueReviewOpinion {
+                outcome,
+                decision,
+                summary,
+            } => {
                 self.require("issue a review opinion", &[S::UnderReview])?;
                 vec![C::ReviewOpinionIssued {
                     outcome,
+                    decision,
                     summary,
                     // Art 36: the re-review window too runs from delivery.
                     re_review_request_due: None,
@@ -752,6 +817,7 @@ impl Petition {
 
             A::RequestReReview { reason } => {
                 self.require("request re-review", &[S::Reviewed])?;
+                self.require_review_ladder()?;
                 // As for review: not late before the delivery is recorded.
                 check_open(self.re_review_request_due, now)?;
                 vec![C::ReReviewRequested {
@@ -760,12 +826,17 @@ impl Petition {
                 }]
             }
 
-            A::IssueReReviewOpinion { outcome, summary } => {
+            A::IssueReReviewOpinion {
+                outcome,
+                decision,
+                summary,
+            } => {
                 self.require("issue a re-review opinion", &[S::UnderReReview])?;
                 // Art 36: the re-review opinion is final.
                 vec![
                     C::ReReviewOpinionIssued {
                         outcome,
+                        decision,
                         summary,
                         late: is_past(self.re_review_due, now),
                     },
@@ -905,6 +976,17 @@ impl Petition {
         }
     }
 
+    /// Refuses review and re-review for a matter that is not an appeal or
+    /// demand: Art 31 gives only 申诉求决类 matters the handling opinion
+    /// that Art 35–36 let the petitioner take further. A matter received
+    /// before matter types were recorded keeps the ladder it had.
+    fn require_review_ladder(&self) -> Result<(), PetitionError> {
+        match self.matter_type {
+            None | Some(MatterType::Appeal) => Ok(()),
+            Some(matter_type) => Err(PetitionError::NoReviewForMatter { matter_type }),
+        }
+    }
+
     /// The unit a routed petition waits with; refuses `action` in any other
     /// status.
     fn routed_unit(&self, action: &'static str) -> Result<Name, PetitionError> {
@@ -1004,7 +1086,8 @@ impl crate::SnapshotRevision for Petition {
     // 2: clock starts, paused hearing days and recorded deadline marks.
     // 3: replies issued and delivered; request windows from delivery; a
     // group's headcount.
-    const SNAPSHOT_REVISION: u32 = 3;
+    // 4: the matter type (Art 31) and the review and re-review decisions.
+    const SNAPSHOT_REVISION: u32 = 4;
 }
 
 impl Aggregate for Petition {
@@ -1041,6 +1124,7 @@ impl Aggregate for Petition {
         match event.change {
             C::PetitionReceived {
                 channel,
+                matter_type,
                 petitioner,
                 complained_unit,
                 facts,
@@ -1052,6 +1136,7 @@ impl Aggregate for Petition {
                 repeat_of,
             } => {
                 self.status = S::Received;
+                self.matter_type = matter_type;
                 self.repeat_of = repeat_of;
                 self.received_at = Some(event.at);
                 self.channel = Some(channel);
@@ -1126,11 +1211,13 @@ impl Aggregate for Petition {
             }
             C::ReviewOpinionIssued {
                 outcome,
+                decision,
                 re_review_request_due,
                 ..
             } => {
                 self.status = S::Reviewed;
                 self.review_outcome = Some(outcome);
+                self.review_decision = decision;
                 self.replies_issued.insert(Reply::ReviewOpinion, at);
                 self.re_review_request_due = re_review_request_due;
             }
@@ -1140,8 +1227,11 @@ impl Aggregate for Petition {
                 self.clock_paused_days.remove(&re_review_due.stage);
                 self.re_review_due = Some(re_review_due);
             }
-            C::ReReviewOpinionIssued { outcome, .. } => {
+            C::ReReviewOpinionIssued {
+                outcome, decision, ..
+            } => {
                 self.re_review_outcome = Some(outcome);
+                self.re_review_decision = decision;
                 self.replies_issued.insert(Reply::ReReviewOpinion, at);
             }
             C::ReplyDelivered {

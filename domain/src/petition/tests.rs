@@ -83,6 +83,7 @@ fn receive(
 ) -> PetitionAction {
     A::Receive {
         channel,
+        matter_type: None,
         petitioner: petitioner(),
         complained_unit: Some(name("东湖街道城管科")),
         facts: text("Street stalls block the lane every evening."),
@@ -101,6 +102,7 @@ fn received_change(
 ) -> PetitionChange {
     C::PetitionReceived {
         channel,
+        matter_type: None,
         petitioner: petitioner(),
         complained_unit: Some(name("东湖街道城管科")),
         facts: text("Street stalls block the lane every evening."),
@@ -192,6 +194,7 @@ fn reviewed() -> Vec<PetitionEvent> {
     let (outcome, summary) = opinion(OpinionOutcome::NotSupport);
     history.push(event(C::ReviewOpinionIssued {
         outcome,
+        decision: None,
         summary,
         re_review_request_due: None,
         late: false,
@@ -276,6 +279,7 @@ fn a_visit_two_levels_up_is_received_and_recorded_as_a_skipped_level() {
     let village = DivisionCode::parse("990101001001").unwrap();
     let received = C::PetitionReceived {
         channel: PetitionChannel::Visit,
+        matter_type: None,
         petitioner: petitioner(),
         complained_unit: None,
         facts: text("The village committee withholds land compensation."),
@@ -297,6 +301,7 @@ fn a_visit_two_levels_up_is_received_and_recorded_as_a_skipped_level() {
         .given_no_previous_events()
         .when(cmd(A::Receive {
             channel: PetitionChannel::Visit,
+            matter_type: None,
             petitioner: petitioner(),
             complained_unit: None,
             facts: text("The village committee withholds land compensation."),
@@ -1079,6 +1084,7 @@ fn the_final_re_review_opinions_delivery_opens_no_window() {
     let (outcome, summary) = opinion(OpinionOutcome::Support);
     history.push(event(C::ReReviewOpinionIssued {
         outcome,
+        decision: None,
         summary,
         late: false,
     }));
@@ -1267,7 +1273,11 @@ fn the_review_opinion_opens_the_re_review_request_window() {
     let (outcome, summary) = opinion(OpinionOutcome::NotSupport);
     framework(T0)
         .given(under_review())
-        .when(cmd(A::IssueReviewOpinion { outcome, summary }))
+        .when(cmd(A::IssueReviewOpinion {
+            outcome,
+            decision: None,
+            summary,
+        }))
         .then_expect_events(reviewed()[6..7].to_vec());
 }
 
@@ -1276,7 +1286,11 @@ fn a_review_opinion_needs_a_review_under_way() {
     let (outcome, summary) = opinion(OpinionOutcome::NotSupport);
     framework(T0)
         .given(answered())
-        .when(cmd(A::IssueReviewOpinion { outcome, summary }))
+        .when(cmd(A::IssueReviewOpinion {
+            outcome,
+            decision: None,
+            summary,
+        }))
         .then_expect_error(not_allowed(
             "issue a review opinion",
             PetitionStatus::Answered,
@@ -1330,6 +1344,7 @@ fn the_re_review_opinion_makes_the_petition_final() {
     let expected = vec![
         event(C::ReReviewOpinionIssued {
             outcome,
+            decision: None,
             summary: summary.clone(),
             late: false,
         }),
@@ -1339,7 +1354,11 @@ fn the_re_review_opinion_makes_the_petition_final() {
     ];
     framework(T0)
         .given(under_re_review())
-        .when(cmd(A::IssueReReviewOpinion { outcome, summary }))
+        .when(cmd(A::IssueReReviewOpinion {
+            outcome,
+            decision: None,
+            summary,
+        }))
         .then_expect_events(expected.clone());
     let petition = replay(under_re_review().into_iter().chain(expected).collect());
     assert_eq!(petition.status(), PetitionStatus::Final);
@@ -1352,7 +1371,11 @@ fn a_re_review_opinion_needs_a_re_review_under_way() {
     let (outcome, summary) = opinion(OpinionOutcome::Support);
     framework(T0)
         .given(reviewed())
-        .when(cmd(A::IssueReReviewOpinion { outcome, summary }))
+        .when(cmd(A::IssueReReviewOpinion {
+            outcome,
+            decision: None,
+            summary,
+        }))
         .then_expect_error(not_allowed(
             "issue a re-review opinion",
             PetitionStatus::Reviewed,
@@ -1685,6 +1708,7 @@ fn hearings_pause_only_the_period_they_were_held_in() {
     let (outcome, summary) = opinion(OpinionOutcome::NotSupport);
     history.push(event(C::ReviewOpinionIssued {
         outcome,
+        decision: None,
         summary,
         re_review_request_due: Some(due(Stage::ReReviewRequest)),
         late: false,
@@ -1714,6 +1738,7 @@ fn a_triage_clock_ends_on_a_make_up_saturday_or_after_the_spring_festival() {
         thursday,
         C::PetitionReceived {
             channel: PetitionChannel::Letter,
+            matter_type: None,
             petitioner: petitioner(),
             complained_unit: None,
             facts: text("Street stalls block the lane every evening."),
@@ -2044,4 +2069,151 @@ fn a_repeat_is_refused_when_the_records_cannot_be_consulted() {
         .given_no_previous_events()
         .when(cmd(repeat_of("P-earlier")))
         .then_expect_error(PetitionError::RecordsUnavailable);
+}
+
+// Matter types (Art 31) and review decisions.
+
+/// A history received as `matter_type`, then answered and delivered.
+fn answered_as(matter_type: MatterType) -> Vec<PetitionEvent> {
+    let mut history = answered();
+    if let C::PetitionReceived { matter_type: m, .. } = &mut history[0].change {
+        *m = Some(matter_type);
+    }
+    history
+}
+
+#[test]
+fn the_matter_type_is_recorded_at_receipt() {
+    let mut action = receive(PetitionChannel::Letter, None, 1);
+    if let A::Receive { matter_type, .. } = &mut action {
+        *matter_type = Some(MatterType::Accusation);
+    }
+    let mut expected = received();
+    if let C::PetitionReceived { matter_type, .. } = &mut expected[0].change {
+        *matter_type = Some(MatterType::Accusation);
+    }
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(action))
+        .then_expect_events(expected.clone());
+    assert_eq!(replay(expected).matter_type(), Some(MatterType::Accusation));
+}
+
+#[test]
+fn a_suggestion_or_an_accusation_has_no_review() {
+    for matter_type in [MatterType::Suggestion, MatterType::Accusation] {
+        framework(T0)
+            .given(answered_as(matter_type))
+            .when(cmd(A::RequestReview {
+                reason: text("I disagree."),
+            }))
+            .then_expect_error(PetitionError::NoReviewForMatter { matter_type });
+    }
+}
+
+#[test]
+fn an_appeal_or_an_unclassed_matter_may_be_reviewed() {
+    let expected = vec![event(C::ReviewRequested {
+        reason: text("I disagree."),
+        review_due: due(Stage::Review),
+    })];
+    for history in [answered_as(MatterType::Appeal), answered()] {
+        framework(T0)
+            .given(history)
+            .when(cmd(A::RequestReview {
+                reason: text("I disagree."),
+            }))
+            .then_expect_events(expected.clone());
+    }
+}
+
+#[test]
+fn an_accusation_has_no_re_review_either() {
+    let mut history = reviewed();
+    if let C::PetitionReceived { matter_type, .. } = &mut history[0].change {
+        *matter_type = Some(MatterType::Accusation);
+    }
+    framework(T0)
+        .given(history)
+        .when(cmd(A::RequestReReview {
+            reason: text("I disagree."),
+        }))
+        .then_expect_error(PetitionError::NoReviewForMatter {
+            matter_type: MatterType::Accusation,
+        });
+}
+
+#[test]
+fn review_and_re_review_decisions_are_recorded_as_the_law_names_them() {
+    let (outcome, summary) = opinion(OpinionOutcome::Support);
+    let review = C::ReviewOpinionIssued {
+        outcome,
+        decision: Some(ReviewDecision::Revoke),
+        summary: summary.clone(),
+        re_review_request_due: None,
+        late: false,
+    };
+    framework(T0)
+        .given(under_review())
+        .when(cmd(A::IssueReviewOpinion {
+            outcome,
+            decision: Some(ReviewDecision::Revoke),
+            summary: summary.clone(),
+        }))
+        .then_expect_events(vec![event(review)]);
+
+    let re_review = vec![
+        event(C::ReReviewOpinionIssued {
+            outcome,
+            decision: Some(ReviewDecision::Uphold),
+            summary: summary.clone(),
+            late: false,
+        }),
+        event(C::PetitionFinalised {
+            basis: FinalBasis::ReReviewed,
+        }),
+    ];
+    framework(T0)
+        .given(under_re_review())
+        .when(cmd(A::IssueReReviewOpinion {
+            outcome,
+            decision: Some(ReviewDecision::Uphold),
+            summary,
+        }))
+        .then_expect_events(re_review.clone());
+    let mut history = under_re_review();
+    history.extend(re_review);
+    let petition = replay(history);
+    assert_eq!(petition.re_review_decision(), Some(ReviewDecision::Uphold));
+    assert_eq!(petition.review_decision(), None);
+}
+
+#[test]
+fn events_stored_without_matter_type_or_decision_still_read() {
+    let stored = serde_json::json!({
+        "at": T0,
+        "by": serde_json::to_value(officer()).unwrap(),
+        "change": {"ReviewOpinionIssued": {
+            "outcome": "support", "summary": "Paid.", "late": false
+        }}
+    });
+    let event: PetitionEvent = serde_json::from_value(stored).unwrap();
+    let C::ReviewOpinionIssued { decision, .. } = event.change else {
+        panic!("{event:?}");
+    };
+    assert_eq!(decision, None);
+    // And a new field left unset is not written, so stored events of
+    // unclassed petitions look as they did.
+    let json = serde_json::to_value(&received()[0]).unwrap();
+    assert!(
+        json["change"]["PetitionReceived"]
+            .get("matter_type")
+            .is_none()
+    );
+    for matter in MatterType::ALL {
+        assert_eq!(MatterType::parse(matter.as_str()), Ok(*matter));
+    }
+    for decision in ReviewDecision::ALL {
+        assert_eq!(ReviewDecision::parse(decision.as_str()), Ok(*decision));
+    }
 }
