@@ -364,6 +364,10 @@ pub fn petition_status(e: PetitionError, id: &str, creates: bool, rpc: &str) -> 
         E::InvalidDeadline { .. } if rpc == "AssignPetition" => bad("report_within_days"),
         E::InvalidDeadline { .. } | E::ExtensionTooLong { .. } => bad("days"),
         E::UnknownPetition { .. } => bad("repeat_of"),
+        E::RepeatNotFinal { id } => refused(
+            "REPEAT_NOT_FINAL",
+            vec![("repeat_of", id.as_str().to_owned())],
+        ),
         E::InvalidThreshold { .. } => bad("threshold_percent"),
     }
 }
@@ -452,6 +456,9 @@ mod tests {
                 due: due(),
             },
             PetitionError::AlreadyExtended,
+            PetitionError::RepeatNotFinal {
+                id: mediation_domain::values::CaseId::parse("P-0").unwrap(),
+            },
             PetitionError::NoReviewForMatter {
                 matter_type: mediation_domain::petition::MatterType::Suggestion,
             },

@@ -492,6 +492,7 @@ async fn petition_command(
             reject_petition,
             RejectPetitionRequest {
                 reason: "Outside the remit of petition work.".into(),
+                repeat_of: String::new(),
             }
         ),
         "ObjectToPetition" => send!(

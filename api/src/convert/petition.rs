@@ -13,13 +13,23 @@ use mediation_domain::values::{LegalChannel, Level, PetitionChannel};
 use mediation_proto::v1 as pb;
 
 use super::common::{
-    BadField, command_requests, date, days, deadline_to_pb, division_code, enum_to_pb, name,
-    optional_case_id, optional_division_code, optional_enum, optional_enum_to_pb, optional_name,
-    required_enum, string_or_empty, text, timestamp,
+    BadField, Case, Parsed, command_requests, date, days, deadline_to_pb, division_code,
+    enum_to_pb, envelope, name, optional_case_id, optional_division_code, optional_enum,
+    optional_enum_to_pb, optional_name, required_enum, string_or_empty, text, timestamp,
 };
 use mediation_app::{CaseFilter, Found};
 
 command_requests!(unversioned petition_id: ReceivePetitionRequest);
+
+impl TryFrom<&pb::ReceivePetitionRequest> for Parsed<PetitionAction> {
+    type Error = mediation_app::AppError;
+
+    // Written out rather than by `command_service!`, whose RPCs answer
+    // with the outcome alone: ReceivePetition also suggests repeats.
+    fn try_from(r: &pb::ReceivePetitionRequest) -> Result<Self, Self::Error> {
+        envelope(r, "ReceivePetition", Case::New, receive_petition).map(Parsed)
+    }
+}
 command_requests!(petition_id:
     ForwardPetitionRequest,
     AssignPetitionRequest,
@@ -91,6 +101,7 @@ pub(crate) fn divert_petition(r: &pb::DivertPetitionRequest) -> Result<PetitionA
 pub(crate) fn reject_petition(r: &pb::RejectPetitionRequest) -> Result<PetitionAction, BadField> {
     Ok(PetitionAction::NotAccept {
         reason: text("reason", &r.reason)?,
+        repeats_final: optional_case_id("repeat_of", &r.repeat_of)?,
     })
 }
 
@@ -268,6 +279,7 @@ pub(crate) fn petition_to_pb(found: &Found<Petition>, show_petitioner: bool) -> 
         final_basis: optional_enum_to_pb::<FinalBasis>(p.final_basis()),
         headcount: p.headcount().unwrap_or(0),
         matter_type: optional_enum_to_pb(p.matter_type()),
+        not_accepted_as_repeat_of: string_or_empty(p.repeats_final()),
         review_decision: optional_enum_to_pb(p.review_decision()),
         re_review_decision: optional_enum_to_pb(p.re_review_decision()),
         deliveries: [Reply::Opinion, Reply::ReviewOpinion, Reply::ReReviewOpinion]
@@ -400,7 +412,8 @@ mod tests {
         assert_eq!(
             reject_petition(&r).unwrap(),
             PetitionAction::NotAccept {
-                reason: Text::parse("Not a petition matter.").unwrap()
+                reason: Text::parse("Not a petition matter.").unwrap(),
+                repeats_final: None,
             }
         );
         let empty = pb::RejectPetitionRequest::default();

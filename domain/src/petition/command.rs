@@ -50,7 +50,8 @@ pub enum PetitionAction {
         /// headcount with [`PetitionAction::RecordGroupHeadcount`].
         representatives: u32,
         /// An earlier petition on the same facts, if the registrar found
-        /// one; refused if that one is final (Art 37).
+        /// one. If that one is final the petition is received and at once
+        /// not accepted (不予受理, Art 37), naming it.
         repeat_of: Option<CaseId>,
     },
     /// Records how many people came with a group visit (集体访): any
@@ -82,10 +83,13 @@ pub enum PetitionAction {
         /// What the petitioner is told.
         note: Text,
     },
-    /// Triage: do not accept the petition (Art 22).
+    /// Triage: do not accept the petition (不予受理, Art 22).
     NotAccept {
         /// Why, as told to the petitioner.
         reason: Text,
+        /// The final petition whose matter this one repeats, when that is
+        /// why (Art 37); refused unless that petition is final.
+        repeats_final: Option<CaseId>,
     },
     /// The receiving unit objects that the item was misrouted, within the
     /// objection window (Art 23). The petition returns to triage.

@@ -118,6 +118,16 @@ pub enum PetitionError {
         /// The id given.
         id: CaseId,
     },
+    /// A petition named as the final one a repeat is not accepted for is
+    /// not final.
+    #[error(
+        "petition {id} is not final, so this one cannot be refused as its repeat (Art 37); \
+         name it in repeat_of at receipt, or give another reason"
+    )]
+    RepeatNotFinal {
+        /// The id given.
+        id: CaseId,
+    },
     /// The earlier petition could not be looked up.
     #[error("the earlier petition cannot be looked up right now; retry")]
     RecordsUnavailable,

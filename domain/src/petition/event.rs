@@ -109,12 +109,16 @@ pub enum PetitionChange {
         /// Whether triage was late.
         late: bool,
     },
-    /// The petition was not accepted (Art 22).
+    /// The petition was not accepted (不予受理, Art 22).
     PetitionNotAccepted {
         /// Why.
         reason: Text,
         /// Whether triage was late.
         late: bool,
+        /// The final petition whose matter this one repeats, when that is
+        /// why (Art 37); absent otherwise and from earlier histories.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repeats_final: Option<CaseId>,
     },
     /// The receiving unit objected that the item was misrouted (Art 23); the
     /// petition went back to triage.

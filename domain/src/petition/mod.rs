@@ -223,6 +223,7 @@ pub struct Petition {
     headcount: Option<u32>,
     skipped_level: bool,
     repeat_of: Option<CaseId>,
+    repeats_final: Option<CaseId>,
     triage_due: Option<Deadline>,
     unit: Option<Name>,
     notice_due: Option<Deadline>,
@@ -344,6 +345,12 @@ impl Petition {
     /// The earlier petition on the same facts this one repeats, if any.
     pub fn repeat_of(&self) -> Option<&CaseId> {
         self.repeat_of.as_ref()
+    }
+
+    /// The final petition this one repeats, when it was not accepted for
+    /// that reason (不予受理, Art 37).
+    pub fn repeats_final(&self) -> Option<&CaseId> {
+        self.repeats_final.as_ref()
     }
 
     /// The unit the petition is currently forwarded or assigned to; `None`
@@ -596,19 +603,16 @@ impl Petition {
                 if services.jurisdiction().get(&division).is_none() {
                     return Err(PetitionError::UnknownDivision { division });
                 }
-                // Art 37 across cases: a repeat of a final petition is refused.
-                if let Some(id) = &repeat_of {
-                    match services.petition_records().finality(id).await {
-                        Ok(Finality::Open) => {}
-                        Ok(Finality::Final(finalised_at)) => {
-                            return Err(PetitionError::AlreadyFinal { finalised_at });
-                        }
-                        Ok(Finality::Unknown) => {
-                            return Err(PetitionError::UnknownPetition { id: id.clone() });
-                        }
-                        Err(RecordsUnavailable) => return Err(PetitionError::RecordsUnavailable),
-                    }
-                }
+                // Art 37 across cases: a repeat of a final petition is
+                // recorded and not accepted (不予受理), naming the petition
+                // it repeats, so that repeat visits count in the figures
+                // rather than vanish as refused requests.
+                let repeats_final = match &repeat_of {
+                    Some(id) => final_at(services, id)
+                        .await?
+                        .map(|finalised_at| (id.clone(), finalised_at)),
+                    None => None,
+                };
                 let visit = channel == PetitionChannel::Visit;
                 if visit {
                     if visited_level.is_none() {
@@ -646,6 +650,13 @@ impl Petition {
                     changes.push(C::SkippedLevelVisitRecorded {
                         competent_level,
                         visited_level,
+                    });
+                }
+                if let Some((id, finalised_at)) = repeats_final {
+                    changes.push(C::PetitionNotAccepted {
+                        reason: repeat_reason(&id, finalised_at),
+                        late: false,
+                        repeats_final: Some(id),
                     });
                 }
                 changes
@@ -691,11 +702,23 @@ impl Petition {
                 }]
             }
 
-            A::NotAccept { reason } => {
+            A::NotAccept {
+                reason,
+                repeats_final,
+            } => {
                 self.require("refuse to accept", &[S::Received])?;
+                // Art 37: a registrar who finds, after receipt, that the
+                // matter was made final in another petition names it; it
+                // must be final, or this would not be Art 37's refusal.
+                if let Some(id) = &repeats_final
+                    && final_at(services, id).await?.is_none()
+                {
+                    return Err(PetitionError::RepeatNotFinal { id: id.clone() });
+                }
                 vec![C::PetitionNotAccepted {
                     reason,
                     late: is_past(self.triage_due, now),
+                    repeats_final,
                 }]
             }
 
@@ -1036,6 +1059,31 @@ impl Petition {
     }
 }
 
+/// When petition `id` became final, or `None` while it is open; refuses an
+/// unknown petition, and answers unavailable records as such.
+async fn final_at(
+    services: &Services,
+    id: &CaseId,
+) -> Result<Option<DateTime<Utc>>, PetitionError> {
+    match services.petition_records().finality(id).await {
+        Ok(Finality::Open) => Ok(None),
+        Ok(Finality::Final(finalised_at)) => Ok(Some(finalised_at)),
+        Ok(Finality::Unknown) => Err(PetitionError::UnknownPetition { id: id.clone() }),
+        Err(RecordsUnavailable) => Err(PetitionError::RecordsUnavailable),
+    }
+}
+
+/// What a petitioner is told when a matter already final comes again
+/// (Art 37).
+fn repeat_reason(id: &CaseId, finalised_at: DateTime<Utc>) -> Text {
+    let reason = format!(
+        "不予受理: the matter was made final in petition {id} at {} and is not accepted \
+         again (信访工作条例 Art 37)",
+        finalised_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    Text::parse(&reason).unwrap_or_else(|_| unreachable!("a short, non-blank text"))
+}
+
 /// Whether `deadline` has passed at `now` (a missing deadline never has).
 fn is_past(deadline: Option<Deadline>, now: DateTime<Utc>) -> bool {
     deadline.is_some_and(|d| now >= d.due)
@@ -1086,7 +1134,8 @@ impl crate::SnapshotRevision for Petition {
     // 2: clock starts, paused hearing days and recorded deadline marks.
     // 3: replies issued and delivered; request windows from delivery; a
     // group's headcount.
-    // 4: the matter type (Art 31) and the review and re-review decisions.
+    // 4: the matter type (Art 31), the review and re-review decisions, and
+    // the final petition a repeat was not accepted for.
     const SNAPSHOT_REVISION: u32 = 4;
 }
 
@@ -1166,7 +1215,10 @@ impl Aggregate for Petition {
                 ..
             } => self.route(at, to_unit, notice_due, objection_due, Some(report_due)),
             C::PetitionDiverted { .. } => self.status = S::Diverted,
-            C::PetitionNotAccepted { .. } => self.status = S::NotAccepted,
+            C::PetitionNotAccepted { repeats_final, .. } => {
+                self.status = S::NotAccepted;
+                self.repeats_final = repeats_final;
+            }
             C::PetitionObjected { .. } => {
                 self.status = S::Received;
                 self.unit = None;

@@ -590,12 +590,14 @@ fn not_accepting_after_the_triage_deadline_is_recorded_as_late() {
         .given(received())
         .when(cmd(A::NotAccept {
             reason: text("The matter was settled by a court judgment."),
+            repeats_final: None,
         }))
         .then_expect_events(vec![event_at(
             now,
             C::PetitionNotAccepted {
                 reason: text("The matter was settled by a court judgment."),
                 late: true,
+                repeats_final: None,
             },
         )]);
 }
@@ -606,6 +608,7 @@ fn not_accepting_needs_a_petition_awaiting_triage() {
         .given(routed())
         .when(cmd(A::NotAccept {
             reason: text("The matter was settled by a court judgment."),
+            repeats_final: None,
         }))
         .then_expect_error(not_allowed("refuse to accept", PetitionStatus::Routed));
 }
@@ -2025,15 +2028,109 @@ fn repeat_of(id: &str) -> PetitionAction {
 }
 
 #[test]
-fn a_repeat_of_a_final_petition_is_refused() {
+fn a_repeat_of_a_final_petition_is_received_and_not_accepted() {
+    // Art 37: recorded as 不予受理, naming the final petition, so that the
+    // visit counts; not refused as an error, which would leave no trace.
     let finalised_at = at("2026-01-15T08:00:00Z");
+    let earlier = CaseId::parse("P-earlier").unwrap();
+    let mut received = received_change(PetitionChannel::Letter, None, 1);
+    if let C::PetitionReceived { repeat_of, .. } = &mut received {
+        *repeat_of = Some(earlier.clone());
+    }
+    let expected = vec![
+        event(received),
+        event(C::PetitionNotAccepted {
+            reason: text(
+                "不予受理: the matter was made final in petition P-earlier at \
+                 2026-01-15T08:00:00Z and is not accepted again (信访工作条例 Art 37)",
+            ),
+            late: false,
+            repeats_final: Some(earlier.clone()),
+        }),
+    ];
     with_records(Records(vec![(
         "P-earlier",
         Ok(Finality::Final(finalised_at)),
     )]))
     .given_no_previous_events()
     .when(cmd(repeat_of("P-earlier")))
-    .then_expect_error(PetitionError::AlreadyFinal { finalised_at });
+    .then_expect_events(expected.clone());
+    let petition = replay(expected);
+    assert_eq!(petition.status(), PetitionStatus::NotAccepted);
+    assert_eq!(petition.repeats_final(), Some(&earlier));
+    assert_eq!(petition.repeat_of(), Some(&earlier));
+    // Nothing is owed on it: no clock runs.
+    assert!(petition.running_clocks().is_empty());
+}
+
+#[test]
+fn a_final_petition_itself_is_not_received_again() {
+    framework(T0)
+        .given(finalised())
+        .when(cmd(receive(PetitionChannel::Letter, None, 1)))
+        .then_expect_error(PetitionError::AlreadyFinal {
+            finalised_at: at("2026-04-02T02:00:00Z"),
+        });
+}
+
+#[test]
+fn a_registrar_may_refuse_a_received_petition_as_a_repeat_of_a_final_one() {
+    let finalised_at = at("2026-01-15T08:00:00Z");
+    let earlier = CaseId::parse("P-earlier").unwrap();
+    let reason = text("The compensation was settled in P-earlier.");
+    with_records(Records(vec![(
+        "P-earlier",
+        Ok(Finality::Final(finalised_at)),
+    )]))
+    .given(received())
+    .when(cmd(A::NotAccept {
+        reason: reason.clone(),
+        repeats_final: Some(earlier.clone()),
+    }))
+    .then_expect_events(vec![event(C::PetitionNotAccepted {
+        reason,
+        late: false,
+        repeats_final: Some(earlier),
+    })]);
+}
+
+#[test]
+fn a_refusal_as_a_repeat_needs_the_earlier_petition_final() {
+    let open = CaseId::parse("P-open").unwrap();
+    with_records(Records(vec![("P-open", Ok(Finality::Open))]))
+        .given(received())
+        .when(cmd(A::NotAccept {
+            reason: text("Same as P-open."),
+            repeats_final: Some(open.clone()),
+        }))
+        .then_expect_error(PetitionError::RepeatNotFinal { id: open });
+    with_records(Records(vec![]))
+        .given(received())
+        .when(cmd(A::NotAccept {
+            reason: text("Same as P-nowhere."),
+            repeats_final: Some(CaseId::parse("P-nowhere").unwrap()),
+        }))
+        .then_expect_error(PetitionError::UnknownPetition {
+            id: CaseId::parse("P-nowhere").unwrap(),
+        });
+}
+
+#[test]
+fn a_not_accepted_event_stored_before_repeats_were_named_still_reads() {
+    let stored = serde_json::json!({
+        "at": T0,
+        "by": serde_json::to_value(officer()).unwrap(),
+        "change": {"PetitionNotAccepted": {"reason": "Anonymous.", "late": false}}
+    });
+    let event: PetitionEvent = serde_json::from_value(stored).unwrap();
+    assert_eq!(
+        event.change,
+        C::PetitionNotAccepted {
+            reason: text("Anonymous."),
+            late: false,
+            repeats_final: None,
+        }
+    );
 }
 
 #[test]
