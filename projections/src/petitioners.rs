@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use hmac::{Hmac, Mac};
 use mediation_domain::petition::{Petition, PetitionChange, PetitionEvent, Petitioner};
-use mediation_domain::values::{DivisionCode, Level, Name, PetitionChannel, Text};
+use mediation_domain::values::{DivisionCode, Level, Name, PetitionChannel, PetitionLevel, Text};
 use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -198,8 +198,8 @@ pub struct PetitionRecord {
     pub channel: PetitionChannel,
     /// The level competent to handle it.
     pub competent_level: Level,
-    /// The level a visit went to.
-    pub visited_level: Option<Level>,
+    /// The level a visit went to, possibly above the district.
+    pub visited_level: Option<PetitionLevel>,
     /// Whether the visit skipped a level (a `SkippedLevelVisitRecorded`
     /// event followed the receipt).
     pub skipped_level: bool,
@@ -596,7 +596,11 @@ where
         channel: PetitionChannel::parse(&channel)
             .map_err(|e| StoreError::Corrupt(format!("petitioner history: {e}")))?,
         competent_level: parse_level(&competent)?,
-        visited_level: visited.as_deref().map(parse_level).transpose()?,
+        visited_level: visited
+            .as_deref()
+            .map(PetitionLevel::parse)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("petitioner history: {e}")))?,
         skipped_level: row.try_get("skipped_level")?,
         repeat_of: row.try_get("repeat_of")?,
     })
@@ -620,7 +624,7 @@ async fn write(
                 Cell::Time(Some(r.received_at)),
                 Cell::Text(r.channel.as_str()),
                 Cell::Text(r.competent_level.as_str()),
-                Cell::OptionalText(r.visited_level.map(Level::as_str)),
+                Cell::OptionalText(r.visited_level.map(PetitionLevel::as_str)),
                 Cell::Bool(r.skipped_level),
                 Cell::OptionalText(r.repeat_of.as_deref()),
             ]

@@ -519,6 +519,30 @@ async fn a_petition_goes_through_every_command(db: &TestDb) {
         .unwrap();
     assert_eq!((got.representatives, got.headcount), (5, 30));
 
+    // A district matter taken to the province (赴省) skips the city: a
+    // skipped-level visit, recorded and received (Art 20).
+    let province = outcome!(petitions.receive_petition(pb::ReceivePetitionRequest {
+        channel: pb::PetitionChannel::Visit.into(),
+        competent_level: pb::Level::District.into(),
+        visit_level: pb::PetitionLevel::Province.into(),
+        representatives: 1,
+        ..receive("990101000000")
+    }))
+    .case_id;
+    let got = petitions
+        .get_petition(pb::GetPetitionRequest {
+            petition_id: province,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .petition
+        .unwrap();
+    assert!(got.skipped_level);
+    assert_eq!(got.visit_level(), pb::PetitionLevel::Province);
+    assert_eq!(got.visited_level(), pb::Level::Unspecified);
+    assert_eq!(got.status(), pb::PetitionStatus::Received);
+
     // Once the petitioner history has the final petition, a new receipt
     // of the same facts from the same petitioner names it as a suspected
     // repeat, for the registrar to judge.

@@ -18,7 +18,7 @@ use mediation_domain::petition::{
 use mediation_domain::services::{Clock, ManualClock, Services};
 use mediation_domain::values::{
     Actor, AgencyId, CaseId, DisputeCategory, DivisionCode, Level, MediationKind, Name,
-    PetitionChannel, Risk, Text,
+    PetitionChannel, PetitionLevel, Risk, Text,
 };
 use mediation_projections::records::LogPetitionRecords;
 use mediation_store::{Cases, CommandError, RecordedEvent};
@@ -144,7 +144,7 @@ fn receive(channel: PetitionChannel, visited_level: Option<Level>) -> PetitionAc
         facts: text("The village road has not been repaired since the floods."),
         division: division(VILLAGE),
         competent_level: Level::Village,
-        visited_level,
+        visited_level: visited_level.map(Into::into),
         representatives: 3,
         repeat_of: None,
     }
@@ -492,7 +492,7 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
     assert!(state.skipped_level());
     assert!(state.extended());
     assert_eq!(state.competent_level(), Some(Level::Village));
-    assert_eq!(state.visited_level(), Some(Level::District));
+    assert_eq!(state.visited_level(), Some(PetitionLevel::District));
     assert_eq!(state.re_review_outcome(), Some(OpinionOutcome::Support));
 
     let events = db.store.case_events("Petition", id).await.unwrap();
@@ -527,7 +527,7 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
                 visited_level,
             } => assert_eq!(
                 (*competent_level, *visited_level),
-                (Level::Village, Level::District)
+                (Level::Village, PetitionLevel::District)
             ),
             PetitionChange::PetitionForwarded { late, .. }
             | PetitionChange::OpinionIssued { late, .. }

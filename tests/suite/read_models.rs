@@ -16,7 +16,7 @@ use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand, Peti
 use mediation_domain::services::{ManualClock, Services};
 use mediation_domain::values::{
     Actor, AgencyId, DisputeCategory, DivisionCode, LegalChannel, Level, MediationKind, Name,
-    PetitionChannel, Risk, Text,
+    PetitionChannel, PetitionLevel, Risk, Text,
 };
 use mediation_projections::caseload::{self, Caseload, Load, OpenCase};
 use mediation_projections::petitioners::{
@@ -268,7 +268,7 @@ fn receive(
         facts: text(facts),
         division: division(code),
         competent_level: Level::Village,
-        visited_level: visited,
+        visited_level: visited.map(Into::into),
         representatives: 1,
         repeat_of: None,
     }
@@ -885,7 +885,7 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
             received_at: day(1),
             channel: PetitionChannel::Visit,
             competent_level: Level::Village,
-            visited_level: Some(Level::District),
+            visited_level: Some(PetitionLevel::District),
             skipped_level: true,
             repeat_of: None,
         }]

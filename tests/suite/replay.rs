@@ -16,7 +16,7 @@ use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand, Peti
 use mediation_domain::services::{ManualClock, Services};
 use mediation_domain::values::{
     Actor, AgencyId, DisputeCategory, DivisionCode, Level, MediationKind, Name, PetitionChannel,
-    Risk, Text,
+    PetitionLevel, Risk, Text,
 };
 use mediation_projections::petitioners::PetitionerSecret;
 use mediation_projections::replay::{self, Progress};
@@ -162,7 +162,7 @@ fn petition_steps(village: &str, n: usize) -> Vec<PetitionCommand> {
             facts: text("The village road has not been repaired since the floods."),
             division: division(village),
             competent_level: Level::Village,
-            visited_level: (n % 2 == 1).then_some(Level::District),
+            visited_level: (n % 2 == 1).then_some(PetitionLevel::District),
             representatives: 1,
             repeat_of: None,
         },

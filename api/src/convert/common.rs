@@ -22,7 +22,7 @@ use mediation_domain::petition::{
 use mediation_domain::policy::{Deadline, Stage};
 use mediation_domain::values::{
     ActorId, AgencyId, CaseId, DisputeCategory, DivisionCode, InvalidValue, LegalChannel, Level,
-    MediationKind, Name, PetitionChannel, Risk, Text,
+    MediationKind, Name, PetitionChannel, PetitionLevel, Risk, Text,
 };
 use mediation_proto::v1 as pb;
 use tonic::Status;
@@ -337,6 +337,10 @@ macro_rules! proto_enum {
 // is ever Grid, and no request may ask for it.
 proto_enum!(Level => Level { Village, Town, District } unspecified { Grid });
 proto_enum!(Risk => Risk { Green, Yellow, Red });
+// The levels a petition may be taken to; as for `Level`, no grid.
+proto_enum!(PetitionLevel => PetitionLevel {
+    Village, Town, District, City, Province, National
+} unspecified { Grid });
 proto_enum!(LegalChannel => LegalChannel {
     Litigation, Arbitration, AdministrativeReview, Procuratorate, Discipline
 });

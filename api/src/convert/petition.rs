@@ -9,7 +9,7 @@ use mediation_domain::petition::{
     FinalBasis, MAX_HEARING_DAYS, MAX_REPORT_DAYS, MatterType, OpinionOutcome, Petition,
     PetitionAction, PetitionStatus, Petitioner, Reply, ReviewDecision,
 };
-use mediation_domain::values::{LegalChannel, Level, PetitionChannel};
+use mediation_domain::values::{LegalChannel, Level, PetitionChannel, PetitionLevel};
 use mediation_proto::v1 as pb;
 
 use super::common::{
@@ -68,10 +68,25 @@ pub(crate) fn receive_petition(r: &pb::ReceivePetitionRequest) -> Result<Petitio
         facts: text("facts", &r.facts)?,
         division: division_code("division_code", &r.division_code)?,
         competent_level: required_enum::<Level>("competent_level", r.competent_level)?,
-        visited_level: optional_enum::<Level>("visited_level", r.visited_level)?,
+        visited_level: visited_level(r)?,
         representatives: r.representatives,
         repeat_of: optional_case_id("repeat_of", &r.repeat_of)?,
     })
+}
+
+/// The level a visit went to: `visit_level`, which reaches above the
+/// district, or the older `visited_level`; both set, they must agree.
+fn visited_level(r: &pb::ReceivePetitionRequest) -> Result<Option<PetitionLevel>, BadField> {
+    let visit = optional_enum::<PetitionLevel>("visit_level", r.visit_level)?;
+    let visited =
+        optional_enum::<Level>("visited_level", r.visited_level)?.map(PetitionLevel::from);
+    match (visit, visited) {
+        (Some(a), Some(b)) if a != b => Err(BadField::new(
+            "visit_level",
+            "names another level than visited_level; give one of them",
+        )),
+        (visit, visited) => Ok(visit.or(visited)),
+    }
 }
 
 /// ForwardPetition.
@@ -257,7 +272,11 @@ pub(crate) fn petition_to_pb(found: &Found<Petition>, show_petitioner: bool) -> 
         facts: string_or_empty(p.facts()),
         division_code: string_or_empty(p.division()),
         competent_level: optional_enum_to_pb(p.competent_level()),
-        visited_level: optional_enum_to_pb(p.visited_level()),
+        visited_level: optional_enum_to_pb(
+            p.visited_level()
+                .and_then(PetitionLevel::within_jurisdiction),
+        ),
+        visit_level: optional_enum_to_pb(p.visited_level()),
         representatives: p.representatives(),
         skipped_level: p.skipped_level(),
         repeat_of: string_or_empty(p.repeat_of()),
@@ -346,7 +365,7 @@ mod tests {
                 facts: Text::parse("The road was never repaired.").unwrap(),
                 division: DivisionCode::parse("990101001000").unwrap(),
                 competent_level: Level::Town,
-                visited_level: Some(Level::District),
+                visited_level: Some(PetitionLevel::District),
                 representatives: 2,
                 repeat_of: Some(CaseId::parse("P-0").unwrap()),
             }

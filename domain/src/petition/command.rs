@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{DeliveryMethod, MatterType, OpinionOutcome, Petitioner, Reply, ReviewDecision};
 use crate::policy::Stage;
 use crate::values::{
-    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
+    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, PetitionLevel, Text,
 };
 
 /// A command to a petition: who asks, and what.
@@ -43,8 +43,10 @@ pub enum PetitionAction {
         division: DivisionCode,
         /// The level competent to handle the matter.
         competent_level: Level,
-        /// The level an in-person visit went to; required for visits.
-        visited_level: Option<Level>,
+        /// The level an in-person visit went to; required for visits. It
+        /// may lie above the district (city, province, national: 赴省,
+        /// 进京), which Art 20's rule on skipped levels covers as well.
+        visited_level: Option<PetitionLevel>,
         /// How many representatives came; 1 to 5 for a visit (Art 20). A
         /// larger group registers its representatives here and its
         /// headcount with [`PetitionAction::RecordGroupHeadcount`].

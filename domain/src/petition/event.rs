@@ -12,7 +12,7 @@ use super::{
 use crate::policy::{Deadline, Stage};
 use crate::sla::Holder;
 use crate::values::{
-    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
+    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, PetitionLevel, Text,
 };
 
 /// Something that happened to a petition, when, and who did it.
@@ -48,8 +48,9 @@ pub enum PetitionChange {
         division: DivisionCode,
         /// The level competent to handle the matter.
         competent_level: Level,
-        /// The level a visit went to.
-        visited_level: Option<Level>,
+        /// The level a visit went to (stored by [`Level`]'s names for the
+        /// ladder's levels, so that earlier events read the same).
+        visited_level: Option<PetitionLevel>,
         /// How many representatives came.
         representatives: u32,
         /// When triage is due (Art 22).
@@ -63,8 +64,8 @@ pub enum PetitionChange {
     SkippedLevelVisitRecorded {
         /// The level competent to handle the matter.
         competent_level: Level,
-        /// The level visited.
-        visited_level: Level,
+        /// The level visited, possibly above the district.
+        visited_level: PetitionLevel,
     },
     /// A group visit's headcount was recorded (集体访, Art 20): how many
     /// came, representatives included.

@@ -29,7 +29,7 @@ pub use event::{PetitionChange, PetitionEvent};
 use crate::policy::{Counting, Deadline, Stage, StageRule};
 use crate::services::{Finality, RecordsUnavailable, Services};
 use crate::sla::{self, DeadlineMark, Holder, RunningClock, Threshold, TimerRefusal};
-use crate::values::{CaseId, DivisionCode, Level, Name, PetitionChannel, Text};
+use crate::values::{CaseId, DivisionCode, Level, Name, PetitionChannel, PetitionLevel, Text};
 
 /// The most representatives a group visit may send (Art 20). The group
 /// itself may be of any size: its headcount is recorded apart
@@ -218,7 +218,7 @@ pub struct Petition {
     facts: Option<Text>,
     division: Option<DivisionCode>,
     competent_level: Option<Level>,
-    visited_level: Option<Level>,
+    visited_level: Option<PetitionLevel>,
     representatives: u32,
     headcount: Option<u32>,
     skipped_level: bool,
@@ -322,7 +322,7 @@ impl Petition {
     }
 
     /// The level an in-person visit went to.
-    pub fn visited_level(&self) -> Option<Level> {
+    pub fn visited_level(&self) -> Option<PetitionLevel> {
         self.visited_level
     }
 
@@ -630,8 +630,14 @@ impl Petition {
                 // Art 20: a visit goes to the competent level or the one
                 // directly above. A skipped level is recorded, not refused:
                 // the petition office still has to take the visit in.
+                // Above the district too: a district matter taken to the
+                // province (赴省) or to Beijing (进京) skips the city, or
+                // the city and the province.
                 let skipped = visited_level.filter(|&visited| {
-                    visit && competent_level.up().is_some_and(|above| visited > above)
+                    visit
+                        && PetitionLevel::from(competent_level)
+                            .up()
+                            .is_some_and(|above| visited > above)
                 });
                 let mut changes = vec![C::PetitionReceived {
                     channel,

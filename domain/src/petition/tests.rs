@@ -11,7 +11,7 @@ use crate::policy::{Counting, Deadline, Stage, StageRule};
 use crate::services::{Finality, ManualClock, PetitionRecords, RecordsUnavailable, Services};
 use crate::sla::{Holder, RunningClock};
 use crate::values::{
-    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
+    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, PetitionLevel, Text,
 };
 
 use PetitionAction as A;
@@ -89,7 +89,7 @@ fn receive(
         facts: text("Street stalls block the lane every evening."),
         division: DivisionCode::parse(TOWN).unwrap(),
         competent_level: Level::Town,
-        visited_level,
+        visited_level: visited_level.map(Into::into),
         representatives,
         repeat_of: None,
     }
@@ -108,7 +108,7 @@ fn received_change(
         facts: text("Street stalls block the lane every evening."),
         division: DivisionCode::parse(TOWN).unwrap(),
         competent_level: Level::Town,
-        visited_level,
+        visited_level: visited_level.map(Into::into),
         representatives,
         triage_due: due(Stage::PetitionTriage),
         repeat_of: None,
@@ -285,7 +285,7 @@ fn a_visit_two_levels_up_is_received_and_recorded_as_a_skipped_level() {
         facts: text("The village committee withholds land compensation."),
         division: village.clone(),
         competent_level: Level::Village,
-        visited_level: Some(Level::District),
+        visited_level: Some(PetitionLevel::District),
         representatives: 2,
         triage_due: due(Stage::PetitionTriage),
         repeat_of: None,
@@ -294,7 +294,7 @@ fn a_visit_two_levels_up_is_received_and_recorded_as_a_skipped_level() {
         event(received),
         event(C::SkippedLevelVisitRecorded {
             competent_level: Level::Village,
-            visited_level: Level::District,
+            visited_level: PetitionLevel::District,
         }),
     ];
     framework(T0)
@@ -307,7 +307,7 @@ fn a_visit_two_levels_up_is_received_and_recorded_as_a_skipped_level() {
             facts: text("The village committee withholds land compensation."),
             division: village,
             competent_level: Level::Village,
-            visited_level: Some(Level::District),
+            visited_level: Some(PetitionLevel::District),
             representatives: 2,
             repeat_of: None,
         }))
@@ -2313,4 +2313,83 @@ fn events_stored_without_matter_type_or_decision_still_read() {
     for decision in ReviewDecision::ALL {
         assert_eq!(ReviewDecision::parse(decision.as_str()), Ok(*decision));
     }
+}
+
+// Visits above the district (赴省, 进京).
+
+fn district_matter_visiting(level: PetitionLevel) -> PetitionAction {
+    let mut action = receive(PetitionChannel::Visit, None, 1);
+    if let A::Receive {
+        competent_level,
+        visited_level,
+        division,
+        ..
+    } = &mut action
+    {
+        *competent_level = Level::District;
+        *visited_level = Some(level);
+        *division = DivisionCode::parse("990101000000").unwrap();
+    }
+    action
+}
+
+fn district_matter_received(level: PetitionLevel) -> PetitionChange {
+    let mut change = received_change(PetitionChannel::Visit, None, 1);
+    if let C::PetitionReceived {
+        competent_level,
+        visited_level,
+        division,
+        ..
+    } = &mut change
+    {
+        *competent_level = Level::District;
+        *visited_level = Some(level);
+        *division = DivisionCode::parse("990101000000").unwrap();
+    }
+    change
+}
+
+#[test]
+fn a_district_matter_taken_to_the_city_skips_no_level() {
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(district_matter_visiting(PetitionLevel::City)))
+        .then_expect_events(vec![event(district_matter_received(PetitionLevel::City))]);
+}
+
+#[test]
+fn a_district_matter_taken_to_the_province_or_to_beijing_skips_levels() {
+    for level in [PetitionLevel::Province, PetitionLevel::National] {
+        let expected = vec![
+            event(district_matter_received(level)),
+            event(C::SkippedLevelVisitRecorded {
+                competent_level: Level::District,
+                visited_level: level,
+            }),
+        ];
+        framework(T0)
+            .given_no_previous_events()
+            .when(cmd(district_matter_visiting(level)))
+            .then_expect_events(expected.clone());
+        let petition = replay(expected);
+        assert!(petition.skipped_level());
+        assert_eq!(petition.visited_level(), Some(level));
+    }
+}
+
+#[test]
+fn a_level_stored_before_higher_levels_existed_reads_the_same() {
+    for level in &[Level::Village, Level::Town, Level::District] {
+        let stored = serde_json::to_value(level).unwrap();
+        let read: PetitionLevel = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, PetitionLevel::from(*level));
+        assert_eq!(read.as_str(), level.as_str());
+        assert_eq!(read.within_jurisdiction(), Some(*level));
+    }
+    assert_eq!(
+        PetitionLevel::parse("province"),
+        Ok(PetitionLevel::Province)
+    );
+    assert_eq!(PetitionLevel::parse("town"), Ok(PetitionLevel::Town));
+    assert_eq!(PetitionLevel::National.within_jurisdiction(), None);
 }
