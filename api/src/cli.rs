@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use mediation_domain::services::SystemClock;
+use mediation_projections::petitioners::PetitionerSecret;
 use mediation_store::{DEFAULT_DATABASE_URL, Store, redact};
 
 use crate::Settings;
@@ -24,11 +25,143 @@ pub struct StoreArgs {
     database_url: String,
 }
 
+/// Where the secret comes from under which read models key petitioners
+/// (HMAC-SHA256 of the normalised name and contact). Every `serve` and
+/// `replay` on one database must use the same secret.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SecretArgs {
+    /// File holding the petitioner secret (at least 16 bytes, e.g. 64 hex
+    /// digits). Without it: `MEDIATION_PETITIONER_SECRET`, else a secret
+    /// generated beside a SQLite file, else the public development secret.
+    #[arg(
+        long,
+        env = "MEDIATION_PETITIONER_SECRET_FILE",
+        hide_env_values = true,
+        value_name = "FILE"
+    )]
+    petitioner_secret_file: Option<PathBuf>,
+}
+
+/// The environment variable that may hold the petitioner secret itself
+/// (read only from the environment: a command line shows in `ps`).
+pub const PETITIONER_SECRET_ENV: &str = "MEDIATION_PETITIONER_SECRET";
+
+/// The file beside a SQLite database that keeps its generated petitioner
+/// secret: the database's path with this suffix.
+pub const GENERATED_SECRET_SUFFIX: &str = ".petitioner-secret";
+
+/// Where a petitioner secret came from, for the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// The file `--petitioner-secret-file` named.
+    File(PathBuf),
+    /// `MEDIATION_PETITIONER_SECRET`.
+    Environment,
+    /// Generated earlier, or now, beside the SQLite database.
+    BesideDatabase(PathBuf),
+    /// None given, none to generate: the public development secret.
+    Development,
+}
+
+/// The SQLite file a database URL names, if it names one (not PostgreSQL,
+/// not an in-memory database).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.contains("mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// The petitioner secret for the database at `database_url`: the file
+/// `args` names, else `MEDIATION_PETITIONER_SECRET`, else (for a SQLite
+/// file) the secret kept beside the database in `FILE.petitioner-secret`,
+/// generated with 244 random bits on first use, else the public
+/// development secret, which the caller must warn about or refuse.
+pub fn petitioner_secret(
+    args: &SecretArgs,
+    database_url: &str,
+) -> anyhow::Result<(PetitionerSecret, SecretSource)> {
+    if let Some(path) = &args.petitioner_secret_file {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading the petitioner secret {}", path.display()))?;
+        let secret = PetitionerSecret::new(&bytes)
+            .with_context(|| format!("the petitioner secret {}", path.display()))?;
+        return Ok((secret, SecretSource::File(path.clone())));
+    }
+    if let Some(value) = std::env::var_os(PETITIONER_SECRET_ENV) {
+        let secret = PetitionerSecret::new(value.as_encoded_bytes())
+            .with_context(|| format!("the petitioner secret in {PETITIONER_SECRET_ENV}"))?;
+        return Ok((secret, SecretSource::Environment));
+    }
+    let Some(database) = sqlite_file(database_url) else {
+        return Ok((PetitionerSecret::development(), SecretSource::Development));
+    };
+    let mut path = database.into_os_string();
+    path.push(GENERATED_SECRET_SUFFIX);
+    let path = PathBuf::from(path);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let secret = PetitionerSecret::new(&bytes)
+                .with_context(|| format!("the petitioner secret {}", path.display()))?;
+            Ok((secret, SecretSource::BesideDatabase(path)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let generated = mediation_app::access::new_token();
+            write_new_secret(&path, &generated).with_context(|| {
+                format!("writing a new petitioner secret to {}", path.display())
+            })?;
+            tracing::info!(
+                file = %path.display(),
+                "generated a petitioner secret beside the database; keep it with the database"
+            );
+            let secret = PetitionerSecret::new(generated.as_bytes())
+                .context("the generated petitioner secret")?;
+            Ok((secret, SecretSource::BesideDatabase(path)))
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("reading the petitioner secret {}", path.display()))
+        }
+    }
+}
+
+/// Writes `secret` to a new file readable by its owner only; fails if the
+/// file exists, so that two processes starting at once cannot each keep a
+/// secret of their own.
+fn write_new_secret(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+/// Logs the development secret's use loudly: keys made under it are as
+/// reversible as plain hashes of names and phone numbers.
+fn warn_development_secret() {
+    tracing::warn!(
+        "no petitioner secret (--petitioner-secret-file, {PETITIONER_SECRET_ENV}): read \
+         models key petitioners under the public development secret, which anyone can \
+         reverse; use made-up data only"
+    );
+}
+
 /// The options of `mediation serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    secret: SecretArgs,
     /// Address to listen on.
     #[arg(
         long,
@@ -101,6 +234,8 @@ pub struct ServeArgs {
 pub struct ReplayArgs {
     #[command(flatten)]
     store: StoreArgs,
+    #[command(flatten)]
+    secret: SecretArgs,
     /// Rebuild only this projection; without it, every one.
     #[arg(long, value_name = "NAME")]
     projection: Option<String>,
@@ -153,6 +288,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.listen
         ),
     };
+    let (petitioner_secret, source) = petitioner_secret(&args.secret, &args.store.database_url)?;
+    if source == SecretSource::Development {
+        // An agencies file means real callers, hence real petitioners.
+        anyhow::ensure!(
+            args.agencies.is_none(),
+            "refusing to serve agencies without a petitioner secret: give one with \
+             --petitioner-secret-file or {PETITIONER_SECRET_ENV} (and the same to \
+             `mediation replay`)"
+        );
+        warn_development_secret();
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(
             load_tls(cert, key, args.tls_client_ca.as_deref()).context("loading the TLS files")?,
@@ -178,6 +324,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         timer_interval: (args.timer_interval > 0)
             .then(|| std::time::Duration::from_secs(args.timer_interval)),
         case_cache: args.case_cache,
+        petitioner_secret,
     };
     crate::serve(listener, store.clone(), settings, shutdown).await?;
     store.close().await;
@@ -190,7 +337,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// events/s)").
 pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let all = mediation_projections::all();
+    let (secret, source) = petitioner_secret(&args.secret, &args.store.database_url)?;
+    if source == SecretSource::Development {
+        warn_development_secret();
+    }
+    let all = mediation_projections::all(&secret);
     let chosen = match &args.projection {
         None => all,
         Some(name) => match all.iter().find(|p| p.name() == name) {
@@ -273,5 +424,66 @@ fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
                 std::future::pending::<()>().await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_sqlite_file_has_a_place_beside_it() {
+        assert_eq!(
+            sqlite_file("sqlite:mediation.db"),
+            Some("mediation.db".into())
+        );
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/m.db?mode=rwc"),
+            Some("/var/lib/m.db".into())
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite:x.db?mode=memory"), None);
+        assert_eq!(sqlite_file("postgres://postgres@localhost/m"), None);
+    }
+
+    #[test]
+    fn a_sqlite_database_gets_a_secret_beside_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("m.db");
+        let url = format!("sqlite:{}", db.display());
+        let none = SecretArgs::default();
+        let (first, source) = petitioner_secret(&none, &url).unwrap();
+        let beside = dir.path().join("m.db.petitioner-secret");
+        assert_eq!(source, SecretSource::BesideDatabase(beside.clone()));
+        assert!(!first.is_development());
+        // Read back, not generated again.
+        let (again, _) = petitioner_secret(&none, &url).unwrap();
+        assert_eq!(first, again);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&beside).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "only the owner may read the secret");
+        }
+        // A file named explicitly wins; a short one is refused.
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "0123456789abcdef0123456789abcdef\n").unwrap();
+        let named = SecretArgs {
+            petitioner_secret_file: Some(file.clone()),
+        };
+        let (secret, source) = petitioner_secret(&named, &url).unwrap();
+        assert_eq!(source, SecretSource::File(file.clone()));
+        assert_ne!(secret, first);
+        std::fs::write(&file, "short").unwrap();
+        let refused = petitioner_secret(&named, &url).unwrap_err();
+        assert!(format!("{refused:#}").contains("at least 16"));
+    }
+
+    #[test]
+    fn postgres_without_a_secret_falls_back_to_the_development_one() {
+        let (secret, source) =
+            petitioner_secret(&SecretArgs::default(), "postgres://postgres@localhost/m").unwrap();
+        assert_eq!(source, SecretSource::Development);
+        assert!(secret.is_development());
     }
 }

@@ -342,6 +342,10 @@ pub fn petition_status(e: PetitionError, id: &str, creates: bool, rpc: &str) -> 
         E::WindowStillOpen { stage, due } => refused("WINDOW_STILL_OPEN", stage_due(stage, due)),
         E::AlreadyExtended => refused("ALREADY_EXTENDED", Vec::new()),
         E::AlreadyEvaluated => refused("ALREADY_EVALUATED", Vec::new()),
+        E::NoReviewForMatter { matter_type } => refused(
+            "NO_REVIEW_FOR_MATTER",
+            vec![("matter_type", matter_type.proto_name().to_owned())],
+        ),
         E::AlreadyFinal { finalised_at } => refused(
             "ALREADY_FINAL",
             vec![("finalised_time", instant(finalised_at))],
@@ -367,6 +371,10 @@ pub fn petition_status(e: PetitionError, id: &str, creates: bool, rpc: &str) -> 
         E::InvalidDeadline { .. } if rpc == "AssignPetition" => bad("report_within_days"),
         E::InvalidDeadline { .. } | E::ExtensionTooLong { .. } => bad("days"),
         E::UnknownPetition { .. } => bad("repeat_of"),
+        E::RepeatNotFinal { id } => refused(
+            "REPEAT_NOT_FINAL",
+            vec![("repeat_of", id.as_str().to_owned())],
+        ),
         E::InvalidThreshold { .. } => bad("threshold_percent"),
     }
 }
@@ -456,6 +464,12 @@ mod tests {
             },
             PetitionError::AlreadyExtended,
             PetitionError::AlreadyEvaluated,
+            PetitionError::RepeatNotFinal {
+                id: mediation_domain::values::CaseId::parse("P-0").unwrap(),
+            },
+            PetitionError::NoReviewForMatter {
+                matter_type: mediation_domain::petition::MatterType::Suggestion,
+            },
             PetitionError::AlreadyFinal {
                 finalised_at: due(),
             },

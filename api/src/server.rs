@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mediation_domain::services::Services;
+use mediation_projections::petitioners::PetitionerSecret;
 use mediation_projections::records::LogPetitionRecords;
 use mediation_proto::v1::dispute_service_server::DisputeServiceServer;
 use mediation_proto::v1::event_service_server::EventServiceServer;
@@ -83,7 +84,13 @@ pub async fn serve(
     let services = settings
         .services
         .with_petition_records(Arc::new(LogPetitionRecords::new(store.clone())));
-    let (app, worker) = App::start_with_cache(store, services, settings.case_cache, stop.clone());
+    let (app, worker) = App::start_with(
+        store,
+        services,
+        settings.case_cache,
+        settings.petitioner_secret,
+        stop.clone(),
+    );
     let timers = settings
         .timer_interval
         .map(|interval| tokio::spawn(app.clone().run_timers(interval, stop.clone())));
@@ -179,6 +186,9 @@ pub struct Settings {
     /// How many cases of each kind to keep in memory between commands
     /// ([`mediation_store::DEFAULT_CACHE_CAPACITY`] by default; 0: none).
     pub case_cache: usize,
+    /// The deployment's secret under which read models key petitioners
+    /// (`cli::petitioner_secret` says where `mediation serve` finds it).
+    pub petitioner_secret: PetitionerSecret,
 }
 
 /// Probes the store and reports what it found; returns whether it answered.

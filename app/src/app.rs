@@ -13,6 +13,7 @@ use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand};
 use mediation_domain::services::Services;
 use mediation_domain::values::{Actor, CaseId, DivisionCode, Level};
 use mediation_projections::case_index::{self, CaseIndex, IndexQuery};
+use mediation_projections::petitioners::{self, PetitionerSecret, RepeatBasis};
 use mediation_projections::runner::Projection as _;
 use mediation_projections::runner::{self, ProjectionStatus};
 use mediation_store::{Cases, DEFAULT_CACHE_CAPACITY, Options, RequestKey, Store};
@@ -80,6 +81,9 @@ pub struct Found<A> {
     pub case: A,
 }
 
+/// The most suspected repeats a receipt suggests.
+const SUSPECTED_REPEATS: usize = 20;
+
 /// How long a list waits for the index to reach a `min_position`.
 pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 
@@ -111,6 +115,8 @@ struct Inner {
     indexed: watch::Receiver<ProjectionStatus>,
     /// How far every projection has applied the log, as run here.
     statuses: Vec<watch::Receiver<ProjectionStatus>>,
+    /// The secret the petitioner history keys petitioners under.
+    petitioner_secret: PetitionerSecret,
 }
 
 /// The metadata stored with the events of a command made through `rpc`:
@@ -153,21 +159,31 @@ impl Held for Petition {
 
 impl App {
     /// The engine over `store`, with `services` for the aggregates, and
-    /// its background work (the case index), which runs until `stop`.
+    /// its background work (the read models), which runs until `stop`.
+    /// Petitioners are keyed under the public development secret: for tests
+    /// and made-up data (the server uses [`App::start_with`]).
     pub fn start(
         store: Store,
         services: Services,
         stop: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
-        Self::start_with_cache(store, services, DEFAULT_CACHE_CAPACITY, stop)
+        Self::start_with(
+            store,
+            services,
+            DEFAULT_CACHE_CAPACITY,
+            PetitionerSecret::development(),
+            stop,
+        )
     }
 
     /// [`App::start`], keeping up to `case_cache` cases of each kind in
-    /// memory between commands (0: none; see `mediation_store::Cases`).
-    pub fn start_with_cache(
+    /// memory between commands (0: none; see `mediation_store::Cases`) and
+    /// keying petitioners in read models under `petitioner_secret`.
+    pub fn start_with(
         store: Store,
         services: Services,
         case_cache: usize,
+        petitioner_secret: PetitionerSecret,
         stop: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (committed, wake) = watch::channel(0);
@@ -176,7 +192,7 @@ impl App {
         let mut runners = tokio::task::JoinSet::new();
         let mut indexed = None;
         let mut statuses = Vec::new();
-        for projection in mediation_projections::all() {
+        for projection in mediation_projections::all(&petitioner_secret) {
             let (report, status) = watch::channel(ProjectionStatus {
                 name: projection.name(),
                 ..ProjectionStatus::default()
@@ -214,6 +230,7 @@ impl App {
                 committed,
                 indexed,
                 statuses,
+                petitioner_secret,
             }),
         };
         (app, worker)
@@ -222,6 +239,72 @@ impl App {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The earlier petitions, newest first, that a petition just received
+    /// with `action` (as `petition_id`) may repeat, within the caller's
+    /// jurisdiction: the same petitioner about the same unit, or the same
+    /// unit and facts (信访工作条例 Art 37 is about "the same facts"; which
+    /// petitions share them stays the registrar's judgement). Read from the
+    /// petitioner history, which trails the log by a moment. Suggestions
+    /// only: when the history cannot answer, none, and a warning logged.
+    pub async fn suspected_repeats(
+        &self,
+        caller: &Caller,
+        petition_id: &str,
+        action: &PetitionAction,
+    ) -> Vec<String> {
+        let PetitionAction::Receive {
+            petitioner,
+            complained_unit,
+            facts,
+            ..
+        } = action
+        else {
+            return Vec::new();
+        };
+        let unit = complained_unit.as_ref().map(petitioners::normalise_unit);
+        let Ok(subtrees) = self.subtrees(caller, None) else {
+            return Vec::new();
+        };
+        let mut found: Vec<(chrono::DateTime<chrono::Utc>, String)> = Vec::new();
+        for subtree in subtrees {
+            let candidates = petitioners::candidates(
+                self.store(),
+                self.petitioner_secret(),
+                &subtree,
+                petitioner,
+                complained_unit.as_ref(),
+                facts,
+                self.now(),
+                petitioners::MAX_WINDOW_DAYS,
+            )
+            .await;
+            let candidates = match candidates {
+                Ok(candidates) => candidates,
+                Err(e) => {
+                    tracing::warn!(error = %e, "suspected repeats could not be looked up");
+                    return Vec::new();
+                }
+            };
+            for (record, basis) in candidates {
+                // The same person about another unit is another matter.
+                let other_unit =
+                    basis == RepeatBasis::SamePetitioner && record.complained_unit != unit;
+                if record.case_id != petition_id && !other_unit {
+                    found.push((record.received_at, record.case_id));
+                }
+            }
+        }
+        found.sort_by(|a, b| b.cmp(a));
+        found.dedup();
+        found.truncate(SUSPECTED_REPEATS);
+        found.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// The secret petitioners are keyed under in read models.
+    pub fn petitioner_secret(&self) -> &PetitionerSecret {
+        &self.inner.petitioner_secret
     }
 
     /// The disputes.

@@ -85,6 +85,117 @@ impl Level {
     }
 }
 
+/// A level a petition may be taken to: the ladder's (village, town,
+/// district, as [`Level`]) and the levels above it that petitioners visit
+/// too, city (地市), province (赴省) and the national bureau (进京). Stored
+/// by the same snake_case names as [`Level`], so that a stored `Level` reads
+/// as the same `PetitionLevel`. Lowest first, so that `Ord` follows the
+/// ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PetitionLevel {
+    /// A grid: never visited, but a [`Level`], so kept for completeness.
+    Grid,
+    /// Village or community.
+    Village,
+    /// Town or subdistrict.
+    Town,
+    /// District or county: the top of this engine's jurisdiction.
+    District,
+    /// City (地级市).
+    City,
+    /// Province (省).
+    Province,
+    /// The national level (国家信访局).
+    National,
+}
+
+impl PetitionLevel {
+    /// Every value, lowest first.
+    pub const ALL: &'static [Self] = &[
+        Self::Grid,
+        Self::Village,
+        Self::Town,
+        Self::District,
+        Self::City,
+        Self::Province,
+        Self::National,
+    ];
+
+    /// Parses the names [`Level::parse`] takes, and `city`/`市`,
+    /// `province`/`省`, `national`/`国家`.
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "city" | "市" => Ok(Self::City),
+            "province" | "省" => Ok(Self::Province),
+            "national" | "国家" => Ok(Self::National),
+            other => Level::parse(other).map(Self::from).map_err(|_| {
+                InvalidValue::new(
+                    "level",
+                    format!(
+                        "unknown level {other:?}; expected village, town, district, city, \
+                         province or national"
+                    ),
+                )
+            }),
+        }
+    }
+
+    /// The stored name: [`Level::as_str`]'s for the ladder's levels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grid => "grid",
+            Self::Village => "village",
+            Self::Town => "town",
+            Self::District => "district",
+            Self::City => "city",
+            Self::Province => "province",
+            Self::National => "national",
+        }
+    }
+
+    /// The ladder's level, for a level within the jurisdiction.
+    pub fn within_jurisdiction(self) -> Option<Level> {
+        match self {
+            Self::Grid => Some(Level::Grid),
+            Self::Village => Some(Level::Village),
+            Self::Town => Some(Level::Town),
+            Self::District => Some(Level::District),
+            Self::City | Self::Province | Self::National => None,
+        }
+    }
+
+    /// The level directly above; none above the national level.
+    pub fn up(self) -> Option<Self> {
+        match self {
+            Self::Grid => Some(Self::Village),
+            Self::Village => Some(Self::Town),
+            Self::Town => Some(Self::District),
+            Self::District => Some(Self::City),
+            Self::City => Some(Self::Province),
+            Self::Province => Some(Self::National),
+            Self::National => None,
+        }
+    }
+}
+
+impl From<Level> for PetitionLevel {
+    fn from(level: Level) -> Self {
+        match level {
+            Level::Grid => Self::Grid,
+            Level::Village => Self::Village,
+            Level::Town => Self::Town,
+            Level::District => Self::District,
+        }
+    }
+}
+
+impl fmt::Display for PetitionLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -15,13 +15,14 @@ pub mod statistics;
 
 use std::sync::Arc;
 
-/// Every projection the server keeps, in the order they are started.
-pub fn all() -> Vec<Arc<dyn runner::Projection>> {
+/// Every projection the server keeps, in the order they are started; the
+/// petitioner history keys petitioners under `secret`.
+pub fn all(secret: &petitioners::PetitionerSecret) -> Vec<Arc<dyn runner::Projection>> {
     vec![
         Arc::new(case_index::CaseIndex),
         Arc::new(statistics::Statistics),
         Arc::new(caseload::Caseload),
-        Arc::new(petitioners::PetitionerHistory),
+        Arc::new(petitioners::PetitionerHistory::new(secret.clone())),
         Arc::new(petition_statistics::PetitionStatistics),
     ]
 }

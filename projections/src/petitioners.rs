@@ -4,8 +4,12 @@
 //! of days) and skipped-level visits (越级, 信访工作条例 Art 20).
 //!
 //! Petitioners' identities are personal data: a row holds only
-//! [`petitioner_key`], a SHA-256 of the normalised name and contact, never
-//! the name. The facts are kept only as [`facts_hash`]. Both are exact
+//! [`petitioner_key`], an HMAC-SHA256 of the normalised name and contact
+//! under the deployment's [`PetitionerSecret`], never the name. A plain hash
+//! would not do: names are few and mainland mobile numbers are eleven
+//! digits, so anyone holding the table could try them all; without the
+//! secret a key says nothing (信访工作条例 Art 30 keeps a petitioner's
+//! identity from those it does not concern). The facts are kept only as [`facts_hash`]. Both are exact
 //! matches after [`normalise`]: they find a petition sent again, not one
 //! retold in other words. Whether two petitions concern "the same facts"
 //! stays the registrar's judgement (a new petition names the earlier one
@@ -16,8 +20,9 @@ use std::ops::Range;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
+use hmac::{Hmac, Mac};
 use mediation_domain::petition::{Petition, PetitionChange, PetitionEvent, Petitioner};
-use mediation_domain::values::{DivisionCode, Level, Name, PetitionChannel, Text};
+use mediation_domain::values::{DivisionCode, Level, Name, PetitionChannel, PetitionLevel, Text};
 use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -32,9 +37,78 @@ pub const NAME: &str = "petitioner_history";
 /// longer ones are cut to it, which keeps the date arithmetic in range.
 pub const MAX_WINDOW_DAYS: u32 = 36_525;
 
-/// The petitioner history as a projection.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PetitionerHistory;
+/// The petitioner history as a projection, keying petitioners with its
+/// secret.
+#[derive(Debug, Clone)]
+pub struct PetitionerHistory {
+    secret: PetitionerSecret,
+}
+
+impl PetitionerHistory {
+    /// The history, keying petitioners under `secret`.
+    pub fn new(secret: PetitionerSecret) -> Self {
+        Self { secret }
+    }
+}
+
+/// The deployment's secret under which petitioners are keyed
+/// ([`petitioner_key`]). Every process writing or querying one database's
+/// petitioner history must hold the same secret; with another one, keys no
+/// longer match and the history must be rebuilt (`mediation replay`).
+/// Its `Debug` form does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PetitionerSecret(std::sync::Arc<[u8]>);
+
+/// The fixed secret of development setups, public in this source: keys made
+/// with it are as reversible as plain hashes.
+const DEVELOPMENT_SECRET: &[u8] = b"mediation development petitioner secret: not for real data";
+
+impl PetitionerSecret {
+    /// The fewest bytes a secret may have: 128 bits, beyond any search.
+    pub const MIN_BYTES: usize = 16;
+
+    /// A secret of `bytes` (at least [`Self::MIN_BYTES`]), as read from a
+    /// file or the environment, surrounding white space removed.
+    pub fn new(bytes: &[u8]) -> Result<Self, SecretTooShort> {
+        let trimmed = bytes.trim_ascii();
+        if trimmed.len() < Self::MIN_BYTES {
+            return Err(SecretTooShort { len: trimmed.len() });
+        }
+        Ok(Self(trimmed.into()))
+    }
+
+    /// The public development secret: for tests and for trying the engine
+    /// on made-up data, never for real petitioners.
+    pub fn development() -> Self {
+        Self(DEVELOPMENT_SECRET.into())
+    }
+
+    /// Whether this is [`PetitionerSecret::development`].
+    pub fn is_development(&self) -> bool {
+        &*self.0 == DEVELOPMENT_SECRET
+    }
+}
+
+impl std::fmt::Debug for PetitionerSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_development() {
+            f.write_str("PetitionerSecret(development)")
+        } else {
+            f.write_str("PetitionerSecret(..)")
+        }
+    }
+}
+
+/// A petitioner secret shorter than [`PetitionerSecret::MIN_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the petitioner secret has {len} bytes; it needs at least {} (e.g. 32 random bytes in hex)",
+    PetitionerSecret::MIN_BYTES
+)]
+pub struct SecretTooShort {
+    /// How many bytes it had, white space removed.
+    pub len: usize,
+}
 
 #[async_trait::async_trait]
 impl Projection for PetitionerHistory {
@@ -79,7 +153,7 @@ impl Projection for PetitionerHistory {
                         id.clone(),
                         PetitionRecord {
                             case_id: id.clone(),
-                            petitioner_key: petitioner_key(&petitioner),
+                            petitioner_key: petitioner_key(&self.secret, &petitioner),
                             complained_unit: complained_unit.as_ref().map(normalise_unit),
                             facts_hash: facts_hash(&facts),
                             division,
@@ -123,8 +197,8 @@ pub struct PetitionRecord {
     pub channel: PetitionChannel,
     /// The level competent to handle it.
     pub competent_level: Level,
-    /// The level a visit went to.
-    pub visited_level: Option<Level>,
+    /// The level a visit went to, possibly above the district.
+    pub visited_level: Option<PetitionLevel>,
     /// Whether the visit skipped a level (a `SkippedLevelVisitRecorded`
     /// event followed the receipt).
     pub skipped_level: bool,
@@ -197,16 +271,23 @@ fn normalise_contact(contact: &str) -> String {
     n
 }
 
-/// The petitioner's key: the SHA-256, in hex, of the normalised name and
-/// contact. Petitioners who gave no contact share a key with everyone of
-/// the same name who gave none.
-pub fn petitioner_key(petitioner: &Petitioner) -> String {
+/// The petitioner's key: the HMAC-SHA256 under `secret`, in hex, of the
+/// normalised name and contact. Petitioners who gave no contact share a key
+/// with everyone of the same name who gave none.
+pub fn petitioner_key(secret: &PetitionerSecret, petitioner: &Petitioner) -> String {
     let contact = petitioner
         .contact
         .as_ref()
         .map(|c| normalise_contact(c.as_str()))
         .unwrap_or_default();
-    sha256_hex(&["petitioner", &normalise(petitioner.name.as_str()), &contact])
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&secret.0)
+        .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+    for part in ["petitioner", &normalise(petitioner.name.as_str()), &contact] {
+        // The same separator as the plain hashes below.
+        mac.update(part.as_bytes());
+        mac.update(&[0]);
+    }
+    hex(&mac.finalize().into_bytes())
 }
 
 /// The facts' hash: the SHA-256, in hex, of the normalised facts.
@@ -227,11 +308,11 @@ fn sha256_hex(parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn bounded_window(days: u32) -> u32 {
@@ -361,8 +442,10 @@ async fn repeats_by(
 /// `window_days` days before `at`, and not after it, with the same
 /// petitioner key, or the same unit and facts hash. For the registrar
 /// deciding `repeat_of`. Newest first.
+#[allow(clippy::too_many_arguments)]
 pub async fn candidates(
     store: &Store,
+    secret: &PetitionerSecret,
     subtree: &DivisionCode,
     petitioner: &Petitioner,
     complained_unit: Option<&Name>,
@@ -370,7 +453,7 @@ pub async fn candidates(
     at: DateTime<Utc>,
     window_days: u32,
 ) -> Result<Vec<(PetitionRecord, RepeatBasis)>, StoreError> {
-    let key = petitioner_key(petitioner);
+    let key = petitioner_key(secret, petitioner);
     let unit = complained_unit.map(normalise_unit);
     let facts = facts_hash(facts);
     let since = at
@@ -512,7 +595,11 @@ where
         channel: PetitionChannel::parse(&channel)
             .map_err(|e| StoreError::Corrupt(format!("petitioner history: {e}")))?,
         competent_level: parse_level(&competent)?,
-        visited_level: visited.as_deref().map(parse_level).transpose()?,
+        visited_level: visited
+            .as_deref()
+            .map(PetitionLevel::parse)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("petitioner history: {e}")))?,
         skipped_level: row.try_get("skipped_level")?,
         repeat_of: row.try_get("repeat_of")?,
     })
@@ -536,7 +623,7 @@ async fn write(
                 Cell::Time(Some(r.received_at)),
                 Cell::Text(r.channel.as_str()),
                 Cell::Text(r.competent_level.as_str()),
-                Cell::OptionalText(r.visited_level.map(Level::as_str)),
+                Cell::OptionalText(r.visited_level.map(PetitionLevel::as_str)),
                 Cell::Bool(r.skipped_level),
                 Cell::OptionalText(r.repeat_of.as_deref()),
             ]
@@ -576,11 +663,15 @@ mod tests {
         assert_eq!(normalise(" Zhang  San. "), "zhangsan");
         assert_eq!(normalise("ＺＨＡＮＧ·ＳＡＮ"), "zhangsan");
         assert_eq!(normalise("张 三，"), "张三");
+        let secret = PetitionerSecret::development();
         let key = |n: &str, c: Option<&str>| {
-            petitioner_key(&Petitioner {
-                name: name(n),
-                contact: c.map(name),
-            })
+            petitioner_key(
+                &secret,
+                &Petitioner {
+                    name: name(n),
+                    contact: c.map(name),
+                },
+            )
         };
         let one = key("Zhang San", Some("138 0000 0000"));
         assert_eq!(one, key("zhang san", Some("+86 138-0000-0000")));
@@ -603,7 +694,44 @@ mod tests {
             name: name("a"),
             contact: Some(name("bc")),
         };
-        assert_ne!(petitioner_key(&a), petitioner_key(&b));
+        let secret = PetitionerSecret::development();
+        assert_ne!(petitioner_key(&secret, &a), petitioner_key(&secret, &b));
+    }
+
+    #[test]
+    fn a_key_depends_on_the_secret_and_is_no_plain_hash() {
+        let zhang = Petitioner {
+            name: name("Zhang San"),
+            contact: Some(name("13800000000")),
+        };
+        let one = PetitionerSecret::new(b"0123456789abcdef0123456789abcdef").unwrap();
+        let other = PetitionerSecret::new(b"fedcba9876543210fedcba9876543210").unwrap();
+        assert_eq!(
+            petitioner_key(&one, &zhang),
+            petitioner_key(&one.clone(), &zhang)
+        );
+        assert_ne!(petitioner_key(&one, &zhang), petitioner_key(&other, &zhang));
+        // Someone trying names and numbers with a plain SHA-256, as the
+        // keys were made before, finds nothing.
+        let plain = sha256_hex(&["petitioner", "zhangsan", "13800000000"]);
+        assert_ne!(petitioner_key(&one, &zhang), plain);
+        assert_ne!(
+            petitioner_key(&PetitionerSecret::development(), &zhang),
+            plain
+        );
+    }
+
+    #[test]
+    fn a_secret_is_long_enough_and_never_printed() {
+        assert_eq!(
+            PetitionerSecret::new(b"  short \n"),
+            Err(SecretTooShort { len: 5 })
+        );
+        let secret = PetitionerSecret::new(b"0123456789abcdef\n").unwrap();
+        assert_eq!(secret, PetitionerSecret::new(b"0123456789abcdef").unwrap());
+        assert!(!format!("{secret:?}").contains("0123"));
+        assert!(!secret.is_development());
+        assert!(PetitionerSecret::development().is_development());
     }
 
     #[test]

@@ -254,6 +254,7 @@ fn receive_request(
         visited_level: pb::Level::Unspecified.into(),
         representatives: 0,
         repeat_of: String::new(),
+        ..Default::default()
     }
 }
 
@@ -494,6 +495,7 @@ async fn petition_command(
             reject_petition,
             RejectPetitionRequest {
                 reason: "Outside the remit of petition work.".into(),
+                repeat_of: String::new(),
             }
         ),
         "ObjectToPetition" => send!(
@@ -549,6 +551,7 @@ async fn petition_command(
             IssueReviewOpinionRequest {
                 outcome: pb::OpinionOutcome::Support.into(),
                 summary: "The opinion stands.".into(),
+                decision: pb::ReviewDecision::Uphold.into(),
             }
         ),
         "RequestReReview" => send!(
@@ -562,6 +565,7 @@ async fn petition_command(
             IssueReReviewOpinionRequest {
                 outcome: pb::OpinionOutcome::Support.into(),
                 summary: "The opinion stands; this is final.".into(),
+                decision: pb::ReviewDecision::Uphold.into(),
             }
         ),
         "FinalisePetition" => send!(finalise_petition, FinalisePetitionRequest {}),

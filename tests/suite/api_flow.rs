@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 
 use chrono::Duration;
 use mediation_proto::v1 as pb;
-use mediation_tests::server::{DISTRICT_SUPERVISOR, TestServer};
+use mediation_proto::v1::sla_service_client::SlaServiceClient;
+use mediation_tests::server::{Bearer, DISTRICT_SUPERVISOR, TestServer};
 use mediation_tests::{Kind, TestDb};
 use sqlx::Connection as _;
 use tonic::Code;
@@ -518,18 +519,127 @@ async fn a_petition_goes_through_every_command(db: &TestDb) {
         .unwrap();
     assert_eq!((got.representatives, got.headcount), (5, 30));
 
-    // A new petition on the same, final facts is refused (Art 37).
+    // A district matter taken to the province (赴省) skips the city: a
+    // skipped-level visit, recorded and received (Art 20).
+    let province = outcome!(petitions.receive_petition(pb::ReceivePetitionRequest {
+        channel: pb::PetitionChannel::Visit.into(),
+        competent_level: pb::Level::District.into(),
+        visit_level: pb::PetitionLevel::Province.into(),
+        representatives: 1,
+        ..receive("990101000000")
+    }))
+    .case_id;
+    let got = petitions
+        .get_petition(pb::GetPetitionRequest {
+            petition_id: province,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .petition
+        .unwrap();
+    assert!(got.skipped_level);
+    assert_eq!(got.visit_level(), pb::PetitionLevel::Province);
+    assert_eq!(got.visited_level(), pb::Level::Unspecified);
+    assert_eq!(got.status(), pb::PetitionStatus::Received);
+
+    // Once the petitioner history has the final petition, a new receipt
+    // of the same facts from the same petitioner names it as a suspected
+    // repeat, for the registrar to judge.
+    let mut sla =
+        SlaServiceClient::with_interceptor(server.channel(), Bearer::of(&DISTRICT_SUPERVISOR));
+    sla.list_repeat_petitions(pb::ListRepeatPetitionsRequest {
+        window_days: 30,
+        min_position: last.position,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let suspected = petitions
+        .receive_petition(receive(TOWN))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        suspected.suspected_repeat_of.contains(&p()),
+        "{:?}",
+        suspected.suspected_repeat_of
+    );
+    let suspected = suspected.outcome.unwrap().case_id;
+    assert!(!suspected.is_empty());
+    // Named by the registrar, a repeat of the final petition is received
+    // and not accepted (不予受理, Art 37): recorded, not refused, so that it
+    // appears in the figures.
     let repeat = petitions
         .receive_petition(pb::ReceivePetitionRequest {
             repeat_of: p(),
             ..receive(TOWN)
         })
         .await
+        .unwrap()
+        .into_inner();
+    let repeat_outcome = repeat.outcome.unwrap();
+    assert_eq!(repeat_outcome.version, 2, "received, then not accepted");
+    assert!(repeat.suspected_repeat_of.contains(&p()));
+    assert!(!repeat.suspected_repeat_of.contains(&repeat_outcome.case_id));
+    let got = petitions
+        .get_petition(pb::GetPetitionRequest {
+            petition_id: repeat_outcome.case_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .petition
+        .unwrap();
+    assert_eq!(got.status(), pb::PetitionStatus::NotAccepted);
+    assert_eq!(got.not_accepted_as_repeat_of, p());
+    assert_eq!(got.repeat_of, p());
+    // It is in the list of repeats, paired with the final petition (which
+    // of the two counts as earlier follows the case ids here: the test's
+    // clock received both at the same instant).
+    let repeats = sla
+        .list_repeat_petitions(pb::ListRepeatPetitionsRequest {
+            window_days: 3650,
+            min_position: repeat_outcome.position,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .repeats;
+    let pair = [p(), repeat_outcome.case_id.clone()];
+    assert!(
+        repeats.iter().any(|r| pair.contains(&r.earlier_petition_id)
+            && pair.contains(&r.later_petition_id)
+            && r.earlier_petition_id != r.later_petition_id),
+        "{repeats:?}"
+    );
+    // A registrar who finds the repeat after receipt refuses it naming the
+    // final petition; naming an open one is refused.
+    let refused = outcome!(petitions.reject_petition(pb::RejectPetitionRequest {
+        request_id: rid(),
+        petition_id: suspected.clone(),
+        actor_id: "office-1".into(),
+        reason: "Settled in the final petition".into(),
+        repeat_of: p(),
+        ..Default::default()
+    }));
+    assert!(refused.version >= 2);
+    let open = outcome!(petitions.receive_petition(receive(TOWN))).case_id;
+    let other = outcome!(petitions.receive_petition(receive(TOWN))).case_id;
+    let not_final = petitions
+        .reject_petition(pb::RejectPetitionRequest {
+            request_id: rid(),
+            petition_id: other,
+            actor_id: "office-1".into(),
+            reason: "Same as an open one".into(),
+            repeat_of: open,
+            ..Default::default()
+        })
+        .await
         .unwrap_err();
-    assert_eq!(repeat.code(), Code::FailedPrecondition, "{repeat:?}");
-    assert!(repeat.message().contains("final"), "{}", repeat.message());
-    let metadata = error_info(&repeat, "ALREADY_FINAL");
-    assert!(metadata.contains_key("finalised_time"), "{metadata:?}");
+    assert_eq!(not_final.code(), Code::FailedPrecondition, "{not_final:?}");
+    error_info(&not_final, "REPEAT_NOT_FINAL");
     server.stop().await;
 }
 

@@ -10,6 +10,7 @@
 //! passes the last command's position as `min_position`.
 
 use chrono::Duration;
+use mediation_projections::petitioners::PetitionerSecret;
 use mediation_projections::runner::run_once;
 use mediation_projections::{all, case_index};
 use mediation_proto::v1 as pb;
@@ -164,7 +165,7 @@ async fn scenario(server: &TestServer, settle: bool) -> Scenario {
 /// Brings the read models the server does not keep itself up to the end
 /// of the log, as their runner would.
 async fn run_other_projections(db: &TestDb) {
-    for projection in all() {
+    for projection in all(&PetitionerSecret::development()) {
         if projection.name() == case_index::NAME {
             continue;
         }
@@ -1434,7 +1435,10 @@ async fn projections_report_their_position(db: &TestDb) {
         .into_inner()
         .projections;
     let names: Vec<&str> = projections.iter().map(|p| p.name.as_str()).collect();
-    let expected: Vec<&str> = all().iter().map(|p| p.name()).collect();
+    let expected: Vec<&str> = all(&PetitionerSecret::development())
+        .iter()
+        .map(|p| p.name())
+        .collect();
     assert_eq!(names, expected);
     let cases = projections
         .iter()

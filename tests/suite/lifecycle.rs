@@ -18,7 +18,7 @@ use mediation_domain::petition::{
 use mediation_domain::services::{Clock, ManualClock, Services};
 use mediation_domain::values::{
     Actor, AgencyId, CaseId, DisputeCategory, DivisionCode, Level, MediationKind, Name,
-    PetitionChannel, Risk, Text,
+    PetitionChannel, PetitionLevel, Risk, Text,
 };
 use mediation_projections::records::LogPetitionRecords;
 use mediation_store::{Cases, CommandError, RecordedEvent};
@@ -29,7 +29,7 @@ on_both_backends!(
     a_petition_runs_to_finality_and_is_not_received_again,
     a_forbidden_dispute_transition_writes_nothing,
     interleaved_disputes_and_petitions_share_one_log_in_commit_order,
-    a_repeat_of_a_final_petition_is_refused_under_a_new_id,
+    a_repeat_of_a_final_petition_is_not_accepted_under_a_new_id,
 );
 
 /// Monday 2 March 2026, 10:00 in Beijing.
@@ -138,12 +138,13 @@ fn petitioner() -> Petitioner {
 fn receive(channel: PetitionChannel, visited_level: Option<Level>) -> PetitionAction {
     PetitionAction::Receive {
         channel,
+        matter_type: None,
         petitioner: petitioner(),
         complained_unit: Some(name("Liu'an Village Committee")),
         facts: text("The village road has not been repaired since the floods."),
         division: division(VILLAGE),
         competent_level: Level::Village,
-        visited_level,
+        visited_level: visited_level.map(Into::into),
         representatives: 3,
         repeat_of: None,
     }
@@ -442,6 +443,7 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
             &reviewer,
             PetitionAction::IssueReviewOpinion {
                 outcome: OpinionOutcome::NotSupport,
+                decision: None,
                 summary: text("The schedule is reasonable."),
             },
         ),
@@ -463,6 +465,7 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
             &reviewer,
             PetitionAction::IssueReReviewOpinion {
                 outcome: OpinionOutcome::Support,
+                decision: None,
                 summary: text("The stretch on the school bus route is repaired this year."),
             },
         ),
@@ -489,7 +492,7 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
     assert!(state.skipped_level());
     assert!(state.extended());
     assert_eq!(state.competent_level(), Some(Level::Village));
-    assert_eq!(state.visited_level(), Some(Level::District));
+    assert_eq!(state.visited_level(), Some(PetitionLevel::District));
     assert_eq!(state.re_review_outcome(), Some(OpinionOutcome::Support));
 
     let events = db.store.case_events("Petition", id).await.unwrap();
@@ -524,7 +527,7 @@ async fn a_petition_runs_to_finality_and_is_not_received_again(db: &TestDb) {
                 visited_level,
             } => assert_eq!(
                 (*competent_level, *visited_level),
-                (Level::Village, Level::District)
+                (Level::Village, PetitionLevel::District)
             ),
             PetitionChange::PetitionForwarded { late, .. }
             | PetitionChange::OpinionIssued { late, .. }
@@ -729,8 +732,9 @@ async fn interleaved_disputes_and_petitions_share_one_log_in_commit_order(db: &T
 
 /// Art 37 across cases: the registrar files the petitioner's new visit as a
 /// repeat of the earlier petition, and the engine looks that one up in the
-/// log. Final: refused. Still open: received and linked.
-async fn a_repeat_of_a_final_petition_is_refused_under_a_new_id(db: &TestDb) {
+/// log. Final: received and not accepted (Art 37). Still open: received
+/// and linked.
+async fn a_repeat_of_a_final_petition_is_not_accepted_under_a_new_id(db: &TestDb) {
     let office = actor("officer-1", "district-petition-bureau");
     let unit = actor("clerk-2", "donghu-subdistrict-office");
     let clock = ManualClock::new(t0());
@@ -794,17 +798,19 @@ async fn a_repeat_of_a_final_petition_is_refused_under_a_new_id(db: &TestDb) {
         }
         action
     };
-    let refused = run("P-3", &office, repeat("P-1")).await.unwrap_err();
+    // Recorded and not accepted (不予受理), naming P-1: the visit counts.
+    let not_accepted = run("P-3", &office, repeat("P-1")).await.unwrap();
+    assert_eq!(not_accepted.version, 2);
+    let (p3, _) = cases.load("P-3").await.unwrap().unwrap();
+    assert_eq!(p3.status(), PetitionStatus::NotAccepted);
+    assert_eq!(p3.repeats_final().map(CaseId::as_str), Some("P-1"));
+    let events = db.store.case_events("Petition", "P-3").await.unwrap();
+    let reason = &events[1].payload["change"]["PetitionNotAccepted"]["reason"];
     assert!(
-        matches!(
-            refused,
-            CommandError::Domain(PetitionError::AlreadyFinal { finalised_at: at }) if at == finalised_at
+        reason.as_str().is_some_and(
+            |r| r.contains(&finalised_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         ),
-        "{refused:?}"
-    );
-    assert!(
-        cases.load("P-3").await.unwrap().is_none(),
-        "nothing written"
+        "{reason}"
     );
 
     let linked = run("P-4", &office, repeat("P-2")).await.unwrap();

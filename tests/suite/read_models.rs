@@ -19,7 +19,7 @@ use mediation_domain::policy::Stage;
 use mediation_domain::services::{ManualClock, Services};
 use mediation_domain::values::{
     Actor, AgencyId, DisputeCategory, DivisionCode, LegalChannel, Level, MediationKind, Name,
-    PetitionChannel, Risk, Text,
+    PetitionChannel, PetitionLevel, Risk, Text,
 };
 use mediation_projections::case_index::CaseIndex;
 use mediation_projections::caseload::{self, Caseload, Load, OpenCase};
@@ -27,7 +27,7 @@ use mediation_projections::petition_statistics::{
     self, PetitionCounts, PetitionStatistics, PetitionStatsRow,
 };
 use mediation_projections::petitioners::{
-    self, PetitionRecord, PetitionerHistory, Repeat, RepeatBasis,
+    self, PetitionRecord, PetitionerHistory, PetitionerSecret, Repeat, RepeatBasis,
 };
 use mediation_projections::runner::{self, Projection};
 use mediation_projections::statistics::{
@@ -273,12 +273,13 @@ fn receive(
         } else {
             PetitionChannel::Online
         },
+        matter_type: None,
         petitioner,
         complained_unit: Some(name(unit)),
         facts: text(facts),
         division: division(code),
         competent_level: Level::Village,
-        visited_level: visited,
+        visited_level: visited.map(Into::into),
         representatives: 1,
         repeat_of: None,
     }
@@ -901,6 +902,7 @@ fn kpi_petitions() -> Vec<Step> {
             "q3",
             PetitionAction::NotAccept {
                 reason: text("A court has ruled on the matter."),
+                repeats_final: None,
             },
         ),
         p(10, "q1", answer()),
@@ -925,6 +927,7 @@ fn kpi_petitions() -> Vec<Step> {
             "q1",
             PetitionAction::IssueReviewOpinion {
                 outcome: OpinionOutcome::Explain,
+                decision: None,
                 summary: text("The budget allows no earlier repair."),
             },
         ),
@@ -1260,6 +1263,10 @@ async fn caseload_follows_each_case_from_holder_to_holder(db: &TestDb) {
     );
 }
 
+fn history() -> PetitionerHistory {
+    PetitionerHistory::new(PetitionerSecret::development())
+}
+
 fn pairs(repeats: &[Repeat]) -> Vec<(&str, &str, RepeatBasis)> {
     repeats
         .iter()
@@ -1271,7 +1278,7 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
     use RepeatBasis::{Both, SamePetitioner, SameUnitAndFacts};
     let store = &db.store;
     let last = play(store, petitions()).await;
-    catch_up(store, &PetitionerHistory, last).await;
+    catch_up(store, &history(), last).await;
     let donghu = division(TOWN);
     let all = day(0)..day(100);
 
@@ -1347,14 +1354,14 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
         skipped,
         vec![PetitionRecord {
             case_id: "p1".into(),
-            petitioner_key: petitioners::petitioner_key(&zhang),
+            petitioner_key: petitioners::petitioner_key(&PetitionerSecret::development(), &zhang),
             complained_unit: Some("liuanvillagecommittee".into()),
             facts_hash: petitioners::facts_hash(&text(ROAD)),
             division: division(VILLAGE),
             received_at: day(1),
             channel: PetitionChannel::Visit,
             competent_level: Level::Village,
-            visited_level: Some(Level::District),
+            visited_level: Some(PetitionLevel::District),
             skipped_level: true,
             repeat_of: None,
         }]
@@ -1395,6 +1402,7 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
     // day 50: p4 (both), and p3 from exactly 30 days before; not p1 or p2.
     let candidates = petitioners::candidates(
         store,
+        &PetitionerSecret::development(),
         &donghu,
         &zhang_san("Zhang San", "138 0000 0000"),
         Some(&name("Liu'an Village Committee")),
@@ -1470,12 +1478,8 @@ async fn a_batch_dropped_without_commit_writes_nothing(db: &TestDb) {
         assert!(started.elapsed() < StdDuration::from_secs(30));
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     };
-    let projections: [&dyn Projection; 4] = [
-        &Statistics,
-        &Caseload,
-        &PetitionerHistory,
-        &PetitionStatistics,
-    ];
+    let history = history();
+    let projections: [&dyn Projection; 4] = [&Statistics, &Caseload, &history, &PetitionStatistics];
     for projection in projections {
         // Everything is applied inside the transaction, then it is dropped
         // as a failure midway would drop it.

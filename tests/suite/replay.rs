@@ -19,8 +19,9 @@ use mediation_domain::petition::{
 use mediation_domain::services::{ManualClock, Services};
 use mediation_domain::values::{
     Actor, AgencyId, DisputeCategory, DivisionCode, Level, MediationKind, Name, PetitionChannel,
-    Risk, Text,
+    PetitionLevel, Risk, Text,
 };
+use mediation_projections::petitioners::PetitionerSecret;
 use mediation_projections::replay::{self, Progress};
 use mediation_projections::runner::{self, BATCH, Projection, ProjectionStatus};
 use mediation_store::{Backend, Cases, REBUILD_SUFFIX, Store, rebuild_checkpoint};
@@ -172,6 +173,7 @@ fn petition_steps(village: &str, n: usize) -> Vec<PetitionCommand> {
             } else {
                 PetitionChannel::Visit
             },
+            matter_type: None,
             petitioner: Petitioner {
                 // Some petitioners come more than once.
                 name: name(&format!("Petitioner {}", n % 4)),
@@ -181,7 +183,7 @@ fn petition_steps(village: &str, n: usize) -> Vec<PetitionCommand> {
             facts: text("The village road has not been repaired since the floods."),
             division: division(village),
             competent_level: Level::Village,
-            visited_level: (n % 2 == 1).then_some(Level::District),
+            visited_level: (n % 2 == 1).then_some(PetitionLevel::District),
             representatives: 1,
             repeat_of: None,
         },
@@ -229,7 +231,7 @@ impl Runners {
         let (wake, woken) = watch::channel(0);
         let mut statuses = Vec::new();
         let mut handles = Vec::new();
-        for projection in mediation_projections::all() {
+        for projection in mediation_projections::all(&PetitionerSecret::development()) {
             let (report, status) = watch::channel(ProjectionStatus::default());
             statuses.push(status);
             handles.push(tokio::spawn(runner::run(
@@ -263,7 +265,7 @@ impl Runners {
             .unwrap_or_else(|_| panic!("a projection did not reach the log head {head}"))
             .unwrap();
         }
-        for projection in mediation_projections::all() {
+        for projection in mediation_projections::all(&PetitionerSecret::development()) {
             assert_eq!(store.checkpoint(projection.name()).await.unwrap(), head);
         }
         head
@@ -352,7 +354,7 @@ async fn write_concurrently(
 /// the table's primary key, by table name.
 async fn dump(store: &Store) -> BTreeMap<&'static str, Vec<Value>> {
     let mut tables = BTreeMap::new();
-    for projection in mediation_projections::all() {
+    for projection in mediation_projections::all(&PetitionerSecret::development()) {
         for &table in projection.tables() {
             tables.insert(table, dump_table(store, table).await);
         }
@@ -496,7 +498,7 @@ fn assert_same(
 /// three more steps after every batch.
 async fn rebuild_all(store: &Store, batch_size: u32, pace: Option<&Semaphore>) {
     let head = store.log_head().await.unwrap();
-    let all = mediation_projections::all();
+    let all = mediation_projections::all(&PetitionerSecret::development());
     let projections: Vec<&dyn Projection> = all.iter().map(|p| p.as_ref()).collect();
     let mut reports: Vec<Progress> = Vec::new();
     let rebuilt = replay::rebuild_together(store, &projections, batch_size, |p| {
@@ -532,7 +534,7 @@ async fn rebuild_all(store: &Store, batch_size: u32, pace: Option<&Semaphore>) {
 /// does.
 async fn rebuild_each(store: &Store, batch_size: u32) {
     let head = store.log_head().await.unwrap();
-    for projection in mediation_projections::all() {
+    for projection in mediation_projections::all(&PetitionerSecret::development()) {
         let name = projection.name();
         let rebuilt = replay::rebuild_in_batches(store, projection.as_ref(), batch_size, |_| {})
             .await
@@ -619,7 +621,7 @@ async fn read_models_built_while_writers_ran_equal_a_rebuild(db: &TestDb) {
 
     // A second rebuild finds the names as the first left them; and what it
     // swaps in comes from the log, not from the tables it replaces.
-    for projection in mediation_projections::all() {
+    for projection in mediation_projections::all(&PetitionerSecret::development()) {
         for table in projection.tables() {
             clear(store, table).await;
         }
@@ -676,7 +678,7 @@ async fn an_interrupted_rebuild_leaves_the_live_tables_and_the_next_succeeds(db:
     let schema_before = schema(store).await;
     let live = dump(store).await;
 
-    for projection in mediation_projections::all() {
+    for projection in mediation_projections::all(&PetitionerSecret::development()) {
         let projection: &dyn Projection = projection.as_ref();
         let name = projection.name();
 
@@ -711,7 +713,7 @@ async fn an_interrupted_rebuild_leaves_the_live_tables_and_the_next_succeeds(db:
     rebuild_all(store, BATCH, None).await;
     assert_same(&live, &dump(store).await);
     assert_same_schema(&schema_before, &schema(store).await);
-    for projection in mediation_projections::all() {
+    for projection in mediation_projections::all(&PetitionerSecret::development()) {
         assert_eq!(store.checkpoint(projection.name()).await.unwrap(), head);
     }
     let leftovers: Vec<String> = schema(store)

@@ -28,6 +28,7 @@ async fn health_and_reflection_answer_and_shutdown_is_clean(db: &TestDb) {
         tls: None,
         timer_interval: None,
         case_cache: mediation_store::DEFAULT_CACHE_CAPACITY,
+        petitioner_secret: mediation_projections::petitioners::PetitionerSecret::development(),
     };
     let server = tokio::spawn(mediation_api::serve(
         listener,

@@ -46,6 +46,7 @@ fn text(s: &str) -> Text {
 fn receive() -> PetitionAction {
     PetitionAction::Receive {
         channel: PetitionChannel::Letter,
+        matter_type: None,
         petitioner: Petitioner {
             name: name("Zhang San"),
             contact: None,
@@ -121,6 +122,7 @@ impl Desk {
             },
             PetitionAction::IssueReviewOpinion {
                 outcome: OpinionOutcome::NotSupport,
+                decision: None,
                 summary: opinion(OpinionOutcome::NotSupport),
             },
             PetitionAction::RequestReReview {
@@ -234,6 +236,7 @@ async fn a_breached_clock_stays_breached_after_a_hearing_re_times_it(db: &TestDb
         "p1",
         PetitionAction::IssueReReviewOpinion {
             outcome: OpinionOutcome::Support,
+            decision: None,
             summary: opinion(OpinionOutcome::Support),
         },
     )

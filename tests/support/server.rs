@@ -8,6 +8,7 @@ use mediation_api::Settings;
 use mediation_api::auth::Authenticator;
 use mediation_app::access::token_hash;
 use mediation_domain::services::{ManualClock, Services};
+use mediation_projections::petitioners::PetitionerSecret;
 use mediation_proto::v1::dispute_service_client::DisputeServiceClient;
 use mediation_proto::v1::event_service_client::EventServiceClient;
 use mediation_proto::v1::petition_service_client::PetitionServiceClient;
@@ -151,6 +152,7 @@ impl TestServer {
                 // Tests sweep the timers themselves, at the times they choose.
                 timer_interval: None,
                 case_cache: mediation_store::DEFAULT_CACHE_CAPACITY,
+                petitioner_secret: PetitionerSecret::development(),
             },
             async {
                 let _ = stopped.await;

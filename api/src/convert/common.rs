@@ -17,12 +17,12 @@ use mediation_domain::dispute::{
     TerminationReason,
 };
 use mediation_domain::petition::{
-    DeliveryMethod, FinalBasis, OpinionOutcome, PetitionStatus, Reply,
+    DeliveryMethod, FinalBasis, MatterType, OpinionOutcome, PetitionStatus, Reply, ReviewDecision,
 };
 use mediation_domain::policy::{Deadline, Stage};
 use mediation_domain::values::{
     ActorId, AgencyId, CaseId, DisputeCategory, DivisionCode, InvalidValue, LegalChannel, Level,
-    MediationKind, Name, PetitionChannel, Risk, Text,
+    MediationKind, Name, PetitionChannel, PetitionLevel, Risk, Text,
 };
 use mediation_proto::v1 as pb;
 use tonic::Status;
@@ -337,10 +337,16 @@ macro_rules! proto_enum {
 // is ever Grid, and no request may ask for it.
 proto_enum!(Level => Level { Village, Town, District } unspecified { Grid });
 proto_enum!(Risk => Risk { Green, Yellow, Red });
+// The levels a petition may be taken to; as for `Level`, no grid.
+proto_enum!(PetitionLevel => PetitionLevel {
+    Village, Town, District, City, Province, National
+} unspecified { Grid });
 proto_enum!(LegalChannel => LegalChannel {
     Litigation, Arbitration, AdministrativeReview, Procuratorate, Discipline
 });
 proto_enum!(OpinionOutcome => OpinionOutcome { Support, Explain, NotSupport });
+proto_enum!(MatterType => MatterType { Suggestion, Accusation, Appeal });
+proto_enum!(ReviewDecision => ReviewDecision { Uphold, Amend, Revoke, OrderRedo });
 // A dispute a client can see has at least been reported.
 proto_enum!(DisputeStatus => DisputeStatus {
     Reported, Registered, Dispatched, Mediating, Agreed, Terminated, Referred, Reviewed, Closed

@@ -7,20 +7,31 @@
 
 use mediation_domain::dispute::Satisfaction;
 use mediation_domain::petition::{
-    FinalBasis, MAX_HEARING_DAYS, MAX_REPORT_DAYS, OpinionOutcome, Petition, PetitionAction,
-    PetitionStatus, Petitioner, Reply,
+    FinalBasis, MAX_HEARING_DAYS, MAX_REPORT_DAYS, MatterType, OpinionOutcome, Petition,
+    PetitionAction, PetitionStatus, Petitioner, Reply, ReviewDecision,
 };
-use mediation_domain::values::{LegalChannel, Level, PetitionChannel};
+use mediation_domain::values::{LegalChannel, Level, PetitionChannel, PetitionLevel};
 use mediation_proto::v1 as pb;
 
 use super::common::{
-    BadField, command_requests, date, days, deadline_to_pb, division_code, enum_to_pb, name,
-    optional_case_id, optional_division_code, optional_enum, optional_enum_to_pb, optional_name,
-    optional_text, required_enum, string_or_empty, text, timestamp,
+    BadField, Case, Parsed, command_requests, date, days, deadline_to_pb, division_code,
+    enum_to_pb, envelope, name, optional_case_id, optional_division_code, optional_enum,
+    optional_enum_to_pb, optional_name, optional_text, required_enum, string_or_empty, text,
+    timestamp,
 };
 use mediation_app::{CaseFilter, Found};
 
 command_requests!(unversioned petition_id: ReceivePetitionRequest);
+
+impl TryFrom<&pb::ReceivePetitionRequest> for Parsed<PetitionAction> {
+    type Error = mediation_app::AppError;
+
+    // Written out rather than by `command_service!`, whose RPCs answer
+    // with the outcome alone: ReceivePetition also suggests repeats.
+    fn try_from(r: &pb::ReceivePetitionRequest) -> Result<Self, Self::Error> {
+        envelope(r, "ReceivePetition", Case::New, receive_petition).map(Parsed)
+    }
+}
 command_requests!(petition_id:
     ForwardPetitionRequest,
     AssignPetitionRequest,
@@ -51,6 +62,7 @@ pub(crate) fn receive_petition(r: &pb::ReceivePetitionRequest) -> Result<Petitio
         .ok_or_else(|| BadField::new("petitioner", "must be set"))?;
     Ok(PetitionAction::Receive {
         channel: required_enum::<PetitionChannel>("channel", r.channel)?,
+        matter_type: optional_enum::<MatterType>("matter_type", r.matter_type)?,
         petitioner: Petitioner {
             name: name("petitioner.name", &petitioner.name)?,
             contact: optional_name("petitioner.contact", &petitioner.contact)?,
@@ -59,10 +71,25 @@ pub(crate) fn receive_petition(r: &pb::ReceivePetitionRequest) -> Result<Petitio
         facts: text("facts", &r.facts)?,
         division: division_code("division_code", &r.division_code)?,
         competent_level: required_enum::<Level>("competent_level", r.competent_level)?,
-        visited_level: optional_enum::<Level>("visited_level", r.visited_level)?,
+        visited_level: visited_level(r)?,
         representatives: r.representatives,
         repeat_of: optional_case_id("repeat_of", &r.repeat_of)?,
     })
+}
+
+/// The level a visit went to: `visit_level`, which reaches above the
+/// district, or the older `visited_level`; both set, they must agree.
+fn visited_level(r: &pb::ReceivePetitionRequest) -> Result<Option<PetitionLevel>, BadField> {
+    let visit = optional_enum::<PetitionLevel>("visit_level", r.visit_level)?;
+    let visited =
+        optional_enum::<Level>("visited_level", r.visited_level)?.map(PetitionLevel::from);
+    match (visit, visited) {
+        (Some(a), Some(b)) if a != b => Err(BadField::new(
+            "visit_level",
+            "names another level than visited_level; give one of them",
+        )),
+        (visit, visited) => Ok(visit.or(visited)),
+    }
 }
 
 /// ForwardPetition.
@@ -92,6 +119,7 @@ pub(crate) fn divert_petition(r: &pb::DivertPetitionRequest) -> Result<PetitionA
 pub(crate) fn reject_petition(r: &pb::RejectPetitionRequest) -> Result<PetitionAction, BadField> {
     Ok(PetitionAction::NotAccept {
         reason: text("reason", &r.reason)?,
+        repeats_final: optional_case_id("repeat_of", &r.repeat_of)?,
     })
 }
 
@@ -186,6 +214,7 @@ pub(crate) fn issue_review_opinion(
 ) -> Result<PetitionAction, BadField> {
     Ok(PetitionAction::IssueReviewOpinion {
         outcome: required_enum::<OpinionOutcome>("outcome", r.outcome)?,
+        decision: optional_enum::<ReviewDecision>("decision", r.decision)?,
         summary: text("summary", &r.summary)?,
     })
 }
@@ -205,6 +234,7 @@ pub(crate) fn issue_re_review_opinion(
 ) -> Result<PetitionAction, BadField> {
     Ok(PetitionAction::IssueReReviewOpinion {
         outcome: required_enum::<OpinionOutcome>("outcome", r.outcome)?,
+        decision: optional_enum::<ReviewDecision>("decision", r.decision)?,
         summary: text("summary", &r.summary)?,
     })
 }
@@ -255,7 +285,11 @@ pub(crate) fn petition_to_pb(found: &Found<Petition>, show_petitioner: bool) -> 
         facts: string_or_empty(p.facts()),
         division_code: string_or_empty(p.division()),
         competent_level: optional_enum_to_pb(p.competent_level()),
-        visited_level: optional_enum_to_pb(p.visited_level()),
+        visited_level: optional_enum_to_pb(
+            p.visited_level()
+                .and_then(PetitionLevel::within_jurisdiction),
+        ),
+        visit_level: optional_enum_to_pb(p.visited_level()),
         representatives: p.representatives(),
         skipped_level: p.skipped_level(),
         repeat_of: string_or_empty(p.repeat_of()),
@@ -277,6 +311,10 @@ pub(crate) fn petition_to_pb(found: &Found<Petition>, show_petitioner: bool) -> 
         final_basis: optional_enum_to_pb::<FinalBasis>(p.final_basis()),
         headcount: p.headcount().unwrap_or(0),
         satisfaction: optional_enum_to_pb::<Satisfaction>(p.satisfaction()),
+        matter_type: optional_enum_to_pb(p.matter_type()),
+        not_accepted_as_repeat_of: string_or_empty(p.repeats_final()),
+        review_decision: optional_enum_to_pb(p.review_decision()),
+        re_review_decision: optional_enum_to_pb(p.re_review_decision()),
         deliveries: [Reply::Opinion, Reply::ReviewOpinion, Reply::ReReviewOpinion]
             .into_iter()
             .filter_map(|reply| {
@@ -321,6 +359,7 @@ mod tests {
             visited_level: pb::Level::District.into(),
             representatives: 2,
             repeat_of: "P-0".into(),
+            ..Default::default()
         }
     }
 
@@ -331,6 +370,7 @@ mod tests {
             receive_petition(&r).unwrap(),
             PetitionAction::Receive {
                 channel: PetitionChannel::Visit,
+                matter_type: None,
                 petitioner: Petitioner {
                     name: Name::parse("Wang Wu").unwrap(),
                     contact: None,
@@ -339,7 +379,7 @@ mod tests {
                 facts: Text::parse("The road was never repaired.").unwrap(),
                 division: DivisionCode::parse("990101001000").unwrap(),
                 competent_level: Level::Town,
-                visited_level: Some(Level::District),
+                visited_level: Some(PetitionLevel::District),
                 representatives: 2,
                 repeat_of: Some(CaseId::parse("P-0").unwrap()),
             }
@@ -405,7 +445,8 @@ mod tests {
         assert_eq!(
             reject_petition(&r).unwrap(),
             PetitionAction::NotAccept {
-                reason: Text::parse("Not a petition matter.").unwrap()
+                reason: Text::parse("Not a petition matter.").unwrap(),
+                repeats_final: None,
             }
         );
         let empty = pb::RejectPetitionRequest::default();

@@ -9,6 +9,7 @@ use mediation_proto::v1::petition_service_server::PetitionService;
 use tonic::{Request, Response, Status};
 
 use crate::auth;
+use crate::convert::common::{Parsed, outcome_to_pb};
 use crate::convert::petition as convert;
 use crate::error::status;
 use crate::services::command_service;
@@ -28,8 +29,6 @@ impl PetitionApi {
 
 command_service! {
     PetitionApi: PetitionService, PetitionAction, petition_command;
-    receive_petition(ReceivePetitionRequest) -> ReceivePetitionResponse
-        = "ReceivePetition", New, convert::receive_petition;
     forward_petition(ForwardPetitionRequest) -> ForwardPetitionResponse
         = "ForwardPetition", Existing, convert::forward_petition;
     assign_petition(AssignPetitionRequest) -> AssignPetitionResponse
@@ -65,6 +64,37 @@ command_service! {
     finalise_petition(FinalisePetitionRequest) -> FinalisePetitionResponse
         = "FinalisePetition", Existing, convert::finalise_petition;
     ;
+
+    #[tracing::instrument(skip_all, fields(rpc = "ReceivePetition"))]
+    async fn receive_petition(
+        &self,
+        request: Request<pb::ReceivePetitionRequest>,
+    ) -> Result<Response<pb::ReceivePetitionResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let r = request.get_ref();
+        let outcome = self
+            .app
+            .petition_command(&caller, "ReceivePetition", || {
+                Parsed::<PetitionAction>::try_from(r).map(|p| p.0)
+            })
+            .await
+            .map_err(status)?;
+        // The command went through, so the request parses; the suggestions
+        // are evidence for the registrar, and their absence (a read model
+        // that cannot answer) must not fail a receipt already committed.
+        let suspected_repeat_of = match Parsed::<PetitionAction>::try_from(r) {
+            Ok(Parsed(envelope)) => {
+                self.app
+                    .suspected_repeats(&caller, &outcome.case_id, &envelope.action)
+                    .await
+            }
+            Err(_) => Vec::new(),
+        };
+        Ok(Response::new(pb::ReceivePetitionResponse {
+            outcome: Some(outcome_to_pb(outcome)),
+            suspected_repeat_of,
+        }))
+    }
 
     #[tracing::instrument(skip_all, fields(rpc = "GetPetition"))]
     async fn get_petition(

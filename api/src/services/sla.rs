@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use mediation_domain::values::{DivisionCode, Level};
+use mediation_domain::values::{DivisionCode, Level, PetitionLevel};
 use mediation_projections::caseload::{self, Load};
 use mediation_projections::petition_statistics::{self, PetitionCounts, PetitionStatsRow};
 use mediation_projections::petitioners::{self, PetitionRecord, Repeat, RepeatBasis};
@@ -388,7 +388,7 @@ impl SlaService for SlaApi {
             .await
             .map_err(|e| store_status(&e))?;
         let mut projections = Vec::new();
-        for projection in all() {
+        for projection in all(self.app.petitioner_secret()) {
             let active = live.iter().any(|s| s.name == projection.name() && s.active);
             let status = runner::status(self.app.store(), projection.as_ref(), active)
                 .await
@@ -755,6 +755,10 @@ fn visit_to_pb(record: &PetitionRecord) -> pb::SkippedLevelVisit {
         receive_time: Some(timestamp(record.received_at)),
         division_code: record.division.as_str().to_owned(),
         competent_level: enum_to_pb(record.competent_level),
-        visited_level: record.visited_level.map_or(0, enum_to_pb),
+        visited_level: record
+            .visited_level
+            .and_then(PetitionLevel::within_jurisdiction)
+            .map_or(0, enum_to_pb),
+        visit_level: record.visited_level.map_or(0, enum_to_pb),
     }
 }

@@ -5,11 +5,11 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{DeliveryMethod, OpinionOutcome, Petitioner, Reply};
+use super::{DeliveryMethod, MatterType, OpinionOutcome, Petitioner, Reply, ReviewDecision};
 use crate::dispute::Satisfaction;
 use crate::policy::Stage;
 use crate::values::{
-    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
+    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, PetitionLevel, Text,
 };
 
 /// A command to a petition: who asks, and what.
@@ -31,6 +31,9 @@ pub enum PetitionAction {
     Receive {
         /// How it arrived.
         channel: PetitionChannel,
+        /// The kind of matter (Art 31), if the registrar has classed it:
+        /// suggestions and accusations have no review ladder.
+        matter_type: Option<MatterType>,
         /// Who petitions.
         petitioner: Petitioner,
         /// The unit complained about, if any.
@@ -41,14 +44,17 @@ pub enum PetitionAction {
         division: DivisionCode,
         /// The level competent to handle the matter.
         competent_level: Level,
-        /// The level an in-person visit went to; required for visits.
-        visited_level: Option<Level>,
+        /// The level an in-person visit went to; required for visits. It
+        /// may lie above the district (city, province, national: 赴省,
+        /// 进京), which Art 20's rule on skipped levels covers as well.
+        visited_level: Option<PetitionLevel>,
         /// How many representatives came; 1 to 5 for a visit (Art 20). A
         /// larger group registers its representatives here and its
         /// headcount with [`PetitionAction::RecordGroupHeadcount`].
         representatives: u32,
         /// An earlier petition on the same facts, if the registrar found
-        /// one; refused if that one is final (Art 37).
+        /// one. If that one is final the petition is received and at once
+        /// not accepted (不予受理, Art 37), naming it.
         repeat_of: Option<CaseId>,
     },
     /// Records how many people came with a group visit (集体访): any
@@ -80,10 +86,13 @@ pub enum PetitionAction {
         /// What the petitioner is told.
         note: Text,
     },
-    /// Triage: do not accept the petition (Art 22).
+    /// Triage: do not accept the petition (不予受理, Art 22).
     NotAccept {
         /// Why, as told to the petitioner.
         reason: Text,
+        /// The final petition whose matter this one repeats, when that is
+        /// why (Art 37); refused unless that petition is final.
+        repeats_final: Option<CaseId>,
     },
     /// The receiving unit objects that the item was misrouted, within the
     /// objection window (Art 23). The petition returns to triage.
@@ -125,6 +134,7 @@ pub enum PetitionAction {
         method: DeliveryMethod,
     },
     /// The petitioner asks for review (复查) within the window (Art 35),
+    /// for an appeal or demand only (Art 31),
     /// which runs from the opinion's delivery; a request before the
     /// delivery is recorded cannot be late.
     RequestReview {
@@ -141,6 +151,8 @@ pub enum PetitionAction {
     IssueReviewOpinion {
         /// What it decides.
         outcome: OpinionOutcome,
+        /// What it decides about the handling opinion, if it says.
+        decision: Option<ReviewDecision>,
         /// The opinion in brief.
         summary: Text,
     },
@@ -154,6 +166,8 @@ pub enum PetitionAction {
     IssueReReviewOpinion {
         /// What it decides.
         outcome: OpinionOutcome,
+        /// What it decides about the review opinion, if it says.
+        decision: Option<ReviewDecision>,
         /// The opinion in brief.
         summary: Text,
     },

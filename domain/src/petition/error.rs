@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{MAX_VISIT_REPRESENTATIVES, PetitionStatus};
+use super::{MAX_VISIT_REPRESENTATIVES, MatterType, PetitionStatus};
 use crate::policy::Stage;
 use crate::values::{CaseId, DivisionCode};
 
@@ -76,6 +76,16 @@ pub enum PetitionError {
         /// When it lapses.
         due: DateTime<Utc>,
     },
+    /// Review and re-review are for appeals and demands only (Art 31).
+    #[error(
+        "a {} matter has no review or re-review: Art 31 opens them to appeals and demands \
+         (申诉求决类) only",
+        .matter_type.as_str()
+    )]
+    NoReviewForMatter {
+        /// The matter's type.
+        matter_type: MatterType,
+    },
     /// The handling period has already been extended once.
     #[error(
         "the handling period has already been extended once and may not be extended again \
@@ -108,6 +118,16 @@ pub enum PetitionError {
     /// A petition named as an earlier one on the same facts does not exist.
     #[error("there is no petition {id} to be a repeat of; check the id or leave it out")]
     UnknownPetition {
+        /// The id given.
+        id: CaseId,
+    },
+    /// A petition named as the final one a repeat is not accepted for is
+    /// not final.
+    #[error(
+        "petition {id} is not final, so this one cannot be refused as its repeat (Art 37); \
+         name it in repeat_of at receipt, or give another reason"
+    )]
+    RepeatNotFinal {
         /// The id given.
         id: CaseId,
     },

@@ -6,12 +6,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use super::{DeliveryMethod, FinalBasis, OpinionOutcome, Petitioner, Reply};
+use super::{
+    DeliveryMethod, FinalBasis, MatterType, OpinionOutcome, Petitioner, Reply, ReviewDecision,
+};
 use crate::dispute::Satisfaction;
 use crate::policy::{Deadline, Stage};
 use crate::sla::Holder;
 use crate::values::{
-    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
+    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, PetitionLevel, Text,
 };
 
 /// Something that happened to a petition, when, and who did it.
@@ -33,6 +35,10 @@ pub enum PetitionChange {
     PetitionReceived {
         /// How it arrived.
         channel: PetitionChannel,
+        /// The kind of matter (Art 31); absent from petitions received
+        /// before matter types were recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        matter_type: Option<MatterType>,
         /// Who petitions.
         petitioner: Petitioner,
         /// The unit complained about, if any.
@@ -43,8 +49,9 @@ pub enum PetitionChange {
         division: DivisionCode,
         /// The level competent to handle the matter.
         competent_level: Level,
-        /// The level a visit went to.
-        visited_level: Option<Level>,
+        /// The level a visit went to (stored by [`Level`]'s names for the
+        /// ladder's levels, so that earlier events read the same).
+        visited_level: Option<PetitionLevel>,
         /// How many representatives came.
         representatives: u32,
         /// When triage is due (Art 22).
@@ -58,8 +65,8 @@ pub enum PetitionChange {
     SkippedLevelVisitRecorded {
         /// The level competent to handle the matter.
         competent_level: Level,
-        /// The level visited.
-        visited_level: Level,
+        /// The level visited, possibly above the district.
+        visited_level: PetitionLevel,
     },
     /// A group visit's headcount was recorded (集体访, Art 20): how many
     /// came, representatives included.
@@ -104,12 +111,16 @@ pub enum PetitionChange {
         /// Whether triage was late.
         late: bool,
     },
-    /// The petition was not accepted (Art 22).
+    /// The petition was not accepted (不予受理, Art 22).
     PetitionNotAccepted {
         /// Why.
         reason: Text,
         /// Whether triage was late.
         late: bool,
+        /// The final petition whose matter this one repeats, when that is
+        /// why (Art 37); absent otherwise and from earlier histories.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repeats_final: Option<CaseId>,
     },
     /// The receiving unit objected that the item was misrouted (Art 23); the
     /// petition went back to triage.
@@ -173,6 +184,10 @@ pub enum PetitionChange {
     ReviewOpinionIssued {
         /// What it decided.
         outcome: OpinionOutcome,
+        /// What it decided about the handling opinion (维持 / 变更 / 撤销 /
+        /// 责令重办), if the body said; absent from earlier histories.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decision: Option<ReviewDecision>,
         /// The opinion in brief.
         summary: Text,
         /// Until when re-review may be requested, counted from the
@@ -194,6 +209,10 @@ pub enum PetitionChange {
     ReReviewOpinionIssued {
         /// What it decided.
         outcome: OpinionOutcome,
+        /// What it decided about the review opinion, if the body said;
+        /// absent from earlier histories.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decision: Option<ReviewDecision>,
         /// The opinion in brief.
         summary: Text,
         /// Whether the opinion came after its deadline.

@@ -30,7 +30,7 @@ use crate::dispute::Satisfaction;
 use crate::policy::{Counting, Deadline, Stage, StageRule};
 use crate::services::{Finality, RecordsUnavailable, Services};
 use crate::sla::{self, DeadlineMark, Holder, RunningClock, Threshold, TimerRefusal};
-use crate::values::{CaseId, DivisionCode, Level, Name, PetitionChannel, Text};
+use crate::values::{CaseId, DivisionCode, Level, Name, PetitionChannel, PetitionLevel, Text};
 
 /// The most representatives a group visit may send (Art 20). The group
 /// itself may be of any size: its headcount is recorded apart
@@ -120,6 +120,42 @@ wire_enum!(
 );
 
 wire_enum!(
+    /// The kind of matter a petition raises, stated at receipt (信访工作条例
+    /// Art 31). Which kind a matter is decides how it is handled: only
+    /// appeals and demands (申诉求决类) get a handling opinion that the
+    /// petitioner may take to review and re-review (Art 31, 35–36), and
+    /// accusations and reports (检举控告类) are confidential towards the
+    /// unit accused (Art 30) in full.
+    MatterType, "matter_type" {
+        /// Suggestions and opinions (建议意见类).
+        Suggestion = "suggestion",
+        /// Accusations and reports (检举控告类).
+        Accusation = "accusation",
+        /// Appeals and demands (申诉求决类).
+        Appeal = "appeal",
+    }
+);
+
+wire_enum!(
+    /// What a review (复查, Art 35) or re-review (复核, Art 36) decides about
+    /// the opinion before it, in the words the petition bureaus use: the
+    /// opinion stands, is changed, is set aside, or goes back to the unit
+    /// to be handled again. Recorded beside the [`OpinionOutcome`], which
+    /// says what the petitioner was told about the request itself.
+    ReviewDecision, "decision" {
+        /// The opinion reviewed stands (维持).
+        Uphold = "uphold",
+        /// The opinion reviewed is changed (变更).
+        Amend = "amend",
+        /// The opinion reviewed is set aside (撤销).
+        Revoke = "revoke",
+        /// The unit is ordered to handle the matter again (责令重办). Recorded
+        /// only: the petition does not go back to the unit in this engine.
+        OrderRedo = "order_redo",
+    }
+);
+
+wire_enum!(
     /// A written reply the petitioner receives, whose delivery (送达) is
     /// recorded.
     Reply, "reply" {
@@ -177,16 +213,18 @@ pub struct Petition {
     status: PetitionStatus,
     received_at: Option<DateTime<Utc>>,
     channel: Option<PetitionChannel>,
+    matter_type: Option<MatterType>,
     petitioner: Option<Petitioner>,
     complained_unit: Option<Name>,
     facts: Option<Text>,
     division: Option<DivisionCode>,
     competent_level: Option<Level>,
-    visited_level: Option<Level>,
+    visited_level: Option<PetitionLevel>,
     representatives: u32,
     headcount: Option<u32>,
     skipped_level: bool,
     repeat_of: Option<CaseId>,
+    repeats_final: Option<CaseId>,
     triage_due: Option<Deadline>,
     unit: Option<Name>,
     notice_due: Option<Deadline>,
@@ -198,9 +236,11 @@ pub struct Petition {
     review_request_due: Option<Deadline>,
     review_due: Option<Deadline>,
     review_outcome: Option<OpinionOutcome>,
+    review_decision: Option<ReviewDecision>,
     re_review_request_due: Option<Deadline>,
     re_review_due: Option<Deadline>,
     re_review_outcome: Option<OpinionOutcome>,
+    re_review_decision: Option<ReviewDecision>,
     finalised_at: Option<DateTime<Utc>>,
     final_basis: Option<FinalBasis>,
     // No snapshot revision bump for this field: a snapshot written before
@@ -247,6 +287,12 @@ impl Petition {
         self.channel
     }
 
+    /// The kind of matter (Art 31), as stated at receipt; `None` for
+    /// petitions received before matter types were recorded.
+    pub fn matter_type(&self) -> Option<MatterType> {
+        self.matter_type
+    }
+
     /// Who petitions. Confidential towards the unit complained about (Art 30).
     pub fn petitioner(&self) -> Option<&Petitioner> {
         self.petitioner.as_ref()
@@ -280,7 +326,7 @@ impl Petition {
     }
 
     /// The level an in-person visit went to.
-    pub fn visited_level(&self) -> Option<Level> {
+    pub fn visited_level(&self) -> Option<PetitionLevel> {
         self.visited_level
     }
 
@@ -303,6 +349,12 @@ impl Petition {
     /// The earlier petition on the same facts this one repeats, if any.
     pub fn repeat_of(&self) -> Option<&CaseId> {
         self.repeat_of.as_ref()
+    }
+
+    /// The final petition this one repeats, when it was not accepted for
+    /// that reason (不予受理, Art 37).
+    pub fn repeats_final(&self) -> Option<&CaseId> {
+        self.repeats_final.as_ref()
     }
 
     /// The unit the petition is currently forwarded or assigned to; `None`
@@ -363,6 +415,18 @@ impl Petition {
     /// What the review opinion decided.
     pub fn review_outcome(&self) -> Option<OpinionOutcome> {
         self.review_outcome
+    }
+
+    /// What the review decided about the opinion (维持 / 变更 / 撤销 /
+    /// 责令重办), if the reviewing body said.
+    pub fn review_decision(&self) -> Option<ReviewDecision> {
+        self.review_decision
+    }
+
+    /// What the re-review decided about the review opinion, if the
+    /// re-reviewing body said.
+    pub fn re_review_decision(&self) -> Option<ReviewDecision> {
+        self.re_review_decision
     }
 
     /// Until when the petitioner may ask for re-review: 30 days from the
@@ -522,6 +586,7 @@ impl Petition {
         let changes = match action {
             A::Receive {
                 channel,
+                matter_type,
                 petitioner,
                 complained_unit,
                 facts,
@@ -547,19 +612,16 @@ impl Petition {
                 if services.jurisdiction().get(&division).is_none() {
                     return Err(PetitionError::UnknownDivision { division });
                 }
-                // Art 37 across cases: a repeat of a final petition is refused.
-                if let Some(id) = &repeat_of {
-                    match services.petition_records().finality(id).await {
-                        Ok(Finality::Open) => {}
-                        Ok(Finality::Final(finalised_at)) => {
-                            return Err(PetitionError::AlreadyFinal { finalised_at });
-                        }
-                        Ok(Finality::Unknown) => {
-                            return Err(PetitionError::UnknownPetition { id: id.clone() });
-                        }
-                        Err(RecordsUnavailable) => return Err(PetitionError::RecordsUnavailable),
-                    }
-                }
+                // Art 37 across cases: a repeat of a final petition is
+                // recorded and not accepted (不予受理), naming the petition
+                // it repeats, so that repeat visits count in the figures
+                // rather than vanish as refused requests.
+                let repeats_final = match &repeat_of {
+                    Some(id) => final_at(services, id)
+                        .await?
+                        .map(|finalised_at| (id.clone(), finalised_at)),
+                    None => None,
+                };
                 let visit = channel == PetitionChannel::Visit;
                 if visit {
                     if visited_level.is_none() {
@@ -577,11 +639,18 @@ impl Petition {
                 // Art 20: a visit goes to the competent level or the one
                 // directly above. A skipped level is recorded, not refused:
                 // the petition office still has to take the visit in.
+                // Above the district too: a district matter taken to the
+                // province (赴省) or to Beijing (进京) skips the city, or
+                // the city and the province.
                 let skipped = visited_level.filter(|&visited| {
-                    visit && competent_level.up().is_some_and(|above| visited > above)
+                    visit
+                        && PetitionLevel::from(competent_level)
+                            .up()
+                            .is_some_and(|above| visited > above)
                 });
                 let mut changes = vec![C::PetitionReceived {
                     channel,
+                    matter_type,
                     petitioner,
                     complained_unit,
                     facts,
@@ -596,6 +665,13 @@ impl Petition {
                     changes.push(C::SkippedLevelVisitRecorded {
                         competent_level,
                         visited_level,
+                    });
+                }
+                if let Some((id, finalised_at)) = repeats_final {
+                    changes.push(C::PetitionNotAccepted {
+                        reason: repeat_reason(&id, finalised_at),
+                        late: false,
+                        repeats_final: Some(id),
                     });
                 }
                 changes
@@ -641,11 +717,23 @@ impl Petition {
                 }]
             }
 
-            A::NotAccept { reason } => {
+            A::NotAccept {
+                reason,
+                repeats_final,
+            } => {
                 self.require("refuse to accept", &[S::Received])?;
+                // Art 37: a registrar who finds, after receipt, that the
+                // matter was made final in another petition names it; it
+                // must be final, or this would not be Art 37's refusal.
+                if let Some(id) = &repeats_final
+                    && final_at(services, id).await?.is_none()
+                {
+                    return Err(PetitionError::RepeatNotFinal { id: id.clone() });
+                }
                 vec![C::PetitionNotAccepted {
                     reason,
                     late: is_past(self.triage_due, now),
+                    repeats_final,
                 }]
             }
 
@@ -725,6 +813,7 @@ impl Petition {
 
             A::RequestReview { reason } => {
                 self.require("request review", &[S::Answered])?;
+                self.require_review_ladder()?;
                 // Before the opinion's delivery is recorded its window has
                 // not started, so a request cannot be late.
                 check_open(self.review_request_due, now)?;
@@ -748,10 +837,15 @@ impl Petition {
                 }]
             }
 
-            A::IssueReviewOpinion { outcome, summary } => {
+            A::IssueReviewOpinion {
+                outcome,
+                decision,
+                summary,
+            } => {
                 self.require("issue a review opinion", &[S::UnderReview])?;
                 vec![C::ReviewOpinionIssued {
                     outcome,
+                    decision,
                     summary,
                     // Art 36: the re-review window too runs from delivery.
                     re_review_request_due: None,
@@ -761,6 +855,7 @@ impl Petition {
 
             A::RequestReReview { reason } => {
                 self.require("request re-review", &[S::Reviewed])?;
+                self.require_review_ladder()?;
                 // As for review: not late before the delivery is recorded.
                 check_open(self.re_review_request_due, now)?;
                 vec![C::ReReviewRequested {
@@ -769,12 +864,17 @@ impl Petition {
                 }]
             }
 
-            A::IssueReReviewOpinion { outcome, summary } => {
+            A::IssueReReviewOpinion {
+                outcome,
+                decision,
+                summary,
+            } => {
                 self.require("issue a re-review opinion", &[S::UnderReReview])?;
                 // Art 36: the re-review opinion is final.
                 vec![
                     C::ReReviewOpinionIssued {
                         outcome,
+                        decision,
                         summary,
                         late: is_past(self.re_review_due, now),
                     },
@@ -934,6 +1034,17 @@ impl Petition {
         }
     }
 
+    /// Refuses review and re-review for a matter that is not an appeal or
+    /// demand: Art 31 gives only 申诉求决类 matters the handling opinion
+    /// that Art 35–36 let the petitioner take further. A matter received
+    /// before matter types were recorded keeps the ladder it had.
+    fn require_review_ladder(&self) -> Result<(), PetitionError> {
+        match self.matter_type {
+            None | Some(MatterType::Appeal) => Ok(()),
+            Some(matter_type) => Err(PetitionError::NoReviewForMatter { matter_type }),
+        }
+    }
+
     /// The unit a routed petition waits with; refuses `action` in any other
     /// status.
     fn routed_unit(&self, action: &'static str) -> Result<Name, PetitionError> {
@@ -981,6 +1092,31 @@ impl Petition {
         self.objection_due = Some(objection_due);
         self.report_due = report_due;
     }
+}
+
+/// When petition `id` became final, or `None` while it is open; refuses an
+/// unknown petition, and answers unavailable records as such.
+async fn final_at(
+    services: &Services,
+    id: &CaseId,
+) -> Result<Option<DateTime<Utc>>, PetitionError> {
+    match services.petition_records().finality(id).await {
+        Ok(Finality::Open) => Ok(None),
+        Ok(Finality::Final(finalised_at)) => Ok(Some(finalised_at)),
+        Ok(Finality::Unknown) => Err(PetitionError::UnknownPetition { id: id.clone() }),
+        Err(RecordsUnavailable) => Err(PetitionError::RecordsUnavailable),
+    }
+}
+
+/// What a petitioner is told when a matter already final comes again
+/// (Art 37).
+fn repeat_reason(id: &CaseId, finalised_at: DateTime<Utc>) -> Text {
+    let reason = format!(
+        "不予受理: the matter was made final in petition {id} at {} and is not accepted \
+         again (信访工作条例 Art 37)",
+        finalised_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    Text::parse(&reason).unwrap_or_else(|_| unreachable!("a short, non-blank text"))
 }
 
 /// Whether `deadline` has passed at `now` (a missing deadline never has).
@@ -1033,7 +1169,9 @@ impl crate::SnapshotRevision for Petition {
     // 2: clock starts, paused hearing days and recorded deadline marks.
     // 3: replies issued and delivered; request windows from delivery; a
     // group's headcount.
-    const SNAPSHOT_REVISION: u32 = 3;
+    // 4: the matter type (Art 31), the review and re-review decisions, and
+    // the final petition a repeat was not accepted for.
+    const SNAPSHOT_REVISION: u32 = 4;
 }
 
 impl Aggregate for Petition {
@@ -1070,6 +1208,7 @@ impl Aggregate for Petition {
         match event.change {
             C::PetitionReceived {
                 channel,
+                matter_type,
                 petitioner,
                 complained_unit,
                 facts,
@@ -1081,6 +1220,7 @@ impl Aggregate for Petition {
                 repeat_of,
             } => {
                 self.status = S::Received;
+                self.matter_type = matter_type;
                 self.repeat_of = repeat_of;
                 self.received_at = Some(event.at);
                 self.channel = Some(channel);
@@ -1110,7 +1250,10 @@ impl Aggregate for Petition {
                 ..
             } => self.route(at, to_unit, notice_due, objection_due, Some(report_due)),
             C::PetitionDiverted { .. } => self.status = S::Diverted,
-            C::PetitionNotAccepted { .. } => self.status = S::NotAccepted,
+            C::PetitionNotAccepted { repeats_final, .. } => {
+                self.status = S::NotAccepted;
+                self.repeats_final = repeats_final;
+            }
             C::PetitionObjected { .. } => {
                 self.status = S::Received;
                 self.unit = None;
@@ -1155,11 +1298,13 @@ impl Aggregate for Petition {
             }
             C::ReviewOpinionIssued {
                 outcome,
+                decision,
                 re_review_request_due,
                 ..
             } => {
                 self.status = S::Reviewed;
                 self.review_outcome = Some(outcome);
+                self.review_decision = decision;
                 self.replies_issued.insert(Reply::ReviewOpinion, at);
                 self.re_review_request_due = re_review_request_due;
             }
@@ -1169,8 +1314,11 @@ impl Aggregate for Petition {
                 self.clock_paused_days.remove(&re_review_due.stage);
                 self.re_review_due = Some(re_review_due);
             }
-            C::ReReviewOpinionIssued { outcome, .. } => {
+            C::ReReviewOpinionIssued {
+                outcome, decision, ..
+            } => {
                 self.re_review_outcome = Some(outcome);
+                self.re_review_decision = decision;
                 self.replies_issued.insert(Reply::ReReviewOpinion, at);
             }
             C::ReplyDelivered {

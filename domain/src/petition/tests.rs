@@ -12,7 +12,7 @@ use crate::policy::{Counting, Deadline, Stage, StageRule};
 use crate::services::{Finality, ManualClock, PetitionRecords, RecordsUnavailable, Services};
 use crate::sla::{Holder, RunningClock};
 use crate::values::{
-    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, Text,
+    Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, PetitionLevel, Text,
 };
 
 use PetitionAction as A;
@@ -84,12 +84,13 @@ fn receive(
 ) -> PetitionAction {
     A::Receive {
         channel,
+        matter_type: None,
         petitioner: petitioner(),
         complained_unit: Some(name("东湖街道城管科")),
         facts: text("Street stalls block the lane every evening."),
         division: DivisionCode::parse(TOWN).unwrap(),
         competent_level: Level::Town,
-        visited_level,
+        visited_level: visited_level.map(Into::into),
         representatives,
         repeat_of: None,
     }
@@ -102,12 +103,13 @@ fn received_change(
 ) -> PetitionChange {
     C::PetitionReceived {
         channel,
+        matter_type: None,
         petitioner: petitioner(),
         complained_unit: Some(name("东湖街道城管科")),
         facts: text("Street stalls block the lane every evening."),
         division: DivisionCode::parse(TOWN).unwrap(),
         competent_level: Level::Town,
-        visited_level,
+        visited_level: visited_level.map(Into::into),
         representatives,
         triage_due: due(Stage::PetitionTriage),
         repeat_of: None,
@@ -193,6 +195,7 @@ fn reviewed() -> Vec<PetitionEvent> {
     let (outcome, summary) = opinion(OpinionOutcome::NotSupport);
     history.push(event(C::ReviewOpinionIssued {
         outcome,
+        decision: None,
         summary,
         re_review_request_due: None,
         late: false,
@@ -277,12 +280,13 @@ fn a_visit_two_levels_up_is_received_and_recorded_as_a_skipped_level() {
     let village = DivisionCode::parse("990101001001").unwrap();
     let received = C::PetitionReceived {
         channel: PetitionChannel::Visit,
+        matter_type: None,
         petitioner: petitioner(),
         complained_unit: None,
         facts: text("The village committee withholds land compensation."),
         division: village.clone(),
         competent_level: Level::Village,
-        visited_level: Some(Level::District),
+        visited_level: Some(PetitionLevel::District),
         representatives: 2,
         triage_due: due(Stage::PetitionTriage),
         repeat_of: None,
@@ -291,19 +295,20 @@ fn a_visit_two_levels_up_is_received_and_recorded_as_a_skipped_level() {
         event(received),
         event(C::SkippedLevelVisitRecorded {
             competent_level: Level::Village,
-            visited_level: Level::District,
+            visited_level: PetitionLevel::District,
         }),
     ];
     framework(T0)
         .given_no_previous_events()
         .when(cmd(A::Receive {
             channel: PetitionChannel::Visit,
+            matter_type: None,
             petitioner: petitioner(),
             complained_unit: None,
             facts: text("The village committee withholds land compensation."),
             division: village,
             competent_level: Level::Village,
-            visited_level: Some(Level::District),
+            visited_level: Some(PetitionLevel::District),
             representatives: 2,
             repeat_of: None,
         }))
@@ -586,12 +591,14 @@ fn not_accepting_after_the_triage_deadline_is_recorded_as_late() {
         .given(received())
         .when(cmd(A::NotAccept {
             reason: text("The matter was settled by a court judgment."),
+            repeats_final: None,
         }))
         .then_expect_events(vec![event_at(
             now,
             C::PetitionNotAccepted {
                 reason: text("The matter was settled by a court judgment."),
                 late: true,
+                repeats_final: None,
             },
         )]);
 }
@@ -602,6 +609,7 @@ fn not_accepting_needs_a_petition_awaiting_triage() {
         .given(routed())
         .when(cmd(A::NotAccept {
             reason: text("The matter was settled by a court judgment."),
+            repeats_final: None,
         }))
         .then_expect_error(not_allowed("refuse to accept", PetitionStatus::Routed));
 }
@@ -1080,6 +1088,7 @@ fn the_final_re_review_opinions_delivery_opens_no_window() {
     let (outcome, summary) = opinion(OpinionOutcome::Support);
     history.push(event(C::ReReviewOpinionIssued {
         outcome,
+        decision: None,
         summary,
         late: false,
     }));
@@ -1268,7 +1277,11 @@ fn the_review_opinion_opens_the_re_review_request_window() {
     let (outcome, summary) = opinion(OpinionOutcome::NotSupport);
     framework(T0)
         .given(under_review())
-        .when(cmd(A::IssueReviewOpinion { outcome, summary }))
+        .when(cmd(A::IssueReviewOpinion {
+            outcome,
+            decision: None,
+            summary,
+        }))
         .then_expect_events(reviewed()[6..7].to_vec());
 }
 
@@ -1277,7 +1290,11 @@ fn a_review_opinion_needs_a_review_under_way() {
     let (outcome, summary) = opinion(OpinionOutcome::NotSupport);
     framework(T0)
         .given(answered())
-        .when(cmd(A::IssueReviewOpinion { outcome, summary }))
+        .when(cmd(A::IssueReviewOpinion {
+            outcome,
+            decision: None,
+            summary,
+        }))
         .then_expect_error(not_allowed(
             "issue a review opinion",
             PetitionStatus::Answered,
@@ -1331,6 +1348,7 @@ fn the_re_review_opinion_makes_the_petition_final() {
     let expected = vec![
         event(C::ReReviewOpinionIssued {
             outcome,
+            decision: None,
             summary: summary.clone(),
             late: false,
         }),
@@ -1340,7 +1358,11 @@ fn the_re_review_opinion_makes_the_petition_final() {
     ];
     framework(T0)
         .given(under_re_review())
-        .when(cmd(A::IssueReReviewOpinion { outcome, summary }))
+        .when(cmd(A::IssueReReviewOpinion {
+            outcome,
+            decision: None,
+            summary,
+        }))
         .then_expect_events(expected.clone());
     let petition = replay(under_re_review().into_iter().chain(expected).collect());
     assert_eq!(petition.status(), PetitionStatus::Final);
@@ -1353,7 +1375,11 @@ fn a_re_review_opinion_needs_a_re_review_under_way() {
     let (outcome, summary) = opinion(OpinionOutcome::Support);
     framework(T0)
         .given(reviewed())
-        .when(cmd(A::IssueReReviewOpinion { outcome, summary }))
+        .when(cmd(A::IssueReReviewOpinion {
+            outcome,
+            decision: None,
+            summary,
+        }))
         .then_expect_error(not_allowed(
             "issue a re-review opinion",
             PetitionStatus::Reviewed,
@@ -1411,6 +1437,7 @@ fn a_petition_without_an_opinion_cannot_be_evaluated() {
         history.push(event(C::PetitionNotAccepted {
             reason: text("A court has ruled on the matter."),
             late: false,
+            repeats_final: None,
         }));
         history
     };
@@ -1764,6 +1791,7 @@ fn hearings_pause_only_the_period_they_were_held_in() {
     let (outcome, summary) = opinion(OpinionOutcome::NotSupport);
     history.push(event(C::ReviewOpinionIssued {
         outcome,
+        decision: None,
         summary,
         re_review_request_due: Some(due(Stage::ReReviewRequest)),
         late: false,
@@ -1793,6 +1821,7 @@ fn a_triage_clock_ends_on_a_make_up_saturday_or_after_the_spring_festival() {
         thursday,
         C::PetitionReceived {
             channel: PetitionChannel::Letter,
+            matter_type: None,
             petitioner: petitioner(),
             complained_unit: None,
             facts: text("Street stalls block the lane every evening."),
@@ -2079,15 +2108,109 @@ fn repeat_of(id: &str) -> PetitionAction {
 }
 
 #[test]
-fn a_repeat_of_a_final_petition_is_refused() {
+fn a_repeat_of_a_final_petition_is_received_and_not_accepted() {
+    // Art 37: recorded as 不予受理, naming the final petition, so that the
+    // visit counts; not refused as an error, which would leave no trace.
     let finalised_at = at("2026-01-15T08:00:00Z");
+    let earlier = CaseId::parse("P-earlier").unwrap();
+    let mut received = received_change(PetitionChannel::Letter, None, 1);
+    if let C::PetitionReceived { repeat_of, .. } = &mut received {
+        *repeat_of = Some(earlier.clone());
+    }
+    let expected = vec![
+        event(received),
+        event(C::PetitionNotAccepted {
+            reason: text(
+                "不予受理: the matter was made final in petition P-earlier at \
+                 2026-01-15T08:00:00Z and is not accepted again (信访工作条例 Art 37)",
+            ),
+            late: false,
+            repeats_final: Some(earlier.clone()),
+        }),
+    ];
     with_records(Records(vec![(
         "P-earlier",
         Ok(Finality::Final(finalised_at)),
     )]))
     .given_no_previous_events()
     .when(cmd(repeat_of("P-earlier")))
-    .then_expect_error(PetitionError::AlreadyFinal { finalised_at });
+    .then_expect_events(expected.clone());
+    let petition = replay(expected);
+    assert_eq!(petition.status(), PetitionStatus::NotAccepted);
+    assert_eq!(petition.repeats_final(), Some(&earlier));
+    assert_eq!(petition.repeat_of(), Some(&earlier));
+    // Nothing is owed on it: no clock runs.
+    assert!(petition.running_clocks().is_empty());
+}
+
+#[test]
+fn a_final_petition_itself_is_not_received_again() {
+    framework(T0)
+        .given(finalised())
+        .when(cmd(receive(PetitionChannel::Letter, None, 1)))
+        .then_expect_error(PetitionError::AlreadyFinal {
+            finalised_at: at("2026-04-02T02:00:00Z"),
+        });
+}
+
+#[test]
+fn a_registrar_may_refuse_a_received_petition_as_a_repeat_of_a_final_one() {
+    let finalised_at = at("2026-01-15T08:00:00Z");
+    let earlier = CaseId::parse("P-earlier").unwrap();
+    let reason = text("The compensation was settled in P-earlier.");
+    with_records(Records(vec![(
+        "P-earlier",
+        Ok(Finality::Final(finalised_at)),
+    )]))
+    .given(received())
+    .when(cmd(A::NotAccept {
+        reason: reason.clone(),
+        repeats_final: Some(earlier.clone()),
+    }))
+    .then_expect_events(vec![event(C::PetitionNotAccepted {
+        reason,
+        late: false,
+        repeats_final: Some(earlier),
+    })]);
+}
+
+#[test]
+fn a_refusal_as_a_repeat_needs_the_earlier_petition_final() {
+    let open = CaseId::parse("P-open").unwrap();
+    with_records(Records(vec![("P-open", Ok(Finality::Open))]))
+        .given(received())
+        .when(cmd(A::NotAccept {
+            reason: text("Same as P-open."),
+            repeats_final: Some(open.clone()),
+        }))
+        .then_expect_error(PetitionError::RepeatNotFinal { id: open });
+    with_records(Records(vec![]))
+        .given(received())
+        .when(cmd(A::NotAccept {
+            reason: text("Same as P-nowhere."),
+            repeats_final: Some(CaseId::parse("P-nowhere").unwrap()),
+        }))
+        .then_expect_error(PetitionError::UnknownPetition {
+            id: CaseId::parse("P-nowhere").unwrap(),
+        });
+}
+
+#[test]
+fn a_not_accepted_event_stored_before_repeats_were_named_still_reads() {
+    let stored = serde_json::json!({
+        "at": T0,
+        "by": serde_json::to_value(officer()).unwrap(),
+        "change": {"PetitionNotAccepted": {"reason": "Anonymous.", "late": false}}
+    });
+    let event: PetitionEvent = serde_json::from_value(stored).unwrap();
+    assert_eq!(
+        event.change,
+        C::PetitionNotAccepted {
+            reason: text("Anonymous."),
+            late: false,
+            repeats_final: None,
+        }
+    );
 }
 
 #[test]
@@ -2123,4 +2246,230 @@ fn a_repeat_is_refused_when_the_records_cannot_be_consulted() {
         .given_no_previous_events()
         .when(cmd(repeat_of("P-earlier")))
         .then_expect_error(PetitionError::RecordsUnavailable);
+}
+
+// Matter types (Art 31) and review decisions.
+
+/// A history received as `matter_type`, then answered and delivered.
+fn answered_as(matter_type: MatterType) -> Vec<PetitionEvent> {
+    let mut history = answered();
+    if let C::PetitionReceived { matter_type: m, .. } = &mut history[0].change {
+        *m = Some(matter_type);
+    }
+    history
+}
+
+#[test]
+fn the_matter_type_is_recorded_at_receipt() {
+    let mut action = receive(PetitionChannel::Letter, None, 1);
+    if let A::Receive { matter_type, .. } = &mut action {
+        *matter_type = Some(MatterType::Accusation);
+    }
+    let mut expected = received();
+    if let C::PetitionReceived { matter_type, .. } = &mut expected[0].change {
+        *matter_type = Some(MatterType::Accusation);
+    }
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(action))
+        .then_expect_events(expected.clone());
+    assert_eq!(replay(expected).matter_type(), Some(MatterType::Accusation));
+}
+
+#[test]
+fn a_suggestion_or_an_accusation_has_no_review() {
+    for matter_type in [MatterType::Suggestion, MatterType::Accusation] {
+        framework(T0)
+            .given(answered_as(matter_type))
+            .when(cmd(A::RequestReview {
+                reason: text("I disagree."),
+            }))
+            .then_expect_error(PetitionError::NoReviewForMatter { matter_type });
+    }
+}
+
+#[test]
+fn an_appeal_or_an_unclassed_matter_may_be_reviewed() {
+    let expected = vec![event(C::ReviewRequested {
+        reason: text("I disagree."),
+        review_due: due(Stage::Review),
+    })];
+    for history in [answered_as(MatterType::Appeal), answered()] {
+        framework(T0)
+            .given(history)
+            .when(cmd(A::RequestReview {
+                reason: text("I disagree."),
+            }))
+            .then_expect_events(expected.clone());
+    }
+}
+
+#[test]
+fn an_accusation_has_no_re_review_either() {
+    let mut history = reviewed();
+    if let C::PetitionReceived { matter_type, .. } = &mut history[0].change {
+        *matter_type = Some(MatterType::Accusation);
+    }
+    framework(T0)
+        .given(history)
+        .when(cmd(A::RequestReReview {
+            reason: text("I disagree."),
+        }))
+        .then_expect_error(PetitionError::NoReviewForMatter {
+            matter_type: MatterType::Accusation,
+        });
+}
+
+#[test]
+fn review_and_re_review_decisions_are_recorded_as_the_law_names_them() {
+    let (outcome, summary) = opinion(OpinionOutcome::Support);
+    let review = C::ReviewOpinionIssued {
+        outcome,
+        decision: Some(ReviewDecision::Revoke),
+        summary: summary.clone(),
+        re_review_request_due: None,
+        late: false,
+    };
+    framework(T0)
+        .given(under_review())
+        .when(cmd(A::IssueReviewOpinion {
+            outcome,
+            decision: Some(ReviewDecision::Revoke),
+            summary: summary.clone(),
+        }))
+        .then_expect_events(vec![event(review)]);
+
+    let re_review = vec![
+        event(C::ReReviewOpinionIssued {
+            outcome,
+            decision: Some(ReviewDecision::Uphold),
+            summary: summary.clone(),
+            late: false,
+        }),
+        event(C::PetitionFinalised {
+            basis: FinalBasis::ReReviewed,
+        }),
+    ];
+    framework(T0)
+        .given(under_re_review())
+        .when(cmd(A::IssueReReviewOpinion {
+            outcome,
+            decision: Some(ReviewDecision::Uphold),
+            summary,
+        }))
+        .then_expect_events(re_review.clone());
+    let mut history = under_re_review();
+    history.extend(re_review);
+    let petition = replay(history);
+    assert_eq!(petition.re_review_decision(), Some(ReviewDecision::Uphold));
+    assert_eq!(petition.review_decision(), None);
+}
+
+#[test]
+fn events_stored_without_matter_type_or_decision_still_read() {
+    let stored = serde_json::json!({
+        "at": T0,
+        "by": serde_json::to_value(officer()).unwrap(),
+        "change": {"ReviewOpinionIssued": {
+            "outcome": "support", "summary": "Paid.", "late": false
+        }}
+    });
+    let event: PetitionEvent = serde_json::from_value(stored).unwrap();
+    let C::ReviewOpinionIssued { decision, .. } = event.change else {
+        panic!("{event:?}");
+    };
+    assert_eq!(decision, None);
+    // And a new field left unset is not written, so stored events of
+    // unclassed petitions look as they did.
+    let json = serde_json::to_value(&received()[0]).unwrap();
+    assert!(
+        json["change"]["PetitionReceived"]
+            .get("matter_type")
+            .is_none()
+    );
+    for matter in MatterType::ALL {
+        assert_eq!(MatterType::parse(matter.as_str()), Ok(*matter));
+    }
+    for decision in ReviewDecision::ALL {
+        assert_eq!(ReviewDecision::parse(decision.as_str()), Ok(*decision));
+    }
+}
+
+// Visits above the district (赴省, 进京).
+
+fn district_matter_visiting(level: PetitionLevel) -> PetitionAction {
+    let mut action = receive(PetitionChannel::Visit, None, 1);
+    if let A::Receive {
+        competent_level,
+        visited_level,
+        division,
+        ..
+    } = &mut action
+    {
+        *competent_level = Level::District;
+        *visited_level = Some(level);
+        *division = DivisionCode::parse("990101000000").unwrap();
+    }
+    action
+}
+
+fn district_matter_received(level: PetitionLevel) -> PetitionChange {
+    let mut change = received_change(PetitionChannel::Visit, None, 1);
+    if let C::PetitionReceived {
+        competent_level,
+        visited_level,
+        division,
+        ..
+    } = &mut change
+    {
+        *competent_level = Level::District;
+        *visited_level = Some(level);
+        *division = DivisionCode::parse("990101000000").unwrap();
+    }
+    change
+}
+
+#[test]
+fn a_district_matter_taken_to_the_city_skips_no_level() {
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(district_matter_visiting(PetitionLevel::City)))
+        .then_expect_events(vec![event(district_matter_received(PetitionLevel::City))]);
+}
+
+#[test]
+fn a_district_matter_taken_to_the_province_or_to_beijing_skips_levels() {
+    for level in [PetitionLevel::Province, PetitionLevel::National] {
+        let expected = vec![
+            event(district_matter_received(level)),
+            event(C::SkippedLevelVisitRecorded {
+                competent_level: Level::District,
+                visited_level: level,
+            }),
+        ];
+        framework(T0)
+            .given_no_previous_events()
+            .when(cmd(district_matter_visiting(level)))
+            .then_expect_events(expected.clone());
+        let petition = replay(expected);
+        assert!(petition.skipped_level());
+        assert_eq!(petition.visited_level(), Some(level));
+    }
+}
+
+#[test]
+fn a_level_stored_before_higher_levels_existed_reads_the_same() {
+    for level in &[Level::Village, Level::Town, Level::District] {
+        let stored = serde_json::to_value(level).unwrap();
+        let read: PetitionLevel = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, PetitionLevel::from(*level));
+        assert_eq!(read.as_str(), level.as_str());
+        assert_eq!(read.within_jurisdiction(), Some(*level));
+    }
+    assert_eq!(
+        PetitionLevel::parse("province"),
+        Ok(PetitionLevel::Province)
+    );
+    assert_eq!(PetitionLevel::parse("town"), Ok(PetitionLevel::Town));
+    assert_eq!(PetitionLevel::National.within_jurisdiction(), None);
 }
