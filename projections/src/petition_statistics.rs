@@ -465,39 +465,13 @@ async fn write_counts(
     batch: &mut Batch,
     counts: &HashMap<Key, PetitionCounts>,
 ) -> Result<(), StoreError> {
-    let table = batch.table("petition_statistics");
-    let columns: Vec<&str> = ["division", "level", "period"]
-        .into_iter()
-        .chain(COLUMNS.iter().copied())
-        .collect();
-    let add: Vec<String> = COLUMNS
-        .iter()
-        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
-        .collect();
-    let tail = format!(
-        "ON CONFLICT (division, level, period) DO UPDATE SET {}",
-        add.join(", ")
-    );
-    let keyed: Vec<(&Key, &PetitionCounts, String)> = counts
-        .iter()
-        .map(|(key, c)| (key, c, key.2.to_string()))
-        .collect();
-    let rows: Vec<Vec<Cell<'_>>> = keyed
-        .iter()
-        .map(|((division, level, _), c, period)| {
-            [
-                Cell::Text(division),
-                Cell::Text(level.as_str()),
-                Cell::Text(period),
-            ]
-            .into_iter()
-            .chain(c.values().into_iter().map(|v| Cell::Int(to_i64(v))))
-            .collect()
-        })
-        .collect();
-    batch
-        .insert_rows("petition_statistics", &columns, &rows, &tail)
-        .await
+    crate::statistics::support::add_counts(
+        batch,
+        "petition_statistics",
+        &COLUMNS,
+        counts.iter().map(|(key, c)| (key, c.values())),
+    )
+    .await
 }
 
 /// Writes the states of the petitions in `changed` within the batch, in

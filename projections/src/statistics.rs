@@ -1141,39 +1141,13 @@ async fn load_states(
 /// Adds `counts` to the stored counters within the batch, in one
 /// statement.
 async fn write_counts(batch: &mut Batch, counts: &HashMap<Key, Counts>) -> Result<(), StoreError> {
-    let table = batch.table("statistics");
-    let columns: Vec<&str> = ["division", "level", "period"]
-        .into_iter()
-        .chain(COLUMNS.iter().copied())
-        .collect();
-    let add: Vec<String> = COLUMNS
-        .iter()
-        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
-        .collect();
-    let tail = format!(
-        "ON CONFLICT (division, level, period) DO UPDATE SET {}",
-        add.join(", ")
-    );
-    let keyed: Vec<(&Key, &Counts, String)> = counts
-        .iter()
-        .map(|(key, c)| (key, c, key.2.to_string()))
-        .collect();
-    let rows: Vec<Vec<Cell<'_>>> = keyed
-        .iter()
-        .map(|((division, level, _), c, period)| {
-            [
-                Cell::Text(division),
-                Cell::Text(level.as_str()),
-                Cell::Text(period),
-            ]
-            .into_iter()
-            .chain(c.values().into_iter().map(|v| Cell::Int(to_i64(v))))
-            .collect()
-        })
-        .collect();
-    batch
-        .insert_rows("statistics", &columns, &rows, &tail)
-        .await
+    support::add_counts(
+        batch,
+        "statistics",
+        &COLUMNS,
+        counts.iter().map(|(key, c)| (key, c.values())),
+    )
+    .await
 }
 
 /// Writes the states of the cases in `changed` within the batch, in one
@@ -1232,7 +1206,9 @@ pub(crate) mod support {
     use cqrs_es::Aggregate;
     use mediation_domain::dispute::{Dispute, DisputeEvent};
     use mediation_domain::values::Level;
-    use mediation_store::{RecordedEvent, StoreError};
+    use mediation_store::{Batch, Cell, RecordedEvent, StoreError};
+
+    use super::Period;
 
     /// The dispute events among `events`, decoded, in log order.
     pub(crate) fn decode_disputes(
@@ -1251,6 +1227,49 @@ pub(crate) mod support {
                 Ok((e, event))
             })
             .collect()
+    }
+
+    /// Adds `counts` (per division, level and month; each the values of
+    /// `columns`, in order) to the counters kept in table `base`, within
+    /// the batch, in one statement.
+    pub(crate) async fn add_counts<const N: usize>(
+        batch: &mut Batch,
+        base: &str,
+        columns: &[&str; N],
+        counts: impl Iterator<Item = (&(String, Level, Period), [u64; N])>,
+    ) -> Result<(), StoreError> {
+        let table = batch.table(base);
+        let all: Vec<&str> = ["division", "level", "period"]
+            .into_iter()
+            .chain(columns.iter().copied())
+            .collect();
+        let add: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+            .collect();
+        let tail = format!(
+            "ON CONFLICT (division, level, period) DO UPDATE SET {}",
+            add.join(", ")
+        );
+        let keyed: Vec<(&str, Level, String, [u64; N])> = counts
+            .map(|((division, level, period), values)| {
+                (division.as_str(), *level, period.to_string(), values)
+            })
+            .collect();
+        let rows: Vec<Vec<Cell<'_>>> = keyed
+            .iter()
+            .map(|(division, level, period, values)| {
+                [
+                    Cell::Text(division),
+                    Cell::Text(level.as_str()),
+                    Cell::Text(period),
+                ]
+                .into_iter()
+                .chain(values.iter().map(|v| Cell::Int(to_i64(*v))))
+                .collect()
+            })
+            .collect();
+        batch.insert_rows(base, &all, &rows, &tail).await
     }
 
     /// `at` to the millisecond: what both backends store, so that they hold
