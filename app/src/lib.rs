@@ -14,5 +14,8 @@ mod error;
 pub mod paging;
 pub mod timers;
 
-pub use app::{App, CaseFilter, Found, Outcome, PageRequest, READ_YOUR_WRITES_WAIT};
+pub use app::{
+    App, COMPLAINED_UNIT, COMPLAINED_UNIT_ID, CaseFilter, Found, MATTER_TYPE, Outcome, PageRequest,
+    READ_YOUR_WRITES_WAIT,
+};
 pub use error::AppError;

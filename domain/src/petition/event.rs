@@ -14,6 +14,7 @@ use crate::policy::{Deadline, Stage};
 use crate::sla::Holder;
 use crate::values::{
     Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, PetitionLevel, Text,
+    UnitRef,
 };
 
 /// Something that happened to a petition, when, and who did it.
@@ -41,8 +42,13 @@ pub enum PetitionChange {
         matter_type: Option<MatterType>,
         /// Who petitions.
         petitioner: Petitioner,
-        /// The unit complained about, if any.
+        /// The unit complained about, if any, by name.
         complained_unit: Option<Name>,
+        /// The unit complained about as configuration knows it; absent from
+        /// petitions received before units were named by id, which are
+        /// matched by name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        complained_unit_id: Option<UnitRef>,
         /// The facts and requests.
         facts: Text,
         /// The division the matter belongs to.

@@ -30,7 +30,9 @@ use crate::dispute::Satisfaction;
 use crate::policy::{Counting, Deadline, Stage, StageRule};
 use crate::services::{Finality, RecordsUnavailable, Services};
 use crate::sla::{self, DeadlineMark, Holder, RunningClock, Threshold, TimerRefusal};
-use crate::values::{CaseId, DivisionCode, Level, Name, PetitionChannel, PetitionLevel, Text};
+use crate::values::{
+    CaseId, DivisionCode, Level, Name, PetitionChannel, PetitionLevel, Text, UnitRef,
+};
 
 /// The most representatives a group visit may send (Art 20). The group
 /// itself may be of any size: its headcount is recorded apart
@@ -216,6 +218,7 @@ pub struct Petition {
     matter_type: Option<MatterType>,
     petitioner: Option<Petitioner>,
     complained_unit: Option<Name>,
+    complained_unit_id: Option<UnitRef>,
     facts: Option<Text>,
     division: Option<DivisionCode>,
     competent_level: Option<Level>,
@@ -301,6 +304,13 @@ impl Petition {
     /// The unit the petition is about, if it names one.
     pub fn complained_unit(&self) -> Option<&Name> {
         self.complained_unit.as_ref()
+    }
+
+    /// The unit complained about as configuration knows it; `None` when
+    /// none was named by id (petitions received before ids were recorded
+    /// name the unit only).
+    pub fn complained_unit_id(&self) -> Option<&UnitRef> {
+        self.complained_unit_id.as_ref()
     }
 
     /// The facts and requests as received.
@@ -589,6 +599,7 @@ impl Petition {
                 matter_type,
                 petitioner,
                 complained_unit,
+                complained_unit_id,
                 facts,
                 division,
                 competent_level,
@@ -611,6 +622,11 @@ impl Petition {
                 }
                 if services.jurisdiction().get(&division).is_none() {
                     return Err(PetitionError::UnknownDivision { division });
+                }
+                if let Some(UnitRef::Division(unit)) = &complained_unit_id
+                    && services.jurisdiction().get(unit).is_none()
+                {
+                    return Err(PetitionError::UnknownComplainedUnit { unit: unit.clone() });
                 }
                 // Art 37 across cases: a repeat of a final petition is
                 // recorded and not accepted (不予受理), naming the petition
@@ -653,6 +669,7 @@ impl Petition {
                     matter_type,
                     petitioner,
                     complained_unit,
+                    complained_unit_id,
                     facts,
                     division,
                     competent_level,
@@ -1211,6 +1228,7 @@ impl Aggregate for Petition {
                 matter_type,
                 petitioner,
                 complained_unit,
+                complained_unit_id,
                 facts,
                 division,
                 competent_level,
@@ -1226,6 +1244,7 @@ impl Aggregate for Petition {
                 self.channel = Some(channel);
                 self.petitioner = Some(petitioner);
                 self.complained_unit = complained_unit;
+                self.complained_unit_id = complained_unit_id;
                 self.facts = Some(facts);
                 self.division = Some(division);
                 self.competent_level = Some(competent_level);
