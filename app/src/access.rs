@@ -226,7 +226,8 @@ pub fn required_roles(rpc: &str) -> &'static [Role] {
         | "ListCaseload"
         | "ListRepeatPetitions"
         | "ListSkippedLevelVisits"
-        | "ListProjections" => &[Registrar, Mediator, Supervisor, Analyst, Partner],
+        | "ListProjections"
+        | "GetCaseAccountability" => &[Registrar, Mediator, Supervisor, Analyst, Partner],
         // Intake.
         "ReportDispute" => &[Registrar, Mediator, Supervisor],
         "RegisterDispute" | "DispatchDispute" | "EvaluateDispute" => &[Registrar, Supervisor],
@@ -243,6 +244,9 @@ pub fn required_roles(rpc: &str) -> &'static [Role] {
         // Oversight.
         "TakeOverDispute" | "SendDownDispute" | "ReviewDispute" | "CloseDispute"
         | "ReopenDispute" => &[Supervisor],
+        // Who answers for a case: the office that registers it, or the
+        // bodies above.
+        "AssignDisputeOfficial" | "AssignPetitionOfficial" => &[Registrar, Supervisor],
         // The petition office.
         "ReceivePetition" => &[Registrar, Supervisor],
         "ForwardPetition"

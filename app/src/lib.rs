@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod accountability;
 mod app;
 pub mod command;
 mod error;

@@ -1147,6 +1147,7 @@ mod tests {
             level: Some(Level::Town),
             body: Some(body.to_owned()),
             person: None,
+            official: None,
         }
     }
 

@@ -104,6 +104,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("ListRepeatPetitions", READERS),
     ("ListSkippedLevelVisits", READERS),
     ("ListProjections", READERS),
+    ("GetCaseAccountability", READERS),
     ("ReportDispute", INTAKE),
     ("RegisterDispute", REGISTRARS),
     ("DispatchDispute", REGISTRARS),
@@ -122,6 +123,8 @@ const RULES: &[(&str, &[&str])] = &[
     ("ReviewDispute", SUPERVISORS),
     ("CloseDispute", SUPERVISORS),
     ("ReopenDispute", SUPERVISORS),
+    ("AssignDisputeOfficial", REGISTRARS),
+    ("AssignPetitionOfficial", REGISTRARS),
     ("ReceivePetition", REGISTRARS),
     ("ForwardPetition", REGISTRARS),
     ("AssignPetition", REGISTRARS),
@@ -161,6 +164,7 @@ const DISPUTE_COMMANDS: &[&str] = &[
     "CloseDispute",
     "EvaluateDispute",
     "ReopenDispute",
+    "AssignDisputeOfficial",
 ];
 
 /// Every PetitionService command on an existing petition: what
@@ -183,6 +187,7 @@ const PETITION_COMMANDS: &[&str] = &[
     "RecordGroupHeadcount",
     "EvaluatePetition",
     "FinalisePetition",
+    "AssignPetitionOfficial",
 ];
 
 // ---------------------------------------------------------------------------
@@ -427,6 +432,12 @@ async fn dispute_command(
                 reason: "The wall was rebuilt where it stood.".into(),
             }
         ),
+        "AssignDisputeOfficial" => send!(
+            assign_dispute_official,
+            AssignDisputeOfficialRequest {
+                official: "Deputy Town Head Liu".into(),
+            }
+        ),
         other => panic!("{other} is not a command on an existing dispute"),
     }
 }
@@ -539,6 +550,12 @@ async fn petition_command(
         "RecordGroupHeadcount" => send!(
             record_group_headcount,
             RecordGroupHeadcountRequest { headcount: 12 }
+        ),
+        "AssignPetitionOfficial" => send!(
+            assign_petition_official,
+            AssignPetitionOfficialRequest {
+                official: "Deputy Town Head Liu".into(),
+            }
         ),
         "EvaluatePetition" => send!(
             evaluate_petition,

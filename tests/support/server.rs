@@ -143,6 +143,30 @@ impl TestServer {
         tls: Option<tonic::transport::ServerTlsConfig>,
         client: impl FnOnce(Endpoint) -> Endpoint,
     ) -> Self {
+        Self::launch(db, auth, tls, client, None).await
+    }
+
+    /// [`TestServer::start`] with the deadline timers sweeping every few
+    /// milliseconds, at the time of [`TestServer::clock`]: a test moves the
+    /// clock past a deadline and waits for the breach to be recorded.
+    pub async fn start_with_timers(db: &TestDb, auth: bool) -> Self {
+        Self::launch(
+            db,
+            auth,
+            None,
+            |endpoint| endpoint,
+            Some(std::time::Duration::from_millis(20)),
+        )
+        .await
+    }
+
+    async fn launch(
+        db: &TestDb,
+        auth: bool,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+        client: impl FnOnce(Endpoint) -> Endpoint,
+        timer_interval: Option<std::time::Duration>,
+    ) -> Self {
         let clock = ManualClock::new(start_time());
         let services = Services::shipped_defaults(Arc::new(clock.clone()));
         let auth = if auth {
@@ -161,8 +185,8 @@ impl TestServer {
                 services,
                 auth,
                 tls,
-                // Tests sweep the timers themselves, at the times they choose.
-                timer_interval: None,
+                // Unless asked for, tests sweep no timers: they decide when.
+                timer_interval,
                 case_cache: mediation_store::DEFAULT_CACHE_CAPACITY,
                 petitioner_secret: PetitionerSecret::development(),
             },

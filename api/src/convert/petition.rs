@@ -46,6 +46,7 @@ command_requests!(petition_id:
     RecordHearingRequest,
     RecordPetitionDeliveryRequest,
     RecordGroupHeadcountRequest,
+    AssignPetitionOfficialRequest,
     EvaluatePetitionRequest,
     IssueReviewOpinionRequest,
     RequestReReviewRequest,
@@ -262,6 +263,15 @@ pub(crate) fn list_filter(r: &pb::ListPetitionsRequest) -> Result<CaseFilter, Ba
     })
 }
 
+/// AssignPetitionOfficial.
+pub(crate) fn assign_petition_official(
+    r: &pb::AssignPetitionOfficialRequest,
+) -> Result<PetitionAction, BadField> {
+    Ok(PetitionAction::AssignOfficial {
+        official: name("official", &r.official)?,
+    })
+}
+
 /// What a caller may see of `petition` (信访工作条例 Art 30).
 pub(crate) fn view_of(caller: &Caller, petition: &Petition) -> PetitionView {
     caller.petition_view(&Complaint {
@@ -301,6 +311,7 @@ pub(crate) fn petition_to_pb(found: &Found<Petition>, view: PetitionView) -> pb:
             String::new()
         },
         content_withheld: !view.content,
+        official: string_or_empty(p.official()),
         division_code: string_or_empty(p.division()),
         competent_level: optional_enum_to_pb(p.competent_level()),
         visited_level: optional_enum_to_pb(

@@ -85,6 +85,8 @@ command_service! {
         = "RecordGroupHeadcount", Existing, convert::record_group_headcount;
     evaluate_petition(EvaluatePetitionRequest) -> EvaluatePetitionResponse
         = "EvaluatePetition", Existing, convert::evaluate_petition;
+    assign_petition_official(AssignPetitionOfficialRequest) -> AssignPetitionOfficialResponse
+        = "AssignPetitionOfficial", Existing, convert::assign_petition_official;
     finalise_petition(FinalisePetitionRequest) -> FinalisePetitionResponse
         = "FinalisePetition", Existing, convert::finalise_petition;
     ;

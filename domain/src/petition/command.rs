@@ -188,6 +188,16 @@ pub enum PetitionAction {
         /// Remarks from the evaluation.
         note: Option<Text>,
     },
+    /// Names the official responsible for the petition (责任人, or the
+    /// leader who takes charge of it, 包案领导), named from then on on every
+    /// clock, warning and breach: accountability (Art 44–46) asks who held
+    /// a petition when a step was late. Allowed until the petition is
+    /// final, diverted or not accepted; naming the official already named
+    /// writes nothing.
+    AssignOfficial {
+        /// The official, by name.
+        official: Name,
+    },
     /// Records finality once the review or re-review window has lapsed
     /// unused (Art 37). Refused while the reply's delivery is unrecorded,
     /// since the window has then not started.

@@ -246,6 +246,14 @@ pub enum PetitionChange {
         /// Remarks from the evaluation.
         note: Option<Text>,
     },
+    /// An official was named responsible for the petition (责任人, 包案领导;
+    /// Art 44–46). The status does not change.
+    OfficialAssigned {
+        /// The official now responsible.
+        official: Name,
+        /// The official responsible before, if any.
+        previous: Option<Name>,
+    },
     /// The petition became final (Art 36–37).
     PetitionFinalised {
         /// Why.
@@ -296,6 +304,7 @@ impl PetitionChange {
             Self::ReReviewOpinionIssued { .. } => "ReReviewOpinionIssued",
             Self::ReplyDelivered { .. } => "ReplyDelivered",
             Self::PetitionEvaluated { .. } => "PetitionEvaluated",
+            Self::OfficialAssigned { .. } => "OfficialAssigned",
             Self::PetitionFinalised { .. } => "PetitionFinalised",
             Self::DeadlineWarned { .. } => "DeadlineWarned",
             Self::DeadlineBreached { .. } => "DeadlineBreached",

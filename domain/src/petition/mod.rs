@@ -249,6 +249,7 @@ pub struct Petition {
     // No snapshot revision bump for this field: a snapshot written before
     // evaluations existed had none, which is what the default says.
     satisfaction: Option<Satisfaction>,
+    official: Option<Name>,
     // When each written reply was issued and when and how it reached the
     // petitioner, so that a delivery is checked against its reply.
     replies_issued: BTreeMap<Reply, DateTime<Utc>>,
@@ -311,6 +312,11 @@ impl Petition {
     /// name the unit only).
     pub fn complained_unit_id(&self) -> Option<&UnitRef> {
         self.complained_unit_id.as_ref()
+    }
+
+    /// The official responsible for the petition (责任人, 包案领导), if named.
+    pub fn official(&self) -> Option<&Name> {
+        self.official.as_ref()
     }
 
     /// The facts and requests as received.
@@ -501,11 +507,15 @@ impl Petition {
     /// a right to object, not a duty.
     pub fn running_clocks(&self) -> Vec<RunningClock> {
         use PetitionStatus as S;
+        // The responsible official, once named, is on every clock and is
+        // its person in charge (Art 44–46).
+        let official = self.official.as_ref().map(Name::to_string);
         let case = Holder {
             division: self.division.clone(),
             level: self.competent_level,
             body: None,
-            person: None,
+            person: official.clone(),
+            official,
         };
         let unit = Holder {
             body: self.unit.as_ref().map(Name::to_string),
@@ -993,6 +1003,28 @@ impl Petition {
                 vec![C::PetitionEvaluated { satisfaction, note }]
             }
 
+            A::AssignOfficial { official } => {
+                self.require(
+                    "assign a responsible official",
+                    &[
+                        S::Received,
+                        S::Routed,
+                        S::Accepted,
+                        S::Answered,
+                        S::UnderReview,
+                        S::Reviewed,
+                        S::UnderReReview,
+                    ],
+                )?;
+                if self.official.as_ref() == Some(&official) {
+                    return Ok(vec![]);
+                }
+                vec![C::OfficialAssigned {
+                    official,
+                    previous: self.official.clone(),
+                }]
+            }
+
             A::RecordGroupHeadcount { headcount } => {
                 // Art 20: a group visit of any size is taken in; only its
                 // representatives are limited, to five, at receipt.
@@ -1360,6 +1392,7 @@ impl Aggregate for Petition {
                 }
             }
             C::PetitionEvaluated { satisfaction, .. } => self.satisfaction = Some(satisfaction),
+            C::OfficialAssigned { official, .. } => self.official = Some(official),
             C::PetitionFinalised { basis } => {
                 self.status = S::Final;
                 self.finalised_at = Some(event.at);

@@ -1630,6 +1630,7 @@ fn town_holder() -> Holder {
         level: Some(Level::Town),
         body: None,
         person: None,
+        official: None,
     }
 }
 
@@ -2548,4 +2549,52 @@ fn a_level_stored_before_higher_levels_existed_reads_the_same() {
     );
     assert_eq!(PetitionLevel::parse("town"), Ok(PetitionLevel::Town));
     assert_eq!(PetitionLevel::National.within_jurisdiction(), None);
+}
+
+fn official_assigned(official: &str, previous: Option<&str>) -> PetitionEvent {
+    event(C::OfficialAssigned {
+        official: name(official),
+        previous: previous.map(name),
+    })
+}
+
+#[test]
+fn a_responsible_official_is_named_on_every_clock_until_the_petition_is_final() {
+    framework(T0)
+        .given(routed())
+        .when(cmd(A::AssignOfficial {
+            official: name("孙主任"),
+        }))
+        .then_expect_events(vec![official_assigned("孙主任", None)]);
+    let mut history = routed();
+    history.push(official_assigned("孙主任", None));
+    framework(T0)
+        .given(history.clone())
+        .when(cmd(A::AssignOfficial {
+            official: name("孙主任"),
+        }))
+        .then_expect_events(vec![]);
+    // The receiving unit owes the step; the official answers for it and
+    // is the person in charge (Art 44–46).
+    for clock in replay(history).running_clocks() {
+        assert_eq!(
+            clock.holder,
+            Holder {
+                person: Some("孙主任".into()),
+                official: Some("孙主任".into()),
+                ..unit_holder()
+            },
+            "{:?}",
+            clock.stage
+        );
+    }
+    framework(T0)
+        .given(finalised())
+        .when(cmd(A::AssignOfficial {
+            official: name("孙主任"),
+        }))
+        .then_expect_error(not_allowed(
+            "assign a responsible official",
+            PetitionStatus::Final,
+        ));
 }
