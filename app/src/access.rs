@@ -218,6 +218,10 @@ pub fn required_roles(rpc: &str) -> &'static [Role] {
     match rpc {
         "GetDispute" | "ListDisputes" | "GetPetition" | "ListPetitions" | "ReadEvents"
         | "SubscribeEvents" => &[Registrar, Mediator, Supervisor, Analyst, Partner],
+        // The past of a case, cut and redacted as its present is.
+        "GetDisputeAsOf" | "GetPetitionAsOf" | "GetCaseHistory" => {
+            &[Registrar, Mediator, Supervisor, Analyst, Partner]
+        }
         // The dashboards read the read models only.
         "ListClocks"
         | "ListBreachesByBody"

@@ -96,6 +96,9 @@ const RULES: &[(&str, &[&str])] = &[
     ("ListPetitions", READERS),
     ("ReadEvents", READERS),
     ("SubscribeEvents", READERS),
+    ("GetDisputeAsOf", READERS),
+    ("GetPetitionAsOf", READERS),
+    ("GetCaseHistory", READERS),
     ("ListClocks", READERS),
     ("ListBreachesByBody", READERS),
     ("GetResolutionStats", READERS),
@@ -988,11 +991,17 @@ fn the_role_table_is_complete() {
         "ReportDispute",
         "RegisterDispute",
         "GetDispute",
+        "GetDisputeAsOf",
         "ListDisputes",
     ]);
     assert_eq!(disputes, of("DisputeService"));
     let mut petitions: BTreeSet<&str> = PETITION_COMMANDS.iter().copied().collect();
-    petitions.extend(["ReceivePetition", "GetPetition", "ListPetitions"]);
+    petitions.extend([
+        "ReceivePetition",
+        "GetPetition",
+        "GetPetitionAsOf",
+        "ListPetitions",
+    ]);
     assert_eq!(petitions, of("PetitionService"));
 }
 
