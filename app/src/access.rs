@@ -242,7 +242,13 @@ pub fn required_roles(rpc: &str) -> &'static [Role] {
         | "TerminateMediation"
         | "EscalateDispute"
         | "ReferDispute"
+        // The parties' agreement to extend is recorded by their mediator;
+        // the court's steps are reported by the mediator following the
+        // application.
+        | "ExtendMediation"
         | "RequestJudicialConfirmation"
+        | "AcceptJudicialConfirmation"
+        | "ExtendJudicialConfirmation"
         | "RuleJudicialConfirmation"
         | "RecordFollowUp" => &[Mediator, Supervisor],
         // Oversight.

@@ -115,10 +115,13 @@ const RULES: &[(&str, &[&str])] = &[
     ("RecordConsent", MEDIATORS),
     ("HoldSession", MEDIATORS),
     ("ReachAgreement", MEDIATORS),
+    ("ExtendMediation", MEDIATORS),
     ("TerminateMediation", MEDIATORS),
     ("EscalateDispute", MEDIATORS),
     ("ReferDispute", MEDIATORS),
     ("RequestJudicialConfirmation", MEDIATORS),
+    ("AcceptJudicialConfirmation", MEDIATORS),
+    ("ExtendJudicialConfirmation", MEDIATORS),
     ("RuleJudicialConfirmation", MEDIATORS),
     ("RecordFollowUp", MEDIATORS),
     ("TakeOverDispute", SUPERVISORS),
@@ -155,12 +158,15 @@ const DISPUTE_COMMANDS: &[&str] = &[
     "RecordConsent",
     "HoldSession",
     "ReachAgreement",
+    "ExtendMediation",
     "TerminateMediation",
     "EscalateDispute",
     "TakeOverDispute",
     "SendDownDispute",
     "ReferDispute",
     "RequestJudicialConfirmation",
+    "AcceptJudicialConfirmation",
+    "ExtendJudicialConfirmation",
     "RuleJudicialConfirmation",
     "RecordFollowUp",
     "ReviewDispute",
@@ -361,6 +367,13 @@ async fn dispute_command(
                 terms: "The wall moves back one metre.".into(),
             }
         ),
+        "ExtendMediation" => send!(
+            extend_mediation,
+            ExtendMediationRequest {
+                days: 10,
+                reason: "Both parties asked for more time.".into(),
+            }
+        ),
         "TerminateMediation" => send!(
             terminate_mediation,
             TerminateMediationRequest {
@@ -398,6 +411,20 @@ async fn dispute_command(
             request_judicial_confirmation,
             RequestJudicialConfirmationRequest {
                 court: "District People's Court".into(),
+            }
+        ),
+        "AcceptJudicialConfirmation" => send!(
+            accept_judicial_confirmation,
+            AcceptJudicialConfirmationRequest {
+                accepted: true,
+                note: String::new(),
+            }
+        ),
+        "ExtendJudicialConfirmation" => send!(
+            extend_judicial_confirmation,
+            ExtendJudicialConfirmationRequest {
+                days: 10,
+                reason: "The court's president approved more time.".into(),
             }
         ),
         "RuleJudicialConfirmation" => send!(

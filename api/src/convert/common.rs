@@ -16,8 +16,8 @@ use mediation_app::accountability::CaseKind;
 use mediation_app::command::{CaseRef, Envelope, RequestId, fingerprint};
 use mediation_app::history::AsOfPoint;
 use mediation_domain::dispute::{
-    AgreementForm, DisputeStatus, EscalationReason, Outcome, PartyRole, Performance, Satisfaction,
-    TerminationReason,
+    AgreementForm, ConfirmationStep, DisputeStatus, EscalationReason, Outcome, PartyRole,
+    Performance, Satisfaction, TerminationReason,
 };
 use mediation_domain::petition::{
     DeliveryMethod, FinalBasis, MatterType, OpinionOutcome, PetitionStatus, Reply, ReviewDecision,
@@ -427,6 +427,9 @@ proto_enum!(EscalationReason => EscalationReason {
 proto_enum!(Performance => Performance { Performed, PartlyPerformed, NotPerformed });
 proto_enum!(Satisfaction => Satisfaction { Satisfied, BasicallySatisfied, Dissatisfied });
 proto_enum!(Outcome => DisputeOutcome { Agreement, Terminated, Referred });
+proto_enum!(ConfirmationStep => JudicialConfirmationStep {
+    AwaitingAcceptance, NotAccepted, AwaitingRuling, Ruled,
+});
 // A petition a client can see has at least been received.
 proto_enum!(PetitionStatus => PetitionStatus {
     Received, Routed, Diverted, NotAccepted, Accepted, Answered, UnderReview, Reviewed,

@@ -41,6 +41,8 @@ command_service! {
         = "HoldSession", Existing, convert::hold_session;
     reach_agreement(ReachAgreementRequest) -> ReachAgreementResponse
         = "ReachAgreement", Existing, convert::reach_agreement;
+    extend_mediation(ExtendMediationRequest) -> ExtendMediationResponse
+        = "ExtendMediation", Existing, convert::extend_mediation;
     terminate_mediation(TerminateMediationRequest) -> TerminateMediationResponse
         = "TerminateMediation", Existing, convert::terminate_mediation;
     escalate_dispute(EscalateDisputeRequest) -> EscalateDisputeResponse
@@ -54,6 +56,12 @@ command_service! {
     request_judicial_confirmation(RequestJudicialConfirmationRequest)
         -> RequestJudicialConfirmationResponse
         = "RequestJudicialConfirmation", Existing, convert::request_judicial_confirmation;
+    accept_judicial_confirmation(AcceptJudicialConfirmationRequest)
+        -> AcceptJudicialConfirmationResponse
+        = "AcceptJudicialConfirmation", Existing, convert::accept_judicial_confirmation;
+    extend_judicial_confirmation(ExtendJudicialConfirmationRequest)
+        -> ExtendJudicialConfirmationResponse
+        = "ExtendJudicialConfirmation", Existing, convert::extend_judicial_confirmation;
     rule_judicial_confirmation(RuleJudicialConfirmationRequest)
         -> RuleJudicialConfirmationResponse
         = "RuleJudicialConfirmation", Existing, convert::rule_judicial_confirmation;
