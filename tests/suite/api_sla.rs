@@ -16,6 +16,7 @@ use mediation_projections::{all, case_index};
 use mediation_proto::v1 as pb;
 use mediation_proto::v1::sla_service_client::SlaServiceClient;
 use mediation_tests::TestDb;
+use mediation_tests::requests::{register_village_dispute, town_letter};
 use mediation_tests::server::{
     Agency, Bearer, DISTRICT_SUPERVISOR, TOWN_101, TOWN_102, TestServer, start_time,
 };
@@ -1560,27 +1561,7 @@ async fn who_held_a_case_when_it_went_overdue_is_one_call(db: &TestDb) {
     let server = TestServer::start_with_timers(db, true).await;
     let mut disputes = server.disputes(&TOWN_101);
     let mut petitions = server.petitions(&TOWN_101);
-    outcome!(disputes.register_dispute(pb::RegisterDisputeRequest {
-        request_id: rid(),
-        dispute_id: "D-acc".into(),
-        actor_id: "clerk-1".into(),
-        division_code: VILLAGE_A.into(),
-        level: pb::Level::Village.into(),
-        category: pb::DisputeCategory::Neighbourhood.into(),
-        risk: pb::Risk::Green.into(),
-        summary: "A wall between two yards".into(),
-        parties: vec![
-            pb::Party {
-                role: pb::PartyRole::Applicant.into(),
-                name: "Zhang San".into(),
-            },
-            pb::Party {
-                role: pb::PartyRole::Respondent.into(),
-                name: "Li Si".into(),
-            },
-        ],
-        ..Default::default()
-    }));
+    outcome!(disputes.register_dispute(register_village_dispute("D-acc", VILLAGE_A, "clerk-1")));
     outcome!(
         disputes.assign_dispute_official(pb::AssignDisputeOfficialRequest {
             request_id: rid(),
@@ -1602,20 +1583,7 @@ async fn who_held_a_case_when_it_went_overdue_is_one_call(db: &TestDb) {
         mediator: "Mediator Wu".into(),
         ..Default::default()
     }));
-    outcome!(petitions.receive_petition(pb::ReceivePetitionRequest {
-        request_id: rid(),
-        petition_id: "P-acc".into(),
-        actor_id: "clerk-1".into(),
-        channel: pb::PetitionChannel::Letter.into(),
-        petitioner: Some(pb::Petitioner {
-            name: "Wang Wu".into(),
-            contact: String::new(),
-        }),
-        facts: "The road was never repaired".into(),
-        division_code: TOWN_101_CODE.into(),
-        competent_level: pb::Level::Town.into(),
-        ..Default::default()
-    }));
+    outcome!(petitions.receive_petition(town_letter("P-acc", TOWN_101_CODE, "clerk-1", "Wang Wu")));
     outcome!(
         petitions.assign_petition_official(pb::AssignPetitionOfficialRequest {
             request_id: rid(),
@@ -1716,19 +1684,8 @@ async fn a_late_extension_is_refused_and_the_breach_stays(db: &TestDb) {
     let server = TestServer::start_with_timers(db, true).await;
     let mut petitions = server.petitions(&TOWN_102);
     outcome!(petitions.receive_petition(pb::ReceivePetitionRequest {
-        request_id: rid(),
-        petition_id: "P-late".into(),
-        actor_id: "office-1".into(),
-        channel: pb::PetitionChannel::Letter.into(),
-        petitioner: Some(pb::Petitioner {
-            name: "Zhao Liu".into(),
-            contact: String::new(),
-        }),
         matter_type: pb::MatterType::Appeal.into(),
-        facts: "Compensation for the requisitioned field was never paid".into(),
-        division_code: TOWN_102_CODE.into(),
-        competent_level: pb::Level::Town.into(),
-        ..Default::default()
+        ..town_letter("P-late", TOWN_102_CODE, "office-1", "Zhao Liu")
     }));
     outcome!(petitions.forward_petition(pb::ForwardPetitionRequest {
         request_id: rid(),

@@ -16,6 +16,7 @@ use mediation_projections::history::case_as_of;
 use mediation_proto::v1 as pb;
 use mediation_store::Cases;
 use mediation_tests::TestDb;
+use mediation_tests::requests::{register_village_dispute, rid, town_letter};
 use mediation_tests::server::{ANALYST, DISTRICT_SUPERVISOR, TOWN_102, TestServer, start_time};
 use tonic::Code;
 
@@ -108,10 +109,6 @@ async fn a_case_as_it_stood_on_any_date(db: &TestDb) {
     assert_eq!((now.case, now.version), (current, version));
 }
 
-fn rid() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
 /// Over gRPC, a dispute as it stood at a time and at a log position, a
 /// petition as it stood, and a case's timeline with who acted, when, and
 /// the deadlines each step set; identities withheld and scope kept as in
@@ -121,27 +118,7 @@ async fn a_case_as_it_stood_and_its_timeline_are_served_over_grpc(db: &TestDb) {
     let mut disputes = server.disputes(&DISTRICT_SUPERVISOR);
     let village = "990101101201";
     let registered = disputes
-        .register_dispute(pb::RegisterDisputeRequest {
-            request_id: rid(),
-            dispute_id: "D-past".into(),
-            actor_id: "clerk-1".into(),
-            division_code: village.into(),
-            level: pb::Level::Village.into(),
-            category: pb::DisputeCategory::Neighbourhood.into(),
-            risk: pb::Risk::Green.into(),
-            summary: "A wall between two yards".into(),
-            parties: vec![
-                pb::Party {
-                    role: pb::PartyRole::Applicant.into(),
-                    name: "Zhang San".into(),
-                },
-                pb::Party {
-                    role: pb::PartyRole::Respondent.into(),
-                    name: "Li Si".into(),
-                },
-            ],
-            ..Default::default()
-        })
+        .register_dispute(register_village_dispute("D-past", village, "clerk-1"))
         .await
         .unwrap()
         .into_inner()
@@ -308,20 +285,7 @@ async fn a_case_as_it_stood_and_its_timeline_are_served_over_grpc(db: &TestDb) {
     // A petition as it stood, its petitioner shown as in GetPetition.
     let mut petitions = server.petitions(&DISTRICT_SUPERVISOR);
     let received = petitions
-        .receive_petition(pb::ReceivePetitionRequest {
-            request_id: rid(),
-            petition_id: "P-past".into(),
-            actor_id: "clerk-1".into(),
-            channel: pb::PetitionChannel::Letter.into(),
-            petitioner: Some(pb::Petitioner {
-                name: "Wang Wu".into(),
-                contact: String::new(),
-            }),
-            facts: "The road was never repaired".into(),
-            division_code: "990101101000".into(),
-            competent_level: pb::Level::Town.into(),
-            ..Default::default()
-        })
+        .receive_petition(town_letter("P-past", "990101101000", "clerk-1", "Wang Wu"))
         .await
         .unwrap()
         .into_inner()

@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod probe;
+pub mod requests;
 pub mod server;
 
 use std::io::Write;
