@@ -26,7 +26,7 @@ use crate::convert::common::{
 };
 use crate::error::{invalid_field, status, store_status};
 use mediation_app::App;
-use mediation_app::access::Caller;
+use mediation_app::access::{Caller, Role};
 use mediation_app::paging::{decode_page_token, encode_page_token, page_size};
 
 /// The widest DUE_SOON window, in days.
@@ -450,7 +450,10 @@ impl SlaService for SlaApi {
         }
         Ok(Response::new(pb::ListProjectionsResponse {
             projections,
-            horizon: Some(horizon_to_pb(horizon)),
+            // Which server process holds the log back, and in which
+            // database, is for the operators (supervisors): other roles
+            // learn that something does, and for how long.
+            horizon: Some(horizon_to_pb(horizon, caller.has_any(&[Role::Supervisor]))),
         }))
     }
 }
@@ -599,16 +602,26 @@ fn duration(delta: TimeDelta) -> prost_types::Duration {
     }
 }
 
-fn horizon_to_pb(horizon: Horizon) -> pb::LogHorizon {
+/// The log's horizon as a response carries it; without `detailed`, the
+/// holder's process, database and session state are left out.
+fn horizon_to_pb(horizon: Horizon, detailed: bool) -> pb::LogHorizon {
     pb::LogHorizon {
         readable_position: horizon.readable,
         committed_position: horizon.committed,
         holder: horizon.holder.map(|holder| pb::HorizonHolder {
-            pid: holder.pid,
+            pid: if detailed { holder.pid } else { 0 },
             transaction_id: holder.transaction_id,
             age: holder.age.map(std_duration),
-            database: holder.database.unwrap_or_default(),
-            state: holder.state.unwrap_or_default(),
+            database: if detailed {
+                holder.database.unwrap_or_default()
+            } else {
+                String::new()
+            },
+            state: if detailed {
+                holder.state.unwrap_or_default()
+            } else {
+                String::new()
+            },
         }),
     }
 }
@@ -793,5 +806,39 @@ fn visit_to_pb(record: &PetitionRecord) -> pb::SkippedLevelVisit {
             .and_then(PetitionLevel::within_jurisdiction)
             .map_or(0, enum_to_pb),
         visit_level: record.visited_level.map_or(0, enum_to_pb),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mediation_store::HorizonHolder;
+
+    use super::*;
+
+    #[test]
+    fn only_supervisors_learn_which_process_holds_the_log_back() {
+        let horizon = Horizon {
+            readable: 10,
+            committed: 12,
+            holder: Some(HorizonHolder {
+                pid: 4242,
+                transaction_id: 77,
+                age: Some(std::time::Duration::from_secs(20)),
+                database: Some("other".into()),
+                state: Some("idle in transaction".into()),
+            }),
+        };
+        let full = horizon_to_pb(horizon.clone(), true).holder.unwrap();
+        assert_eq!(
+            (full.pid, full.database.as_str(), full.state.as_str()),
+            (4242, "other", "idle in transaction")
+        );
+        let cut = horizon_to_pb(horizon, false).holder.unwrap();
+        assert_eq!(
+            (cut.pid, cut.database.as_str(), cut.state.as_str()),
+            (0, "", "")
+        );
+        assert_eq!(cut.transaction_id, 77);
+        assert_eq!(cut.age.unwrap().seconds, 20);
     }
 }
