@@ -56,10 +56,10 @@ fn engine_actor() -> Actor {
 /// The idempotency key of one timer.
 fn key(timer: &DueTimer, what: &str) -> RequestKey {
     let id = format!(
-        "timer:{}:{}:{:?}:{}:{}",
+        "timer:{}:{}:{}:{}:{}",
         timer.aggregate_type,
         timer.case_id,
-        timer.stage,
+        timer.stage.as_str(),
         timer.due.timestamp_millis(),
         what
     );

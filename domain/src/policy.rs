@@ -101,6 +101,59 @@ impl Stage {
         }
     }
 
+    /// Every stage, in declaration order.
+    pub const ALL: &'static [Self] = &[
+        Self::GridReport,
+        Self::VillageHandling,
+        Self::TownHandling,
+        Self::DistrictHandling,
+        Self::Mediation,
+        Self::JudicialConfirmationWindow,
+        Self::JudicialConfirmationAcceptance,
+        Self::JudicialConfirmationRuling,
+        Self::PetitionTriage,
+        Self::PetitionAcceptanceNotice,
+        Self::PetitionObjection,
+        Self::PetitionOpinion,
+        Self::PetitionExtension,
+        Self::ReviewRequest,
+        Self::Review,
+        Self::ReReviewRequest,
+        Self::ReReview,
+        Self::AssignedReport,
+    ];
+
+    /// The stage's name in storage, on the wire, in policy files and in
+    /// request ids: `village_handling`, `petition_opinion` (what serde
+    /// writes too).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::GridReport => "grid_report",
+            Self::VillageHandling => "village_handling",
+            Self::TownHandling => "town_handling",
+            Self::DistrictHandling => "district_handling",
+            Self::Mediation => "mediation",
+            Self::JudicialConfirmationWindow => "judicial_confirmation_window",
+            Self::JudicialConfirmationAcceptance => "judicial_confirmation_acceptance",
+            Self::JudicialConfirmationRuling => "judicial_confirmation_ruling",
+            Self::PetitionTriage => "petition_triage",
+            Self::PetitionAcceptanceNotice => "petition_acceptance_notice",
+            Self::PetitionObjection => "petition_objection",
+            Self::PetitionOpinion => "petition_opinion",
+            Self::PetitionExtension => "petition_extension",
+            Self::ReviewRequest => "review_request",
+            Self::Review => "review",
+            Self::ReReviewRequest => "re_review_request",
+            Self::ReReview => "re_review",
+            Self::AssignedReport => "assigned_report",
+        }
+    }
+
+    /// The stage named `name` as [`Stage::as_str`] writes it.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|s| s.as_str() == name)
+    }
+
     /// The stages whose running period may be extended, each by the rule
     /// of its `[extensions.*]` table: a complete policy file names each one.
     pub const EXTENSIBLE: &'static [Self] = &[Self::Mediation, Self::JudicialConfirmationRuling];
@@ -448,6 +501,18 @@ fn parse_offset(s: &str) -> Result<FixedOffset, PolicyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stage_is_named_as_serde_names_it() {
+        for &stage in Stage::ALL {
+            assert_eq!(
+                serde_json::to_value(stage).unwrap(),
+                serde_json::Value::String(stage.as_str().to_owned())
+            );
+            assert_eq!(Stage::parse(stage.as_str()), Some(stage));
+        }
+        assert_eq!(Stage::parse("VillageHandling"), None);
+    }
 
     fn calendar() -> BusinessCalendar {
         let mut calendar = BusinessCalendar::new();

@@ -26,7 +26,6 @@ use mediation_domain::petition::Petition;
 use mediation_domain::policy::Stage;
 use mediation_domain::sla::{Holder, RunningClock};
 use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
-use serde_json::Value;
 use sqlx::Row;
 
 /// The table.
@@ -147,13 +146,6 @@ pub fn event_time(event: &RecordedEvent) -> DateTime<Utc> {
         .get("at")
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or(event.recorded_at)
-}
-
-fn stage_name(stage: Stage) -> String {
-    match serde_json::to_value(stage) {
-        Ok(Value::String(s)) => s,
-        _ => format!("{stage:?}"),
-    }
 }
 
 /// The clock rows of the cases a rebuild touched last, kept between its
@@ -311,7 +303,7 @@ fn fold_change(
         (
             aggregate_type.to_owned(),
             case_id.to_owned(),
-            stage_name(stage),
+            stage.as_str().to_owned(),
             precision.stored(started_at),
         )
     };
@@ -391,7 +383,7 @@ fn fold_change(
             holder,
         } => {
             let (stage, due, at) = (
-                stage_name(*stage),
+                stage.as_str().to_owned(),
                 precision.stored(*due),
                 precision.stored(*at),
             );
@@ -820,8 +812,8 @@ fn timer_row(
     warn_75_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<DueTimer, StoreError> {
-    let stage: Stage = serde_json::from_value(Value::String(stage.clone()))
-        .map_err(|_| StoreError::Corrupt(format!("unknown stage {stage:?} in {TABLE}")))?;
+    let stage = Stage::parse(&stage)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown stage {stage:?} in {TABLE}")))?;
     let threshold_percent = if due <= now {
         100
     } else if warn_75_at <= now {

@@ -639,10 +639,7 @@ impl StageOutcome {
     /// The stage's stored name, as SLA clocks name it (`village_handling`,
     /// `petition_opinion`).
     pub fn stage_name(&self) -> String {
-        match serde_json::to_value(self.stage) {
-            Ok(serde_json::Value::String(s)) => s,
-            _ => format!("{:?}", self.stage),
-        }
+        self.stage.as_str().to_owned()
     }
 
     /// `met ÷ (met + breached)`; `None` when no clock came out.
@@ -724,10 +721,9 @@ pub(crate) async fn stage_outcomes(
     let mut outcomes = rows
         .into_iter()
         .map(|(stage, met, breached)| {
-            let stage: Stage = serde_json::from_value(serde_json::Value::String(stage.clone()))
-                .map_err(|_| {
-                    StoreError::Corrupt(format!("a stored stage is unknown: {stage:?}"))
-                })?;
+            let stage = Stage::parse(&stage).ok_or_else(|| {
+                StoreError::Corrupt(format!("a stored stage is unknown: {stage:?}"))
+            })?;
             Ok(StageOutcome {
                 stage,
                 met: to_u64(met),

@@ -490,14 +490,9 @@ pub(crate) fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-/// The name a stage has in storage and on the wire (`village_handling`):
-/// the serde name, so that the two cannot drift apart.
+/// The name a stage has in storage and on the wire (`village_handling`).
 pub(crate) fn stage_name(stage: Stage) -> String {
-    match serde_json::to_value(stage) {
-        Ok(serde_json::Value::String(name)) => name,
-        // A fieldless enum always serialises to its name.
-        _ => String::new(),
-    }
+    stage.as_str().to_owned()
 }
 
 /// A deadline as a response carries it.
