@@ -12,6 +12,7 @@ use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{Deadline, Stage};
+use crate::recompute::{self, Basis};
 use crate::services::Services;
 use crate::sla::{self, DeadlineMark, Holder, RunningClock, Threshold, TimerRefusal};
 use crate::values::{DisputeCategory, DivisionCode, LegalChannel, Level, Name, Risk, Text};
@@ -335,6 +336,29 @@ impl Dispute {
             paused: Duration::zero(),
             holder,
         })
+    }
+
+    /// The deadlines in force now, each with how it was computed, for
+    /// [`DisputeAction::RecomputeDeadlines`]: every running clock's, counted
+    /// by its stage's rule from the event that started it, and the parties'
+    /// window to apply for judicial confirmation while it is open. Every
+    /// deadline of a dispute is its stage's rule from its start, with
+    /// nothing added after; a deadline that something moves later (an
+    /// extension) must say so here, or a recount would drop the move.
+    fn deadlines_in_force(&self) -> Vec<Basis> {
+        let mut in_force: Vec<Basis> = self
+            .running_clocks()
+            .into_iter()
+            .map(|clock| Basis::at(clock.deadline, clock.started_at))
+            .collect();
+        if self.status == DisputeStatus::Agreed
+            && self.confirmation.is_none()
+            && let Some(window) = self.agreement.as_ref().and_then(|a| a.confirmation_window)
+            && let Some(start) = self.clock_starts.get(&window.stage)
+        {
+            in_force.push(Basis::at(window, *start));
+        }
+        in_force
     }
 
     /// Decides a timer command: the holder to record, or `None` when it is
@@ -680,6 +704,14 @@ impl Dispute {
                 };
                 C::DeadlineBreached { stage, due, holder }
             }
+            A::RecomputeDeadlines {} => {
+                let deadlines = recompute::recompute(services, &self.deadlines_in_force());
+                if deadlines.is_empty() {
+                    // Nothing moved: the command is idempotent.
+                    return Ok(vec![]);
+                }
+                C::DeadlinesRecomputed { deadlines }
+            }
         };
         Ok(vec![change])
     }
@@ -743,7 +775,8 @@ fn known(services: &Services, division: &DivisionCode) -> Result<(), DisputeErro
 // snapshots of another revision are then ignored and cases replayed.
 impl crate::SnapshotRevision for Dispute {
     // 2: clock starts and recorded deadline marks.
-    const SNAPSHOT_REVISION: u32 = 2;
+    // 3: the confirmation window's start, for recounting it.
+    const SNAPSHOT_REVISION: u32 = 3;
 }
 
 impl Aggregate for Dispute {
@@ -841,6 +874,9 @@ impl Aggregate for Dispute {
                 confirmation_window,
             } => {
                 self.status = DisputeStatus::Agreed;
+                if let Some(window) = &confirmation_window {
+                    self.clock_starts.insert(window.stage, at);
+                }
                 self.agreement = Some(Agreement {
                     form,
                     terms,
@@ -923,6 +959,29 @@ impl Aggregate for Dispute {
             C::DeadlineBreached { stage, due, .. } => {
                 self.deadline_marks
                     .insert(DeadlineMark::new(stage, due, Threshold::Breach));
+            }
+            C::DeadlinesRecomputed { deadlines } => {
+                for change in &deadlines {
+                    recompute::replace(self.registration_due.as_mut(), change);
+                    recompute::replace(self.handling_due.as_mut(), change);
+                    recompute::replace(self.mediation_due.as_mut(), change);
+                    recompute::replace(
+                        self.agreement
+                            .as_mut()
+                            .and_then(|a| a.confirmation_window.as_mut()),
+                        change,
+                    );
+                    recompute::replace(
+                        self.confirmation.as_mut().map(|c| &mut c.ruling_due),
+                        change,
+                    );
+                    recompute::carry_marks(
+                        &mut self.deadline_marks,
+                        change.stage,
+                        change.old_due,
+                        change.new_due,
+                    );
+                }
             }
         }
     }

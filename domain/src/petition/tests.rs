@@ -529,6 +529,7 @@ fn assigning_sets_a_report_deadline_of_the_given_days() {
             objection_due: due(Stage::PetitionObjection),
             report_due,
             late: false,
+            report_within_days: Some(20),
         })]);
 }
 
@@ -1581,6 +1582,7 @@ fn assigned() -> Vec<PetitionEvent> {
             at(T0),
         ),
         late: false,
+        report_within_days: Some(20),
     }));
     history
 }
