@@ -186,43 +186,49 @@ pub(crate) fn replace(slot: Option<&mut Deadline>, change: &RecomputedDeadline) 
     }
 }
 
+/// A made-up calendar for tests: the shipped years and, on request, a
+/// fictional 2027 in which 1 January and Monday 4 January are days off.
+/// It is not the official 2027 schedule, which has not been published.
 #[cfg(test)]
-mod tests {
+pub(crate) fn test_services(now: DateTime<Utc>, with_fictional_2027: bool) -> Services {
     use std::sync::Arc;
 
-    use super::*;
     use crate::calendar::BusinessCalendar;
     use crate::jurisdiction::Jurisdiction;
     use crate::policy::DeadlinePolicy;
     use crate::services::ManualClock;
 
+    let mut calendar = BusinessCalendar::new();
+    for (_, text) in crate::STATUTORY_HOLIDAYS {
+        calendar.load_year_json(text).expect("a shipped year");
+    }
+    if with_fictional_2027 {
+        calendar
+            .load_year_json(
+                r#"{"year": 2027, "days": [
+                    {"name": "fictional test day off", "date": "2027-01-01", "isOffDay": true},
+                    {"name": "fictional test day off", "date": "2027-01-04", "isOffDay": true}]}"#,
+            )
+            .expect("the fictional year");
+    }
+    Services::new(
+        Arc::new(ManualClock::new(now)),
+        DeadlinePolicy::statutory(),
+        calendar,
+        Jurisdiction::from_toml(crate::EXAMPLE_JURISDICTION).expect("the example jurisdiction"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
     }
 
-    /// The shipped years, and a made-up 2027 for tests only: 1 January and
-    /// Friday 8 January off. It is not the official 2027 schedule, which is
-    /// not published.
     fn services(with_fictional_2027: bool) -> Services {
-        let mut calendar = BusinessCalendar::new();
-        for (_, text) in crate::STATUTORY_HOLIDAYS {
-            calendar.load_year_json(text).unwrap();
-        }
-        if with_fictional_2027 {
-            calendar
-                .load_year_json(
-                    r#"{"year": 2027, "days": [
-                        {"name": "fictional test day off", "date": "2027-01-01", "isOffDay": true},
-                        {"name": "fictional test day off", "date": "2027-01-08", "isOffDay": true}]}"#,
-                )
-                .unwrap();
-        }
-        Services::new(
-            Arc::new(ManualClock::new(at("2027-01-02T00:00:00Z"))),
-            DeadlinePolicy::statutory(),
-            calendar,
-            Jurisdiction::from_toml(crate::EXAMPLE_JURISDICTION).unwrap(),
-        )
+        test_services(at("2027-01-02T00:00:00Z"), with_fictional_2027)
     }
 
     /// Monday 28 December 2026, 10:00 in Beijing: five working days run
@@ -254,14 +260,15 @@ mod tests {
     fn a_recount_over_the_loaded_year_moves_the_deadline_and_clears_the_flag() {
         let current = objection(&services(false));
         let changes = recompute(&services(true), &[Basis::at(current, at(OPENED))]);
-        // 1 January off in the fictional year: Monday 4 and Tuesday 5.
+        // 1 and 4 January off in the fictional year: Tuesday 5 and
+        // Wednesday 6.
         assert_eq!(
             changes,
             vec![RecomputedDeadline {
                 stage: Stage::PetitionObjection,
                 old_due: current.due,
-                new_due: at("2027-01-05T16:00:00Z"),
-                last_day: "2027-01-05".parse().unwrap(),
+                new_due: at("2027-01-06T16:00:00Z"),
+                last_day: "2027-01-06".parse().unwrap(),
                 provisional: false,
             }]
         );
@@ -283,9 +290,11 @@ mod tests {
             ..Basis::at(extended, at(OPENED))
         };
         let changes = recompute(&services(true), &[basis]);
-        // Base Tuesday 5 January; 3 days on is Friday 8, off in the
-        // fictional year, so Monday 11.
-        assert_eq!(changes[0].last_day, "2027-01-11".parse::<NaiveDate>().unwrap());
+        // Base Wednesday 6 January; 3 days on is Saturday 9, so Monday 11.
+        assert_eq!(
+            changes[0].last_day,
+            "2027-01-11".parse::<NaiveDate>().unwrap()
+        );
         assert!(!changes[0].provisional);
     }
 

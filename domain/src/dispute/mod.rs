@@ -21,6 +21,8 @@ mod command;
 mod error;
 mod event;
 #[cfg(test)]
+mod recompute_tests;
+#[cfg(test)]
 mod tests;
 
 pub use command::{

@@ -584,7 +584,9 @@ impl Petition {
             Some(Basis::at(self.objection_due?, start))
         };
         let report = || -> Option<Basis> {
-            let deadline = self.report_due.filter(|d| d.stage == Stage::AssignedReport)?;
+            let deadline = self
+                .report_due
+                .filter(|d| d.stage == Stage::AssignedReport)?;
             let start = *self.clock_starts.get(&deadline.stage)?;
             let days = match self.report_days {
                 Some(days) => days,

@@ -2475,3 +2475,7 @@ fn a_level_stored_before_higher_levels_existed_reads_the_same() {
     assert_eq!(PetitionLevel::parse("town"), Ok(PetitionLevel::Town));
     assert_eq!(PetitionLevel::National.within_jurisdiction(), None);
 }
+
+// Re-timing provisional deadlines, with the helpers above.
+#[path = "recompute_tests.rs"]
+mod recompute_tests;
