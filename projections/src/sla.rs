@@ -1416,4 +1416,40 @@ mod tests {
         assert_eq!(row.warned_75_at, None);
         assert_eq!(row.breach, None);
     }
+
+    #[test]
+    fn a_clock_recounted_once_its_year_is_loaded_keeps_its_warnings_and_breach() {
+        let guessed = "2027-01-01T16:00:00Z";
+        let mut provisional = opinion_clock(guessed, "Land Office");
+        provisional.deadline.provisional = true;
+        let mark = |threshold_percent, at_: &str| ClockChange::Marked {
+            stage: Stage::PetitionOpinion,
+            due: at(guessed),
+            threshold_percent,
+            at: at(at_),
+            holder: None,
+        };
+        let recounted = opinion_clock("2027-01-05T16:00:00Z", "Land Office");
+        let row = fold(&[
+            ClockChange::Running(provisional.clone()),
+            mark(75, "2026-12-20T00:00:00Z"),
+            ClockChange::Recomputed(recounted.clone()),
+        ]);
+        // The warning stands (the case carries it to the new due time), so
+        // the watcher does not send it again.
+        assert_eq!(row.status, "warned_75");
+        assert_eq!(row.warned_75_at, Some(at("2026-12-20T00:00:00Z")));
+        assert_eq!(row.due_at, at("2027-01-05T16:00:00Z"));
+        assert_eq!(row.warn_75_at, recounted.reached_at(75));
+        assert!(!row.provisional);
+        // And a breach stays a breach, with the due time it passed.
+        let row = fold(&[
+            ClockChange::Running(provisional),
+            mark(100, "2027-01-02T00:00:00Z"),
+            ClockChange::Recomputed(recounted),
+        ]);
+        assert_eq!(row.status, BREACHED);
+        assert_eq!(row.breach.map(|b| b.due_at), Some(at(guessed)));
+        assert_eq!(row.due_at, at("2027-01-05T16:00:00Z"));
+    }
 }
