@@ -9,6 +9,11 @@
 //! deadlines again and records a `DeadlinesRecomputed` event for those that
 //! moved or stopped being provisional.
 //!
+//! The windows that are not clocks (the parties' window to apply for
+//! judicial confirmation, the petitioner's review and re-review request
+//! windows) are found in the case index instead, among the cases in the one
+//! status where each is open.
+//!
 //! The command writes nothing when nothing changed, so the sweep needs no
 //! bookkeeping of its own: a crash midway is finished by the next start,
 //! and several processes on one database may all sweep (each with its own
@@ -18,11 +23,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use cqrs_es::Aggregate;
 use mediation_domain::dispute::{Dispute, DisputeAction, DisputeCommand};
 use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand};
 use mediation_domain::values::{Actor, ActorId, AgencyId};
+use mediation_projections::case_index::{self, IndexQuery, IndexRow};
 use mediation_projections::sla::provisional_clocks;
 use mediation_store::{CommandError, Metadata, Options, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -143,7 +149,66 @@ impl App {
                 );
             }
         }
+        self.recompute_windows(stop, &mut recounted).await?;
         Ok(recounted)
+    }
+
+    /// The part of [`App::recompute_provisional`] for the windows that no
+    /// clock times: the cases in the status where one is open, whose
+    /// window is provisional and ends in a year the calendar has.
+    async fn recompute_windows(
+        &self,
+        stop: &CancellationToken,
+        recounted: &mut Recounted,
+    ) -> Result<(), StoreError> {
+        let calendar = self.disputes().services().calendar();
+        let open_windows = [
+            (Petition::TYPE, "answered"),
+            (Petition::TYPE, "reviewed"),
+            (Dispute::TYPE, "agreed"),
+        ];
+        for (aggregate_type, status) in open_windows {
+            let mut after = None;
+            loop {
+                if stop.is_cancelled() {
+                    return Ok(());
+                }
+                let query = IndexQuery {
+                    aggregate_type: aggregate_type.to_owned(),
+                    status: Some(status.to_owned()),
+                    after_case_id: after.take(),
+                    limit: PAGE,
+                    ..IndexQuery::default()
+                };
+                let rows = case_index::list(self.store(), &query).await?;
+                let Some(last) = rows.last() else { break };
+                after = Some(last.case_id.clone());
+                for row in &rows {
+                    let due = match provisional_window(row) {
+                        Ok(due) => due,
+                        Err(e) => {
+                            tracing::warn!(case = row.case_id, error = %e, "window not read");
+                            continue;
+                        }
+                    };
+                    if !due.is_some_and(|day| calendar.is_published(day.year())) {
+                        continue;
+                    }
+                    recounted.cases += 1;
+                    match self.recompute_case(aggregate_type, &row.case_id).await {
+                        Ok(true) => recounted.retimed += 1,
+                        Ok(false) => {}
+                        Err(Failed::Store(e)) => return Err(e),
+                        Err(Failed::Refused(why)) => {
+                            tracing::warn!(case = row.case_id, %why, "window not recounted");
+                            recounted.failed += 1;
+                        }
+                        Err(Failed::Conflict) => recounted.failed += 1,
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sends one case the command; true if it recorded a re-time.
@@ -228,6 +293,30 @@ impl App {
             }
         }
     }
+}
+
+/// The last day of the provisional window open on the indexed case, if
+/// its status has one and it is provisional; an error if the indexed state
+/// does not decode.
+fn provisional_window(row: &IndexRow) -> Result<Option<NaiveDate>, StoreError> {
+    let window = if row.aggregate_type == Petition::TYPE {
+        let petition: Petition = case_index::decode(&row.case_id, row.state.clone())?;
+        petition
+            .review_request_due()
+            .filter(|_| row.status == "answered")
+            .or_else(|| {
+                petition
+                    .re_review_request_due()
+                    .filter(|_| row.status == "reviewed")
+            })
+    } else {
+        let dispute: Dispute = case_index::decode(&row.case_id, row.state.clone())?;
+        dispute
+            .agreement()
+            .and_then(|a| a.confirmation_window)
+            .filter(|_| dispute.judicial_confirmation().is_none())
+    };
+    Ok(window.filter(|w| w.provisional).map(|w| w.last_day))
 }
 
 fn options<'a, A>(metadata: &'a Metadata<'a, A>) -> Options<'a, A> {

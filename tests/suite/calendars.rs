@@ -71,6 +71,75 @@ async fn report(server: &TestServer, id: &str) -> pb::CommandOutcome {
         .unwrap()
 }
 
+/// D-3 registered, mediated and settled by a written agreement at the
+/// server's time: the parties' 30 days to apply for judicial confirmation
+/// start then.
+async fn settle(server: &TestServer) {
+    let mut disputes = server.disputes(&DISTRICT_SUPERVISOR);
+    let id = || "D-3".to_owned();
+    let rid = || uuid::Uuid::new_v4().to_string();
+    let party = |role: pb::PartyRole, name: &str| pb::Party {
+        role: role.into(),
+        name: name.into(),
+    };
+    disputes
+        .register_dispute(pb::RegisterDisputeRequest {
+            request_id: rid(),
+            dispute_id: id(),
+            actor_id: "clerk-1".into(),
+            division_code: VILLAGE.into(),
+            level: pb::Level::Village.into(),
+            category: pb::DisputeCategory::Neighbourhood.into(),
+            risk: pb::Risk::Green.into(),
+            summary: "A wall between two yards".into(),
+            parties: vec![
+                party(pb::PartyRole::Applicant, "Zhang San"),
+                party(pb::PartyRole::Respondent, "Li Si"),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    disputes
+        .dispatch_dispute(pb::DispatchDisputeRequest {
+            request_id: rid(),
+            dispute_id: id(),
+            actor_id: "clerk-1".into(),
+            body: Some(pb::MediationBody {
+                body_id: "committee-101201".into(),
+                name: "Village Mediation Committee".into(),
+                kind: pb::MediationKind::Peoples.into(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for party in [pb::PartyRole::Applicant, pb::PartyRole::Respondent] {
+        disputes
+            .record_consent(pb::RecordConsentRequest {
+                request_id: rid(),
+                dispute_id: id(),
+                actor_id: "mediator-wu".into(),
+                party: party.into(),
+                consents: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    disputes
+        .reach_agreement(pb::ReachAgreementRequest {
+            request_id: rid(),
+            dispute_id: id(),
+            actor_id: "mediator-wu".into(),
+            form: pb::AgreementForm::Written.into(),
+            terms: "The wall moves 30 cm east".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
 /// The clocks ListClocks returns with the `provisional` filter, as
 /// (case, due time, provisional).
 async fn clocks(
@@ -100,48 +169,46 @@ async fn a_provisional_deadline_is_re_timed_when_its_year_is_loaded(db: &TestDb)
     let with_2027 = tempfile::tempdir().unwrap();
     std::fs::write(with_2027.path().join("2027.json"), FICTIONAL_2027).unwrap();
 
-    // A server without 2027. Reported on Monday 21 December 2026, D-2's
-    // one working day for registration ends on the 22nd, as published.
-    // Reported on Thursday 31 December, D-1's runs into 2027: Friday
-    // 1 January is guessed a working day and the deadline is provisional.
-    let first = server(db, without_2027.path(), "2026-12-21T02:00:00Z").await;
+    // A server without 2027.
+    // - D-3, settled on Saturday 5 December 2026: the parties' window to
+    //   apply for judicial confirmation ends on Monday 4 January 2027 by
+    //   guess. Its handling and mediation clocks, which ran to the same
+    //   day, stopped with the agreement, keeping the flag they had.
+    // - D-2, reported on Monday 21 December: one working day for
+    //   registration, ending on the 22nd as published.
+    // - D-1, reported on Thursday 31 December: its working day runs into
+    //   2027, Friday 1 January guessed a working day, so it is provisional.
+    let first = server(db, without_2027.path(), "2026-12-05T02:00:00Z").await;
+    settle(&first).await;
+    first.clock.set(at("2026-12-21T02:00:00Z"));
     report(&first, "D-2").await;
     first.clock.set(at("2026-12-31T02:00:00Z"));
     let reported = report(&first, "D-1").await;
-    let guessed = Some(timestamp("2027-01-01T16:00:00Z"));
-    let definitive_d2 = (
+    let d1_guessed = (
+        "D-1".to_owned(),
+        Some(timestamp("2027-01-01T16:00:00Z")),
+        true,
+    );
+    let d2 = (
         "D-2".to_owned(),
         Some(timestamp("2026-12-22T16:00:00Z")),
         false,
     );
+    let d3_stopped = (
+        "D-3".to_owned(),
+        Some(timestamp("2027-01-04T16:00:00Z")),
+        true,
+    );
+    let listed = |filter| clocks(&first, filter, reported.position);
     assert_eq!(
-        clocks(
-            &first,
-            pb::ProvisionalFilter::ProvisionalOnly,
-            reported.position
-        )
-        .await,
-        vec![("D-1".to_owned(), guessed, true)]
+        listed(pb::ProvisionalFilter::ProvisionalOnly).await,
+        vec![d1_guessed, d3_stopped.clone(), d3_stopped.clone()]
     );
     assert_eq!(
-        clocks(
-            &first,
-            pb::ProvisionalFilter::DefinitiveOnly,
-            reported.position
-        )
-        .await,
-        vec![definitive_d2.clone()]
+        listed(pb::ProvisionalFilter::DefinitiveOnly).await,
+        vec![d2.clone()]
     );
-    assert_eq!(
-        clocks(
-            &first,
-            pb::ProvisionalFilter::Unspecified,
-            reported.position
-        )
-        .await
-        .len(),
-        2
-    );
+    assert_eq!(listed(pb::ProvisionalFilter::Unspecified).await.len(), 4);
     // An unknown filter value is refused, naming the field.
     let mut sla =
         SlaServiceClient::with_interceptor(first.channel(), Bearer::of(&DISTRICT_SUPERVISOR));
@@ -157,30 +224,40 @@ async fn a_provisional_deadline_is_re_timed_when_its_year_is_loaded(db: &TestDb)
     first.stop().await;
 
     // The same database, a server with the 2027 file: at start it re-times
-    // D-1 in the background, by an event of the case.
+    // D-1's clock and D-3's window in the background, each by an event of
+    // its case, recorded by the engine.
     let second = server(db, with_2027.path(), "2027-01-01T03:00:00Z").await;
     let mut stream = second
         .events(&DISTRICT_SUPERVISOR)
         .subscribe_events(pb::SubscribeEventsRequest {
             after_position: reported.position,
-            case_id: "D-1".into(),
             ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
-    let event = tokio::time::timeout(Duration::from_secs(30), stream.message())
-        .await
-        .expect("the re-time is recorded soon after start")
-        .unwrap()
-        .unwrap()
-        .event
-        .unwrap();
+    let mut recounts = std::collections::BTreeMap::new();
+    while recounts.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(30), stream.message())
+            .await
+            .expect("the re-times are recorded soon after start")
+            .unwrap()
+            .unwrap()
+            .event
+            .unwrap();
+        assert_eq!(event.event_type, "DeadlinesRecomputed", "{event:?}");
+        recounts.insert(event.case_id.clone(), event);
+    }
     drop(stream);
-    assert_eq!(event.event_type, "DeadlinesRecomputed");
-    let payload: serde_json::Value = serde_json::from_str(&event.payload_json).unwrap();
+    let deadlines = |case: &str| {
+        let payload: serde_json::Value =
+            serde_json::from_str(&recounts[case].payload_json).unwrap();
+        assert_eq!(payload["by"]["agency"], "engine");
+        payload["change"]["DeadlinesRecomputed"]["deadlines"].clone()
+    };
+    // 1 and 4 January are off in the fictional year.
     assert_eq!(
-        payload["change"]["DeadlinesRecomputed"]["deadlines"],
+        deadlines("D-1"),
         serde_json::json!([{
             "stage": "grid_report",
             "old_due": "2027-01-01T16:00:00Z",
@@ -189,27 +266,29 @@ async fn a_provisional_deadline_is_re_timed_when_its_year_is_loaded(db: &TestDb)
             "provisional": false
         }])
     );
-    assert_eq!(payload["by"]["agency"], "engine");
-
-    // The clock is re-timed in the read model: nothing provisional is left.
     assert_eq!(
-        clocks(
-            &second,
-            pb::ProvisionalFilter::ProvisionalOnly,
-            event.position
-        )
-        .await,
-        vec![]
+        deadlines("D-3"),
+        serde_json::json!([{
+            "stage": "judicial_confirmation_window",
+            "old_due": "2027-01-04T16:00:00Z",
+            "new_due": "2027-01-05T16:00:00Z",
+            "last_day": "2027-01-05",
+            "provisional": false
+        }])
+    );
+    let last = recounts.values().map(|e| e.position).max().unwrap();
+
+    // The running clock is re-timed in the read model and no longer
+    // provisional; the stopped ones keep their flag.
+    let listed = |filter| clocks(&second, filter, last);
+    assert_eq!(
+        listed(pb::ProvisionalFilter::ProvisionalOnly).await,
+        vec![d3_stopped.clone(), d3_stopped]
     );
     assert_eq!(
-        clocks(
-            &second,
-            pb::ProvisionalFilter::DefinitiveOnly,
-            event.position
-        )
-        .await,
+        listed(pb::ProvisionalFilter::DefinitiveOnly).await,
         vec![
-            definitive_d2,
+            d2,
             (
                 "D-1".to_owned(),
                 Some(timestamp("2027-01-05T16:00:00Z")),
@@ -222,7 +301,7 @@ async fn a_provisional_deadline_is_re_timed_when_its_year_is_loaded(db: &TestDb)
         .events(&DISTRICT_SUPERVISOR)
         .read_events(pb::ReadEventsRequest {
             case_id: "D-1".into(),
-            min_position: event.position,
+            min_position: last,
             ..Default::default()
         })
         .await
@@ -234,5 +313,19 @@ async fn a_provisional_deadline_is_re_timed_when_its_year_is_loaded(db: &TestDb)
         .map(|e| e.event_type.as_str())
         .collect();
     assert_eq!(types, ["DisputeReported", "DeadlinesRecomputed"]);
+    // On Tuesday 5 January the guessed window had closed; the true one is
+    // still open.
+    second.clock.set(at("2027-01-05T03:00:00Z"));
+    second
+        .disputes(&DISTRICT_SUPERVISOR)
+        .request_judicial_confirmation(pb::RequestJudicialConfirmationRequest {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            dispute_id: "D-3".into(),
+            actor_id: "mediator-wu".into(),
+            court: "District People's Court".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     second.stop().await;
 }
