@@ -99,8 +99,10 @@ fn due_ranges(
 
 impl App {
     /// Sends `RecomputeDeadlines` to every case with a running provisional
-    /// clock due in a year whose holiday schedule the calendar has, page by
-    /// page, logging progress; stops early when `stop` is cancelled.
+    /// clock due in a year whose holiday schedule the calendar has, and to
+    /// every case with an open provisional window ending in such a year,
+    /// page by page, logging progress; stops early when `stop` is
+    /// cancelled.
     pub async fn recompute_provisional(
         &self,
         stop: &CancellationToken,
@@ -203,7 +205,13 @@ impl App {
                             tracing::warn!(case = row.case_id, %why, "window not recounted");
                             recounted.failed += 1;
                         }
-                        Err(Failed::Conflict) => recounted.failed += 1,
+                        Err(Failed::Conflict) => {
+                            tracing::warn!(
+                                case = row.case_id,
+                                "window not recounted: other commands kept changing the case"
+                            );
+                            recounted.failed += 1;
+                        }
                     }
                 }
             }
