@@ -38,6 +38,11 @@ impl Authenticator {
         Agencies::from_toml(text).map(|agencies| Self { agencies })
     }
 
+    /// The agencies this server knows.
+    pub fn agencies(&self) -> &Agencies {
+        &self.agencies
+    }
+
     /// The caller presenting `request`'s credentials ([`Caller::local`]
     /// when authentication is off).
     pub fn authenticate<T>(&self, request: &Request<T>) -> Result<Arc<Caller>, Status> {

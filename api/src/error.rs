@@ -364,6 +364,7 @@ pub fn petition_status(e: PetitionError, id: &str, creates: bool, rpc: &str) -> 
             ],
         ),
         E::UnknownDivision { .. } => bad("division_code"),
+        E::UnknownComplainedUnit { .. } => bad("complained_unit_id"),
         E::MissingVisitedLevel => bad("visited_level"),
         E::NoRepresentatives | E::TooManyRepresentatives { .. } => bad("representatives"),
         // The one period checked this way per RPC: the report period of an

@@ -100,8 +100,9 @@ pub async fn serve(
     let auth = settings.auth;
     let disputes = DisputeServiceServer::new(DisputeApi::new(app.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let petitions = PetitionServiceServer::new(PetitionApi::new(app.clone()))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let petitions =
+        PetitionServiceServer::new(PetitionApi::new(app.clone(), auth.agencies().clone()))
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
     let dashboards = SlaServiceServer::new(SlaApi::new(app.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let events = EventServiceServer::new(EventApi::new(app, stop.clone()))

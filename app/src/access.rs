@@ -12,20 +12,32 @@
 //! scope = "990101101000"               # a division: the agency sees its subtree
 //! roles = ["registrar", "mediator"]
 //! token_sha256 = "<64 hex digits>"     # `mediation token` prints a token and its hash
+//! government_of = "990101101000"       # optional: the agency is (part of)
+//!                                      # this division's people's government
 //! ```
 //!
 //! A case outside the caller's scope behaves as if it did not exist. The
 //! roles decide which RPCs a caller may use ([`required_roles`]) and whether
-//! it may see parties' and petitioners' identities. The unit a petition
-//! complains about never sees the petitioner, whatever its roles: it is
-//! recognised by its `name` or one of its `also_known_as` names.
+//! it may see parties' and petitioners' identities.
+//!
+//! A petition names the unit it complains about by id ([`UnitRef`]): an
+//! agency's `id`, or a division code, which every agency with that
+//! `government_of` answers to. For an accusation (检举控告类, 信访工作条例
+//! Art 30–31) that unit sees neither the petitioner nor the petition's free
+//! text, whatever its roles; for other matters it may see, by its roles,
+//! whom it must answer. Petitions without a unit id (those received before
+//! ids were recorded, or complaining about a unit outside the
+//! configuration) are matched by the unit's `name` or one of its
+//! `also_known_as` names, and the petitioner stays hidden from it whatever
+//! the matter, as it always was.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use mediation_domain::values::{AgencyId, DivisionCode, Name};
+use mediation_domain::petition::MatterType;
+use mediation_domain::values::{AgencyId, DivisionCode, Name, UnitRef};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -60,8 +72,30 @@ impl Role {
 pub struct Caller {
     agency: AgencyId,
     names: Vec<String>,
+    government_of: Option<DivisionCode>,
     scope: Option<DivisionCode>,
     roles: BTreeSet<Role>,
+}
+
+/// What a petition says that decides who may see what of it (Art 30): the
+/// unit it complains about and the kind of matter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Complaint<'a> {
+    /// The unit complained about, by id.
+    pub unit_id: Option<&'a UnitRef>,
+    /// The unit complained about, by name: matched only without an id.
+    pub unit_name: Option<&'a Name>,
+    /// The kind of matter (Art 31), if stated.
+    pub matter_type: Option<MatterType>,
+}
+
+/// What a caller may see of one petition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PetitionView {
+    /// Who petitions.
+    pub petitioner: bool,
+    /// The free text: facts, summaries, notes, terms, reasons.
+    pub content: bool,
 }
 
 impl Caller {
@@ -71,6 +105,7 @@ impl Caller {
         Self {
             agency: AgencyId::parse("local").expect("a valid agency id"),
             names: Vec::new(),
+            government_of: None,
             scope: None,
             roles: [Role::Registrar, Role::Mediator, Role::Supervisor].into(),
         }
@@ -101,17 +136,42 @@ impl Caller {
         self.roles.iter().any(|r| r.sees_identities())
     }
 
-    /// Whether the caller may see the petitioner of a petition that
-    /// complains about `complained_unit`: only roles that handle petitions,
-    /// and never the unit complained about.
-    pub fn may_see_petitioner(&self, complained_unit: Option<&Name>) -> bool {
-        if let Some(unit) = complained_unit {
-            let unit = normalise(unit.as_str());
-            if self.names.contains(&unit) {
-                return false;
-            }
+    /// Whether the caller is the unit `unit` names: the agency itself, or
+    /// an agency of the division's government.
+    pub fn is_unit(&self, unit: &UnitRef) -> bool {
+        match unit {
+            UnitRef::Agency(agency) => agency == &self.agency,
+            UnitRef::Division(division) => self.government_of.as_ref() == Some(division),
         }
-        self.may_see_parties()
+    }
+
+    /// What the caller may see of a petition that says `complaint`. The
+    /// unit accused in an accusation (检举控告类) sees neither the
+    /// petitioner nor the free text (信访工作条例 Art 30); for other matters
+    /// the roles decide, so that the unit handling a request sees whom it
+    /// must answer. Without a unit id the unit is recognised by name and
+    /// never sees the petitioner, as before ids were recorded.
+    pub fn petition_view(&self, complaint: &Complaint<'_>) -> PetitionView {
+        let accused = match (complaint.unit_id, complaint.unit_name) {
+            (Some(unit), _) => self.is_unit(unit),
+            (None, Some(name)) => self.names.contains(&normalise(name.as_str())),
+            (None, None) => false,
+        };
+        let roles = self.may_see_parties();
+        match (accused, complaint.matter_type) {
+            (true, Some(MatterType::Accusation)) => PetitionView {
+                petitioner: false,
+                content: false,
+            },
+            (true, _) if complaint.unit_id.is_none() => PetitionView {
+                petitioner: false,
+                content: true,
+            },
+            _ => PetitionView {
+                petitioner: roles,
+                content: true,
+            },
+        }
     }
 
     /// Refuses ([`AppError::PermissionDenied`]) unless the caller holds a
@@ -166,7 +226,8 @@ pub fn required_roles(rpc: &str) -> &'static [Role] {
         | "ListCaseload"
         | "ListRepeatPetitions"
         | "ListSkippedLevelVisits"
-        | "ListProjections" => &[Registrar, Mediator, Supervisor, Analyst, Partner],
+        | "ListProjections"
+        | "GetCaseAccountability" => &[Registrar, Mediator, Supervisor, Analyst, Partner],
         // Intake.
         "ReportDispute" => &[Registrar, Mediator, Supervisor],
         "RegisterDispute" | "DispatchDispute" | "EvaluateDispute" => &[Registrar, Supervisor],
@@ -183,6 +244,9 @@ pub fn required_roles(rpc: &str) -> &'static [Role] {
         // Oversight.
         "TakeOverDispute" | "SendDownDispute" | "ReviewDispute" | "CloseDispute"
         | "ReopenDispute" => &[Supervisor],
+        // Who answers for a case: the office that registers it, or the
+        // bodies above.
+        "AssignDisputeOfficial" | "AssignPetitionOfficial" => &[Registrar, Supervisor],
         // The petition office.
         "ReceivePetition" => &[Registrar, Supervisor],
         "ForwardPetition"
@@ -262,6 +326,8 @@ struct AgencyEntry {
     scope: String,
     roles: Vec<Role>,
     token_sha256: String,
+    #[serde(default)]
+    government_of: Option<String>,
 }
 
 /// The agencies file: the caller each token stands for, or every call as
@@ -335,9 +401,16 @@ impl Agencies {
             }
             let mut names = vec![normalise(&entry.name)];
             names.extend(entry.also_known_as.iter().map(|n| normalise(n)));
+            let government_of = entry
+                .government_of
+                .as_deref()
+                .map(DivisionCode::parse)
+                .transpose()
+                .map_err(|e| format!("{what}: government_of: {}", e.reason))?;
             let caller = Caller {
                 agency,
                 names,
+                government_of,
                 scope: Some(scope),
                 roles: entry.roles.into_iter().collect(),
             };
@@ -349,6 +422,19 @@ impl Agencies {
             agencies: Some(Arc::new(agencies)),
             local: Arc::new(Caller::local()),
         })
+    }
+
+    /// Whether `unit` names a unit this configuration knows: an agency of
+    /// the file (any, with authentication off), or any division (the
+    /// jurisdiction file is the judge of those).
+    pub fn knows(&self, unit: &UnitRef) -> bool {
+        match unit {
+            UnitRef::Division(_) => true,
+            UnitRef::Agency(agency) => self
+                .agencies
+                .as_ref()
+                .is_none_or(|agencies| agencies.values().any(|c| &c.agency == agency)),
+        }
     }
 
     /// The caller `token` stands for: [`Caller::local`] when
@@ -390,13 +476,89 @@ token_sha256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
     }
 
     #[test]
-    fn the_unit_complained_about_never_sees_the_petitioner() {
+    fn a_unit_named_only_by_name_never_sees_the_petitioner() {
         let caller = Agencies::from_toml(FILE).unwrap().caller("test").unwrap();
         let other = Name::parse("Some Factory").unwrap();
         let itself = Name::parse(" example town government ").unwrap();
-        assert!(caller.may_see_petitioner(Some(&other)));
-        assert!(caller.may_see_petitioner(None));
-        assert!(!caller.may_see_petitioner(Some(&itself)));
+        let view = |unit_name, matter_type| {
+            caller.petition_view(&Complaint {
+                unit_id: None,
+                unit_name,
+                matter_type,
+            })
+        };
+        let all = PetitionView {
+            petitioner: true,
+            content: true,
+        };
+        assert_eq!(view(Some(&other), None), all);
+        assert_eq!(view(None, None), all);
+        assert_eq!(
+            view(Some(&itself), Some(MatterType::Appeal)),
+            PetitionView {
+                petitioner: false,
+                content: true
+            }
+        );
+        assert_eq!(
+            view(Some(&itself), Some(MatterType::Accusation)),
+            PetitionView {
+                petitioner: false,
+                content: false
+            }
+        );
+    }
+
+    #[test]
+    fn the_unit_accused_by_id_sees_nothing_and_the_unit_answering_sees_whom() {
+        let file = format!("{FILE}government_of = \"990101101000\"\n");
+        let agencies = Agencies::from_toml(&file).unwrap();
+        let caller = agencies.caller("test").unwrap();
+        let by_agency = UnitRef::parse("town-101").unwrap();
+        let by_division = UnitRef::parse("990101101000").unwrap();
+        let elsewhere = UnitRef::parse("990101102000").unwrap();
+        // The same unit however its name is spelled: no name is compared.
+        let spelled = Name::parse("Some Other Spelling").unwrap();
+        for unit in [&by_agency, &by_division] {
+            let view = |matter_type| {
+                caller.petition_view(&Complaint {
+                    unit_id: Some(unit),
+                    unit_name: Some(&spelled),
+                    matter_type,
+                })
+            };
+            assert_eq!(
+                view(Some(MatterType::Accusation)),
+                PetitionView {
+                    petitioner: false,
+                    content: false
+                },
+                "{unit}"
+            );
+            assert_eq!(
+                view(Some(MatterType::Appeal)),
+                PetitionView {
+                    petitioner: true,
+                    content: true
+                },
+                "{unit}"
+            );
+        }
+        let not_accused = caller.petition_view(&Complaint {
+            unit_id: Some(&elsewhere),
+            unit_name: Some(&Name::parse("Example Town Government").unwrap()),
+            matter_type: Some(MatterType::Accusation),
+        });
+        assert!(not_accused.petitioner && not_accused.content);
+        assert!(agencies.knows(&by_agency));
+        assert!(!agencies.knows(&UnitRef::parse("town-999").unwrap()));
+        assert!(Agencies::disabled().knows(&UnitRef::parse("town-999").unwrap()));
+        let bad = format!("{FILE}government_of = \"99\"\n");
+        assert!(
+            Agencies::from_toml(&bad)
+                .unwrap_err()
+                .contains("government_of")
+        );
     }
 
     #[test]

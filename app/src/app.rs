@@ -121,7 +121,8 @@ struct Inner {
 
 /// The metadata stored with the events of a command made through `rpc`:
 /// the division holding the case after it, and the one before when the
-/// command moved the case, which event filters and scopes go by.
+/// command moved the case, which event filters and scopes go by; and what
+/// decides who may see a petition's events (see [`Held::confidentiality`]).
 pub(crate) fn event_metadata<A: Held>(
     rpc: &'static str,
 ) -> impl Fn(&A, &A) -> HashMap<String, String> + Sync {
@@ -136,6 +137,7 @@ pub(crate) fn event_metadata<A: Held>(
         {
             metadata.insert("prior_division".to_owned(), prior.as_str().to_owned());
         }
+        after.confidentiality(&mut metadata);
         metadata
     }
 }
@@ -143,6 +145,12 @@ pub(crate) fn event_metadata<A: Held>(
 /// The division holding a case: what scopes and event filters go by.
 pub(crate) trait Held {
     fn held_by(&self) -> Option<&DivisionCode>;
+
+    /// Adds to an event's metadata what decides who may see the event:
+    /// every event of a petition then carries it, so that the event stream
+    /// withholds a later event's text from the unit accused as it does the
+    /// receipt's (信访工作条例 Art 30).
+    fn confidentiality(&self, _metadata: &mut HashMap<String, String>) {}
 }
 
 impl Held for Dispute {
@@ -155,7 +163,26 @@ impl Held for Petition {
     fn held_by(&self) -> Option<&DivisionCode> {
         self.division()
     }
+
+    fn confidentiality(&self, metadata: &mut HashMap<String, String>) {
+        if let Some(unit) = self.complained_unit_id() {
+            metadata.insert(COMPLAINED_UNIT_ID.to_owned(), unit.as_str().to_owned());
+        }
+        if let Some(unit) = self.complained_unit() {
+            metadata.insert(COMPLAINED_UNIT.to_owned(), unit.as_str().to_owned());
+        }
+        if let Some(matter) = self.matter_type() {
+            metadata.insert(MATTER_TYPE.to_owned(), matter.as_str().to_owned());
+        }
+    }
 }
+
+/// The metadata key of a petition's complained unit id, on each of its events.
+pub const COMPLAINED_UNIT_ID: &str = "complained_unit_id";
+/// The metadata key of a petition's complained unit by name.
+pub const COMPLAINED_UNIT: &str = "complained_unit";
+/// The metadata key of a petition's matter type.
+pub const MATTER_TYPE: &str = "matter_type";
 
 impl App {
     /// The engine over `store`, with `services` for the aggregates, and

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod accountability;
 mod app;
 pub mod command;
 mod error;
@@ -16,5 +17,8 @@ pub mod paging;
 pub mod recompute;
 pub mod timers;
 
-pub use app::{App, CaseFilter, Found, Outcome, PageRequest, READ_YOUR_WRITES_WAIT};
+pub use app::{
+    App, COMPLAINED_UNIT, COMPLAINED_UNIT_ID, CaseFilter, Found, MATTER_TYPE, Outcome, PageRequest,
+    READ_YOUR_WRITES_WAIT,
+};
 pub use error::AppError;

@@ -41,8 +41,13 @@ pub struct Holder {
     /// id during mediation, the court awaiting a confirmation ruling, or the
     /// petition's receiving unit.
     pub body: Option<String>,
-    /// The person in charge, where one is named: the mediator.
+    /// The person in charge, where one is named: the mediator during
+    /// mediation, otherwise the case's responsible official.
     pub person: Option<String>,
+    /// The case's responsible official (责任人, 包案领导) at the time, if one
+    /// was named; absent from events recorded before officials were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub official: Option<String>,
 }
 
 /// An obligation running on a case now: a stage whose deadline binds the

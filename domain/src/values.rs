@@ -486,6 +486,67 @@ impl Actor {
     }
 }
 
+/// A unit named by configuration, never by spelling: an agency of the
+/// agencies file (by its id), or a division of the jurisdiction (by its
+/// 12-digit code), standing for that division's people's government and
+/// the agencies that declare themselves part of it. Two ways of writing
+/// the same unit's name ("青山镇政府", "青山镇人民政府") are one reference.
+///
+/// Stored and sent as one string: twelve digits are a division code,
+/// anything else an agency id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum UnitRef {
+    /// An agency, by the id the agencies file gives it.
+    Agency(AgencyId),
+    /// A division's government, by the division's code.
+    Division(DivisionCode),
+}
+
+impl UnitRef {
+    /// Parses a division code (twelve digits) or an agency id.
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        let s = s.trim();
+        if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+            DivisionCode::parse(s)
+                .map(Self::Division)
+                .map_err(|e| InvalidValue::new("unit_id", e.reason))
+        } else {
+            AgencyId::parse(s)
+                .map(Self::Agency)
+                .map_err(|e| InvalidValue::new("unit_id", e.reason))
+        }
+    }
+
+    /// The reference as stored.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Agency(agency) => agency.as_str(),
+            Self::Division(division) => division.as_str(),
+        }
+    }
+}
+
+impl TryFrom<String> for UnitRef {
+    type Error = InvalidValue;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<UnitRef> for String {
+    fn from(unit: UnitRef) -> Self {
+        unit.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for UnitRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A case identifier: 1 to 64 ASCII letters, digits, `-` or `_`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

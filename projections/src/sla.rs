@@ -1320,6 +1320,7 @@ mod tests {
             level: Some(Level::Town),
             body: Some(body.to_owned()),
             person: None,
+            official: None,
         }
     }
 

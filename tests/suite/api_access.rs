@@ -39,6 +39,7 @@ on_both_backends!(
     the_authorisation_matrix_follows_roles_and_scope,
     a_case_outside_the_scope_reads_as_if_it_did_not_exist,
     petitioners_and_parties_are_withheld_from_those_who_may_not_see_them,
+    the_unit_an_accusation_is_about_sees_nothing_of_it,
     bad_requests_get_the_status_that_names_the_problem,
     registering_a_reported_dispute_honours_expected_version,
     a_take_over_must_name_a_division_in_the_callers_scope,
@@ -103,6 +104,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("ListRepeatPetitions", READERS),
     ("ListSkippedLevelVisits", READERS),
     ("ListProjections", READERS),
+    ("GetCaseAccountability", READERS),
     ("ReportDispute", INTAKE),
     ("RegisterDispute", REGISTRARS),
     ("DispatchDispute", REGISTRARS),
@@ -121,6 +123,8 @@ const RULES: &[(&str, &[&str])] = &[
     ("ReviewDispute", SUPERVISORS),
     ("CloseDispute", SUPERVISORS),
     ("ReopenDispute", SUPERVISORS),
+    ("AssignDisputeOfficial", REGISTRARS),
+    ("AssignPetitionOfficial", REGISTRARS),
     ("ReceivePetition", REGISTRARS),
     ("ForwardPetition", REGISTRARS),
     ("AssignPetition", REGISTRARS),
@@ -160,6 +164,7 @@ const DISPUTE_COMMANDS: &[&str] = &[
     "CloseDispute",
     "EvaluateDispute",
     "ReopenDispute",
+    "AssignDisputeOfficial",
 ];
 
 /// Every PetitionService command on an existing petition: what
@@ -182,6 +187,7 @@ const PETITION_COMMANDS: &[&str] = &[
     "RecordGroupHeadcount",
     "EvaluatePetition",
     "FinalisePetition",
+    "AssignPetitionOfficial",
 ];
 
 // ---------------------------------------------------------------------------
@@ -426,6 +432,12 @@ async fn dispute_command(
                 reason: "The wall was rebuilt where it stood.".into(),
             }
         ),
+        "AssignDisputeOfficial" => send!(
+            assign_dispute_official,
+            AssignDisputeOfficialRequest {
+                official: "Deputy Town Head Liu".into(),
+            }
+        ),
         other => panic!("{other} is not a command on an existing dispute"),
     }
 }
@@ -538,6 +550,12 @@ async fn petition_command(
         "RecordGroupHeadcount" => send!(
             record_group_headcount,
             RecordGroupHeadcountRequest { headcount: 12 }
+        ),
+        "AssignPetitionOfficial" => send!(
+            assign_petition_official,
+            AssignPetitionOfficialRequest {
+                official: "Deputy Town Head Liu".into(),
+            }
         ),
         "EvaluatePetition" => send!(
             evaluate_petition,
@@ -1641,6 +1659,146 @@ async fn petitioners_and_parties_are_withheld_from_those_who_may_not_see_them(db
         let live = subscribe_through(&mut events, last).await;
         assert_eq!(case_ids(&live), case_ids(&log), "{who}");
         assert_none_named(who, "SubscribeEvents", &format!("{live:?}"), &names);
+    }
+
+    server.stop().await;
+}
+
+/// An accusation (检举控告类) names the unit it accuses by id, an agency's or
+/// its division's, however the unit's name is spelled; that unit reads the
+/// petition's existence and status but neither the petitioner nor any of
+/// its text (facts, notes, reasons) in Get, List, the log or the live
+/// stream (信访工作条例 Art 30). In an appeal about the same unit, the unit
+/// sees whom it must answer.
+async fn the_unit_an_accusation_is_about_sees_nothing_of_it(db: &TestDb) {
+    const FACTS: &str = "The deputy head took 30,000 yuan from the road fund.";
+    const NOTE: &str = "Handed to the district discipline commission.";
+    const APPEAL: &str = "The town refused to repair the road it dug up.";
+    let server = TestServer::start(db, true).await;
+    let mut office = server.petitions(&DISTRICT_SUPERVISOR);
+    let accusation = |id: &str, unit_id: &str, spelled: &str| pb::ReceivePetitionRequest {
+        matter_type: pb::MatterType::Accusation.into(),
+        complained_unit_id: unit_id.into(),
+        facts: FACTS.into(),
+        ..receive_request(VILLAGE_101, id, spelled, (PETITIONER, PETITIONER_CONTACT))
+    };
+    // By the agency's id and by its division's code, each spelled in a
+    // way the agencies file does not know.
+    for (id, unit, spelled) in [
+        ("P-accuse-agency", "town-101", "青山镇政府"),
+        ("P-accuse-division", TOWN_101_CODE, "青山镇人民政府"),
+    ] {
+        office
+            .receive_petition(accusation(id, unit, spelled))
+            .await
+            .unwrap();
+    }
+    let diverted = office
+        .divert_petition(pb::DivertPetitionRequest {
+            request_id: rid("divert"),
+            petition_id: "P-accuse-agency".into(),
+            actor_id: ACTOR.into(),
+            channel: pb::LegalChannel::Discipline.into(),
+            note: NOTE.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .outcome
+        .unwrap();
+    let appeal = office
+        .receive_petition(pb::ReceivePetitionRequest {
+            matter_type: pb::MatterType::Appeal.into(),
+            complained_unit_id: "town-101".into(),
+            facts: APPEAL.into(),
+            ..receive_request(
+                VILLAGE_101,
+                "P-appeal",
+                "Qingshan Town",
+                (OTHER_PETITIONER, OTHER_CONTACT),
+            )
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .outcome
+        .unwrap();
+    let last = diverted.position.max(appeal.position);
+    let secrets = [PETITIONER, PETITIONER_CONTACT, FACTS, NOTE];
+
+    // The unit accused: the cases are there, their content is not.
+    let mut town = server.petitions(&TOWN_101);
+    for id in ["P-accuse-agency", "P-accuse-division"] {
+        let p = get_petition(&mut town, id).await.unwrap();
+        assert!(p.petitioner.is_none() && p.petitioner_withheld, "{p:?}");
+        assert!(p.facts.is_empty() && p.content_withheld, "{p:?}");
+        assert_eq!(p.matter_type(), pb::MatterType::Accusation);
+        assert_none_named("TOWN_101", "GetPetition", &format!("{p:?}"), &secrets);
+    }
+    let p = get_petition(&mut town, "P-accuse-agency").await.unwrap();
+    assert_eq!(p.complained_unit_id, "town-101");
+    assert_eq!(p.status(), pb::PetitionStatus::Diverted);
+    let listed = list_petitions(&mut town, last).await;
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert_none_named(
+        "TOWN_101",
+        "ListPetitions",
+        &format!("{listed:?}"),
+        &secrets,
+    );
+    let mut events = server.events(&TOWN_101);
+    let log = read_all_events(&mut events, last).await;
+    let live = subscribe_through(&mut events, last).await;
+    for (what, seen) in [("ReadEvents", &log), ("SubscribeEvents", &live)] {
+        let accused: Vec<_> = seen
+            .iter()
+            .filter(|e| e.case_id.starts_with("P-accuse"))
+            .collect();
+        // Two receipts and the diversion, each with its text withheld.
+        assert_eq!(accused.len(), 3, "{what}: {accused:?}");
+        for event in accused {
+            assert!(event.payload_json.contains("[withheld]"), "{event:?}");
+            assert_none_named("TOWN_101", what, &event.payload_json, &secrets);
+        }
+    }
+
+    // The appeal: the unit that must answer sees whom, and what.
+    let p = get_petition(&mut town, "P-appeal").await.unwrap();
+    assert_eq!(p.petitioner.as_ref().unwrap().name, OTHER_PETITIONER);
+    assert_eq!(p.facts, APPEAL);
+    assert!(!p.petitioner_withheld && !p.content_withheld, "{p:?}");
+    assert!(
+        log.iter()
+            .any(|e| e.case_id == "P-appeal" && e.payload_json.contains(OTHER_PETITIONER))
+    );
+
+    // The petition office sees it all.
+    let p = get_petition(&mut office, "P-accuse-division")
+        .await
+        .unwrap();
+    assert_eq!(p.petitioner.unwrap().name, PETITIONER);
+    assert_eq!(p.facts, FACTS);
+    assert!(!p.content_withheld);
+    let all: String = read_all_events(&mut server.events(&DISTRICT_SUPERVISOR), last)
+        .await
+        .iter()
+        .map(|e| e.payload_json.clone())
+        .collect();
+    for secret in secrets {
+        assert!(all.contains(secret), "the office's log lacks {secret}");
+    }
+
+    // A unit the configuration does not know is refused, not ignored.
+    for unknown in ["town-999", "990101109000"] {
+        let status = refused(
+            office
+                .receive_petition(accusation("P-unknown", unknown, "Nowhere"))
+                .await,
+            Code::InvalidArgument,
+            &[unknown],
+        );
+        assert_bad_field(&status, "complained_unit_id");
     }
 
     server.stop().await;

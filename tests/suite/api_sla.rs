@@ -33,6 +33,7 @@ on_both_backends!(
     caseload_is_counted_per_body_and_per_mediator,
     repeat_petitions_and_skipped_level_visits_are_found,
     projections_report_their_position,
+    who_held_a_case_when_it_went_overdue_is_one_call,
 );
 
 const VILLAGE_A: &str = "990101101201";
@@ -1518,6 +1519,191 @@ async fn projections_report_their_position(db: &TestDb) {
     })
     .await
     .unwrap();
+
+    server.stop().await;
+}
+
+/// Polls a case's accountability until it holds `breaches` breaches: the
+/// server's own timers record them a moment after the clock passes a due
+/// time. Bounded, so that a timer that never fires fails the test.
+async fn accountability_with(
+    sla: &mut Sla,
+    aggregate_type: pb::AggregateType,
+    case_id: &str,
+    breaches: usize,
+) -> pb::CaseAccountability {
+    for _ in 0..500 {
+        let found = sla
+            .get_case_accountability(pb::GetCaseAccountabilityRequest {
+                aggregate_type: aggregate_type.into(),
+                case_id: case_id.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .accountability
+            .unwrap();
+        if found.breaches.len() >= breaches {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{case_id} never had {breaches} breaches recorded");
+}
+
+/// Accountability (信访工作条例 Art 44–46): a case carries a responsible
+/// official, every clock names the unit and the person holding it, and one
+/// call answers who held the case each time it went overdue, also after
+/// the official has changed.
+async fn who_held_a_case_when_it_went_overdue_is_one_call(db: &TestDb) {
+    let server = TestServer::start_with_timers(db, true).await;
+    let mut disputes = server.disputes(&TOWN_101);
+    let mut petitions = server.petitions(&TOWN_101);
+    outcome!(disputes.register_dispute(pb::RegisterDisputeRequest {
+        request_id: rid(),
+        dispute_id: "D-acc".into(),
+        actor_id: "clerk-1".into(),
+        division_code: VILLAGE_A.into(),
+        level: pb::Level::Village.into(),
+        category: pb::DisputeCategory::Neighbourhood.into(),
+        risk: pb::Risk::Green.into(),
+        summary: "A wall between two yards".into(),
+        parties: vec![
+            pb::Party {
+                role: pb::PartyRole::Applicant.into(),
+                name: "Zhang San".into(),
+            },
+            pb::Party {
+                role: pb::PartyRole::Respondent.into(),
+                name: "Li Si".into(),
+            },
+        ],
+        ..Default::default()
+    }));
+    outcome!(
+        disputes.assign_dispute_official(pb::AssignDisputeOfficialRequest {
+            request_id: rid(),
+            dispute_id: "D-acc".into(),
+            actor_id: "clerk-1".into(),
+            official: "Deputy Head Liu".into(),
+            ..Default::default()
+        })
+    );
+    outcome!(disputes.dispatch_dispute(pb::DispatchDisputeRequest {
+        request_id: rid(),
+        dispute_id: "D-acc".into(),
+        actor_id: "clerk-1".into(),
+        body: Some(pb::MediationBody {
+            body_id: "committee-101201".into(),
+            name: "Shangping Mediation Committee".into(),
+            kind: pb::MediationKind::Peoples.into(),
+        }),
+        mediator: "Mediator Wu".into(),
+        ..Default::default()
+    }));
+    outcome!(petitions.receive_petition(pb::ReceivePetitionRequest {
+        request_id: rid(),
+        petition_id: "P-acc".into(),
+        actor_id: "clerk-1".into(),
+        channel: pb::PetitionChannel::Letter.into(),
+        petitioner: Some(pb::Petitioner {
+            name: "Wang Wu".into(),
+            contact: String::new(),
+        }),
+        facts: "The road was never repaired".into(),
+        division_code: TOWN_101_CODE.into(),
+        competent_level: pb::Level::Town.into(),
+        ..Default::default()
+    }));
+    outcome!(
+        petitions.assign_petition_official(pb::AssignPetitionOfficialRequest {
+            request_id: rid(),
+            petition_id: "P-acc".into(),
+            actor_id: "clerk-1".into(),
+            official: "Director Sun".into(),
+            ..Default::default()
+        })
+    );
+
+    // Past the village's and the mediation's 30 days, and the petition's
+    // 15 days of triage.
+    server.clock.advance(Duration::days(31));
+    let mut town = sla(&server, &TOWN_101);
+    let dispute = accountability_with(&mut town, pb::AggregateType::Dispute, "D-acc", 2).await;
+    assert_eq!(dispute.official, "Deputy Head Liu");
+    let mut stages: Vec<_> = dispute
+        .breaches
+        .iter()
+        .map(|b| (b.stage.as_str(), b.person.as_str(), b.body.as_str()))
+        .collect();
+    stages.sort();
+    assert_eq!(
+        stages,
+        [
+            ("mediation", "Mediator Wu", "committee-101201"),
+            ("village_handling", "Deputy Head Liu", ""),
+        ]
+    );
+    for breach in &dispute.breaches {
+        assert_eq!(breach.official, "Deputy Head Liu", "{breach:?}");
+        assert_eq!(breach.division_code, VILLAGE_A, "{breach:?}");
+        assert_eq!(breach.level(), pb::Level::Village, "{breach:?}");
+        assert!(breach.position > 0 && breach.breach_time.is_some());
+    }
+    let petition = accountability_with(&mut town, pb::AggregateType::Petition, "P-acc", 1).await;
+    assert_eq!(petition.breaches[0].stage, "petition_triage");
+    assert_eq!(petition.breaches[0].person, "Director Sun");
+    assert_eq!(petition.breaches[0].official, "Director Sun");
+
+    // A new official answers from now on; the breaches keep who held the
+    // case then, in the history and on the clock.
+    let changed = outcome!(
+        disputes.assign_dispute_official(pb::AssignDisputeOfficialRequest {
+            request_id: rid(),
+            dispute_id: "D-acc".into(),
+            actor_id: "clerk-1".into(),
+            official: "Head Wang".into(),
+            ..Default::default()
+        })
+    );
+    let again = accountability_with(&mut town, pb::AggregateType::Dispute, "D-acc", 2).await;
+    assert_eq!(again.official, "Head Wang");
+    assert_eq!(again.breaches, dispute.breaches);
+    let clocks = town
+        .list_clocks(pb::ListClocksRequest {
+            division_code: VILLAGE_A.into(),
+            min_position: changed.position,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .clocks;
+    let handling = clocks
+        .iter()
+        .find(|c| c.case_id == "D-acc" && c.stage == "village_handling")
+        .expect("the village's clock");
+    assert_eq!(handling.person, "Head Wang", "{handling:?}");
+    assert_eq!(handling.breach.as_ref().unwrap().person, "Deputy Head Liu");
+
+    // Scoped like every read, and the kind of case must be named.
+    let status = sla(&server, &TOWN_102)
+        .get_case_accountability(pb::GetCaseAccountabilityRequest {
+            aggregate_type: pb::AggregateType::Dispute.into(),
+            case_id: "D-acc".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let status = town
+        .get_case_accountability(pb::GetCaseAccountabilityRequest {
+            aggregate_type: pb::AggregateType::Unspecified.into(),
+            case_id: "D-acc".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_bad_field(&status, "aggregate_type");
 
     server.stop().await;
 }

@@ -141,6 +141,7 @@ fn receive(channel: PetitionChannel, visited_level: Option<Level>) -> PetitionAc
         matter_type: None,
         petitioner: petitioner(),
         complained_unit: Some(name("Liu'an Village Committee")),
+        complained_unit_id: None,
         facts: text("The village road has not been repaired since the floods."),
         division: division(VILLAGE),
         competent_level: Level::Village,

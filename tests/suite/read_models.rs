@@ -276,6 +276,7 @@ fn receive(
         matter_type: None,
         petitioner,
         complained_unit: Some(name(unit)),
+        complained_unit_id: None,
         facts: text(facts),
         division: division(code),
         competent_level: Level::Village,

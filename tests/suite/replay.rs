@@ -180,6 +180,7 @@ fn petition_steps(village: &str, n: usize) -> Vec<PetitionCommand> {
                 contact: Some(name("13800000000")),
             },
             complained_unit: Some(name("Liu'an Village Committee")),
+            complained_unit_id: None,
             facts: text("The village road has not been repaired since the floods."),
             division: division(village),
             competent_level: Level::Village,

@@ -52,6 +52,7 @@ fn receive() -> PetitionAction {
             contact: None,
         },
         complained_unit: Some(name("Donghu Urban Management")),
+        complained_unit_id: None,
         facts: text("Street stalls block the lane every evening."),
         division: DivisionCode::parse(TOWN).unwrap(),
         competent_level: Level::Town,

@@ -35,6 +35,9 @@ pub struct Agency {
     pub scope: &'static str,
     /// Its roles, as in the agencies file.
     pub roles: &'static [&'static str],
+    /// The division whose government it is, if any (a petition may name
+    /// that division as the unit complained about).
+    pub government_of: Option<&'static str>,
 }
 
 /// The district's supervisor: sees the whole example district.
@@ -44,6 +47,7 @@ pub const DISTRICT_SUPERVISOR: Agency = Agency {
     token: "token-district-supervisor",
     scope: "990101000000",
     roles: &["supervisor"],
+    government_of: None,
 };
 /// Town 101's registrar and mediator: sees town 990101101000 and its villages.
 pub const TOWN_101: Agency = Agency {
@@ -52,6 +56,7 @@ pub const TOWN_101: Agency = Agency {
     token: "token-town-101",
     scope: "990101101000",
     roles: &["registrar", "mediator"],
+    government_of: Some("990101101000"),
 };
 /// Town 102, with every writing role: sees town 990101102000 only.
 pub const TOWN_102: Agency = Agency {
@@ -60,6 +65,7 @@ pub const TOWN_102: Agency = Agency {
     token: "token-town-102",
     scope: "990101102000",
     roles: &["registrar", "mediator", "supervisor"],
+    government_of: Some("990101102000"),
 };
 /// A district analyst: reads everything, without identities.
 pub const ANALYST: Agency = Agency {
@@ -68,6 +74,7 @@ pub const ANALYST: Agency = Agency {
     token: "token-analyst",
     scope: "990101000000",
     roles: &["analyst"],
+    government_of: None,
 };
 /// A read-only partner in town 101.
 pub const PARTNER: Agency = Agency {
@@ -76,6 +83,7 @@ pub const PARTNER: Agency = Agency {
     token: "token-partner",
     scope: "990101101000",
     roles: &["partner"],
+    government_of: None,
 };
 
 /// Every test agency.
@@ -87,8 +95,12 @@ pub fn agencies_toml() -> String {
         .iter()
         .map(|a| {
             let roles: Vec<String> = a.roles.iter().map(|r| format!("{r:?}")).collect();
+            let government = a
+                .government_of
+                .map(|d| format!("government_of = {d:?}\n"))
+                .unwrap_or_default();
             format!(
-                "[[agency]]\nid = {:?}\nname = {:?}\nscope = {:?}\nroles = [{}]\ntoken_sha256 = {:?}\n\n",
+                "[[agency]]\nid = {:?}\nname = {:?}\nscope = {:?}\nroles = [{}]\ntoken_sha256 = {:?}\n{government}\n",
                 a.id,
                 a.name,
                 a.scope,
@@ -131,6 +143,30 @@ impl TestServer {
         tls: Option<tonic::transport::ServerTlsConfig>,
         client: impl FnOnce(Endpoint) -> Endpoint,
     ) -> Self {
+        Self::launch(db, auth, tls, client, None).await
+    }
+
+    /// [`TestServer::start`] with the deadline timers sweeping every few
+    /// milliseconds, at the time of [`TestServer::clock`]: a test moves the
+    /// clock past a deadline and waits for the breach to be recorded.
+    pub async fn start_with_timers(db: &TestDb, auth: bool) -> Self {
+        Self::launch(
+            db,
+            auth,
+            None,
+            |endpoint| endpoint,
+            Some(std::time::Duration::from_millis(20)),
+        )
+        .await
+    }
+
+    async fn launch(
+        db: &TestDb,
+        auth: bool,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+        client: impl FnOnce(Endpoint) -> Endpoint,
+        timer_interval: Option<std::time::Duration>,
+    ) -> Self {
         let clock = ManualClock::new(start_time());
         let services = Services::shipped_defaults(Arc::new(clock.clone()));
         Self::start_on(db, auth, tls, client, clock, services).await
@@ -171,8 +207,8 @@ impl TestServer {
                 services,
                 auth,
                 tls,
-                // Tests sweep the timers themselves, at the times they choose.
-                timer_interval: None,
+                // Unless asked for, tests sweep no timers: they decide when.
+                timer_interval,
                 case_cache: mediation_store::DEFAULT_CACHE_CAPACITY,
                 petitioner_secret: PetitionerSecret::development(),
             },

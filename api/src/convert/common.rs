@@ -22,7 +22,7 @@ use mediation_domain::petition::{
 use mediation_domain::policy::{Deadline, Stage};
 use mediation_domain::values::{
     ActorId, AgencyId, CaseId, DisputeCategory, DivisionCode, InvalidValue, LegalChannel, Level,
-    MediationKind, Name, PetitionChannel, PetitionLevel, Risk, Text,
+    MediationKind, Name, PetitionChannel, PetitionLevel, Risk, Text, UnitRef,
 };
 use mediation_proto::v1 as pb;
 use tonic::Status;
@@ -102,6 +102,17 @@ pub(crate) fn optional_name(field: &str, value: &str) -> Result<Option<Name>, Ba
         return Ok(None);
     }
     name(field, value).map(Some)
+}
+
+/// A unit named by configuration (an agency id, or a 12-digit division
+/// code), if given.
+pub(crate) fn optional_unit(field: &str, value: &str) -> Result<Option<UnitRef>, BadField> {
+    if is_blank(value) {
+        return Ok(None);
+    }
+    UnitRef::parse(value)
+        .map(Some)
+        .map_err(|e| BadField::from_invalid(field, e))
 }
 
 /// An agency's identifier, such as a mediation body's.

@@ -38,6 +38,7 @@ command_requests!(dispute_id:
     CloseDisputeRequest,
     EvaluateDisputeRequest,
     ReopenDisputeRequest,
+    AssignDisputeOfficialRequest,
 );
 
 /// ReportDispute.
@@ -208,6 +209,15 @@ pub(crate) fn reopen_dispute(r: &pb::ReopenDisputeRequest) -> Result<DisputeActi
     })
 }
 
+/// AssignDisputeOfficial.
+pub(crate) fn assign_dispute_official(
+    r: &pb::AssignDisputeOfficialRequest,
+) -> Result<DisputeAction, BadField> {
+    Ok(DisputeAction::AssignOfficial {
+        official: name("official", &r.official)?,
+    })
+}
+
 /// The filters of ListDisputes, as the stored names the engine matches.
 /// Unset (empty or `*_UNSPECIFIED`) filters match everything.
 pub(crate) fn list_filter(r: &pb::ListDisputesRequest) -> Result<CaseFilter, BadField> {
@@ -278,6 +288,7 @@ pub(crate) fn dispute_to_pb(found: &Found<Dispute>, show_parties: bool) -> pb::D
         legal_channel: optional_enum_to_pb(d.legal_channel()),
         outcome: optional_enum_to_pb(d.outcome()),
         satisfaction: optional_enum_to_pb(d.satisfaction()),
+        official: string_or_empty(d.official()),
     }
 }
 

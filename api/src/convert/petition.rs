@@ -16,9 +16,10 @@ use mediation_proto::v1 as pb;
 use super::common::{
     BadField, Case, Parsed, command_requests, date, days, deadline_to_pb, division_code,
     enum_to_pb, envelope, name, optional_case_id, optional_division_code, optional_enum,
-    optional_enum_to_pb, optional_name, optional_text, required_enum, string_or_empty, text,
-    timestamp,
+    optional_enum_to_pb, optional_name, optional_text, optional_unit, required_enum,
+    string_or_empty, text, timestamp,
 };
+use mediation_app::access::{Caller, Complaint, PetitionView};
 use mediation_app::{CaseFilter, Found};
 
 command_requests!(unversioned petition_id: ReceivePetitionRequest);
@@ -45,6 +46,7 @@ command_requests!(petition_id:
     RecordHearingRequest,
     RecordPetitionDeliveryRequest,
     RecordGroupHeadcountRequest,
+    AssignPetitionOfficialRequest,
     EvaluatePetitionRequest,
     IssueReviewOpinionRequest,
     RequestReReviewRequest,
@@ -68,6 +70,7 @@ pub(crate) fn receive_petition(r: &pb::ReceivePetitionRequest) -> Result<Petitio
             contact: optional_name("petitioner.contact", &petitioner.contact)?,
         },
         complained_unit: optional_name("complained_unit", &r.complained_unit)?,
+        complained_unit_id: optional_unit("complained_unit_id", &r.complained_unit_id)?,
         facts: text("facts", &r.facts)?,
         division: division_code("division_code", &r.division_code)?,
         competent_level: required_enum::<Level>("competent_level", r.competent_level)?,
@@ -260,10 +263,29 @@ pub(crate) fn list_filter(r: &pb::ListPetitionsRequest) -> Result<CaseFilter, Ba
     })
 }
 
-/// A petition as a response carries it. Without `show_petitioner` the
-/// petitioner is left out and `petitioner_withheld` says so.
-pub(crate) fn petition_to_pb(found: &Found<Petition>, show_petitioner: bool) -> pb::Petition {
+/// AssignPetitionOfficial.
+pub(crate) fn assign_petition_official(
+    r: &pb::AssignPetitionOfficialRequest,
+) -> Result<PetitionAction, BadField> {
+    Ok(PetitionAction::AssignOfficial {
+        official: name("official", &r.official)?,
+    })
+}
+
+/// What a caller may see of `petition` (信访工作条例 Art 30).
+pub(crate) fn view_of(caller: &Caller, petition: &Petition) -> PetitionView {
+    caller.petition_view(&Complaint {
+        unit_id: petition.complained_unit_id(),
+        unit_name: petition.complained_unit(),
+        matter_type: petition.matter_type(),
+    })
+}
+
+/// A petition as a response carries it, as far as `view` lets the caller
+/// see it: a petitioner or free text left out is flagged as withheld.
+pub(crate) fn petition_to_pb(found: &Found<Petition>, view: PetitionView) -> pb::Petition {
     let p = &found.case;
+    let show_petitioner = view.petitioner;
     let petitioner = if show_petitioner {
         p.petitioner().map(|who| pb::Petitioner {
             name: who.name.to_string(),
@@ -282,7 +304,14 @@ pub(crate) fn petition_to_pb(found: &Found<Petition>, show_petitioner: bool) -> 
         petitioner,
         petitioner_withheld: !show_petitioner && p.petitioner().is_some(),
         complained_unit: string_or_empty(p.complained_unit()),
-        facts: string_or_empty(p.facts()),
+        complained_unit_id: string_or_empty(p.complained_unit_id()),
+        facts: if view.content {
+            string_or_empty(p.facts())
+        } else {
+            String::new()
+        },
+        content_withheld: !view.content,
+        official: string_or_empty(p.official()),
         division_code: string_or_empty(p.division()),
         competent_level: optional_enum_to_pb(p.competent_level()),
         visited_level: optional_enum_to_pb(
@@ -376,6 +405,7 @@ mod tests {
                     contact: None,
                 },
                 complained_unit: Some(Name::parse("Example Town Government").unwrap()),
+                complained_unit_id: None,
                 facts: Text::parse("The road was never repaired.").unwrap(),
                 division: DivisionCode::parse("990101001000").unwrap(),
                 competent_level: Level::Town,
@@ -581,7 +611,11 @@ mod tests {
 
     #[test]
     fn a_petition_converts_with_its_petitioner_for_those_who_may_see_them() {
-        let pb = petition_to_pb(&found(), true);
+        let everything = PetitionView {
+            petitioner: true,
+            content: true,
+        };
+        let pb = petition_to_pb(&found(), everything);
         assert_eq!(pb.petition_id, "P-1");
         assert_eq!(pb.version, 6);
         assert_eq!(pb.status, i32::from(pb::PetitionStatus::Final));
@@ -609,10 +643,24 @@ mod tests {
 
     #[test]
     fn the_petitioner_is_withheld_from_those_who_may_not_see_them() {
-        let pb = petition_to_pb(&found(), false);
+        let no_petitioner = PetitionView {
+            petitioner: false,
+            content: true,
+        };
+        let pb = petition_to_pb(&found(), no_petitioner);
         assert!(pb.petitioner.is_none());
         assert!(pb.petitioner_withheld);
         // The rest of the petition is still there.
+        assert_eq!(pb.unit, "Roads Office");
+        assert!(!pb.facts.is_empty() && !pb.content_withheld);
+
+        let nothing = PetitionView {
+            petitioner: false,
+            content: false,
+        };
+        let pb = petition_to_pb(&found(), nothing);
+        assert!(pb.petitioner.is_none() && pb.petitioner_withheld);
+        assert!(pb.facts.is_empty() && pb.content_withheld);
         assert_eq!(pb.unit, "Roads Office");
     }
 }

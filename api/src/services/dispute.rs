@@ -66,6 +66,8 @@ command_service! {
         = "EvaluateDispute", Existing, convert::evaluate_dispute;
     reopen_dispute(ReopenDisputeRequest) -> ReopenDisputeResponse
         = "ReopenDispute", Existing, convert::reopen_dispute;
+    assign_dispute_official(AssignDisputeOfficialRequest) -> AssignDisputeOfficialResponse
+        = "AssignDisputeOfficial", Existing, convert::assign_dispute_official;
     ;
 
     #[tracing::instrument(skip_all, fields(rpc = "GetDispute"))]

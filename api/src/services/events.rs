@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use mediation_domain::values::{CaseId, DivisionCode, Name};
+use mediation_domain::petition::MatterType;
+use mediation_domain::values::{CaseId, DivisionCode, Name, UnitRef};
 use mediation_proto::v1 as pb;
 use mediation_proto::v1::event_service_server::EventService;
 use mediation_store::{LogFilter, RecordedEvent};
@@ -15,9 +16,9 @@ use tonic::{Request, Response, Status};
 
 use crate::auth::caller;
 use crate::error::{invalid_field, status, store_status};
-use mediation_app::App;
-use mediation_app::access::Caller;
+use mediation_app::access::{Caller, Complaint};
 use mediation_app::paging::{decode_page_token, encode_page_token, page_size};
+use mediation_app::{App, COMPLAINED_UNIT, COMPLAINED_UNIT_ID, MATTER_TYPE};
 
 /// How many events a subscription reads from the store at a time.
 const SUBSCRIPTION_BATCH: u32 = 256;
@@ -211,7 +212,7 @@ fn log_filter(
 /// An event as the caller may see it.
 pub(crate) fn to_pb(event: &RecordedEvent, caller: &Caller) -> pb::Event {
     let mut payload = event.payload.clone();
-    redact(&mut payload, caller);
+    redact(&mut payload, &event.metadata, caller);
     let aggregate_type = match event.aggregate_type.as_str() {
         "Dispute" => pb::AggregateType::Dispute,
         "Petition" => pb::AggregateType::Petition,
@@ -239,31 +240,66 @@ pub(crate) fn to_pb(event: &RecordedEvent, caller: &Caller) -> pb::Event {
     }
 }
 
-/// Withholds parties' and petitioners' names from callers who may not see
-/// them. Works on the JSON shape of any event, so that a new event type
-/// carrying `parties` or a `petitioner` is covered without a change here.
-fn redact(payload: &mut Value, caller: &Caller) {
-    let complained = find_str(payload, "complained_unit").and_then(|u| Name::parse(&u).ok());
-    let parties = caller.may_see_parties();
-    let petitioner = caller.may_see_petitioner(complained.as_ref());
-    if !(parties && petitioner) {
-        withhold(payload, parties, petitioner);
+/// Withholds parties' and petitioners' names, and an accusation's text from
+/// the unit accused, from callers who may not see them. Works on the JSON
+/// shape of any event, so that a new event type carrying `parties`, a
+/// `petitioner` or free text is covered without a change here. What a
+/// petition complains about comes from the event's metadata, which every
+/// event of a petition carries; events stored before it did fall back to
+/// their own payload (the receipt names the unit and the matter).
+fn redact(payload: &mut Value, metadata: &Value, caller: &Caller) {
+    let said = |key: &str| {
+        metadata
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| find_str(payload, key))
+    };
+    let unit_id = said(COMPLAINED_UNIT_ID).and_then(|u| UnitRef::parse(&u).ok());
+    let unit_name = said(COMPLAINED_UNIT).and_then(|u| Name::parse(&u).ok());
+    let matter_type = said(MATTER_TYPE).and_then(|m| MatterType::parse(&m).ok());
+    let view = caller.petition_view(&Complaint {
+        unit_id: unit_id.as_ref(),
+        unit_name: unit_name.as_ref(),
+        matter_type,
+    });
+    let seen = Seen {
+        parties: caller.may_see_parties(),
+        petitioner: view.petitioner,
+        content: view.content,
+    };
+    if !(seen.parties && seen.petitioner && seen.content) {
+        withhold(payload, seen);
     }
 }
 
-fn withhold(value: &mut Value, parties: bool, petitioner: bool) {
+/// What of an event a caller may see.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    parties: bool,
+    petitioner: bool,
+    content: bool,
+}
+
+/// The payload keys that hold a case's free text (facts, summaries, notes,
+/// agreement terms, reasons), withheld with [`Seen::content`].
+const FREE_TEXT: &[&str] = &[
+    "facts", "summary", "note", "notes", "terms", "reason", "reasons",
+];
+
+fn withhold(value: &mut Value, seen: Seen) {
     match value {
         Value::Object(map) => {
             for (key, child) in map.iter_mut() {
                 match (key.as_str(), child) {
-                    ("parties", Value::Array(list)) if !parties => {
+                    ("parties", Value::Array(list)) if !seen.parties => {
                         for party in list {
                             if let Some(name) = party.get_mut("name") {
                                 *name = Value::String(WITHHELD.to_owned());
                             }
                         }
                     }
-                    ("petitioner", Value::Object(person)) if !petitioner => {
+                    ("petitioner", Value::Object(person)) if !seen.petitioner => {
                         for (field, v) in person.iter_mut() {
                             *v = if field == "name" {
                                 Value::String(WITHHELD.to_owned())
@@ -272,13 +308,16 @@ fn withhold(value: &mut Value, parties: bool, petitioner: bool) {
                             };
                         }
                     }
-                    (_, child) => withhold(child, parties, petitioner),
+                    (key, text @ Value::String(_)) if !seen.content && FREE_TEXT.contains(&key) => {
+                        *text = Value::String(WITHHELD.to_owned());
+                    }
+                    (_, child) => withhold(child, seen),
                 }
             }
         }
         Value::Array(items) => {
             for item in items {
-                withhold(item, parties, petitioner);
+                withhold(item, seen);
             }
         }
         _ => {}
@@ -309,7 +348,12 @@ mod tests {
             "petitioner": {"name": "Wang Fang", "contact": "138"},
             "complained_unit": "Example Town Government"}}});
         let mut withheld = payload.clone();
-        withhold(&mut withheld, true, false);
+        let seen = Seen {
+            parties: true,
+            petitioner: false,
+            content: true,
+        };
+        withhold(&mut withheld, seen);
         assert_eq!(
             withheld["change"]["Received"]["petitioner"]["name"],
             WITHHELD
@@ -318,7 +362,7 @@ mod tests {
             withheld["change"]["Received"]["petitioner"]["contact"],
             Value::Null
         );
-        redact(&mut payload, &Caller::local());
+        redact(&mut payload, &Value::Null, &Caller::local());
         assert_eq!(
             payload["change"]["Received"]["petitioner"]["name"],
             "Wang Fang"
@@ -326,7 +370,12 @@ mod tests {
 
         let mut dispute = json!({"change": {"Registered": {"parties": [
             {"role": "applicant", "name": "Li Lei"}, {"role": "respondent", "name": "Han Mei"}]}}});
-        withhold(&mut dispute, false, true);
+        let seen = Seen {
+            parties: false,
+            petitioner: true,
+            content: true,
+        };
+        withhold(&mut dispute, seen);
         assert_eq!(
             dispute["change"]["Registered"]["parties"][1]["name"],
             WITHHELD
@@ -335,5 +384,24 @@ mod tests {
             dispute["change"]["Registered"]["parties"][1]["role"],
             "respondent"
         );
+    }
+
+    #[test]
+    fn an_accusations_text_is_withheld_wherever_it_sits() {
+        let mut payload = json!({"change": {"PetitionDiverted": {
+            "channel": "discipline", "note": "Sent to the discipline body", "late": false,
+            "nested": [{"reason": "r", "facts": "f"}], "summary": null}}});
+        let seen = Seen {
+            parties: true,
+            petitioner: false,
+            content: false,
+        };
+        withhold(&mut payload, seen);
+        let change = &payload["change"]["PetitionDiverted"];
+        assert_eq!(change["note"], WITHHELD);
+        assert_eq!(change["nested"][0]["reason"], WITHHELD);
+        assert_eq!(change["nested"][0]["facts"], WITHHELD);
+        assert_eq!(change["channel"], "discipline");
+        assert_eq!(change["summary"], Value::Null);
     }
 }

@@ -2,7 +2,8 @@
 //! request into an envelope and hands it to the [`App`]; the reads convert
 //! the petitions they get back, each with its own confidentiality.
 
-use mediation_app::{App, PageRequest};
+use mediation_app::access::Agencies;
+use mediation_app::{App, AppError, PageRequest};
 use mediation_domain::petition::PetitionAction;
 use mediation_proto::v1 as pb;
 use mediation_proto::v1::petition_service_server::PetitionService;
@@ -18,12 +19,35 @@ use crate::services::command_service;
 #[derive(Debug, Clone)]
 pub(crate) struct PetitionApi {
     app: App,
+    // The units a petition may name as the one complained about.
+    agencies: Agencies,
 }
 
 impl PetitionApi {
-    /// The service over `app`.
-    pub(crate) fn new(app: App) -> Self {
-        Self { app }
+    /// The service over `app`; `agencies` are the units a petition may
+    /// complain about by id.
+    pub(crate) fn new(app: App, agencies: Agencies) -> Self {
+        Self { app, agencies }
+    }
+
+    /// Refuses a receipt whose complained unit is an agency the agencies
+    /// file does not list: confidentiality could never apply to it.
+    fn known_unit(&self, action: &PetitionAction) -> Result<(), AppError> {
+        if let PetitionAction::Receive {
+            complained_unit_id: Some(unit),
+            ..
+        } = action
+            && !self.agencies.knows(unit)
+        {
+            return Err(AppError::invalid(
+                "complained_unit_id",
+                format!(
+                    "no agency {unit} in the agencies file; name the unit by an agency id \
+                     listed there or by a division code"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -61,6 +85,8 @@ command_service! {
         = "RecordGroupHeadcount", Existing, convert::record_group_headcount;
     evaluate_petition(EvaluatePetitionRequest) -> EvaluatePetitionResponse
         = "EvaluatePetition", Existing, convert::evaluate_petition;
+    assign_petition_official(AssignPetitionOfficialRequest) -> AssignPetitionOfficialResponse
+        = "AssignPetitionOfficial", Existing, convert::assign_petition_official;
     finalise_petition(FinalisePetitionRequest) -> FinalisePetitionResponse
         = "FinalisePetition", Existing, convert::finalise_petition;
     ;
@@ -75,7 +101,9 @@ command_service! {
         let outcome = self
             .app
             .petition_command(&caller, "ReceivePetition", || {
-                Parsed::<PetitionAction>::try_from(r).map(|p| p.0)
+                let Parsed(envelope) = Parsed::<PetitionAction>::try_from(r)?;
+                self.known_unit(&envelope.action)?;
+                Ok(envelope)
             })
             .await
             .map_err(status)?;
@@ -108,10 +136,9 @@ command_service! {
             .get_petition(&caller, &r.petition_id)
             .await
             .map_err(status)?;
-        // The unit complained about never sees who complained.
-        let show = caller.may_see_petitioner(found.case.complained_unit());
+        let view = convert::view_of(&caller, &found.case);
         Ok(Response::new(pb::GetPetitionResponse {
-            petition: Some(convert::petition_to_pb(&found, show)),
+            petition: Some(convert::petition_to_pb(&found, view)),
         }))
     }
 
@@ -138,8 +165,7 @@ command_service! {
             petitions: found
                 .iter()
                 .map(|p| {
-                    let show = caller.may_see_petitioner(p.case.complained_unit());
-                    convert::petition_to_pb(p, show)
+                    convert::petition_to_pb(p, convert::view_of(&caller, &p.case))
                 })
                 .collect(),
             next_page_token,

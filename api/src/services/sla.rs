@@ -21,10 +21,11 @@ use mediation_store::Horizon;
 use tonic::{Request, Response, Status};
 
 use crate::auth::caller;
-use crate::convert::common::{days, enum_to_pb, optional_division_code, timestamp};
+use crate::convert::common::{days, enum_to_pb, optional_division_code, stage_name, timestamp};
 use crate::error::{invalid_field, status, store_status};
 use mediation_app::App;
 use mediation_app::access::Caller;
+use mediation_app::accountability::CaseKind;
 use mediation_app::paging::{decode_page_token, encode_page_token, page_size};
 
 /// The widest DUE_SOON window, in days.
@@ -77,6 +78,63 @@ impl SlaApi {
 
 #[tonic::async_trait]
 impl SlaService for SlaApi {
+    #[tracing::instrument(skip_all, fields(rpc = "GetCaseAccountability"))]
+    async fn get_case_accountability(
+        &self,
+        request: Request<pb::GetCaseAccountabilityRequest>,
+    ) -> Result<Response<pb::GetCaseAccountabilityResponse>, Status> {
+        let caller = caller(&request)?;
+        let r = request.get_ref();
+        let kind = match pb::AggregateType::try_from(r.aggregate_type) {
+            Ok(pb::AggregateType::Dispute) => CaseKind::Dispute,
+            Ok(pb::AggregateType::Petition) => CaseKind::Petition,
+            _ => {
+                // Authorisation comes before the request's fields.
+                caller.authorise("GetCaseAccountability").map_err(status)?;
+                return Err(invalid_field(
+                    "aggregate_type",
+                    "must be AGGREGATE_TYPE_DISPUTE or AGGREGATE_TYPE_PETITION",
+                ));
+            }
+        };
+        let found = self
+            .app
+            .case_accountability(&caller, kind, &r.case_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::GetCaseAccountabilityResponse {
+            accountability: Some(pb::CaseAccountability {
+                aggregate_type: r.aggregate_type,
+                case_id: r.case_id.clone(),
+                official: found
+                    .official
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                breaches: found
+                    .breaches
+                    .iter()
+                    .map(|b| pb::CaseBreach {
+                        stage: stage_name(b.stage),
+                        due_time: Some(timestamp(b.due)),
+                        breach_time: Some(timestamp(b.recorded_at)),
+                        division_code: b
+                            .holder
+                            .division
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                        level: b.holder.level.map_or(0, enum_to_pb),
+                        body: b.holder.body.clone().unwrap_or_default(),
+                        person: b.holder.person.clone().unwrap_or_default(),
+                        official: b.holder.official.clone().unwrap_or_default(),
+                        position: b.position,
+                    })
+                    .collect(),
+            }),
+        }))
+    }
+
     #[tracing::instrument(skip_all)]
     async fn list_clocks(
         &self,

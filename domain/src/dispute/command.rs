@@ -246,6 +246,15 @@ pub enum DisputeAction {
         /// Why it is reopened.
         reason: Text,
     },
+    /// Names the official responsible for the case (责任人, or the leader
+    /// who takes charge of it, 包案领导), who is named from then on on every
+    /// clock, warning and breach, so that who held a case when it went
+    /// overdue has an answer ("明确责任"). Allowed while the case is open;
+    /// naming the official already named writes nothing.
+    AssignOfficial {
+        /// The official, by name.
+        official: Name,
+    },
     /// A timer found that a running clock has reached a warning threshold.
     /// Refused if no running clock has this stage and due time, or if the
     /// threshold has not been reached yet; a warning already recorded for
@@ -297,6 +306,7 @@ impl DisputeAction {
             Self::Close {} => "close",
             Self::Evaluate { .. } => "evaluate",
             Self::Reopen { .. } => "reopen",
+            Self::AssignOfficial { .. } => "assign a responsible official",
             Self::RecordDeadlineWarning { .. } => "record a deadline warning",
             Self::RecordDeadlineBreach { .. } => "record a deadline breach",
             Self::RecomputeDeadlines {} => "recompute deadlines",
@@ -340,6 +350,16 @@ impl DisputeAction {
             Self::Review { .. } => &[S::Agreed, S::Terminated, S::Referred],
             Self::Close {} => &[S::Reviewed],
             Self::Evaluate { .. } | Self::Reopen { .. } => &[S::Closed],
+            Self::AssignOfficial { .. } => &[
+                S::Reported,
+                S::Registered,
+                S::Dispatched,
+                S::Mediating,
+                S::Agreed,
+                S::Terminated,
+                S::Referred,
+                S::Reviewed,
+            ],
             // Every status in which some clock can run (see
             // `Dispute::running_clocks`); the dispute also requires that the
             // named clock is running.

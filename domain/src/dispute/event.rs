@@ -226,6 +226,14 @@ pub enum DisputeChange {
         /// How long this level may hold the case this time.
         handling_due: Deadline,
     },
+    /// An official was named responsible for the case (责任人, 包案领导).
+    /// The status does not change.
+    OfficialAssigned {
+        /// The official now responsible.
+        official: Name,
+        /// The official responsible before, if any.
+        previous: Option<Name>,
+    },
     /// A running clock reached a warning threshold. The status does not
     /// change.
     DeadlineWarned {
@@ -283,6 +291,7 @@ impl DisputeChange {
             Self::DisputeClosed { .. } => "DisputeClosed",
             Self::DisputeEvaluated { .. } => "DisputeEvaluated",
             Self::DisputeReopened { .. } => "DisputeReopened",
+            Self::OfficialAssigned { .. } => "OfficialAssigned",
             Self::DeadlineWarned { .. } => "DeadlineWarned",
             Self::DeadlineBreached { .. } => "DeadlineBreached",
             Self::DeadlinesRecomputed { .. } => "DeadlinesRecomputed",

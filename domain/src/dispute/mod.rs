@@ -131,6 +131,7 @@ pub struct Dispute {
     legal_channel: Option<LegalChannel>,
     outcome: Option<Outcome>,
     satisfaction: Option<Satisfaction>,
+    official: Option<Name>,
     // When each stage's clock last started (the event that opened it), so
     // that a running clock knows its start; the deadlines say only the end.
     clock_starts: BTreeMap<Stage, DateTime<Utc>>,
@@ -261,6 +262,11 @@ impl Dispute {
         self.satisfaction
     }
 
+    /// The official responsible for the case (责任人, 包案领导), if named.
+    pub fn official(&self) -> Option<&Name> {
+        self.official.as_ref()
+    }
+
     /// The obligations running on the dispute now, derived from its status:
     /// what the case's holder owes, by when, and who that holder is. A clock
     /// stops when its obligation is met, that is when the status moves on.
@@ -274,7 +280,9 @@ impl Dispute {
     ///
     /// The holder is the division and level holding the case (level `grid`
     /// for a report awaiting registration), with the mediation body and
-    /// mediator during mediation, or the court awaiting its ruling.
+    /// mediator during mediation, or the court awaiting its ruling. The
+    /// case's responsible official, once named, is on every clock, and is
+    /// its person in charge where no mediator or court is.
     ///
     /// Left out on purpose: the judicial confirmation window. It is the
     /// parties' own time to apply to a court (People's Mediation Law Art 33),
@@ -282,11 +290,13 @@ impl Dispute {
     /// blamed when it lapses.
     pub fn running_clocks(&self) -> Vec<RunningClock> {
         use DisputeStatus as S;
+        let official = self.official.as_ref().map(Name::to_string);
         let case = Holder {
             division: self.division.clone(),
             level: self.level,
             body: None,
-            person: None,
+            person: official.clone(),
+            official,
         };
         let mut clocks = Vec::new();
         if self.status == S::Reported {
@@ -317,6 +327,7 @@ impl Dispute {
         {
             let court = Holder {
                 body: Some(confirmation.court.to_string()),
+                person: None,
                 ..case
             };
             clocks.extend(self.clock(Some(&confirmation.ruling_due), court));
@@ -683,6 +694,15 @@ impl Dispute {
                     handling_due: services.deadline(Stage::handling_at(level), now),
                 }
             }
+            A::AssignOfficial { official } => {
+                if self.official.as_ref() == Some(&official) {
+                    return Ok(vec![]);
+                }
+                C::OfficialAssigned {
+                    official,
+                    previous: self.official.clone(),
+                }
+            }
             A::RecordDeadlineWarning {
                 stage,
                 threshold_percent,
@@ -934,6 +954,7 @@ impl Aggregate for Dispute {
             }
             C::DisputeClosed { .. } => self.status = DisputeStatus::Closed,
             C::DisputeEvaluated { satisfaction, .. } => self.satisfaction = Some(satisfaction),
+            C::OfficialAssigned { official, .. } => self.official = Some(official),
             C::DisputeReopened {
                 division,
                 level,

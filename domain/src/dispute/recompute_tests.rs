@@ -89,8 +89,7 @@ fn grid_holder() -> Holder {
     Holder {
         division: Some(DivisionCode::parse(VILLAGE).unwrap()),
         level: Some(Level::Grid),
-        body: None,
-        person: None,
+        ..Holder::default()
     }
 }
 

@@ -1500,6 +1500,7 @@ fn village_holder() -> Holder {
         level: Some(Level::Village),
         body: None,
         person: None,
+        official: None,
     }
 }
 
@@ -1619,6 +1620,7 @@ fn an_escalation_restarts_the_handling_clock_at_the_new_level() {
             level: Some(Level::Town),
             body: None,
             person: None,
+            official: None,
         }
     );
     // The village's clock stopped with the move: its timers are stale.
@@ -1989,4 +1991,91 @@ fn refusals_name_the_action_and_the_status() {
         serde_json::to_string(&DisputeStatus::Mediating).unwrap(),
         "\"mediating\""
     );
+}
+
+fn official_assigned(official: &str, previous: Option<&str>) -> DisputeEvent {
+    ev(DisputeChange::OfficialAssigned {
+        official: name(official),
+        previous: previous.map(name),
+    })
+}
+
+fn assign(official: &str) -> DisputeAction {
+    DisputeAction::AssignOfficial {
+        official: name(official),
+    }
+}
+
+#[test]
+fn a_responsible_official_is_named_and_renamed() {
+    run(registered(), assign("刘副镇长"))
+        .then_expect_events(vec![official_assigned("刘副镇长", None)]);
+    let mut given = registered();
+    given.push(official_assigned("刘副镇长", None));
+    run(given.clone(), assign("王镇长"))
+        .then_expect_events(vec![official_assigned("王镇长", Some("刘副镇长"))]);
+    // Naming the same official again writes nothing.
+    run(given, assign("刘副镇长")).then_expect_events(vec![]);
+}
+
+#[test]
+fn a_closed_or_new_case_takes_no_official() {
+    let action = assign("刘副镇长");
+    run(closed(), action.clone()).then_expect_error(not_allowed(&action, DisputeStatus::Closed));
+    run(vec![], action.clone()).then_expect_error(not_allowed(&action, DisputeStatus::New));
+}
+
+#[test]
+fn every_clock_and_breach_names_the_official_and_the_person_in_charge() {
+    let mut given = dispatched();
+    given.push(official_assigned("刘副镇长", None));
+    let clocks = state(given.clone()).running_clocks();
+    let holder = |stage| {
+        clocks
+            .iter()
+            .find(|c| c.stage == stage)
+            .map(|c| c.holder.clone())
+            .unwrap()
+    };
+    // The level's clock: the official is the person in charge.
+    assert_eq!(
+        holder(Stage::VillageHandling),
+        Holder {
+            person: Some("刘副镇长".into()),
+            official: Some("刘副镇长".into()),
+            ..village_holder()
+        }
+    );
+    // Mediation: the mediator is, and the official still answers for it.
+    let mediation = holder(Stage::Mediation);
+    assert_eq!(mediation.person.as_deref(), Some("王调解"));
+    assert_eq!(mediation.official.as_deref(), Some("刘副镇长"));
+    assert_eq!(mediation.body.as_deref(), Some(body().id.as_str()));
+    run_at(
+        village_due(),
+        given,
+        breach(Stage::VillageHandling, village_due()),
+    )
+    .then_expect_events(vec![ev_at(
+        village_due(),
+        DisputeChange::DeadlineBreached {
+            stage: Stage::VillageHandling,
+            due: village_due(),
+            holder: Holder {
+                person: Some("刘副镇长".into()),
+                official: Some("刘副镇长".into()),
+                ..village_holder()
+            },
+        },
+    )]);
+}
+
+#[test]
+fn a_holder_stored_before_officials_reads_without_one() {
+    let stored = serde_json::json!({
+        "division": VILLAGE, "level": "village", "body": null, "person": null
+    });
+    let holder: Holder = serde_json::from_value(stored.clone()).unwrap();
+    assert_eq!(holder, village_holder());
+    assert_eq!(serde_json::to_value(&holder).unwrap(), stored);
 }

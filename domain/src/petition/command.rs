@@ -10,6 +10,7 @@ use crate::dispute::Satisfaction;
 use crate::policy::Stage;
 use crate::values::{
     Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, PetitionLevel, Text,
+    UnitRef,
 };
 
 /// A command to a petition: who asks, and what.
@@ -36,8 +37,12 @@ pub enum PetitionAction {
         matter_type: Option<MatterType>,
         /// Who petitions.
         petitioner: Petitioner,
-        /// The unit complained about, if any.
+        /// The unit complained about, if any, by name: what is shown.
         complained_unit: Option<Name>,
+        /// The unit complained about as configuration knows it (an agency
+        /// id or a division code): what confidentiality goes by (Art 30).
+        #[serde(default)]
+        complained_unit_id: Option<UnitRef>,
         /// The facts and requests.
         facts: Text,
         /// The division the matter belongs to; must be in the jurisdiction.
@@ -182,6 +187,16 @@ pub enum PetitionAction {
         satisfaction: Satisfaction,
         /// Remarks from the evaluation.
         note: Option<Text>,
+    },
+    /// Names the official responsible for the petition (责任人, or the
+    /// leader who takes charge of it, 包案领导), named from then on on every
+    /// clock, warning and breach: accountability (Art 44–46) asks who held
+    /// a petition when a step was late. Allowed until the petition is
+    /// final, diverted or not accepted; naming the official already named
+    /// writes nothing.
+    AssignOfficial {
+        /// The official, by name.
+        official: Name,
     },
     /// Records finality once the review or re-review window has lapsed
     /// unused (Art 37). Refused while the reply's delivery is unrecorded,

@@ -27,6 +27,15 @@ pub enum PetitionError {
         /// The code given.
         division: DivisionCode,
     },
+    /// The unit complained about names a division outside the jurisdiction.
+    #[error(
+        "the unit complained about, division {unit}, is not in this deployment's jurisdiction; \
+         name it by a division code from the jurisdiction file or by an agency id"
+    )]
+    UnknownComplainedUnit {
+        /// The code given.
+        unit: DivisionCode,
+    },
     /// A visit did not say which level was visited.
     #[error(
         "a visit must say which level was visited (visited_level), \

@@ -15,6 +15,7 @@ use crate::recompute::RecomputedDeadline;
 use crate::sla::Holder;
 use crate::values::{
     Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, PetitionLevel, Text,
+    UnitRef,
 };
 
 /// Something that happened to a petition, when, and who did it.
@@ -42,8 +43,13 @@ pub enum PetitionChange {
         matter_type: Option<MatterType>,
         /// Who petitions.
         petitioner: Petitioner,
-        /// The unit complained about, if any.
+        /// The unit complained about, if any, by name.
         complained_unit: Option<Name>,
+        /// The unit complained about as configuration knows it; absent from
+        /// petitions received before units were named by id, which are
+        /// matched by name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        complained_unit_id: Option<UnitRef>,
         /// The facts and requests.
         facts: Text,
         /// The division the matter belongs to.
@@ -246,6 +252,14 @@ pub enum PetitionChange {
         /// Remarks from the evaluation.
         note: Option<Text>,
     },
+    /// An official was named responsible for the petition (责任人, 包案领导;
+    /// Art 44–46). The status does not change.
+    OfficialAssigned {
+        /// The official now responsible.
+        official: Name,
+        /// The official responsible before, if any.
+        previous: Option<Name>,
+    },
     /// The petition became final (Art 36–37).
     PetitionFinalised {
         /// Why.
@@ -304,6 +318,7 @@ impl PetitionChange {
             Self::ReReviewOpinionIssued { .. } => "ReReviewOpinionIssued",
             Self::ReplyDelivered { .. } => "ReplyDelivered",
             Self::PetitionEvaluated { .. } => "PetitionEvaluated",
+            Self::OfficialAssigned { .. } => "OfficialAssigned",
             Self::PetitionFinalised { .. } => "PetitionFinalised",
             Self::DeadlineWarned { .. } => "DeadlineWarned",
             Self::DeadlineBreached { .. } => "DeadlineBreached",

@@ -31,7 +31,9 @@ use crate::policy::{Deadline, Stage};
 use crate::recompute::{self, Basis, Start, calendar_days, extend};
 use crate::services::{Finality, RecordsUnavailable, Services};
 use crate::sla::{self, DeadlineMark, Holder, RunningClock, Threshold, TimerRefusal};
-use crate::values::{CaseId, DivisionCode, Level, Name, PetitionChannel, PetitionLevel, Text};
+use crate::values::{
+    CaseId, DivisionCode, Level, Name, PetitionChannel, PetitionLevel, Text, UnitRef,
+};
 
 /// The most representatives a group visit may send (Art 20). The group
 /// itself may be of any size: its headcount is recorded apart
@@ -217,6 +219,7 @@ pub struct Petition {
     matter_type: Option<MatterType>,
     petitioner: Option<Petitioner>,
     complained_unit: Option<Name>,
+    complained_unit_id: Option<UnitRef>,
     facts: Option<Text>,
     division: Option<DivisionCode>,
     competent_level: Option<Level>,
@@ -247,6 +250,7 @@ pub struct Petition {
     // No snapshot revision bump for this field: a snapshot written before
     // evaluations existed had none, which is what the default says.
     satisfaction: Option<Satisfaction>,
+    official: Option<Name>,
     // When each written reply was issued and when and how it reached the
     // petitioner, so that a delivery is checked against its reply.
     replies_issued: BTreeMap<Reply, DateTime<Utc>>,
@@ -308,6 +312,18 @@ impl Petition {
     /// The unit the petition is about, if it names one.
     pub fn complained_unit(&self) -> Option<&Name> {
         self.complained_unit.as_ref()
+    }
+
+    /// The unit complained about as configuration knows it; `None` when
+    /// none was named by id (petitions received before ids were recorded
+    /// name the unit only).
+    pub fn complained_unit_id(&self) -> Option<&UnitRef> {
+        self.complained_unit_id.as_ref()
+    }
+
+    /// The official responsible for the petition (责任人, 包案领导), if named.
+    pub fn official(&self) -> Option<&Name> {
+        self.official.as_ref()
     }
 
     /// The facts and requests as received.
@@ -498,11 +514,15 @@ impl Petition {
     /// a right to object, not a duty.
     pub fn running_clocks(&self) -> Vec<RunningClock> {
         use PetitionStatus as S;
+        // The responsible official, once named, is on every clock and is
+        // its person in charge (Art 44–46).
+        let official = self.official.as_ref().map(Name::to_string);
         let case = Holder {
             division: self.division.clone(),
             level: self.competent_level,
             body: None,
-            person: None,
+            person: official.clone(),
+            official,
         };
         let unit = Holder {
             body: self.unit.as_ref().map(Name::to_string),
@@ -668,6 +688,7 @@ impl Petition {
                 matter_type,
                 petitioner,
                 complained_unit,
+                complained_unit_id,
                 facts,
                 division,
                 competent_level,
@@ -690,6 +711,11 @@ impl Petition {
                 }
                 if services.jurisdiction().get(&division).is_none() {
                     return Err(PetitionError::UnknownDivision { division });
+                }
+                if let Some(UnitRef::Division(unit)) = &complained_unit_id
+                    && services.jurisdiction().get(unit).is_none()
+                {
+                    return Err(PetitionError::UnknownComplainedUnit { unit: unit.clone() });
                 }
                 // Art 37 across cases: a repeat of a final petition is
                 // recorded and not accepted (不予受理), naming the petition
@@ -732,6 +758,7 @@ impl Petition {
                     matter_type,
                     petitioner,
                     complained_unit,
+                    complained_unit_id,
                     facts,
                     division,
                     competent_level,
@@ -1056,6 +1083,28 @@ impl Petition {
                 vec![C::PetitionEvaluated { satisfaction, note }]
             }
 
+            A::AssignOfficial { official } => {
+                self.require(
+                    "assign a responsible official",
+                    &[
+                        S::Received,
+                        S::Routed,
+                        S::Accepted,
+                        S::Answered,
+                        S::UnderReview,
+                        S::Reviewed,
+                        S::UnderReReview,
+                    ],
+                )?;
+                if self.official.as_ref() == Some(&official) {
+                    return Ok(vec![]);
+                }
+                vec![C::OfficialAssigned {
+                    official,
+                    previous: self.official.clone(),
+                }]
+            }
+
             A::RecordGroupHeadcount { headcount } => {
                 // Art 20: a group visit of any size is taken in; only its
                 // representatives are limited, to five, at receipt.
@@ -1285,6 +1334,7 @@ impl Aggregate for Petition {
                 matter_type,
                 petitioner,
                 complained_unit,
+                complained_unit_id,
                 facts,
                 division,
                 competent_level,
@@ -1300,6 +1350,7 @@ impl Aggregate for Petition {
                 self.channel = Some(channel);
                 self.petitioner = Some(petitioner);
                 self.complained_unit = complained_unit;
+                self.complained_unit_id = complained_unit_id;
                 self.facts = Some(facts);
                 self.division = Some(division);
                 self.competent_level = Some(competent_level);
@@ -1433,6 +1484,7 @@ impl Aggregate for Petition {
                 }
             }
             C::PetitionEvaluated { satisfaction, .. } => self.satisfaction = Some(satisfaction),
+            C::OfficialAssigned { official, .. } => self.official = Some(official),
             C::PetitionFinalised { basis } => {
                 self.status = S::Final;
                 self.finalised_at = Some(event.at);

@@ -13,6 +13,7 @@ use crate::services::{Finality, ManualClock, PetitionRecords, RecordsUnavailable
 use crate::sla::{Holder, RunningClock};
 use crate::values::{
     Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, PetitionLevel, Text,
+    UnitRef,
 };
 
 use PetitionAction as A;
@@ -87,6 +88,7 @@ fn receive(
         matter_type: None,
         petitioner: petitioner(),
         complained_unit: Some(name("东湖街道城管科")),
+        complained_unit_id: None,
         facts: text("Street stalls block the lane every evening."),
         division: DivisionCode::parse(TOWN).unwrap(),
         competent_level: Level::Town,
@@ -106,6 +108,7 @@ fn received_change(
         matter_type: None,
         petitioner: petitioner(),
         complained_unit: Some(name("东湖街道城管科")),
+        complained_unit_id: None,
         facts: text("Street stalls block the lane every evening."),
         division: DivisionCode::parse(TOWN).unwrap(),
         competent_level: Level::Town,
@@ -283,6 +286,7 @@ fn a_visit_two_levels_up_is_received_and_recorded_as_a_skipped_level() {
         matter_type: None,
         petitioner: petitioner(),
         complained_unit: None,
+        complained_unit_id: None,
         facts: text("The village committee withholds land compensation."),
         division: village.clone(),
         competent_level: Level::Village,
@@ -305,6 +309,7 @@ fn a_visit_two_levels_up_is_received_and_recorded_as_a_skipped_level() {
             matter_type: None,
             petitioner: petitioner(),
             complained_unit: None,
+            complained_unit_id: None,
             facts: text("The village committee withholds land compensation."),
             division: village,
             competent_level: Level::Village,
@@ -327,6 +332,76 @@ fn receiving_refuses_a_division_outside_the_jurisdiction() {
         .given_no_previous_events()
         .when(cmd(action))
         .then_expect_error(PetitionError::UnknownDivision { division: unknown });
+}
+
+#[test]
+fn the_unit_complained_about_is_recorded_by_id_beside_its_name() {
+    let unit = UnitRef::parse("990101001000").unwrap();
+    let with_id = |mut change: PetitionChange| {
+        if let C::PetitionReceived {
+            complained_unit_id, ..
+        } = &mut change
+        {
+            *complained_unit_id = Some(unit.clone());
+        }
+        change
+    };
+    let mut action = receive(PetitionChannel::Letter, None, 1);
+    if let A::Receive {
+        complained_unit_id, ..
+    } = &mut action
+    {
+        *complained_unit_id = Some(unit.clone());
+    }
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(action))
+        .then_expect_events(vec![event(with_id(received_change(
+            PetitionChannel::Letter,
+            None,
+            1,
+        )))]);
+    let petition = replay(vec![event(with_id(received_change(
+        PetitionChannel::Letter,
+        None,
+        1,
+    )))]);
+    assert_eq!(petition.complained_unit_id(), Some(&unit));
+    assert_eq!(petition.complained_unit(), Some(&name("东湖街道城管科")));
+}
+
+#[test]
+fn a_complained_unit_outside_the_jurisdiction_is_refused() {
+    let unknown = DivisionCode::parse("990101009000").unwrap();
+    let mut action = receive(PetitionChannel::Letter, None, 1);
+    if let A::Receive {
+        complained_unit_id, ..
+    } = &mut action
+    {
+        *complained_unit_id = Some(UnitRef::Division(unknown.clone()));
+    }
+    framework(T0)
+        .given_no_previous_events()
+        .when(cmd(action))
+        .then_expect_error(PetitionError::UnknownComplainedUnit { unit: unknown });
+}
+
+#[test]
+fn a_receipt_stored_before_unit_ids_reads_without_one_and_is_stored_as_it_was() {
+    let old = event(received_change(PetitionChannel::Letter, None, 1));
+    let stored = serde_json::to_value(&old).unwrap();
+    assert!(
+        stored["change"]["PetitionReceived"]
+            .get("complained_unit_id")
+            .is_none(),
+        "{stored}"
+    );
+    let read: PetitionEvent = serde_json::from_value(stored).unwrap();
+    assert_eq!(read, old);
+    assert_eq!(replay(vec![read]).complained_unit_id(), None);
+    let agency: UnitRef = serde_json::from_value(serde_json::json!("town-101")).unwrap();
+    assert!(matches!(agency, UnitRef::Agency(_)));
+    assert_eq!(serde_json::to_value(&agency).unwrap(), "town-101");
 }
 
 #[test]
@@ -1556,6 +1631,7 @@ fn town_holder() -> Holder {
         level: Some(Level::Town),
         body: None,
         person: None,
+        official: None,
     }
 }
 
@@ -1826,6 +1902,7 @@ fn a_triage_clock_ends_on_a_make_up_saturday_or_after_the_spring_festival() {
             matter_type: None,
             petitioner: petitioner(),
             complained_unit: None,
+            complained_unit_id: None,
             facts: text("Street stalls block the lane every evening."),
             division: DivisionCode::parse(TOWN).unwrap(),
             competent_level: Level::Town,
@@ -2474,6 +2551,54 @@ fn a_level_stored_before_higher_levels_existed_reads_the_same() {
     );
     assert_eq!(PetitionLevel::parse("town"), Ok(PetitionLevel::Town));
     assert_eq!(PetitionLevel::National.within_jurisdiction(), None);
+}
+
+fn official_assigned(official: &str, previous: Option<&str>) -> PetitionEvent {
+    event(C::OfficialAssigned {
+        official: name(official),
+        previous: previous.map(name),
+    })
+}
+
+#[test]
+fn a_responsible_official_is_named_on_every_clock_until_the_petition_is_final() {
+    framework(T0)
+        .given(routed())
+        .when(cmd(A::AssignOfficial {
+            official: name("孙主任"),
+        }))
+        .then_expect_events(vec![official_assigned("孙主任", None)]);
+    let mut history = routed();
+    history.push(official_assigned("孙主任", None));
+    framework(T0)
+        .given(history.clone())
+        .when(cmd(A::AssignOfficial {
+            official: name("孙主任"),
+        }))
+        .then_expect_events(vec![]);
+    // The receiving unit owes the step; the official answers for it and
+    // is the person in charge (Art 44–46).
+    for clock in replay(history).running_clocks() {
+        assert_eq!(
+            clock.holder,
+            Holder {
+                person: Some("孙主任".into()),
+                official: Some("孙主任".into()),
+                ..unit_holder()
+            },
+            "{:?}",
+            clock.stage
+        );
+    }
+    framework(T0)
+        .given(finalised())
+        .when(cmd(A::AssignOfficial {
+            official: name("孙主任"),
+        }))
+        .then_expect_error(not_allowed(
+            "assign a responsible official",
+            PetitionStatus::Final,
+        ));
 }
 
 // Re-timing provisional deadlines, with the helpers above.
