@@ -169,7 +169,7 @@ impl TestServer {
     ) -> Self {
         let clock = ManualClock::new(start_time());
         let services = Services::shipped_defaults(Arc::new(clock.clone()));
-        Self::start_on(db, auth, tls, client, clock, services).await
+        Self::start_on(db, auth, tls, client, timer_interval, clock, services).await
     }
 
     /// [`TestServer::start`] with the aggregates' `services` (a calendar or
@@ -180,7 +180,7 @@ impl TestServer {
         clock: ManualClock,
         services: Services,
     ) -> Self {
-        Self::start_on(db, auth, None, |endpoint| endpoint, clock, services).await
+        Self::start_on(db, auth, None, |endpoint| endpoint, None, clock, services).await
     }
 
     async fn start_on(
@@ -188,6 +188,7 @@ impl TestServer {
         auth: bool,
         tls: Option<tonic::transport::ServerTlsConfig>,
         client: impl FnOnce(Endpoint) -> Endpoint,
+        timer_interval: Option<std::time::Duration>,
         clock: ManualClock,
         services: Services,
     ) -> Self {
