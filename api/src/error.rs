@@ -289,6 +289,18 @@ pub fn dispute_status(e: DisputeError, id: &str, creates: bool) -> Status {
         E::OralAgreement => refused("ORAL_AGREEMENT", Vec::new()),
         E::ConfirmationAlreadyRequested => refused("CONFIRMATION_ALREADY_REQUESTED", Vec::new()),
         E::NoConfirmationPending => refused("NO_CONFIRMATION_PENDING", Vec::new()),
+        E::NoConfirmationAwaitingAcceptance => {
+            refused("NO_CONFIRMATION_AWAITING_ACCEPTANCE", Vec::new())
+        }
+        E::ConfirmationNotAccepted => refused("CONFIRMATION_NOT_ACCEPTED", Vec::new()),
+        E::ExtensionsUsedUp { stage, max } => refused(
+            "EXTENSIONS_USED_UP",
+            vec![
+                ("stage", stage_name(stage)),
+                ("max_extensions", max.to_string()),
+            ],
+        ),
+        E::ExtensionTooLate { stage, due } => refused("EXTENSION_TOO_LATE", stage_due(stage, due)),
         E::ConfirmationPending => refused("CONFIRMATION_PENDING", Vec::new()),
         E::WindowClosed { stage, due } => refused("WINDOW_CLOSED", stage_due(stage, due)),
         E::AlreadyEvaluated => refused("ALREADY_EVALUATED", Vec::new()),
@@ -310,6 +322,21 @@ pub fn dispute_status(e: DisputeError, id: &str, creates: bool) -> Status {
         E::LevelMismatch { .. } => bad("level"),
         E::MissingParty { .. } => bad("parties"),
         E::InvalidThreshold { .. } => bad("threshold_percent"),
+        // Input the policy bounds: INVALID_ARGUMENT on the field, with a
+        // reason and the bound, so that a client can tell it from a typo.
+        E::ExtensionTooLong { stage, days, max } => {
+            let mut details = ErrorDetails::with_bad_request_violation("days", message.clone());
+            details.set_error_info(
+                "EXTENSION_TOO_LONG",
+                ERROR_DOMAIN,
+                HashMap::from([
+                    ("stage".to_owned(), stage_name(stage)),
+                    ("days".to_owned(), days.to_string()),
+                    ("max_days".to_owned(), max.to_string()),
+                ]),
+            );
+            Status::with_error_details(Code::InvalidArgument, message, details)
+        }
     }
 }
 
@@ -424,7 +451,17 @@ mod tests {
             DisputeError::OralAgreement,
             DisputeError::ConfirmationAlreadyRequested,
             DisputeError::NoConfirmationPending,
+            DisputeError::NoConfirmationAwaitingAcceptance,
+            DisputeError::ConfirmationNotAccepted,
             DisputeError::ConfirmationPending,
+            DisputeError::ExtensionsUsedUp {
+                stage: Stage::Mediation,
+                max: 1,
+            },
+            DisputeError::ExtensionTooLate {
+                stage: Stage::Mediation,
+                due: due(),
+            },
             DisputeError::WindowClosed {
                 stage: Stage::JudicialConfirmationWindow,
                 due: due(),
@@ -523,6 +560,26 @@ mod tests {
         assert_eq!(info.reason, "WINDOW_CLOSED");
         assert_eq!(info.metadata["stage"], "judicial_confirmation_window");
         assert_eq!(info.metadata["due_time"], "2026-03-10T16:00:00Z");
+    }
+
+    #[test]
+    fn an_extension_longer_than_the_policy_allows_names_the_field_and_the_bound() {
+        let status = dispute_status(
+            DisputeError::ExtensionTooLong {
+                stage: Stage::JudicialConfirmationRuling,
+                days: 11,
+                max: 10,
+            },
+            "D-1",
+            false,
+        );
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = status.get_details_bad_request().unwrap();
+        assert_eq!(bad.field_violations[0].field, "days");
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "EXTENSION_TOO_LONG");
+        assert_eq!(info.metadata["stage"], "judicial_confirmation_ruling");
+        assert_eq!(info.metadata["max_days"], "10");
     }
 
     #[test]

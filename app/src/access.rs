@@ -218,6 +218,10 @@ pub fn required_roles(rpc: &str) -> &'static [Role] {
     match rpc {
         "GetDispute" | "ListDisputes" | "GetPetition" | "ListPetitions" | "ReadEvents"
         | "SubscribeEvents" => &[Registrar, Mediator, Supervisor, Analyst, Partner],
+        // The past of a case, cut and redacted as its present is.
+        "GetDisputeAsOf" | "GetPetitionAsOf" | "GetCaseHistory" => {
+            &[Registrar, Mediator, Supervisor, Analyst, Partner]
+        }
         // The dashboards read the read models only.
         "ListClocks"
         | "ListBreachesByBody"
@@ -238,7 +242,13 @@ pub fn required_roles(rpc: &str) -> &'static [Role] {
         | "TerminateMediation"
         | "EscalateDispute"
         | "ReferDispute"
+        // The parties' agreement to extend is recorded by their mediator;
+        // the court's steps are reported by the mediator following the
+        // application.
+        | "ExtendMediation"
         | "RequestJudicialConfirmation"
+        | "AcceptJudicialConfirmation"
+        | "ExtendJudicialConfirmation"
         | "RuleJudicialConfirmation"
         | "RecordFollowUp" => &[Mediator, Supervisor],
         // Oversight.

@@ -13,6 +13,7 @@ pub mod accountability;
 mod app;
 pub mod command;
 mod error;
+pub mod history;
 pub mod paging;
 pub mod recompute;
 pub mod timers;

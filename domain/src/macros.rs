@@ -106,8 +106,8 @@ mod tests {
     use serde::de::DeserializeOwned;
 
     use crate::dispute::{
-        AgreementForm, DisputeStatus, EscalationReason, Outcome, PartyRole, Performance,
-        Satisfaction, TerminationReason,
+        AgreementForm, ConfirmationStep, DisputeStatus, EscalationReason, Outcome, PartyRole,
+        Performance, Satisfaction, TerminationReason,
     };
     use crate::petition::{FinalBasis, OpinionOutcome, PetitionStatus};
     use crate::values::{
@@ -192,6 +192,11 @@ mod tests {
             OpinionOutcome::parse,
         );
         agrees_with_serde(FinalBasis::ALL, FinalBasis::as_str, FinalBasis::parse);
+        agrees_with_serde(
+            ConfirmationStep::ALL,
+            ConfirmationStep::as_str,
+            ConfirmationStep::parse,
+        );
 
         displays_the_wire_name(Risk::ALL, Risk::as_str);
         displays_the_wire_name(PartyRole::ALL, PartyRole::as_str);

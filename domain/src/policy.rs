@@ -26,7 +26,10 @@ pub enum Stage {
     Mediation,
     /// From an agreement to the last day to apply for judicial confirmation.
     JudicialConfirmationWindow,
-    /// From the application to the court's ruling.
+    /// From the application to the court's decision whether to accept it.
+    JudicialConfirmationAcceptance,
+    /// From the court's acceptance to its ruling (from the application, in
+    /// histories recorded before acceptance was a step of its own).
     JudicialConfirmationRuling,
     /// From receipt of a petition to its triage.
     PetitionTriage,
@@ -61,6 +64,7 @@ impl Stage {
         Self::DistrictHandling,
         Self::Mediation,
         Self::JudicialConfirmationWindow,
+        Self::JudicialConfirmationAcceptance,
         Self::JudicialConfirmationRuling,
         Self::PetitionTriage,
         Self::PetitionAcceptanceNotice,
@@ -82,6 +86,7 @@ impl Stage {
             Self::DistrictHandling => "district handling",
             Self::Mediation => "mediation",
             Self::JudicialConfirmationWindow => "judicial confirmation window",
+            Self::JudicialConfirmationAcceptance => "judicial confirmation acceptance",
             Self::JudicialConfirmationRuling => "judicial confirmation ruling",
             Self::PetitionTriage => "triage",
             Self::PetitionAcceptanceNotice => "acceptance notice",
@@ -95,6 +100,10 @@ impl Stage {
             Self::AssignedReport => "assigned report",
         }
     }
+
+    /// The stages whose running period may be extended, each by the rule
+    /// of its `[extensions.*]` table: a complete policy file names each one.
+    pub const EXTENSIBLE: &'static [Self] = &[Self::Mediation, Self::JudicialConfirmationRuling];
 
     /// The stage that bounds how long `level` holds a case.
     pub fn handling_at(level: Level) -> Self {
@@ -133,6 +142,18 @@ pub struct StageRule {
     pub counting: Counting,
 }
 
+/// How a running period may be extended: by at most `days` calendar days
+/// at a time, counted on from the due time then in force, and at most
+/// `times` times over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionRule {
+    /// The most calendar days one extension may add.
+    pub days: u32,
+    /// How many extensions the period allows; 0 allows none.
+    pub times: u32,
+}
+
 /// A deadline as the policy computed it. Events carry these so that readers
 /// need not recompute them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +190,8 @@ struct File {
     auto_escalate_on_breach: Option<BTreeSet<Stage>>,
     #[serde(default)]
     stages: BTreeMap<Stage, StageRule>,
+    #[serde(default)]
+    extensions: BTreeMap<Stage, ExtensionRule>,
 }
 
 /// Stage lengths, the time zone deadlines are counted in, whether
@@ -180,6 +203,7 @@ pub struct DeadlinePolicy {
     roll_off_days: bool,
     auto_escalate: BTreeSet<Stage>,
     rules: BTreeMap<Stage, StageRule>,
+    extensions: BTreeMap<Stage, ExtensionRule>,
 }
 
 impl DeadlinePolicy {
@@ -201,10 +225,20 @@ impl DeadlinePolicy {
             // Statute escalates nothing by itself; a jurisdiction opts in.
             auto_escalate: file.auto_escalate_on_breach.unwrap_or_default(),
             rules: file.stages,
+            extensions: file.extensions,
         };
         if let Some(missing) = Stage::POLICY.iter().find(|s| !policy.rules.contains_key(s)) {
             return Err(PolicyError::Invalid(format!(
                 "stage {} has no rule",
+                serde_json::to_string(missing).unwrap_or_default()
+            )));
+        }
+        if let Some(missing) = Stage::EXTENSIBLE
+            .iter()
+            .find(|s| !policy.extensions.contains_key(s))
+        {
+            return Err(PolicyError::Invalid(format!(
+                "stage {} has no [extensions.*] rule",
                 serde_json::to_string(missing).unwrap_or_default()
             )));
         }
@@ -227,6 +261,7 @@ impl DeadlinePolicy {
             policy.auto_escalate = stages;
         }
         policy.rules.extend(file.stages);
+        policy.extensions.extend(file.extensions);
         Ok(policy)
     }
 
@@ -236,6 +271,13 @@ impl DeadlinePolicy {
     /// assigning office gives its length in the command.
     pub fn rule(&self, stage: Stage) -> Option<StageRule> {
         self.rules.get(&stage).copied()
+    }
+
+    /// How the running period of `stage` may be extended: always `Some`
+    /// for the [`Stage::EXTENSIBLE`] stages, which `from_toml` requires,
+    /// and `None` for every other stage, which cannot be extended this way.
+    pub fn extension(&self, stage: Stage) -> Option<ExtensionRule> {
+        self.extensions.get(&stage).copied()
     }
 
     /// Whether a breach of `stage` should move the case one level up at once
@@ -344,6 +386,10 @@ impl DeadlinePolicy {
 /// levels that have one above them.
 const ESCALATING_STAGES: &[Stage] = &[Stage::VillageHandling, Stage::TownHandling];
 
+/// The most extensions a policy may allow one period: a bound that keeps a
+/// mistyped figure from meaning "for ever".
+const MAX_EXTENSIONS: u32 = 10;
+
 fn parse(text: &str) -> Result<File, PolicyError> {
     let file: File = toml::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
     for (stage, rule) in &file.stages {
@@ -358,6 +404,26 @@ fn parse(text: &str) -> Result<File, PolicyError> {
             return Err(PolicyError::Invalid(format!(
                 "stage {stage:?}: days must be between 1 and 3650, not {}",
                 rule.days
+            )));
+        }
+    }
+    for (stage, rule) in &file.extensions {
+        let key = serde_json::to_string(stage).unwrap_or_default();
+        if !Stage::EXTENSIBLE.contains(stage) {
+            return Err(PolicyError::Invalid(format!(
+                "extensions.{key}: the {stage} period cannot be extended; name \"mediation\" or \"judicial_confirmation_ruling\""
+            )));
+        }
+        if rule.days == 0 || rule.days > 3650 {
+            return Err(PolicyError::Invalid(format!(
+                "extensions.{key}: days must be between 1 and 3650, not {}",
+                rule.days
+            )));
+        }
+        if rule.times > MAX_EXTENSIONS {
+            return Err(PolicyError::Invalid(format!(
+                "extensions.{key}: times must be between 0 and {MAX_EXTENSIONS}, not {}",
+                rule.times
             )));
         }
     }
@@ -541,6 +607,101 @@ mod tests {
             base.with_overrides("auto_escalate_on_breach = [\"no_such_stage\"]"),
             Err(PolicyError::Syntax(_))
         ));
+    }
+
+    #[test]
+    fn judicial_confirmation_is_timed_in_two_steps_with_one_extension() {
+        // 法释〔2011〕5号 Art 4: accept within 3 days; Art 5: rule within 15
+        // days of acceptance, extendable by 10.
+        let policy = DeadlinePolicy::statutory();
+        let calendar_days = |days| {
+            Some(StageRule {
+                days,
+                counting: Counting::Calendar,
+            })
+        };
+        assert_eq!(
+            policy.rule(Stage::JudicialConfirmationAcceptance),
+            calendar_days(3)
+        );
+        assert_eq!(
+            policy.rule(Stage::JudicialConfirmationRuling),
+            calendar_days(15)
+        );
+        assert_eq!(
+            policy.extension(Stage::JudicialConfirmationRuling),
+            Some(ExtensionRule { days: 10, times: 1 })
+        );
+        // No statute fixes the mediation's; the shipped setting is one
+        // extension of up to 30 days.
+        assert_eq!(
+            policy.extension(Stage::Mediation),
+            Some(ExtensionRule { days: 30, times: 1 })
+        );
+        assert_eq!(policy.extension(Stage::PetitionOpinion), None);
+        assert_eq!(
+            serde_json::to_string(&Stage::JudicialConfirmationAcceptance).unwrap(),
+            "\"judicial_confirmation_acceptance\""
+        );
+    }
+
+    #[test]
+    fn a_jurisdiction_sets_how_long_and_how_often_mediation_is_extended() {
+        let policy = DeadlinePolicy::statutory()
+            .with_overrides("[extensions.mediation]\ndays = 15\ntimes = 2\n")
+            .unwrap();
+        assert_eq!(
+            policy.extension(Stage::Mediation),
+            Some(ExtensionRule { days: 15, times: 2 })
+        );
+        assert_eq!(
+            policy.extension(Stage::JudicialConfirmationRuling),
+            Some(ExtensionRule { days: 10, times: 1 })
+        );
+        let none = DeadlinePolicy::statutory()
+            .with_overrides("[extensions.mediation]\ndays = 15\ntimes = 0\n")
+            .unwrap();
+        assert_eq!(none.extension(Stage::Mediation).map(|r| r.times), Some(0));
+    }
+
+    #[test]
+    fn refuses_bad_extension_rules() {
+        let base = DeadlinePolicy::statutory();
+        for (file, mentions) in [
+            (
+                "[extensions.petition_opinion]\ndays = 30\ntimes = 1",
+                "petition_opinion",
+            ),
+            ("[extensions.mediation]\ndays = 0\ntimes = 1", "days"),
+            ("[extensions.mediation]\ndays = 30\ntimes = 11", "times"),
+        ] {
+            let error = base.with_overrides(file).unwrap_err();
+            assert!(
+                matches!(&error, PolicyError::Invalid(m) if m.contains(mentions)),
+                "{error}"
+            );
+        }
+        assert!(matches!(
+            base.with_overrides("[extensions.mediation]\ndays = 30\ncount = 1"),
+            Err(PolicyError::Syntax(_))
+        ));
+        // A complete policy must say how each extensible period extends.
+        let mut in_mediation = false;
+        let without: String = crate::STATUTORY_POLICY
+            .lines()
+            .filter(|line| {
+                if line.starts_with('[') {
+                    in_mediation = *line == "[extensions.mediation]";
+                }
+                !in_mediation
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        let error = DeadlinePolicy::from_toml(&without).unwrap_err();
+        assert!(
+            matches!(&error, PolicyError::Invalid(m) if m.contains("mediation")),
+            "{error}"
+        );
     }
 
     #[test]

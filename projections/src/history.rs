@@ -67,6 +67,36 @@ where
     A: Aggregate,
     A::Event: Occurred,
 {
+    // A case's events happen in order, so the first one after `at` ends
+    // the fold.
+    fold_while(events, |_, event: &A::Event| event.occurred_at() <= at)
+}
+
+/// Folds `events` (as for [`fold_as_of`]) recorded at or before log
+/// position `position`: the case as a reader of the log up to there saw
+/// it. `None` if the case had no event there yet.
+pub fn fold_through_position<A>(
+    events: &[RecordedEvent],
+    position: u64,
+) -> Result<Option<AsOf<A>>, HistoryError>
+where
+    A: Aggregate,
+    A::Event: Occurred,
+{
+    fold_while(events, |recorded, _: &A::Event| {
+        recorded.position <= position
+    })
+}
+
+/// Folds `events` in order for as long as `keep` says so.
+fn fold_while<A>(
+    events: &[RecordedEvent],
+    keep: impl Fn(&RecordedEvent, &A::Event) -> bool,
+) -> Result<Option<AsOf<A>>, HistoryError>
+where
+    A: Aggregate,
+    A::Event: Occurred,
+{
     let mut folded: Option<AsOf<A>> = None;
     for recorded in events {
         let event: A::Event = recorded.decode().map_err(|e| HistoryError::Unreadable {
@@ -74,12 +104,10 @@ where
             sequence: recorded.sequence,
             reason: e.to_string(),
         })?;
-        let when = event.occurred_at();
-        // A case's events happen in order, so the first one after `at`
-        // ends the fold.
-        if when > at {
+        if !keep(recorded, &event) {
             break;
         }
+        let when = event.occurred_at();
         let state = folded.get_or_insert_with(|| AsOf {
             case: A::default(),
             version: 0,

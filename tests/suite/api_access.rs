@@ -96,6 +96,9 @@ const RULES: &[(&str, &[&str])] = &[
     ("ListPetitions", READERS),
     ("ReadEvents", READERS),
     ("SubscribeEvents", READERS),
+    ("GetDisputeAsOf", READERS),
+    ("GetPetitionAsOf", READERS),
+    ("GetCaseHistory", READERS),
     ("ListClocks", READERS),
     ("ListBreachesByBody", READERS),
     ("GetResolutionStats", READERS),
@@ -112,10 +115,13 @@ const RULES: &[(&str, &[&str])] = &[
     ("RecordConsent", MEDIATORS),
     ("HoldSession", MEDIATORS),
     ("ReachAgreement", MEDIATORS),
+    ("ExtendMediation", MEDIATORS),
     ("TerminateMediation", MEDIATORS),
     ("EscalateDispute", MEDIATORS),
     ("ReferDispute", MEDIATORS),
     ("RequestJudicialConfirmation", MEDIATORS),
+    ("AcceptJudicialConfirmation", MEDIATORS),
+    ("ExtendJudicialConfirmation", MEDIATORS),
     ("RuleJudicialConfirmation", MEDIATORS),
     ("RecordFollowUp", MEDIATORS),
     ("TakeOverDispute", SUPERVISORS),
@@ -152,12 +158,15 @@ const DISPUTE_COMMANDS: &[&str] = &[
     "RecordConsent",
     "HoldSession",
     "ReachAgreement",
+    "ExtendMediation",
     "TerminateMediation",
     "EscalateDispute",
     "TakeOverDispute",
     "SendDownDispute",
     "ReferDispute",
     "RequestJudicialConfirmation",
+    "AcceptJudicialConfirmation",
+    "ExtendJudicialConfirmation",
     "RuleJudicialConfirmation",
     "RecordFollowUp",
     "ReviewDispute",
@@ -358,6 +367,13 @@ async fn dispute_command(
                 terms: "The wall moves back one metre.".into(),
             }
         ),
+        "ExtendMediation" => send!(
+            extend_mediation,
+            ExtendMediationRequest {
+                days: 10,
+                reason: "Both parties asked for more time.".into(),
+            }
+        ),
         "TerminateMediation" => send!(
             terminate_mediation,
             TerminateMediationRequest {
@@ -395,6 +411,20 @@ async fn dispute_command(
             request_judicial_confirmation,
             RequestJudicialConfirmationRequest {
                 court: "District People's Court".into(),
+            }
+        ),
+        "AcceptJudicialConfirmation" => send!(
+            accept_judicial_confirmation,
+            AcceptJudicialConfirmationRequest {
+                accepted: true,
+                note: String::new(),
+            }
+        ),
+        "ExtendJudicialConfirmation" => send!(
+            extend_judicial_confirmation,
+            ExtendJudicialConfirmationRequest {
+                days: 10,
+                reason: "The court's president approved more time.".into(),
             }
         ),
         "RuleJudicialConfirmation" => send!(
@@ -988,11 +1018,17 @@ fn the_role_table_is_complete() {
         "ReportDispute",
         "RegisterDispute",
         "GetDispute",
+        "GetDisputeAsOf",
         "ListDisputes",
     ]);
     assert_eq!(disputes, of("DisputeService"));
     let mut petitions: BTreeSet<&str> = PETITION_COMMANDS.iter().copied().collect();
-    petitions.extend(["ReceivePetition", "GetPetition", "ListPetitions"]);
+    petitions.extend([
+        "ReceivePetition",
+        "GetPetition",
+        "GetPetitionAsOf",
+        "ListPetitions",
+    ]);
     assert_eq!(petitions, of("PetitionService"));
 }
 

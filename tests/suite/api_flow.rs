@@ -148,6 +148,15 @@ async fn a_dispute_goes_through_every_command(db: &TestDb) {
         })
     );
     outcome!(
+        disputes.accept_judicial_confirmation(pb::AcceptJudicialConfirmationRequest {
+            request_id: rid(),
+            dispute_id: id(),
+            actor_id: "mediator-wu".into(),
+            accepted: true,
+            ..Default::default()
+        })
+    );
+    outcome!(
         disputes.rule_judicial_confirmation(pb::RuleJudicialConfirmationRequest {
             request_id: rid(),
             dispute_id: id(),

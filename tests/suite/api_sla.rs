@@ -34,6 +34,7 @@ on_both_backends!(
     repeat_petitions_and_skipped_level_visits_are_found,
     projections_report_their_position,
     who_held_a_case_when_it_went_overdue_is_one_call,
+    a_late_extension_is_refused_and_the_breach_stays,
 );
 
 const VILLAGE_A: &str = "990101101201";
@@ -1704,6 +1705,87 @@ async fn who_held_a_case_when_it_went_overdue_is_one_call(db: &TestDb) {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_bad_field(&status, "aggregate_type");
+
+    server.stop().await;
+}
+
+/// The handling extension (Art 34) must come before the deadline passes: a
+/// late one is refused, and the breach the timers recorded stays, on the
+/// clock and in the case's accountability.
+async fn a_late_extension_is_refused_and_the_breach_stays(db: &TestDb) {
+    let server = TestServer::start_with_timers(db, true).await;
+    let mut petitions = server.petitions(&TOWN_102);
+    outcome!(petitions.receive_petition(pb::ReceivePetitionRequest {
+        request_id: rid(),
+        petition_id: "P-late".into(),
+        actor_id: "office-1".into(),
+        channel: pb::PetitionChannel::Letter.into(),
+        petitioner: Some(pb::Petitioner {
+            name: "Zhao Liu".into(),
+            contact: String::new(),
+        }),
+        matter_type: pb::MatterType::Appeal.into(),
+        facts: "Compensation for the requisitioned field was never paid".into(),
+        division_code: TOWN_102_CODE.into(),
+        competent_level: pb::Level::Town.into(),
+        ..Default::default()
+    }));
+    outcome!(petitions.forward_petition(pb::ForwardPetitionRequest {
+        request_id: rid(),
+        petition_id: "P-late".into(),
+        actor_id: "office-1".into(),
+        to_unit: "Baisha Land Office".into(),
+        ..Default::default()
+    }));
+    outcome!(petitions.accept_petition(pb::AcceptPetitionRequest {
+        request_id: rid(),
+        petition_id: "P-late".into(),
+        actor_id: "land-1".into(),
+        ..Default::default()
+    }));
+    // Past the 60 days for the opinion, which end on 1 May 2026, a public
+    // holiday, and so roll on to Wednesday 6 May.
+    server.clock.advance(Duration::days(70));
+    let mut board = sla(&server, &TOWN_102);
+    let recorded = accountability_with(&mut board, pb::AggregateType::Petition, "P-late", 1).await;
+    let breach = &recorded.breaches[0];
+    assert_eq!(breach.stage, "petition_opinion");
+    assert_eq!(breach.body, "Baisha Land Office");
+
+    let refused = petitions
+        .extend_petition_handling(pb::ExtendPetitionHandlingRequest {
+            request_id: rid(),
+            petition_id: "P-late".into(),
+            actor_id: "town-1".into(),
+            days: 30,
+            reason: "Records are held by the province".into(),
+            approved_by: "Town Head".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    error_info(&refused, "WINDOW_CLOSED");
+
+    let clocks = board
+        .list_clocks(pb::ListClocksRequest {
+            division_code: TOWN_102_CODE.into(),
+            status: pb::ClockStatus::Breached.into(),
+            min_position: breach.position,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .clocks;
+    let opinion = clocks
+        .iter()
+        .find(|c| c.case_id == "P-late" && c.stage == "petition_opinion")
+        .expect("the opinion clock, breached");
+    assert_eq!(opinion.breach.as_ref().unwrap().due_time, breach.due_time);
+    assert_eq!(opinion.due_time, breach.due_time, "no extension moved it");
+    let again = accountability_with(&mut board, pb::AggregateType::Petition, "P-late", 1).await;
+    assert_eq!(again.breaches, recorded.breaches);
 
     server.stop().await;
 }

@@ -211,6 +211,13 @@ async fn a_dispute_runs_its_whole_course_through_the_store(db: &TestDb) {
         ),
         (
             &court,
+            DisputeAction::AcceptJudicialConfirmation {
+                accepted: true,
+                note: None,
+            },
+        ),
+        (
+            &court,
             DisputeAction::RuleJudicialConfirmation {
                 confirmed: true,
                 note: Some(text("The agreement is lawful and voluntary.")),
@@ -279,6 +286,7 @@ async fn a_dispute_runs_its_whole_course_through_the_store(db: &TestDb) {
         "MediationStarted",
         "AgreementReached",
         "JudicialConfirmationRequested",
+        "JudicialConfirmationAccepted",
         "JudicialConfirmationRuled",
         "PerformanceFollowedUp",
         "DisputeReviewed",
@@ -372,7 +380,7 @@ async fn a_dispute_runs_its_whole_course_through_the_store(db: &TestDb) {
         "an escalated case is not resolved at or below its intake level"
     );
     assert_eq!(
-        events[18].payload["change"]["DisputeClosed"]["resolved_at_or_below_intake"],
+        events[19].payload["change"]["DisputeClosed"]["resolved_at_or_below_intake"],
         false
     );
 }

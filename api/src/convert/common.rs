@@ -11,10 +11,13 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use mediation_app::AppError;
+use mediation_app::access::Caller;
+use mediation_app::accountability::CaseKind;
 use mediation_app::command::{CaseRef, Envelope, RequestId, fingerprint};
+use mediation_app::history::AsOfPoint;
 use mediation_domain::dispute::{
-    AgreementForm, DisputeStatus, EscalationReason, Outcome, PartyRole, Performance, Satisfaction,
-    TerminationReason,
+    AgreementForm, ConfirmationStep, DisputeStatus, EscalationReason, Outcome, PartyRole,
+    Performance, Satisfaction, TerminationReason,
 };
 use mediation_domain::petition::{
     DeliveryMethod, FinalBasis, MatterType, OpinionOutcome, PetitionStatus, Reply, ReviewDecision,
@@ -113,6 +116,55 @@ pub(crate) fn optional_unit(field: &str, value: &str) -> Result<Option<UnitRef>,
     UnitRef::parse(value)
         .map(Some)
         .map_err(|e| BadField::from_invalid(field, e))
+}
+
+/// The kind of case a request names in `aggregate_type`. Its error comes
+/// after the caller's authorisation for `rpc`, so that PERMISSION_DENIED
+/// still comes before INVALID_ARGUMENT.
+pub(crate) fn case_kind(caller: &Caller, rpc: &str, value: i32) -> Result<CaseKind, Status> {
+    match pb::AggregateType::try_from(value) {
+        Ok(pb::AggregateType::Dispute) => Ok(CaseKind::Dispute),
+        Ok(pb::AggregateType::Petition) => Ok(CaseKind::Petition),
+        _ => {
+            caller.authorise(rpc).map_err(crate::error::status)?;
+            Err(BadField::new(
+                "aggregate_type",
+                "must be AGGREGATE_TYPE_DISPUTE or AGGREGATE_TYPE_PETITION",
+            )
+            .into())
+        }
+    }
+}
+
+/// A timestamp field, if set.
+pub(crate) fn optional_time(
+    field: &str,
+    at: Option<&prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, BadField> {
+    let Some(at) = at else {
+        return Ok(None);
+    };
+    u32::try_from(at.nanos)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(at.seconds, nanos))
+        .map(Some)
+        .ok_or_else(|| BadField::new(field, "not a valid instant"))
+}
+
+/// The point in the past a `Get*AsOf` request names: a time or a log
+/// position, one of which must be set.
+pub(crate) fn as_of_point(
+    time: Option<&prost_types::Timestamp>,
+    position: Option<u64>,
+) -> Result<AsOfPoint, BadField> {
+    match (optional_time("as_of_time", time)?, position) {
+        (Some(time), _) => Ok(AsOfPoint::Time(time)),
+        (None, Some(position)) => Ok(AsOfPoint::Position(position)),
+        (None, None) => Err(BadField::new(
+            "point",
+            "set as_of_time or as_of_position: the moment to look at",
+        )),
+    }
 }
 
 /// An agency's identifier, such as a mediation body's.
@@ -375,6 +427,9 @@ proto_enum!(EscalationReason => EscalationReason {
 proto_enum!(Performance => Performance { Performed, PartlyPerformed, NotPerformed });
 proto_enum!(Satisfaction => Satisfaction { Satisfied, BasicallySatisfied, Dissatisfied });
 proto_enum!(Outcome => DisputeOutcome { Agreement, Terminated, Referred });
+proto_enum!(ConfirmationStep => JudicialConfirmationStep {
+    AwaitingAcceptance, NotAccepted, AwaitingRuling, Ruled,
+});
 // A petition a client can see has at least been received.
 proto_enum!(PetitionStatus => PetitionStatus {
     Received, Routed, Diverted, NotAccepted, Accepted, Answered, UnderReview, Reviewed,

@@ -26,12 +26,15 @@ command_requests!(dispute_id:
     RecordConsentRequest,
     HoldSessionRequest,
     ReachAgreementRequest,
+    ExtendMediationRequest,
     TerminateMediationRequest,
     EscalateDisputeRequest,
     TakeOverDisputeRequest,
     SendDownDisputeRequest,
     ReferDisputeRequest,
     RequestJudicialConfirmationRequest,
+    AcceptJudicialConfirmationRequest,
+    ExtendJudicialConfirmationRequest,
     RuleJudicialConfirmationRequest,
     RecordFollowUpRequest,
     ReviewDisputeRequest,
@@ -114,6 +117,18 @@ pub(crate) fn reach_agreement(r: &pb::ReachAgreementRequest) -> Result<DisputeAc
     })
 }
 
+/// ExtendMediation. How many days the policy allows is the dispute's rule;
+/// here the request must ask for some.
+pub(crate) fn extend_mediation(r: &pb::ExtendMediationRequest) -> Result<DisputeAction, BadField> {
+    if r.days == 0 {
+        return Err(BadField::new("days", "must be at least 1"));
+    }
+    Ok(DisputeAction::ExtendMediation {
+        days: r.days,
+        reason: text("reason", &r.reason)?,
+    })
+}
+
 /// TerminateMediation.
 pub(crate) fn terminate_mediation(
     r: &pb::TerminateMediationRequest,
@@ -160,6 +175,29 @@ pub(crate) fn request_judicial_confirmation(
 ) -> Result<DisputeAction, BadField> {
     Ok(DisputeAction::RequestJudicialConfirmation {
         court: name("court", &r.court)?,
+    })
+}
+
+/// AcceptJudicialConfirmation.
+pub(crate) fn accept_judicial_confirmation(
+    r: &pb::AcceptJudicialConfirmationRequest,
+) -> Result<DisputeAction, BadField> {
+    Ok(DisputeAction::AcceptJudicialConfirmation {
+        accepted: r.accepted,
+        note: optional_text("note", &r.note)?,
+    })
+}
+
+/// ExtendJudicialConfirmation.
+pub(crate) fn extend_judicial_confirmation(
+    r: &pb::ExtendJudicialConfirmationRequest,
+) -> Result<DisputeAction, BadField> {
+    if r.days == 0 {
+        return Err(BadField::new("days", "must be at least 1"));
+    }
+    Ok(DisputeAction::ExtendJudicialConfirmation {
+        days: r.days,
+        reason: text("reason", &r.reason)?,
     })
 }
 
@@ -279,15 +317,19 @@ pub(crate) fn dispute_to_pb(found: &Found<Dispute>, show_parties: bool) -> pb::D
         }),
         judicial_confirmation: d.judicial_confirmation().map(|c| pb::JudicialConfirmation {
             court: c.court.to_string(),
-            ruling_due: Some(deadline_to_pb(&c.ruling_due)),
+            ruling_due: c.ruling_due.as_ref().map(deadline_to_pb),
             ruled: c.confirmed.is_some(),
             confirmed: c.confirmed == Some(true),
+            step: enum_to_pb(c.step()),
+            acceptance_due: c.acceptance_due.as_ref().map(deadline_to_pb),
+            ruling_extension_count: c.extensions,
         }),
         performance: optional_enum_to_pb(d.performance()),
         returned_on_review: d.returned_on_review(),
         legal_channel: optional_enum_to_pb(d.legal_channel()),
         outcome: optional_enum_to_pb(d.outcome()),
         satisfaction: optional_enum_to_pb(d.satisfaction()),
+        mediation_extension_count: d.mediation_extensions(),
         official: string_or_empty(d.official()),
     }
 }
@@ -518,6 +560,83 @@ mod tests {
     }
 
     #[test]
+    fn extensions_and_the_courts_acceptance_convert() {
+        let extend = pb::ExtendMediationRequest {
+            days: 20,
+            reason: "Both parties signed for more time.".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            extend_mediation(&extend).unwrap(),
+            DisputeAction::ExtendMediation {
+                days: 20,
+                reason: Text::parse("Both parties signed for more time.").unwrap(),
+            }
+        );
+        let no_days = pb::ExtendMediationRequest {
+            days: 0,
+            ..extend.clone()
+        };
+        assert_eq!(
+            message(extend_mediation(&no_days).unwrap_err()),
+            "invalid days: must be at least 1"
+        );
+        let no_reason = pb::ExtendMediationRequest {
+            reason: String::new(),
+            ..extend
+        };
+        assert_eq!(
+            message(extend_mediation(&no_reason).unwrap_err()),
+            "invalid reason: must not be empty"
+        );
+        let court = pb::ExtendJudicialConfirmationRequest {
+            days: 10,
+            reason: "A complex case; the president approved.".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            extend_judicial_confirmation(&court).unwrap(),
+            DisputeAction::ExtendJudicialConfirmation {
+                days: 10,
+                reason: Text::parse("A complex case; the president approved.").unwrap(),
+            }
+        );
+        assert_eq!(
+            message(
+                extend_judicial_confirmation(&pb::ExtendJudicialConfirmationRequest {
+                    days: 0,
+                    ..court
+                })
+                .unwrap_err()
+            ),
+            "invalid days: must be at least 1"
+        );
+        let refused = pb::AcceptJudicialConfirmationRequest {
+            accepted: false,
+            note: "Marital status cannot be confirmed.".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            accept_judicial_confirmation(&refused).unwrap(),
+            DisputeAction::AcceptJudicialConfirmation {
+                accepted: false,
+                note: Some(Text::parse("Marital status cannot be confirmed.").unwrap()),
+            }
+        );
+        assert_eq!(
+            accept_judicial_confirmation(&pb::AcceptJudicialConfirmationRequest {
+                accepted: true,
+                ..Default::default()
+            })
+            .unwrap(),
+            DisputeAction::AcceptJudicialConfirmation {
+                accepted: true,
+                note: None,
+            }
+        );
+    }
+
+    #[test]
     fn list_filters_become_stored_names() {
         let all = list_filter(&pb::ListDisputesRequest::default()).unwrap();
         assert!(all.division.is_none() && all.level.is_none() && all.status.is_none());
@@ -620,6 +739,17 @@ mod tests {
         );
         let confirmation = pb.judicial_confirmation.unwrap();
         assert!(!confirmation.ruled && !confirmation.confirmed);
+        // A state from before acceptance was a step: it awaits the ruling.
+        assert_eq!(
+            confirmation.step,
+            i32::from(pb::JudicialConfirmationStep::AwaitingRuling)
+        );
+        assert!(confirmation.acceptance_due.is_none());
+        assert_eq!(
+            confirmation.ruling_due.unwrap().stage,
+            "judicial_confirmation_ruling"
+        );
+        assert_eq!(pb.mediation_extension_count, 0);
         assert_eq!(pb.outcome, i32::from(pb::DisputeOutcome::Agreement));
         assert_eq!(pb.satisfaction, 0);
         assert!(pb.registration_due.is_none());

@@ -9,6 +9,7 @@ use mediation_proto::v1::dispute_service_server::DisputeService;
 use tonic::{Request, Response, Status};
 
 use crate::auth;
+use crate::convert::common::{as_of_point, timestamp};
 use crate::convert::dispute as convert;
 use crate::error::status;
 use crate::services::command_service;
@@ -40,6 +41,8 @@ command_service! {
         = "HoldSession", Existing, convert::hold_session;
     reach_agreement(ReachAgreementRequest) -> ReachAgreementResponse
         = "ReachAgreement", Existing, convert::reach_agreement;
+    extend_mediation(ExtendMediationRequest) -> ExtendMediationResponse
+        = "ExtendMediation", Existing, convert::extend_mediation;
     terminate_mediation(TerminateMediationRequest) -> TerminateMediationResponse
         = "TerminateMediation", Existing, convert::terminate_mediation;
     escalate_dispute(EscalateDisputeRequest) -> EscalateDisputeResponse
@@ -53,6 +56,12 @@ command_service! {
     request_judicial_confirmation(RequestJudicialConfirmationRequest)
         -> RequestJudicialConfirmationResponse
         = "RequestJudicialConfirmation", Existing, convert::request_judicial_confirmation;
+    accept_judicial_confirmation(AcceptJudicialConfirmationRequest)
+        -> AcceptJudicialConfirmationResponse
+        = "AcceptJudicialConfirmation", Existing, convert::accept_judicial_confirmation;
+    extend_judicial_confirmation(ExtendJudicialConfirmationRequest)
+        -> ExtendJudicialConfirmationResponse
+        = "ExtendJudicialConfirmation", Existing, convert::extend_judicial_confirmation;
     rule_judicial_confirmation(RuleJudicialConfirmationRequest)
         -> RuleJudicialConfirmationResponse
         = "RuleJudicialConfirmation", Existing, convert::rule_judicial_confirmation;
@@ -84,6 +93,30 @@ command_service! {
             .map_err(status)?;
         Ok(Response::new(pb::GetDisputeResponse {
             dispute: Some(convert::dispute_to_pb(&found, caller.may_see_parties())),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetDisputeAsOf"))]
+    async fn get_dispute_as_of(
+        &self,
+        request: Request<pb::GetDisputeAsOfRequest>,
+    ) -> Result<Response<pb::GetDisputeAsOfResponse>, Status> {
+        use pb::get_dispute_as_of_request::Point;
+        let caller = auth::caller(&request)?;
+        let r = request.get_ref();
+        let point = match &r.point {
+            Some(Point::AsOfTime(time)) => as_of_point(Some(time), None),
+            Some(Point::AsOfPosition(position)) => as_of_point(None, Some(*position)),
+            None => as_of_point(None, None),
+        };
+        let past = self
+            .app
+            .dispute_as_of(&caller, &r.dispute_id, point?)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::GetDisputeAsOfResponse {
+            dispute: Some(convert::dispute_to_pb(&past.found, caller.may_see_parties())),
+            last_change_time: Some(timestamp(past.last_change)),
         }))
     }
 

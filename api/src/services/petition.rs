@@ -10,7 +10,7 @@ use mediation_proto::v1::petition_service_server::PetitionService;
 use tonic::{Request, Response, Status};
 
 use crate::auth;
-use crate::convert::common::{Parsed, outcome_to_pb};
+use crate::convert::common::{Parsed, as_of_point, outcome_to_pb, timestamp};
 use crate::convert::petition as convert;
 use crate::error::status;
 use crate::services::command_service;
@@ -139,6 +139,31 @@ command_service! {
         let view = convert::view_of(&caller, &found.case);
         Ok(Response::new(pb::GetPetitionResponse {
             petition: Some(convert::petition_to_pb(&found, view)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc = "GetPetitionAsOf"))]
+    async fn get_petition_as_of(
+        &self,
+        request: Request<pb::GetPetitionAsOfRequest>,
+    ) -> Result<Response<pb::GetPetitionAsOfResponse>, Status> {
+        use pb::get_petition_as_of_request::Point;
+        let caller = auth::caller(&request)?;
+        let r = request.get_ref();
+        let point = match &r.point {
+            Some(Point::AsOfTime(time)) => as_of_point(Some(time), None),
+            Some(Point::AsOfPosition(position)) => as_of_point(None, Some(*position)),
+            None => as_of_point(None, None),
+        };
+        let past = self
+            .app
+            .petition_as_of(&caller, &r.petition_id, point?)
+            .await
+            .map_err(status)?;
+        let view = convert::view_of(&caller, &past.found.case);
+        Ok(Response::new(pb::GetPetitionAsOfResponse {
+            petition: Some(convert::petition_to_pb(&past.found, view)),
+            last_change_time: Some(timestamp(past.last_change)),
         }))
     }
 

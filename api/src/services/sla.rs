@@ -21,11 +21,12 @@ use mediation_store::Horizon;
 use tonic::{Request, Response, Status};
 
 use crate::auth::caller;
-use crate::convert::common::{days, enum_to_pb, optional_division_code, stage_name, timestamp};
+use crate::convert::common::{
+    case_kind, days, enum_to_pb, optional_division_code, optional_time, stage_name, timestamp,
+};
 use crate::error::{invalid_field, status, store_status};
 use mediation_app::App;
 use mediation_app::access::Caller;
-use mediation_app::accountability::CaseKind;
 use mediation_app::paging::{decode_page_token, encode_page_token, page_size};
 
 /// The widest DUE_SOON window, in days.
@@ -85,18 +86,7 @@ impl SlaService for SlaApi {
     ) -> Result<Response<pb::GetCaseAccountabilityResponse>, Status> {
         let caller = caller(&request)?;
         let r = request.get_ref();
-        let kind = match pb::AggregateType::try_from(r.aggregate_type) {
-            Ok(pb::AggregateType::Dispute) => CaseKind::Dispute,
-            Ok(pb::AggregateType::Petition) => CaseKind::Petition,
-            _ => {
-                // Authorisation comes before the request's fields.
-                caller.authorise("GetCaseAccountability").map_err(status)?;
-                return Err(invalid_field(
-                    "aggregate_type",
-                    "must be AGGREGATE_TYPE_DISPUTE or AGGREGATE_TYPE_PETITION",
-                ));
-            }
-        };
+        let kind = case_kind(&caller, "GetCaseAccountability", r.aggregate_type)?;
         let found = self
             .app
             .case_accountability(&caller, kind, &r.case_id)
@@ -493,21 +483,6 @@ impl SlaApi {
 /// The start of "from the beginning": before any case could have been
 /// recorded, and inside the range every backend stores.
 const BEGINNING: DateTime<Utc> = DateTime::UNIX_EPOCH;
-
-/// A timestamp field, if set.
-fn optional_time(
-    field: &str,
-    at: Option<&prost_types::Timestamp>,
-) -> Result<Option<DateTime<Utc>>, Status> {
-    let Some(at) = at else {
-        return Ok(None);
-    };
-    u32::try_from(at.nanos)
-        .ok()
-        .and_then(|nanos| DateTime::from_timestamp(at.seconds, nanos))
-        .map(Some)
-        .ok_or_else(|| invalid_field(field, "not a valid instant"))
-}
 
 /// A month field, "YYYY-MM".
 /// The months and grouping of a statistics request, checked.

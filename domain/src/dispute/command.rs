@@ -169,6 +169,18 @@ pub enum DisputeAction {
         /// The terms agreed.
         terms: Text,
     },
+    /// The parties agree to give the mediation more time. Recorded by the
+    /// mediator as the parties' joint decision; allowed while mediating,
+    /// as often and by as many calendar days as the policy's
+    /// `[extensions.mediation]` allows, and only before the mediation's
+    /// due time: once the period has run out its breach stays on record.
+    ExtendMediation {
+        /// Calendar days added, counted on from the due time in force.
+        days: u32,
+        /// Why the parties want more time, and how their agreement was
+        /// recorded.
+        reason: Text,
+    },
     /// The mediation ends without agreement.
     TerminateMediation {
         /// Why it ended.
@@ -209,7 +221,28 @@ pub enum DisputeAction {
         /// The court applied to.
         court: Name,
     },
-    /// The court's ruling on the application.
+    /// The court's decision whether to accept the application (受理, within
+    /// 3 days: 法释〔2011〕5号 Art 4). Acceptance starts the ruling period;
+    /// an application not accepted is no longer pending, and the parties
+    /// may apply again while their window is open.
+    AcceptJudicialConfirmation {
+        /// Whether the court accepted the application.
+        accepted: bool,
+        /// The court's remarks; with a refusal, its grounds.
+        note: Option<Text>,
+    },
+    /// The court extends its ruling period (法释〔2011〕5号 Art 5: in
+    /// special circumstances, with its president's approval), as often and
+    /// by as many calendar days as the policy's
+    /// `[extensions.judicial_confirmation_ruling]` allows, before the
+    /// ruling is due.
+    ExtendJudicialConfirmation {
+        /// Calendar days added, counted on from the due time in force.
+        days: u32,
+        /// The special circumstances the court gave.
+        reason: Text,
+    },
+    /// The court's ruling on the application, once it has accepted it.
     RuleJudicialConfirmation {
         /// Whether the court confirmed the agreement.
         confirmed: bool,
@@ -294,12 +327,15 @@ impl DisputeAction {
             Self::RecordConsent { .. } => "record consent",
             Self::HoldSession { .. } => "hold a mediation session",
             Self::ReachAgreement { .. } => "record an agreement",
+            Self::ExtendMediation { .. } => "extend mediation",
             Self::TerminateMediation { .. } => "terminate mediation",
             Self::Escalate { .. } => "escalate",
             Self::TakeOver { .. } => "take over",
             Self::SendDown { .. } => "send down",
             Self::ReferToLegalChannel { .. } => "refer to a legal channel",
             Self::RequestJudicialConfirmation { .. } => "request judicial confirmation",
+            Self::AcceptJudicialConfirmation { .. } => "decide on accepting judicial confirmation",
+            Self::ExtendJudicialConfirmation { .. } => "extend the judicial confirmation ruling",
             Self::RuleJudicialConfirmation { .. } => "rule on judicial confirmation",
             Self::RecordFollowUp { .. } => "record a follow-up",
             Self::Review { .. } => "review",
@@ -324,7 +360,9 @@ impl DisputeAction {
             // stand as it is: refused by the court or returned by review.
             Self::Dispatch { .. } => &[S::Registered, S::Agreed],
             Self::RecordConsent { .. } => &[S::Dispatched],
-            Self::HoldSession { .. } | Self::ReachAgreement { .. } => &[S::Mediating],
+            Self::HoldSession { .. }
+            | Self::ReachAgreement { .. }
+            | Self::ExtendMediation { .. } => &[S::Mediating],
             Self::TerminateMediation { .. } => &[S::Dispatched, S::Mediating],
             // An agreement the review returned, or the court would not
             // confirm, may still go up or to a legal channel (People's
@@ -341,9 +379,10 @@ impl DisputeAction {
             Self::ReferToLegalChannel { .. } => {
                 &[S::Registered, S::Dispatched, S::Agreed, S::Terminated]
             }
-            Self::RequestJudicialConfirmation { .. } | Self::RuleJudicialConfirmation { .. } => {
-                &[S::Agreed]
-            }
+            Self::RequestJudicialConfirmation { .. }
+            | Self::AcceptJudicialConfirmation { .. }
+            | Self::ExtendJudicialConfirmation { .. }
+            | Self::RuleJudicialConfirmation { .. } => &[S::Agreed],
             // Follow-up visits continue after review and closure; the
             // dispute also requires that the case ended in an agreement.
             Self::RecordFollowUp { .. } => &[S::Agreed, S::Reviewed, S::Closed],

@@ -83,12 +83,55 @@ pub enum DisputeError {
     /// There is no application awaiting a ruling.
     #[error("no judicial confirmation is awaiting a ruling: request confirmation first")]
     NoConfirmationPending,
-    /// A ruling is still awaited, so the case cannot be reviewed, escalated,
-    /// referred or dispatched again yet.
+    /// There is no application awaiting the court's decision to accept it.
     #[error(
-        "judicial confirmation is awaiting the court's ruling: record the ruling before reviewing, escalating, referring or dispatching the dispute again"
+        "no application for judicial confirmation is awaiting the court's acceptance: request confirmation first, or record the ruling if the court has accepted it"
+    )]
+    NoConfirmationAwaitingAcceptance,
+    /// The court has not yet decided to accept the application, so it
+    /// cannot rule on it or extend its ruling period.
+    #[error(
+        "the court has not yet accepted the application for judicial confirmation: record its acceptance first"
+    )]
+    ConfirmationNotAccepted,
+    /// The court's acceptance or ruling is still awaited, so the case cannot
+    /// be reviewed, escalated, referred or dispatched again yet.
+    #[error(
+        "judicial confirmation is awaiting the court's acceptance or ruling: record them before reviewing, escalating, referring or dispatching the dispute again"
     )]
     ConfirmationPending,
+    /// The period has been extended as often as the policy allows.
+    #[error(
+        "the {stage} period has been extended {max} time(s) already, as often as the policy allows: it cannot be extended again"
+    )]
+    ExtensionsUsedUp {
+        /// The period that cannot be extended again.
+        stage: Stage,
+        /// How many extensions the policy allows.
+        max: u32,
+    },
+    /// The extension asked for is zero days or longer than the policy allows.
+    #[error(
+        "cannot extend the {stage} period by {days} days: an extension must be between 1 and {max} days"
+    )]
+    ExtensionTooLong {
+        /// The period to be extended.
+        stage: Stage,
+        /// The days asked for.
+        days: u32,
+        /// The longest extension the policy allows.
+        max: u32,
+    },
+    /// The period has already run out, so it can no longer be extended.
+    #[error(
+        "too late to extend: the {stage} period ended at {due} and stays overdue; an extension must be agreed before the period runs out"
+    )]
+    ExtensionTooLate {
+        /// The period that ran out.
+        stage: Stage,
+        /// When it ran out.
+        due: DateTime<Utc>,
+    },
     /// The period for this step has lapsed.
     #[error(
         "too late: the {stage} period ended at {due}; the parties may still take the matter to court"

@@ -108,6 +108,20 @@ pub enum DisputeChange {
         /// written agreement has one.
         confirmation_window: Option<Deadline>,
     },
+    /// The parties agreed to give the mediation more time; its due time
+    /// moved, its start did not.
+    MediationExtended {
+        /// Calendar days added.
+        days: u32,
+        /// Which extension of the current mediation this is, from 1.
+        extension: u32,
+        /// Why the parties wanted more time, and how they agreed.
+        reason: Text,
+        /// The mediation deadline in force before.
+        old_due: Deadline,
+        /// The mediation deadline now: `days` on from `old_due`.
+        new_due: Deadline,
+    },
     /// The mediation ended without agreement.
     MediationTerminated {
         /// Why it ended.
@@ -166,11 +180,48 @@ pub enum DisputeChange {
         note: Text,
     },
     /// The parties applied to a court to confirm their written agreement.
+    /// Since acceptance became a step of its own the application carries
+    /// the acceptance deadline and no ruling deadline; earlier histories
+    /// carry a ruling deadline counted from the application and no
+    /// acceptance deadline, and keep them.
     JudicialConfirmationRequested {
         /// The court applied to.
         court: Name,
-        /// When the court's ruling is due.
+        /// When the court must decide whether to accept (法释〔2011〕5号
+        /// Art 4); absent in histories recorded before this step existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        acceptance_due: Option<Deadline>,
+        /// When the court's ruling is due, counted from the application:
+        /// only in histories recorded before acceptance was a step of its
+        /// own. The ruling deadline now comes with the acceptance.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ruling_due: Option<Deadline>,
+    },
+    /// The court accepted the application (受理); its ruling period starts.
+    JudicialConfirmationAccepted {
+        /// When the court's ruling is due (法释〔2011〕5号 Art 5).
         ruling_due: Deadline,
+        /// The court's remarks, if any.
+        note: Option<Text>,
+    },
+    /// The court did not accept the application (不予受理, Art 4); nothing is
+    /// pending before it any more, and the agreement stands unconfirmed.
+    JudicialConfirmationNotAccepted {
+        /// The court's grounds.
+        note: Option<Text>,
+    },
+    /// The court extended its ruling period (Art 5); the due time moved.
+    JudicialConfirmationExtended {
+        /// Calendar days added.
+        days: u32,
+        /// Which extension of the ruling period this is, from 1.
+        extension: u32,
+        /// The special circumstances the court gave.
+        reason: Text,
+        /// The ruling deadline in force before.
+        old_due: Deadline,
+        /// The ruling deadline now: `days` on from `old_due`.
+        new_due: Deadline,
     },
     /// The court ruled on the application.
     JudicialConfirmationRuled {
@@ -279,12 +330,16 @@ impl DisputeChange {
             Self::MediationRefused { .. } => "MediationRefused",
             Self::MediationSessionHeld { .. } => "MediationSessionHeld",
             Self::AgreementReached { .. } => "AgreementReached",
+            Self::MediationExtended { .. } => "MediationExtended",
             Self::MediationTerminated { .. } => "MediationTerminated",
             Self::DisputeEscalated { .. } => "DisputeEscalated",
             Self::DisputeTakenOver { .. } => "DisputeTakenOver",
             Self::DisputeSentDown { .. } => "DisputeSentDown",
             Self::DisputeReferred { .. } => "DisputeReferred",
             Self::JudicialConfirmationRequested { .. } => "JudicialConfirmationRequested",
+            Self::JudicialConfirmationAccepted { .. } => "JudicialConfirmationAccepted",
+            Self::JudicialConfirmationNotAccepted { .. } => "JudicialConfirmationNotAccepted",
+            Self::JudicialConfirmationExtended { .. } => "JudicialConfirmationExtended",
             Self::JudicialConfirmationRuled { .. } => "JudicialConfirmationRuled",
             Self::PerformanceFollowedUp { .. } => "PerformanceFollowedUp",
             Self::DisputeReviewed { .. } => "DisputeReviewed",

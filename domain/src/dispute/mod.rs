@@ -11,7 +11,7 @@ use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{Deadline, Stage};
+use crate::policy::{Deadline, ExtensionRule, Stage};
 use crate::recompute::{self, Basis};
 use crate::services::Services;
 use crate::sla::{self, DeadlineMark, Holder, RunningClock, Threshold, TimerRefusal};
@@ -90,15 +90,63 @@ pub struct Agreement {
     pub confirmation_window: Option<Deadline>,
 }
 
+wire_enum!(
+    /// Where an application for judicial confirmation stands before the
+    /// court (法释〔2011〕5号 Art 4–5).
+    ConfirmationStep, "confirmation_step" {
+        /// The court has yet to decide whether to accept it.
+        AwaitingAcceptance = "awaiting_acceptance",
+        /// The court did not accept it (不予受理).
+        NotAccepted = "not_accepted",
+        /// Accepted, awaiting the ruling. Applications recorded before
+        /// acceptance was a step of its own await the ruling from the start.
+        AwaitingRuling = "awaiting_ruling",
+        /// The court has ruled.
+        Ruled = "ruled",
+    }
+);
+
 /// An application to a court to confirm the agreement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JudicialConfirmation {
     /// The court applied to.
     pub court: Name,
-    /// When its ruling is due.
-    pub ruling_due: Deadline,
+    /// When the court must decide whether to accept; `None` for an
+    /// application recorded before acceptance was a step of its own.
+    #[serde(default)]
+    pub acceptance_due: Option<Deadline>,
+    /// The court's decision whether to accept, once given.
+    #[serde(default)]
+    pub accepted: Option<bool>,
+    /// When its ruling is due, once the ruling period runs: from the
+    /// acceptance (from the application, in older histories), with any
+    /// extension.
+    pub ruling_due: Option<Deadline>,
+    /// How many times the ruling period has been extended.
+    #[serde(default)]
+    pub extensions: u32,
     /// The ruling, once given: whether the agreement was confirmed.
     pub confirmed: Option<bool>,
+}
+
+impl JudicialConfirmation {
+    /// Where the application stands.
+    pub fn step(&self) -> ConfirmationStep {
+        match (self.confirmed, self.accepted, self.ruling_due) {
+            (Some(_), _, _) => ConfirmationStep::Ruled,
+            (None, Some(false), _) => ConfirmationStep::NotAccepted,
+            (None, _, Some(_)) => ConfirmationStep::AwaitingRuling,
+            (None, _, None) => ConfirmationStep::AwaitingAcceptance,
+        }
+    }
+
+    /// Whether the court still owes a step: its acceptance or its ruling.
+    fn pending(&self) -> bool {
+        matches!(
+            self.step(),
+            ConfirmationStep::AwaitingAcceptance | ConfirmationStep::AwaitingRuling
+        )
+    }
 }
 
 /// One dispute. Its state is only what the rules need to decide and what a
@@ -122,6 +170,7 @@ pub struct Dispute {
     body: Option<MediationBody>,
     mediator: Option<Name>,
     mediation_due: Option<Deadline>,
+    mediation_extensions: u32,
     consents: BTreeSet<PartyRole>,
     sessions: u32,
     agreement: Option<Agreement>,
@@ -138,6 +187,10 @@ pub struct Dispute {
     // The warnings and breaches recorded, so that a timer's retry writes
     // nothing.
     deadline_marks: BTreeSet<DeadlineMark>,
+    // The calendar days added to a deadline after it was set (mediation
+    // and ruling extensions), by stage and in order: what a recount of a
+    // provisional deadline adds again after its stage's rule.
+    due_extensions: BTreeMap<Stage, Vec<u32>>,
 }
 
 impl Dispute {
@@ -211,6 +264,11 @@ impl Dispute {
         self.mediation_due.as_ref()
     }
 
+    /// How many times the parties have extended the current mediation.
+    pub fn mediation_extensions(&self) -> u32 {
+        self.mediation_extensions
+    }
+
     /// The parties that have consented to the current mediation.
     pub fn consents(&self) -> impl Iterator<Item = PartyRole> + '_ {
         self.consents.iter().copied()
@@ -275,14 +333,15 @@ impl Dispute {
     /// |---|---|---|
     /// | `grid_report` | a grid worker reports the dispute | the dispute is registered |
     /// | `village_handling`, `town_handling`, `district_handling` (the holding level's) | the case is registered at, escalated, taken over or sent down to, or reopened at that level; a move restarts it at the new level | the level has a result: an agreement that stands, a referral to a legal channel, an approving review, closure. It runs on after a failed mediation (the level must still escalate or refer) and resumes when the court refuses an agreement or a review returns it |
-    /// | `mediation` | the case is dispatched to a mediation body | an agreement, a refusal or a termination; a move to another level |
-    /// | `judicial_confirmation_ruling` | the parties apply to a court | the court rules |
+    /// | `mediation` | the case is dispatched to a mediation body; the parties' extension moves its due time, not its start | an agreement, a refusal or a termination; a move to another level |
+    /// | `judicial_confirmation_acceptance` | the parties apply to a court | the court accepts the application or does not |
+    /// | `judicial_confirmation_ruling` | the court accepts (in older histories: the parties apply); the court's extension moves its due time | the court rules |
     ///
     /// The holder is the division and level holding the case (level `grid`
     /// for a report awaiting registration), with the mediation body and
-    /// mediator during mediation, or the court awaiting its ruling. The
-    /// case's responsible official, once named, is on every clock, and is
-    /// its person in charge where no mediator or court is.
+    /// mediator during mediation, or the court awaiting its acceptance or
+    /// ruling. The case's responsible official, once named, is on every
+    /// clock, and is its person in charge where no mediator or court is.
     ///
     /// Left out on purpose: the judicial confirmation window. It is the
     /// parties' own time to apply to a court (People's Mediation Law Art 33),
@@ -323,14 +382,19 @@ impl Dispute {
             clocks.extend(self.clock(self.mediation_due.as_ref(), mediation));
         }
         if self.status == S::Agreed
-            && let Some(confirmation) = self.confirmation.as_ref().filter(|c| c.confirmed.is_none())
+            && let Some(confirmation) = self.confirmation.as_ref()
         {
             let court = Holder {
                 body: Some(confirmation.court.to_string()),
                 person: None,
                 ..case
             };
-            clocks.extend(self.clock(Some(&confirmation.ruling_due), court));
+            let owed = match confirmation.step() {
+                ConfirmationStep::AwaitingAcceptance => confirmation.acceptance_due.as_ref(),
+                ConfirmationStep::AwaitingRuling => confirmation.ruling_due.as_ref(),
+                ConfirmationStep::NotAccepted | ConfirmationStep::Ruled => None,
+            };
+            clocks.extend(self.clock(owed, court));
         }
         clocks
     }
@@ -353,16 +417,23 @@ impl Dispute {
 
     /// The deadlines in force now, each with how it was computed, for
     /// [`DisputeAction::RecomputeDeadlines`]: every running clock's, counted
-    /// by its stage's rule from the event that started it, and the parties'
-    /// window to apply for judicial confirmation while it is open. Every
-    /// deadline of a dispute is its stage's rule from its start, with
-    /// nothing added after; a deadline that something moves later (an
-    /// extension) must say so here, or a recount would drop the move.
+    /// by its stage's rule from the event that started it with the
+    /// extensions granted since (mediation, the court's ruling) added in
+    /// order, and the parties' window to apply for judicial confirmation
+    /// while it is open. Anything else that moves a deadline must be kept
+    /// in `due_extensions` too, or a recount would drop the move.
     fn deadlines_in_force(&self) -> Vec<Basis> {
         let mut in_force: Vec<Basis> = self
             .running_clocks()
             .into_iter()
-            .map(|clock| Basis::at(clock.deadline, clock.started_at))
+            .map(|clock| Basis {
+                extensions: self
+                    .due_extensions
+                    .get(&clock.stage)
+                    .cloned()
+                    .unwrap_or_default(),
+                ..Basis::at(clock.deadline, clock.started_at)
+            })
             .collect();
         if self.status == DisputeStatus::Agreed
             && self.confirmation.is_none()
@@ -410,10 +481,28 @@ impl Dispute {
         }
     }
 
+    /// Whether the court still owes the acceptance or the ruling.
     fn confirmation_pending(&self) -> bool {
         self.confirmation
             .as_ref()
-            .is_some_and(|c| c.confirmed.is_none())
+            .is_some_and(JudicialConfirmation::pending)
+    }
+
+    /// The step of the application before the court, if there is one.
+    fn confirmation_step(&self) -> Option<ConfirmationStep> {
+        self.confirmation.as_ref().map(JudicialConfirmation::step)
+    }
+
+    /// The application awaiting the court's ruling; refused while the court
+    /// has yet to accept it, or when none awaits a ruling.
+    fn court_owes_ruling(&self) -> Result<&JudicialConfirmation, DisputeError> {
+        match self.confirmation.as_ref() {
+            Some(c) if c.step() == ConfirmationStep::AwaitingRuling => Ok(c),
+            Some(c) if c.step() == ConfirmationStep::AwaitingAcceptance => {
+                Err(DisputeError::ConfirmationNotAccepted)
+            }
+            _ => Err(DisputeError::NoConfirmationPending),
+        }
     }
 
     /// Whether the agreement cannot stand as it is: the court refused to
@@ -543,6 +632,18 @@ impl Dispute {
                 confirmation_window: (form == AgreementForm::Written)
                     .then(|| services.deadline(Stage::JudicialConfirmationWindow, now)),
             },
+            A::ExtendMediation { days, reason } => {
+                let old_due = self.mediation_due.ok_or_else(|| self.not_allowed(name))?;
+                let (extension, new_due) =
+                    decide_extension(services, old_due, self.mediation_extensions, days, now)?;
+                C::MediationExtended {
+                    days,
+                    extension,
+                    reason,
+                    old_due,
+                    new_due,
+                }
+            }
             A::TerminateMediation {
                 reason,
                 note,
@@ -625,7 +726,13 @@ impl Dispute {
                     }) => *window,
                     _ => return Err(self.not_allowed(name)),
                 };
-                if self.confirmation.is_some() {
+                // An application the court did not accept leaves the
+                // parties free to apply again (to the competent court, say)
+                // while their window is open.
+                if self
+                    .confirmation_step()
+                    .is_some_and(|step| step != ConfirmationStep::NotAccepted)
+                {
                     return Err(DisputeError::ConfirmationAlreadyRequested);
                 }
                 if now >= window.due {
@@ -634,15 +741,49 @@ impl Dispute {
                         due: window.due,
                     });
                 }
+                // Art 4: the court first decides whether to accept; the
+                // ruling period starts only with its acceptance.
                 C::JudicialConfirmationRequested {
                     court,
-                    ruling_due: services.deadline(Stage::JudicialConfirmationRuling, now),
+                    acceptance_due: Some(
+                        services.deadline(Stage::JudicialConfirmationAcceptance, now),
+                    ),
+                    ruling_due: None,
+                }
+            }
+            A::AcceptJudicialConfirmation { accepted, note } => {
+                // Applications from before this step await their ruling
+                // already: there is no acceptance to record for them. A late
+                // decision is recorded; its clock's breach says it was late.
+                if self.confirmation_step() != Some(ConfirmationStep::AwaitingAcceptance) {
+                    return Err(DisputeError::NoConfirmationAwaitingAcceptance);
+                }
+                if accepted {
+                    C::JudicialConfirmationAccepted {
+                        ruling_due: services.deadline(Stage::JudicialConfirmationRuling, now),
+                        note,
+                    }
+                } else {
+                    C::JudicialConfirmationNotAccepted { note }
+                }
+            }
+            A::ExtendJudicialConfirmation { days, reason } => {
+                let confirmation = self.court_owes_ruling()?;
+                let old_due = confirmation
+                    .ruling_due
+                    .ok_or(DisputeError::ConfirmationNotAccepted)?;
+                let (extension, new_due) =
+                    decide_extension(services, old_due, confirmation.extensions, days, now)?;
+                C::JudicialConfirmationExtended {
+                    days,
+                    extension,
+                    reason,
+                    old_due,
+                    new_due,
                 }
             }
             A::RuleJudicialConfirmation { confirmed, note } => {
-                if !self.confirmation_pending() {
-                    return Err(DisputeError::NoConfirmationPending);
-                }
+                self.court_owes_ruling()?;
                 C::JudicialConfirmationRuled { confirmed, note }
             }
             A::RecordFollowUp { performance, note } => {
@@ -778,9 +919,59 @@ impl Dispute {
         self.body = None;
         self.mediator = None;
         self.mediation_due = None;
+        self.mediation_extensions = 0;
         self.consents.clear();
         self.sessions = 0;
     }
+}
+
+/// Decides an extension of the running period `current` by `days`, the
+/// period having been extended `used` times: the number of this extension
+/// and the new deadline, or why it is refused. The policy's
+/// `[extensions.*]` rule for the stage bounds both; the new deadline counts
+/// `days` calendar days on from the due time in force, not from now.
+///
+/// A period that has run out is not extended: from its due time on it is
+/// overdue, its breach is (or will be) on record, and an extension granted
+/// afterwards would only hide it. This mirrors the petition handling
+/// extension (信访工作条例 Art 34); for the mediation it is this engine's
+/// reading, as no statute fixes a figure.
+fn decide_extension(
+    services: &Services,
+    current: Deadline,
+    used: u32,
+    days: u32,
+    now: DateTime<Utc>,
+) -> Result<(u32, Deadline), DisputeError> {
+    let stage = current.stage;
+    // A complete policy has a rule for every extensible stage; were it
+    // missing, no extension could be allowed.
+    let rule = services
+        .policy()
+        .extension(stage)
+        .unwrap_or(ExtensionRule { days: 0, times: 0 });
+    if used >= rule.times {
+        return Err(DisputeError::ExtensionsUsedUp {
+            stage,
+            max: rule.times,
+        });
+    }
+    if days == 0 || days > rule.days {
+        return Err(DisputeError::ExtensionTooLong {
+            stage,
+            days,
+            max: rule.days,
+        });
+    }
+    if now >= current.due {
+        return Err(DisputeError::ExtensionTooLate {
+            stage,
+            due: current.due,
+        });
+    }
+    // Calendar days from the last day, as a recount counts them again;
+    // provisional if `current` is.
+    Ok((used + 1, recompute::extend(services, current, days)))
 }
 
 /// Refuses a division the jurisdiction tree does not have.
@@ -797,8 +988,11 @@ fn known(services: &Services, division: &DivisionCode) -> Result<(), DisputeErro
 // snapshots of another revision are then ignored and cases replayed.
 impl crate::SnapshotRevision for Dispute {
     // 2: clock starts and recorded deadline marks.
-    // 3: the confirmation window's start, for recounting it.
-    const SNAPSHOT_REVISION: u32 = 3;
+    // 3: mediation extensions; judicial confirmation in two steps
+    // (acceptance, then ruling) with the ruling's extensions.
+    // 4: the confirmation window's start and the days added to deadlines,
+    // for recounting provisional deadlines.
+    const SNAPSHOT_REVISION: u32 = 4;
 }
 
 impl Aggregate for Dispute {
@@ -879,12 +1073,26 @@ impl Aggregate for Dispute {
                 self.body = Some(body);
                 self.mediator = mediator;
                 self.clock_starts.insert(mediation_due.stage, at);
+                self.due_extensions.remove(&mediation_due.stage);
                 self.mediation_due = Some(mediation_due);
             }
             C::PartyConsented { party } => {
                 self.consents.insert(party);
             }
             C::MediationStarted {} => self.status = DisputeStatus::Mediating,
+            C::MediationExtended {
+                days,
+                extension,
+                new_due,
+                ..
+            } => {
+                self.due_extensions
+                    .entry(new_due.stage)
+                    .or_default()
+                    .push(days);
+                self.mediation_extensions = extension;
+                self.mediation_due = Some(new_due);
+            }
             C::MediationRefused { .. } | C::MediationTerminated { .. } => {
                 self.status = DisputeStatus::Terminated;
                 self.outcome = Some(Outcome::Terminated);
@@ -931,13 +1139,53 @@ impl Aggregate for Dispute {
                 self.legal_channel = Some(channel);
                 self.outcome = Some(Outcome::Referred);
             }
-            C::JudicialConfirmationRequested { court, ruling_due } => {
-                self.clock_starts.insert(ruling_due.stage, at);
+            C::JudicialConfirmationRequested {
+                court,
+                acceptance_due,
+                ruling_due,
+            } => {
+                // Older histories start the ruling clock here, newer ones
+                // the acceptance clock.
+                for deadline in acceptance_due.iter().chain(&ruling_due) {
+                    self.clock_starts.insert(deadline.stage, at);
+                    self.due_extensions.remove(&deadline.stage);
+                }
                 self.confirmation = Some(JudicialConfirmation {
                     court,
+                    acceptance_due,
+                    accepted: None,
                     ruling_due,
+                    extensions: 0,
                     confirmed: None,
                 });
+            }
+            C::JudicialConfirmationAccepted { ruling_due, .. } => {
+                self.clock_starts.insert(ruling_due.stage, at);
+                self.due_extensions.remove(&ruling_due.stage);
+                if let Some(confirmation) = &mut self.confirmation {
+                    confirmation.accepted = Some(true);
+                    confirmation.ruling_due = Some(ruling_due);
+                }
+            }
+            C::JudicialConfirmationNotAccepted { .. } => {
+                if let Some(confirmation) = &mut self.confirmation {
+                    confirmation.accepted = Some(false);
+                }
+            }
+            C::JudicialConfirmationExtended {
+                days,
+                extension,
+                new_due,
+                ..
+            } => {
+                self.due_extensions
+                    .entry(new_due.stage)
+                    .or_default()
+                    .push(days);
+                if let Some(confirmation) = &mut self.confirmation {
+                    confirmation.extensions = extension;
+                    confirmation.ruling_due = Some(new_due);
+                }
             }
             C::JudicialConfirmationRuled { confirmed, .. } => {
                 if let Some(confirmation) = &mut self.confirmation {
@@ -995,7 +1243,15 @@ impl Aggregate for Dispute {
                         change,
                     );
                     recompute::replace(
-                        self.confirmation.as_mut().map(|c| &mut c.ruling_due),
+                        self.confirmation
+                            .as_mut()
+                            .and_then(|c| c.acceptance_due.as_mut()),
+                        change,
+                    );
+                    recompute::replace(
+                        self.confirmation
+                            .as_mut()
+                            .and_then(|c| c.ruling_due.as_mut()),
                         change,
                     );
                     recompute::carry_marks(

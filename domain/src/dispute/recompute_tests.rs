@@ -259,6 +259,58 @@ fn a_deadline_that_is_not_provisional_is_left_alone() {
 }
 
 #[test]
+fn an_extended_mediation_is_counted_again_with_its_extension() {
+    let guessed = test_services(at("2026-12-01T02:00:00Z"), false);
+    // Dispatched on Tuesday 1 December 2026: 30 days end on Thursday
+    // 31 December, as published.
+    let mediation_due = guessed.deadline(Stage::Mediation, at("2026-12-01T02:00:00Z"));
+    assert!(!mediation_due.provisional);
+    let mut history = vec![ev_at(
+        "2026-12-01T02:00:00Z",
+        DisputeChange::DisputeDispatched {
+            body: MediationBody {
+                id: AgencyId::parse("shangping-pmc").unwrap(),
+                name: Name::parse("上坪村人民调解委员会").unwrap(),
+                kind: MediationKind::Peoples,
+            },
+            mediator: None,
+            mediation_due,
+        },
+    )];
+    history.push(ev_at(
+        "2026-12-01T03:00:00Z",
+        DisputeChange::MediationStarted {},
+    ));
+    // The parties agree to 4 more days: Monday 4 January 2027, by guess.
+    let extended = framework("2026-12-10T02:00:00Z", false)
+        .given(history.clone())
+        .when(cmd(DisputeAction::ExtendMediation {
+            days: 4,
+            reason: Text::parse("Both parties asked for a site visit.").unwrap(),
+        }))
+        .inspect_result()
+        .unwrap();
+    history.extend(extended);
+    // Counted again: 31 December as before, then 4 days to 4 January,
+    // off in the loaded year, so Tuesday 5 January.
+    framework("2026-12-11T02:00:00Z", true)
+        .given(history)
+        .when(cmd(DisputeAction::RecomputeDeadlines {}))
+        .then_expect_events(vec![ev_at(
+            "2026-12-11T02:00:00Z",
+            DisputeChange::DeadlinesRecomputed {
+                deadlines: vec![RecomputedDeadline {
+                    stage: Stage::Mediation,
+                    old_due: at("2027-01-04T16:00:00Z"),
+                    new_due: at("2027-01-05T16:00:00Z"),
+                    last_day: "2027-01-05".parse().unwrap(),
+                    provisional: false,
+                }],
+            },
+        )]);
+}
+
+#[test]
 fn a_stored_recompute_event_replays() {
     // The shape the event is stored in, as a reader of the log sees it.
     let stored = serde_json::json!({

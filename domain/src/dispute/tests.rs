@@ -243,8 +243,26 @@ fn terminated() -> Vec<DisputeEvent> {
 fn confirmation_requested() -> DisputeEvent {
     ev(DisputeChange::JudicialConfirmationRequested {
         court: name("示范区人民法院"),
-        ruling_due: due(Stage::JudicialConfirmationRuling),
+        acceptance_due: Some(due(Stage::JudicialConfirmationAcceptance)),
+        ruling_due: None,
     })
+}
+
+/// The court accepts the application at `t0`: its 15-day ruling period
+/// starts (法释〔2011〕5号 Art 5).
+fn confirmation_accepted() -> DisputeEvent {
+    ev(DisputeChange::JudicialConfirmationAccepted {
+        ruling_due: due(Stage::JudicialConfirmationRuling),
+        note: None,
+    })
+}
+
+/// A written agreement whose application the court has accepted.
+fn awaiting_ruling() -> Vec<DisputeEvent> {
+    let mut events = agreed(AgreementForm::Written);
+    events.push(confirmation_requested());
+    events.push(confirmation_accepted());
+    events
 }
 
 fn review_event(approved: bool) -> DisputeEvent {
@@ -296,6 +314,7 @@ fn confirmation_refused_at(division: &str) -> Vec<DisputeEvent> {
     events.extend(mediation_restarted());
     events.push(agreement_event(AgreementForm::Written));
     events.push(confirmation_requested());
+    events.push(confirmation_accepted());
     events.push(ev(DisputeChange::JudicialConfirmationRuled {
         confirmed: false,
         note: Some(text("协议内容违反法律规定")),
@@ -501,8 +520,7 @@ fn an_agreement_returned_by_review_can_be_mediated_again() {
 
 #[test]
 fn an_agreement_the_court_confirmed_is_not_mediated_again() {
-    let mut given = agreed(AgreementForm::Written);
-    given.push(confirmation_requested());
+    let mut given = awaiting_ruling();
     given.push(ev(DisputeChange::JudicialConfirmationRuled {
         confirmed: true,
         note: None,
@@ -752,6 +770,223 @@ fn an_agreement_needs_a_mediation() {
     };
     run(dispatched(), action.clone())
         .then_expect_error(not_allowed(&action, DisputeStatus::Dispatched));
+}
+
+// ---- mediation extended by the parties' agreement ---------------------------
+
+fn extend_mediation(days: u32) -> DisputeAction {
+    DisputeAction::ExtendMediation {
+        days,
+        reason: text("双方同意延长调解期限,待现场测量"),
+    }
+}
+
+/// The mediation deadline opened at `t0` (last day Wednesday 1 April)
+/// moved on by 20 calendar days: Tuesday 21 April, a working day.
+fn mediation_due_extended() -> Deadline {
+    Deadline {
+        stage: Stage::Mediation,
+        due: at("2026-04-21T16:00:00Z"),
+        last_day: date("2026-04-21"),
+        provisional: false,
+    }
+}
+
+fn mediation_extended() -> DisputeChange {
+    DisputeChange::MediationExtended {
+        days: 20,
+        extension: 1,
+        reason: text("双方同意延长调解期限,待现场测量"),
+        old_due: due(Stage::Mediation),
+        new_due: mediation_due_extended(),
+    }
+}
+
+/// Services whose policy file is the shipped one with `overrides` on top.
+fn services_with(now: DateTime<Utc>, overrides: &str) -> Services {
+    let mut calendar = crate::calendar::BusinessCalendar::new();
+    for (_, text) in crate::STATUTORY_HOLIDAYS {
+        calendar.load_year_json(text).unwrap();
+    }
+    Services::new(
+        Arc::new(ManualClock::new(now)),
+        crate::policy::DeadlinePolicy::statutory()
+            .with_overrides(overrides)
+            .unwrap(),
+        calendar,
+        crate::jurisdiction::Jurisdiction::from_toml(crate::EXAMPLE_JURISDICTION).unwrap(),
+    )
+}
+
+#[test]
+fn the_parties_extend_mediation_from_its_due_time_not_from_now() {
+    // Agreed on day 20 of 30: the 20 days run on from the end of 1 April,
+    // not from the day of the agreement.
+    assert_eq!(due(Stage::Mediation).last_day, date("2026-04-01"));
+    let day_20 = at("2026-03-22T02:00:00Z");
+    run_at(day_20, mediating(), extend_mediation(20))
+        .then_expect_events(vec![ev_at(day_20, mediation_extended())]);
+}
+
+#[test]
+fn an_extension_moves_the_mediation_clock_but_not_its_start() {
+    let mut events = mediating();
+    events.push(ev(mediation_extended()));
+    let dispute = state(events);
+    assert_eq!(dispute.mediation_due(), Some(&mediation_due_extended()));
+    assert_eq!(dispute.mediation_extensions(), 1);
+    let mediation = dispute
+        .running_clocks()
+        .into_iter()
+        .find(|c| c.stage == Stage::Mediation)
+        .unwrap();
+    assert_eq!(mediation.deadline, mediation_due_extended());
+    assert_eq!(mediation.started_at, t0());
+    // The level's own handling clock is not the parties' to extend.
+    assert_eq!(dispute.handling_due(), Some(&due(Stage::VillageHandling)));
+}
+
+#[test]
+fn mediation_is_extended_only_as_often_as_the_policy_allows() {
+    let mut given = mediating();
+    given.push(ev(mediation_extended()));
+    run(given, extend_mediation(5)).then_expect_error(DisputeError::ExtensionsUsedUp {
+        stage: Stage::Mediation,
+        max: 1,
+    });
+}
+
+#[test]
+fn a_jurisdiction_may_allow_more_extensions_of_its_own_length() {
+    let policy = "[extensions.mediation]\ndays = 15\ntimes = 2\n";
+    let mut given = mediating();
+    given.push(ev(DisputeChange::MediationExtended {
+        days: 15,
+        extension: 1,
+        reason: text("第一次延长"),
+        old_due: due(Stage::Mediation),
+        new_due: services().deadline_for(
+            Stage::Mediation,
+            crate::policy::StageRule {
+                days: 15,
+                counting: crate::policy::Counting::Calendar,
+            },
+            due(Stage::Mediation).due - Duration::seconds(1),
+        ),
+    }));
+    let dispute = state(given.clone());
+    let first = *dispute.mediation_due().unwrap();
+    assert_eq!(first.last_day, date("2026-04-16"));
+    let second = Deadline {
+        stage: Stage::Mediation,
+        due: at("2026-04-30T16:00:00Z"),
+        last_day: date("2026-04-30"),
+        provisional: false,
+    };
+    TestFramework::<Dispute>::with(services_with(t0(), policy))
+        .given(given.clone())
+        .when(cmd(extend_mediation(14)))
+        .then_expect_events(vec![ev(DisputeChange::MediationExtended {
+            days: 14,
+            extension: 2,
+            reason: text("双方同意延长调解期限,待现场测量"),
+            old_due: first,
+            new_due: second,
+        })]);
+    TestFramework::<Dispute>::with(services_with(t0(), policy))
+        .given(given)
+        .when(cmd(extend_mediation(16)))
+        .then_expect_error(DisputeError::ExtensionTooLong {
+            stage: Stage::Mediation,
+            days: 16,
+            max: 15,
+        });
+}
+
+#[test]
+fn a_mediation_extension_is_at_most_the_policy_length_and_at_least_a_day() {
+    for days in [0, 31] {
+        run(mediating(), extend_mediation(days)).then_expect_error(
+            DisputeError::ExtensionTooLong {
+                stage: Stage::Mediation,
+                days,
+                max: 30,
+            },
+        );
+    }
+}
+
+#[test]
+fn a_mediation_extension_may_be_agreed_until_the_last_moment() {
+    let last_moment = due(Stage::Mediation).due - Duration::seconds(1);
+    run_at(last_moment, mediating(), extend_mediation(20))
+        .then_expect_events(vec![ev_at(last_moment, mediation_extended())]);
+}
+
+#[test]
+fn a_mediation_extension_after_the_deadline_is_refused_and_the_breach_stays() {
+    let mediation_due = due(Stage::Mediation);
+    let mut history = mediating();
+    history.push(ev_at(
+        mediation_due.due + Duration::hours(1),
+        DisputeChange::DeadlineBreached {
+            stage: Stage::Mediation,
+            due: mediation_due.due,
+            holder: Holder {
+                body: Some("shangping-pmc".to_owned()),
+                person: Some("王调解".to_owned()),
+                ..village_holder()
+            },
+        },
+    ));
+    let later = mediation_due.due + Duration::days(1);
+    run_at(later, history.clone(), extend_mediation(20)).then_expect_error(
+        DisputeError::ExtensionTooLate {
+            stage: Stage::Mediation,
+            due: mediation_due.due,
+        },
+    );
+    // Still due when it was, unextended; the breach is not recorded again.
+    let dispute = state(history.clone());
+    assert_eq!(dispute.mediation_due(), Some(&mediation_due));
+    assert_eq!(dispute.mediation_extensions(), 0);
+    run_at(later, history, breach(Stage::Mediation, mediation_due.due)).then_expect_events(vec![]);
+    // At the due time itself the period has run out.
+    run_at(mediation_due.due, mediating(), extend_mediation(20)).then_expect_error(
+        DisputeError::ExtensionTooLate {
+            stage: Stage::Mediation,
+            due: mediation_due.due,
+        },
+    );
+}
+
+#[test]
+fn only_a_running_mediation_is_extended() {
+    let action = extend_mediation(20);
+    for (given, status) in [
+        // Dispatched but not consented to: there is no mediation yet.
+        (dispatched(), DisputeStatus::Dispatched),
+        (agreed(AgreementForm::Written), DisputeStatus::Agreed),
+        (terminated(), DisputeStatus::Terminated),
+        (registered(), DisputeStatus::Registered),
+    ] {
+        run(given, action.clone()).then_expect_error(not_allowed(&action, status));
+    }
+}
+
+#[test]
+fn a_new_mediation_has_its_own_extensions() {
+    let mut given = mediating();
+    given.push(ev(mediation_extended()));
+    given.push(ev(DisputeChange::MediationTerminated {
+        reason: TerminationReason::NoAgreement,
+        note: text("双方分歧过大"),
+        legal_routes_explained: true,
+    }));
+    given.push(escalated(VILLAGE, TOWN));
+    given.extend(mediation_restarted());
+    assert_eq!(state(given.clone()).mediation_extensions(), 0);
+    run(given, extend_mediation(20)).then_expect_events(vec![ev(mediation_extended())]);
 }
 
 // ---- termination -----------------------------------------------------------
@@ -1064,7 +1299,10 @@ fn judicial_confirmation_can_be_requested_until_the_last_moment() {
         last_moment,
         DisputeChange::JudicialConfirmationRequested {
             court: name("示范区人民法院"),
-            ruling_due: services().deadline(Stage::JudicialConfirmationRuling, last_moment),
+            acceptance_due: Some(
+                services().deadline(Stage::JudicialConfirmationAcceptance, last_moment),
+            ),
+            ruling_due: None,
         },
     )]);
 }
@@ -1108,10 +1346,8 @@ fn ruling_action() -> DisputeAction {
 }
 
 #[test]
-fn the_court_rules_on_a_pending_request() {
-    let mut given = agreed(AgreementForm::Written);
-    given.push(confirmation_requested());
-    run(given, ruling_action()).then_expect_events(vec![ev(
+fn the_court_rules_on_an_accepted_application() {
+    run(awaiting_ruling(), ruling_action()).then_expect_events(vec![ev(
         DisputeChange::JudicialConfirmationRuled {
             confirmed: true,
             note: Some(text("协议有效")),
@@ -1127,8 +1363,7 @@ fn a_ruling_needs_a_request() {
 
 #[test]
 fn the_court_rules_only_once() {
-    let mut given = agreed(AgreementForm::Written);
-    given.push(confirmation_requested());
+    let mut given = awaiting_ruling();
     given.push(ev(DisputeChange::JudicialConfirmationRuled {
         confirmed: false,
         note: None,
@@ -1141,6 +1376,355 @@ fn a_ruling_is_recorded_only_while_agreed() {
     let action = ruling_action();
     run(reviewed(), action.clone())
         .then_expect_error(not_allowed(&action, DisputeStatus::Reviewed));
+}
+
+#[test]
+fn an_application_gives_the_court_three_days_to_accept_and_no_ruling_deadline_yet() {
+    // Art 4: applied for on Monday 2 March, accepted by the end of Thursday
+    // 5 March; the ruling period starts only with the acceptance.
+    let acceptance = due(Stage::JudicialConfirmationAcceptance);
+    assert_eq!(acceptance.last_day, date("2026-03-05"));
+    let mut given = agreed(AgreementForm::Written);
+    given.push(confirmation_requested());
+    let confirmation = state(given).judicial_confirmation().cloned().unwrap();
+    assert_eq!(confirmation.step(), ConfirmationStep::AwaitingAcceptance);
+    assert_eq!(confirmation.acceptance_due, Some(acceptance));
+    assert_eq!(confirmation.ruling_due, None);
+}
+
+fn accept_action(accepted: bool) -> DisputeAction {
+    DisputeAction::AcceptJudicialConfirmation {
+        accepted,
+        note: (!accepted).then(|| text("确认婚姻关系,不予受理")),
+    }
+}
+
+fn acceptance_awaited() -> Vec<DisputeEvent> {
+    let mut events = agreed(AgreementForm::Written);
+    events.push(confirmation_requested());
+    events
+}
+
+#[test]
+fn acceptance_starts_fifteen_days_for_the_ruling() {
+    // Art 5: accepted on 2 March, the ruling is due by the end of 17 March.
+    assert_eq!(
+        due(Stage::JudicialConfirmationRuling).last_day,
+        date("2026-03-17")
+    );
+    run(acceptance_awaited(), accept_action(true))
+        .then_expect_events(vec![confirmation_accepted()]);
+    let confirmation = state(awaiting_ruling()).judicial_confirmation().cloned();
+    assert_eq!(
+        confirmation.map(|c| (c.step(), c.accepted)),
+        Some((ConfirmationStep::AwaitingRuling, Some(true)))
+    );
+}
+
+#[test]
+fn a_late_acceptance_is_recorded_and_its_ruling_period_runs_from_it() {
+    // The court's time is its own to keep; the engine records what it did.
+    let late = at("2026-03-09T02:00:00Z");
+    run_at(late, acceptance_awaited(), accept_action(true)).then_expect_events(vec![ev_at(
+        late,
+        DisputeChange::JudicialConfirmationAccepted {
+            ruling_due: services_at(late).deadline(Stage::JudicialConfirmationRuling, late),
+            note: None,
+        },
+    )]);
+}
+
+#[test]
+fn a_court_may_refuse_to_accept_and_the_agreement_stands_unconfirmed() {
+    run(acceptance_awaited(), accept_action(false)).then_expect_events(vec![ev(
+        DisputeChange::JudicialConfirmationNotAccepted {
+            note: Some(text("确认婚姻关系,不予受理")),
+        },
+    )]);
+    let mut events = acceptance_awaited();
+    events.push(ev(DisputeChange::JudicialConfirmationNotAccepted {
+        note: None,
+    }));
+    let dispute = state(events.clone());
+    assert_eq!(
+        dispute
+            .judicial_confirmation()
+            .map(JudicialConfirmation::step),
+        Some(ConfirmationStep::NotAccepted)
+    );
+    assert!(dispute.running_clocks().is_empty());
+    // Nothing is pending before the court: the case may be reviewed...
+    run(events.clone(), review_action(true)).then_expect_events(vec![review_event(true)]);
+    // ...or the parties may apply again, to another court, in their window.
+    run(events, request_action()).then_expect_events(vec![confirmation_requested()]);
+}
+
+#[test]
+fn the_court_decides_on_acceptance_once() {
+    let action = accept_action(true);
+    run(awaiting_ruling(), action.clone())
+        .then_expect_error(DisputeError::NoConfirmationAwaitingAcceptance);
+    let mut not_accepted = acceptance_awaited();
+    not_accepted.push(ev(DisputeChange::JudicialConfirmationNotAccepted {
+        note: None,
+    }));
+    run(not_accepted, action).then_expect_error(DisputeError::NoConfirmationAwaitingAcceptance);
+}
+
+#[test]
+fn acceptance_needs_an_application() {
+    run(agreed(AgreementForm::Written), accept_action(true))
+        .then_expect_error(DisputeError::NoConfirmationAwaitingAcceptance);
+    let action = accept_action(true);
+    run(mediating(), action.clone())
+        .then_expect_error(not_allowed(&action, DisputeStatus::Mediating));
+}
+
+#[test]
+fn the_court_rules_only_after_accepting() {
+    run(acceptance_awaited(), ruling_action())
+        .then_expect_error(DisputeError::ConfirmationNotAccepted);
+    let mut not_accepted = acceptance_awaited();
+    not_accepted.push(ev(DisputeChange::JudicialConfirmationNotAccepted {
+        note: None,
+    }));
+    run(not_accepted, ruling_action()).then_expect_error(DisputeError::NoConfirmationPending);
+}
+
+fn extend_ruling(days: u32) -> DisputeAction {
+    DisputeAction::ExtendJudicialConfirmation {
+        days,
+        reason: text("案情复杂,经院长批准延长"),
+    }
+}
+
+/// The ruling deadline of an acceptance at `t0` (17 March) moved on by 10
+/// days: the end of Friday 27 March.
+fn ruling_due_extended() -> Deadline {
+    Deadline {
+        stage: Stage::JudicialConfirmationRuling,
+        due: at("2026-03-27T16:00:00Z"),
+        last_day: date("2026-03-27"),
+        provisional: false,
+    }
+}
+
+fn ruling_extended() -> DisputeChange {
+    DisputeChange::JudicialConfirmationExtended {
+        days: 10,
+        extension: 1,
+        reason: text("案情复杂,经院长批准延长"),
+        old_due: due(Stage::JudicialConfirmationRuling),
+        new_due: ruling_due_extended(),
+    }
+}
+
+#[test]
+fn the_court_may_extend_its_ruling_period_by_ten_days_from_its_due_time() {
+    let day_14 = at("2026-03-16T02:00:00Z");
+    run_at(day_14, awaiting_ruling(), extend_ruling(10))
+        .then_expect_events(vec![ev_at(day_14, ruling_extended())]);
+}
+
+#[test]
+fn the_ruling_clock_follows_the_extension() {
+    let mut events = awaiting_ruling();
+    events.push(ev(ruling_extended()));
+    let clocks = state(events.clone()).running_clocks();
+    assert_eq!(clocks.len(), 1);
+    assert_eq!(clocks[0].stage, Stage::JudicialConfirmationRuling);
+    assert_eq!(clocks[0].deadline, ruling_due_extended());
+    assert_eq!(clocks[0].started_at, t0());
+    // The court rules in the extended period.
+    let day_24 = at("2026-03-26T02:00:00Z");
+    run_at(day_24, events, ruling_action()).then_expect_events(vec![ev_at(
+        day_24,
+        DisputeChange::JudicialConfirmationRuled {
+            confirmed: true,
+            note: Some(text("协议有效")),
+        },
+    )]);
+}
+
+#[test]
+fn the_ruling_period_is_extended_once_by_at_most_ten_days() {
+    let mut extended = awaiting_ruling();
+    extended.push(ev(ruling_extended()));
+    run(extended, extend_ruling(5)).then_expect_error(DisputeError::ExtensionsUsedUp {
+        stage: Stage::JudicialConfirmationRuling,
+        max: 1,
+    });
+    run(awaiting_ruling(), extend_ruling(11)).then_expect_error(DisputeError::ExtensionTooLong {
+        stage: Stage::JudicialConfirmationRuling,
+        days: 11,
+        max: 10,
+    });
+}
+
+#[test]
+fn the_ruling_period_is_not_extended_once_it_has_run_out() {
+    let ruling_due = due(Stage::JudicialConfirmationRuling);
+    run_at(ruling_due.due, awaiting_ruling(), extend_ruling(10)).then_expect_error(
+        DisputeError::ExtensionTooLate {
+            stage: Stage::JudicialConfirmationRuling,
+            due: ruling_due.due,
+        },
+    );
+}
+
+#[test]
+fn the_ruling_period_is_extended_only_between_acceptance_and_ruling() {
+    run(acceptance_awaited(), extend_ruling(10))
+        .then_expect_error(DisputeError::ConfirmationNotAccepted);
+    run(agreed(AgreementForm::Written), extend_ruling(10))
+        .then_expect_error(DisputeError::NoConfirmationPending);
+    let mut ruled = awaiting_ruling();
+    ruled.push(ev(DisputeChange::JudicialConfirmationRuled {
+        confirmed: true,
+        note: None,
+    }));
+    run(ruled, extend_ruling(10)).then_expect_error(DisputeError::NoConfirmationPending);
+}
+
+/// An application as histories recorded it before acceptance was a step of
+/// its own: one 18-day ruling deadline from the application, no acceptance
+/// deadline. Read from its stored JSON, as a replay reads it.
+fn old_confirmation_requested() -> DisputeEvent {
+    serde_json::from_value(serde_json::json!({
+        "at": "2026-03-02T02:00:00Z",
+        "by": serde_json::to_value(actor()).unwrap(),
+        "change": {"JudicialConfirmationRequested": {
+            "court": "示范区人民法院",
+            "ruling_due": {
+                "stage": "judicial_confirmation_ruling",
+                "due": "2026-03-20T16:00:00Z",
+                "last_day": "2026-03-20",
+                "provisional": false
+            }
+        }}
+    }))
+    .unwrap()
+}
+
+fn old_ruling_due() -> Deadline {
+    Deadline {
+        stage: Stage::JudicialConfirmationRuling,
+        due: at("2026-03-20T16:00:00Z"),
+        last_day: date("2026-03-20"),
+        provisional: false,
+    }
+}
+
+#[test]
+fn an_old_application_awaits_its_ruling_with_its_own_deadline() {
+    let mut events = agreed(AgreementForm::Written);
+    events.push(old_confirmation_requested());
+    let dispute = state(events.clone());
+    assert_eq!(
+        dispute.judicial_confirmation(),
+        Some(&JudicialConfirmation {
+            court: name("示范区人民法院"),
+            acceptance_due: None,
+            accepted: None,
+            ruling_due: Some(old_ruling_due()),
+            extensions: 0,
+            confirmed: None,
+        })
+    );
+    let clocks = dispute.running_clocks();
+    assert_eq!(clocks.len(), 1);
+    assert_eq!(clocks[0].deadline, old_ruling_due());
+    assert_eq!(clocks[0].started_at, t0());
+    // The court rules on it directly, as it did; there is no acceptance to
+    // record for it.
+    run(events.clone(), ruling_action()).then_expect_events(vec![ev(
+        DisputeChange::JudicialConfirmationRuled {
+            confirmed: true,
+            note: Some(text("协议有效")),
+        },
+    )]);
+    run(events, accept_action(true))
+        .then_expect_error(DisputeError::NoConfirmationAwaitingAcceptance);
+}
+
+#[test]
+fn an_old_request_and_ruling_replay_to_the_same_state() {
+    // The two-event shape of histories recorded before acceptance was a
+    // step: request, then ruling, with nothing between.
+    let mut events = agreed(AgreementForm::Written);
+    events.push(old_confirmation_requested());
+    events.push(
+        serde_json::from_value(serde_json::json!({
+            "at": "2026-03-10T02:00:00Z",
+            "by": serde_json::to_value(actor()).unwrap(),
+            "change": {"JudicialConfirmationRuled": {"confirmed": false, "note": "协议内容违反法律规定"}}
+        }))
+        .unwrap(),
+    );
+    let dispute = state(events);
+    let confirmation = dispute.judicial_confirmation().unwrap();
+    assert_eq!(confirmation.step(), ConfirmationStep::Ruled);
+    assert_eq!(confirmation.confirmed, Some(false));
+    assert_eq!(confirmation.ruling_due, Some(old_ruling_due()));
+    assert_eq!(dispute.status(), DisputeStatus::Agreed);
+    // As before: the court refused, so the level's handling clock runs
+    // again and the agreement may be mediated afresh.
+    assert_eq!(
+        dispute
+            .running_clocks()
+            .iter()
+            .map(|c| c.stage)
+            .collect::<Vec<_>>(),
+        vec![Stage::VillageHandling]
+    );
+    run(
+        {
+            let mut again = agreed(AgreementForm::Written);
+            again.push(old_confirmation_requested());
+            again.push(ev(DisputeChange::JudicialConfirmationRuled {
+                confirmed: false,
+                note: None,
+            }));
+            again
+        },
+        dispatch_action(),
+    )
+    .then_expect_events(vec![dispatched_event()]);
+}
+
+#[test]
+fn a_new_application_is_stored_without_a_ruling_deadline() {
+    let json = serde_json::to_value(confirmation_requested()).unwrap();
+    let request = &json["change"]["JudicialConfirmationRequested"];
+    assert!(request.get("ruling_due").is_none(), "{request}");
+    assert_eq!(
+        request["acceptance_due"]["stage"],
+        "judicial_confirmation_acceptance"
+    );
+    for event in [
+        confirmation_requested(),
+        confirmation_accepted(),
+        ev(ruling_extended()),
+        ev(DisputeChange::JudicialConfirmationNotAccepted { note: None }),
+        ev(mediation_extended()),
+    ] {
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(serde_json::from_str::<DisputeEvent>(&json).unwrap(), event);
+    }
+    assert_eq!(
+        confirmation_accepted().event_type(),
+        "JudicialConfirmationAccepted"
+    );
+    assert_eq!(
+        ev(ruling_extended()).event_type(),
+        "JudicialConfirmationExtended"
+    );
+    assert_eq!(
+        ev(DisputeChange::JudicialConfirmationNotAccepted { note: None }).event_type(),
+        "JudicialConfirmationNotAccepted"
+    );
+    assert_eq!(ev(mediation_extended()).event_type(), "MediationExtended");
+    assert_eq!(ev(mediation_extended()).event_version(), "1");
 }
 
 // ---- follow-up -------------------------------------------------------------
@@ -1523,8 +2107,13 @@ fn village_warned(threshold_percent: u8) -> DisputeEvent {
 fn clocks_run_for_what_the_holder_owes_in_each_status() {
     use Stage as S;
     let handling = S::VillageHandling;
-    let mut ruling_awaited = agreed(AgreementForm::Written);
-    ruling_awaited.push(confirmation_requested());
+    let mut acceptance_awaited = agreed(AgreementForm::Written);
+    acceptance_awaited.push(confirmation_requested());
+    let mut not_accepted = acceptance_awaited.clone();
+    not_accepted.push(ev(DisputeChange::JudicialConfirmationNotAccepted {
+        note: None,
+    }));
+    let ruling_awaited = awaiting_ruling();
     let mut referred = terminated();
     referred.push(ev(referred_change()));
     let cases: Vec<(&str, Vec<DisputeEvent>, Vec<Stage>)> = vec![
@@ -1537,10 +2126,17 @@ fn clocks_run_for_what_the_holder_owes_in_each_status() {
         // confirmation window is theirs, not the holder's.
         ("agreed", agreed(AgreementForm::Written), vec![]),
         (
+            "awaiting the court's acceptance",
+            acceptance_awaited,
+            vec![S::JudicialConfirmationAcceptance],
+        ),
+        (
             "awaiting a ruling",
             ruling_awaited,
             vec![S::JudicialConfirmationRuling],
         ),
+        // Not accepted, the agreement stands unconfirmed: nobody owes a step.
+        ("not accepted", not_accepted, vec![]),
         // An agreement that cannot stand puts the level back on the clock.
         (
             "confirmation refused",
@@ -1587,6 +2183,13 @@ fn each_clock_names_its_start_its_deadline_and_who_owes_it() {
     );
     let mut given = agreed(AgreementForm::Written);
     given.push(confirmation_requested());
+    let acceptance = state(given.clone()).running_clocks();
+    assert_eq!(
+        acceptance[0].deadline,
+        due(Stage::JudicialConfirmationAcceptance)
+    );
+    assert_eq!(acceptance[0].holder.body.as_deref(), Some("示范区人民法院"));
+    given.push(confirmation_accepted());
     let ruling = state(given).running_clocks();
     assert_eq!(ruling[0].deadline, due(Stage::JudicialConfirmationRuling));
     assert_eq!(ruling[0].holder.body.as_deref(), Some("示范区人民法院"));
