@@ -94,6 +94,9 @@ pub async fn serve(
     let timers = settings
         .timer_interval
         .map(|interval| tokio::spawn(app.clone().run_timers(interval, stop.clone())));
+    // Deadlines counted by guess over a year whose holiday file is loaded
+    // now are re-timed in the background; the server does not wait.
+    let recompute = tokio::spawn(app.clone().run_recompute(stop.clone()));
     let auth = settings.auth;
     let disputes = DisputeServiceServer::new(DisputeApi::new(app.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
@@ -146,6 +149,9 @@ pub async fn serve(
         && let Err(e) = timers.await
     {
         tracing::error!(error = %e, "the deadline timers panicked");
+    }
+    if let Err(e) = recompute.await {
+        tracing::error!(error = %e, "the recount of provisional deadlines panicked");
     }
     result.map_err(ServeError::from)
 }

@@ -1,7 +1,8 @@
 //! The application layer of the mediation engine, free of any transport:
 //! [`App`] carries out commands on disputes and petitions (authorisation,
 //! scope, idempotency, expected versions), answers the case queries with
-//! read-your-writes, runs the read models and the deadline timers. The gRPC
+//! read-your-writes, runs the read models and the deadline timers, and re-times provisional
+//! deadlines once their year's holidays are loaded. The gRPC
 //! server (`mediation-api`) converts requests into [`command::Envelope`]s
 //! and maps [`AppError`] to statuses; the bench and the tests call it
 //! directly.
@@ -14,6 +15,7 @@ pub mod command;
 mod error;
 pub mod history;
 pub mod paging;
+pub mod recompute;
 pub mod timers;
 
 pub use app::{

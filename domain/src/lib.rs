@@ -15,6 +15,7 @@ pub mod dispute;
 pub mod jurisdiction;
 pub mod petition;
 pub mod policy;
+pub mod recompute;
 pub mod services;
 pub mod sla;
 pub mod values;

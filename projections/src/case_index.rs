@@ -266,9 +266,8 @@ async fn fold<A: Indexed + Clocked>(
         let before = entry.0.clocks();
         entry.0.apply(payload);
         let after = entry.0.clocks();
-        entry
-            .3
-            .extend(sla::diff(&before, &after, sla::event_time(event)));
+        let changes = sla::diff(&before, &after, sla::event_time(event));
+        entry.3.extend(sla::recomputed(event, changes));
         entry.3.extend(sla::mark(event));
         entry.1 = event.sequence;
         entry.2 = event.position;

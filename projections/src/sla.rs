@@ -80,6 +80,25 @@ pub enum ClockChange {
         /// Who owed the stage then, as the event names it.
         holder: Option<Holder>,
     },
+    /// A clock re-timed by a recount of its provisional deadline
+    /// (`DeadlinesRecomputed`): the new due time and flag, with the
+    /// warnings and breach it had kept, since the case carries them over.
+    Recomputed(RunningClock),
+}
+
+/// The changes of a `DeadlinesRecomputed` event: its re-timed clocks keep
+/// their marks (see [`ClockChange::Recomputed`]).
+pub fn recomputed(event: &RecordedEvent, changes: Vec<ClockChange>) -> Vec<ClockChange> {
+    if event.event_type != "DeadlinesRecomputed" {
+        return changes;
+    }
+    changes
+        .into_iter()
+        .map(|change| match change {
+            ClockChange::Running(clock) => ClockChange::Recomputed(clock),
+            other => other,
+        })
+        .collect()
 }
 
 /// The changes between the clocks `before` and `after` an event at `at`.
@@ -308,6 +327,29 @@ fn fold_change(
         )
     };
     match change {
+        ClockChange::Recomputed(clock) => {
+            let key = key(clock.stage, clock.started_at);
+            let Some(old) = rows.get_mut(&key) else {
+                // Not seen start: write it as any clock that starts.
+                fold_change(
+                    precision,
+                    rows,
+                    touched,
+                    aggregate_type,
+                    case_id,
+                    &ClockChange::Running(clock.clone()),
+                );
+                return;
+            };
+            // The same obligation, counted again: only the times move. Its
+            // status, warnings and breach stay as recorded, as the case
+            // keeps them for the new due time.
+            old.due_at = precision.stored(clock.deadline.due);
+            old.warn_50_at = precision.stored(clock.reached_at(50));
+            old.warn_75_at = precision.stored(clock.reached_at(75));
+            old.provisional = clock.deadline.provisional;
+            touched.insert(key);
+        }
         ClockChange::Running(clock) => {
             let key = key(clock.stage, clock.started_at);
             let holder = &clock.holder;
@@ -891,6 +933,9 @@ pub struct ClockQuery {
     pub after: Option<(DateTime<Utc>, String, String, DateTime<Utc>)>,
     /// The most rows to return.
     pub limit: u32,
+    /// Only clocks whose due time is (`true`) or is not (`false`)
+    /// provisional: counted over a year with no holiday schedule loaded.
+    pub provisional: Option<bool>,
 }
 
 const CLOCK_COLUMNS: &str = "aggregate_type, case_id, stage, started_at, due_at, paused_seconds, \
@@ -980,6 +1025,13 @@ pub async fn clocks(store: &Store, query: &ClockQuery) -> Result<Vec<ClockRow>, 
         args.push(Arg::Text(status));
         conditions.push(format!("status = {}", p(args.len(), "text")));
     }
+    match query.provisional {
+        // A flag, not a value: no argument, and the partial index of
+        // running provisional clocks matches the condition as written.
+        Some(true) => conditions.push("provisional".to_owned()),
+        Some(false) => conditions.push("NOT provisional".to_owned()),
+        None => {}
+    }
     if let Some((due, case, stage, start)) = &query.after {
         args.push(Arg::Time(*due));
         let due = p(args.len(), "timestamptz");
@@ -1027,6 +1079,127 @@ pub async fn clocks(store: &Store, query: &ClockQuery) -> Result<Vec<ClockRow>, 
             rows.iter().map(|r| clock_row!(r)).collect()
         }
     }
+}
+
+/// A running clock whose due time is provisional, as the engine pages
+/// through them when a year's holiday schedule has been loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisionalClock {
+    /// `Dispute` or `Petition`.
+    pub aggregate_type: String,
+    /// The case.
+    pub case_id: String,
+    /// The stage, by its stored name.
+    pub stage: String,
+    /// When the clock started.
+    pub started_at: DateTime<Utc>,
+    /// Its provisional due time.
+    pub due_at: DateTime<Utc>,
+}
+
+impl ProvisionalClock {
+    /// The position after this clock, for the next page.
+    pub fn key(&self) -> (DateTime<Utc>, String, String, DateTime<Utc>) {
+        (
+            self.due_at,
+            self.case_id.clone(),
+            self.stage.clone(),
+            self.started_at,
+        )
+    }
+}
+
+/// Running clocks with a provisional due time in `(from, to]`, earliest due
+/// first, after the position `after` (the previous page's last
+/// [`ProvisionalClock::key`]), at most `limit`. Read through the partial
+/// index of running provisional clocks (migration 0011), so the cost
+/// follows the provisional clocks, not all clocks.
+pub async fn provisional_clocks(
+    store: &Store,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    after: Option<&(DateTime<Utc>, String, String, DateTime<Utc>)>,
+    limit: u32,
+) -> Result<Vec<ProvisionalClock>, StoreError> {
+    let sql = |p: [&str; 7]| {
+        let after = if after.is_some() {
+            format!(
+                "AND (due_at, case_id, stage, started_at) > ({}, {}, {}, {})",
+                p[2], p[3], p[4], p[5]
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "SELECT aggregate_type, case_id, stage, started_at, due_at FROM {TABLE} \
+             WHERE provisional AND stopped_at IS NULL AND due_at > {} AND due_at <= {} {after} \
+             ORDER BY due_at, case_id, stage, started_at LIMIT {}",
+            p[0], p[1], p[6]
+        )
+    };
+    type Row = (String, String, String, DateTime<Utc>, DateTime<Utc>);
+    let limit = i64::from(limit);
+    let rows: Vec<Row> = match (store.backend(), after) {
+        (Backend::Postgres(pool), None) => {
+            sqlx::query_as(&sql(["$1", "$2", "", "", "", "", "$3"]))
+                .bind(from)
+                .bind(to)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }
+        (Backend::Postgres(pool), Some((due, case, stage, start))) => {
+            sqlx::query_as(&sql([
+                "$1",
+                "$2",
+                "$3::timestamptz",
+                "$4::text",
+                "$5::text",
+                "$6::timestamptz",
+                "$7",
+            ]))
+            .bind(from)
+            .bind(to)
+            .bind(due)
+            .bind(case)
+            .bind(stage)
+            .bind(start)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }
+        (Backend::Sqlite(pool), None) => {
+            sqlx::query_as(&sql(["?1", "?2", "", "", "", "", "?3"]))
+                .bind(from)
+                .bind(to)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }
+        (Backend::Sqlite(pool), Some((due, case, stage, start))) => {
+            sqlx::query_as(&sql(["?1", "?2", "?3", "?4", "?5", "?6", "?7"]))
+                .bind(from)
+                .bind(to)
+                .bind(due)
+                .bind(case)
+                .bind(stage)
+                .bind(start)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .map(
+            |(aggregate_type, case_id, stage, started_at, due_at)| ProvisionalClock {
+                aggregate_type,
+                case_id,
+                stage,
+                started_at,
+                due_at,
+            },
+        )
+        .collect())
 }
 
 /// Breaches per body: clocks breached (recorded in the case's history, or
@@ -1235,5 +1408,41 @@ mod tests {
         assert_eq!(row.status, "running");
         assert_eq!(row.warned_75_at, None);
         assert_eq!(row.breach, None);
+    }
+
+    #[test]
+    fn a_clock_recounted_once_its_year_is_loaded_keeps_its_warnings_and_breach() {
+        let guessed = "2027-01-01T16:00:00Z";
+        let mut provisional = opinion_clock(guessed, "Land Office");
+        provisional.deadline.provisional = true;
+        let mark = |threshold_percent, at_: &str| ClockChange::Marked {
+            stage: Stage::PetitionOpinion,
+            due: at(guessed),
+            threshold_percent,
+            at: at(at_),
+            holder: None,
+        };
+        let recounted = opinion_clock("2027-01-05T16:00:00Z", "Land Office");
+        let row = fold(&[
+            ClockChange::Running(provisional.clone()),
+            mark(75, "2026-12-20T00:00:00Z"),
+            ClockChange::Recomputed(recounted.clone()),
+        ]);
+        // The warning stands (the case carries it to the new due time), so
+        // the watcher does not send it again.
+        assert_eq!(row.status, "warned_75");
+        assert_eq!(row.warned_75_at, Some(at("2026-12-20T00:00:00Z")));
+        assert_eq!(row.due_at, at("2027-01-05T16:00:00Z"));
+        assert_eq!(row.warn_75_at, recounted.reached_at(75));
+        assert!(!row.provisional);
+        // And a breach stays a breach, with the due time it passed.
+        let row = fold(&[
+            ClockChange::Running(provisional),
+            mark(100, "2027-01-02T00:00:00Z"),
+            ClockChange::Recomputed(recounted),
+        ]);
+        assert_eq!(row.status, BREACHED);
+        assert_eq!(row.breach.map(|b| b.due_at), Some(at(guessed)));
+        assert_eq!(row.due_at, at("2027-01-05T16:00:00Z"));
     }
 }

@@ -169,6 +169,29 @@ impl TestServer {
     ) -> Self {
         let clock = ManualClock::new(start_time());
         let services = Services::shipped_defaults(Arc::new(clock.clone()));
+        Self::start_on(db, auth, tls, client, timer_interval, clock, services).await
+    }
+
+    /// [`TestServer::start`] with the aggregates' `services` (a calendar or
+    /// policy of the test's own), whose clock is `clock`.
+    pub async fn start_with_services(
+        db: &TestDb,
+        auth: bool,
+        clock: ManualClock,
+        services: Services,
+    ) -> Self {
+        Self::start_on(db, auth, None, |endpoint| endpoint, None, clock, services).await
+    }
+
+    async fn start_on(
+        db: &TestDb,
+        auth: bool,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+        client: impl FnOnce(Endpoint) -> Endpoint,
+        timer_interval: Option<std::time::Duration>,
+        clock: ManualClock,
+        services: Services,
+    ) -> Self {
         let auth = if auth {
             Authenticator::from_toml(&agencies_toml()).unwrap()
         } else {

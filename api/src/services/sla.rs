@@ -154,12 +154,13 @@ impl SlaService for SlaApi {
             None
         };
         let clock_status = clock_status_filter(r.status)?;
+        let provisional = provisional_filter(r.provisional)?;
         let body = (!r.body.trim().is_empty()).then(|| r.body.clone());
         let limit = page_size(r.page_size).map_err(status)?;
         // The token is bound to the filters (not to "now", which moves
         // between pages) and to the caller's scope.
         let query_key = format!(
-            "clocks|{view:?}|{within:?}|{body:?}|{clock_status:?}|{division:?}|{:?}",
+            "clocks|{view:?}|{within:?}|{body:?}|{clock_status:?}|{division:?}|{:?}|{provisional:?}",
             caller.scope()
         );
         let after = match decode_page_token(&r.page_token, &query_key).map_err(status)? {
@@ -182,6 +183,7 @@ impl SlaService for SlaApi {
             status: clock_status.map(str::to_owned),
             after,
             limit: limit + 1,
+            provisional,
         };
         let mut rows = sla::clocks(self.app.store(), &query)
             .await
@@ -533,6 +535,23 @@ fn clock_status_filter(raw: i32) -> Result<Option<&'static str>, Status> {
         Ok(S::Breached) => Ok(Some("breached")),
         Ok(S::Met) => Ok(Some("met")),
         Err(_) => Err(invalid_field("status", format!("unknown value {raw}"))),
+    }
+}
+
+/// The `provisional` filter of ListClocks: `None` for every clock.
+fn provisional_filter(raw: i32) -> Result<Option<bool>, Status> {
+    use pb::ProvisionalFilter as P;
+    match P::try_from(raw) {
+        Ok(P::Unspecified) => Ok(None),
+        Ok(P::ProvisionalOnly) => Ok(Some(true)),
+        Ok(P::DefinitiveOnly) => Ok(Some(false)),
+        Err(_) => Err(invalid_field(
+            "provisional",
+            format!(
+                "unknown value {raw}; expected PROVISIONAL_FILTER_PROVISIONAL_ONLY or \
+                 PROVISIONAL_FILTER_DEFINITIVE_ONLY, or leave it unset for every clock"
+            ),
+        )),
     }
 }
 

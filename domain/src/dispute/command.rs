@@ -310,6 +310,11 @@ pub enum DisputeAction {
         /// The clock's due time, as the timer knew it.
         due: DateTime<Utc>,
     },
+    /// The engine counts every provisional deadline in force again, over
+    /// the holiday schedules it has now (sent when a year's schedule is
+    /// loaded). Allowed in every status; writes nothing when no deadline
+    /// changes, so it may be sent any number of times.
+    RecomputeDeadlines {},
 }
 
 impl DisputeAction {
@@ -340,6 +345,7 @@ impl DisputeAction {
             Self::AssignOfficial { .. } => "assign a responsible official",
             Self::RecordDeadlineWarning { .. } => "record a deadline warning",
             Self::RecordDeadlineBreach { .. } => "record a deadline breach",
+            Self::RecomputeDeadlines {} => "recompute deadlines",
         }
     }
 
@@ -403,6 +409,19 @@ impl DisputeAction {
                 S::Mediating,
                 S::Agreed,
                 S::Terminated,
+            ],
+            // A status without provisional deadlines recomputes nothing.
+            Self::RecomputeDeadlines {} => &[
+                S::New,
+                S::Reported,
+                S::Registered,
+                S::Dispatched,
+                S::Mediating,
+                S::Agreed,
+                S::Terminated,
+                S::Referred,
+                S::Reviewed,
+                S::Closed,
             ],
         }
     }

@@ -9,6 +9,7 @@ use super::command::{
     TerminationReason,
 };
 use crate::policy::{Deadline, Stage};
+use crate::recompute::RecomputedDeadline;
 use crate::sla::Holder;
 use crate::values::{Actor, DisputeCategory, DivisionCode, LegalChannel, Level, Name, Risk, Text};
 
@@ -307,6 +308,14 @@ pub enum DisputeChange {
         /// Who owed the stage when the breach was recorded.
         holder: Holder,
     },
+    /// Provisional deadlines were counted again once the holiday schedule
+    /// of the year they ran into was loaded: each names its stage, the due
+    /// time it had and the one it has now. Warnings and breaches recorded
+    /// for the old due time stay recorded. The status does not change.
+    DeadlinesRecomputed {
+        /// The deadlines that moved or stopped being provisional.
+        deadlines: Vec<RecomputedDeadline>,
+    },
 }
 
 impl DisputeChange {
@@ -340,6 +349,7 @@ impl DisputeChange {
             Self::OfficialAssigned { .. } => "OfficialAssigned",
             Self::DeadlineWarned { .. } => "DeadlineWarned",
             Self::DeadlineBreached { .. } => "DeadlineBreached",
+            Self::DeadlinesRecomputed { .. } => "DeadlinesRecomputed",
         }
     }
 }

@@ -11,7 +11,8 @@ use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
 
-use crate::policy::{Counting, Deadline, ExtensionRule, Stage, StageRule};
+use crate::policy::{Deadline, ExtensionRule, Stage};
+use crate::recompute::{self, Basis};
 use crate::services::Services;
 use crate::sla::{self, DeadlineMark, Holder, RunningClock, Threshold, TimerRefusal};
 use crate::values::{DisputeCategory, DivisionCode, LegalChannel, Level, Name, Risk, Text};
@@ -19,6 +20,8 @@ use crate::values::{DisputeCategory, DivisionCode, LegalChannel, Level, Name, Ri
 mod command;
 mod error;
 mod event;
+#[cfg(test)]
+mod recompute_tests;
 #[cfg(test)]
 mod tests;
 
@@ -184,6 +187,10 @@ pub struct Dispute {
     // The warnings and breaches recorded, so that a timer's retry writes
     // nothing.
     deadline_marks: BTreeSet<DeadlineMark>,
+    // The calendar days added to a deadline after it was set (mediation
+    // and ruling extensions), by stage and in order: what a recount of a
+    // provisional deadline adds again after its stage's rule.
+    due_extensions: BTreeMap<Stage, Vec<u32>>,
 }
 
 impl Dispute {
@@ -406,6 +413,36 @@ impl Dispute {
             paused: Duration::zero(),
             holder,
         })
+    }
+
+    /// The deadlines in force now, each with how it was computed, for
+    /// [`DisputeAction::RecomputeDeadlines`]: every running clock's, counted
+    /// by its stage's rule from the event that started it with the
+    /// extensions granted since (mediation, the court's ruling) added in
+    /// order, and the parties' window to apply for judicial confirmation
+    /// while it is open. Anything else that moves a deadline must be kept
+    /// in `due_extensions` too, or a recount would drop the move.
+    fn deadlines_in_force(&self) -> Vec<Basis> {
+        let mut in_force: Vec<Basis> = self
+            .running_clocks()
+            .into_iter()
+            .map(|clock| Basis {
+                extensions: self
+                    .due_extensions
+                    .get(&clock.stage)
+                    .cloned()
+                    .unwrap_or_default(),
+                ..Basis::at(clock.deadline, clock.started_at)
+            })
+            .collect();
+        if self.status == DisputeStatus::Agreed
+            && self.confirmation.is_none()
+            && let Some(window) = self.agreement.as_ref().and_then(|a| a.confirmation_window)
+            && let Some(start) = self.clock_starts.get(&window.stage)
+        {
+            in_force.push(Basis::at(window, *start));
+        }
+        in_force
     }
 
     /// Decides a timer command: the holder to record, or `None` when it is
@@ -830,6 +867,14 @@ impl Dispute {
                 };
                 C::DeadlineBreached { stage, due, holder }
             }
+            A::RecomputeDeadlines {} => {
+                let deadlines = recompute::recompute(services, &self.deadlines_in_force());
+                if deadlines.is_empty() {
+                    // Nothing moved: the command is idempotent.
+                    return Ok(vec![]);
+                }
+                C::DeadlinesRecomputed { deadlines }
+            }
         };
         Ok(vec![change])
     }
@@ -924,17 +969,9 @@ fn decide_extension(
             due: current.due,
         });
     }
-    // `due` is midnight after the last day; one second earlier is still on
-    // the last day, where the added days start counting.
-    let last_moment = current
-        .due
-        .checked_sub_signed(Duration::seconds(1))
-        .unwrap_or(current.due);
-    let rule = StageRule {
-        days,
-        counting: Counting::Calendar,
-    };
-    Ok((used + 1, services.deadline_for(stage, rule, last_moment)))
+    // Calendar days from the last day, as a recount counts them again;
+    // provisional if `current` is.
+    Ok((used + 1, recompute::extend(services, current, days)))
 }
 
 /// Refuses a division the jurisdiction tree does not have.
@@ -953,7 +990,9 @@ impl crate::SnapshotRevision for Dispute {
     // 2: clock starts and recorded deadline marks.
     // 3: mediation extensions; judicial confirmation in two steps
     // (acceptance, then ruling) with the ruling's extensions.
-    const SNAPSHOT_REVISION: u32 = 3;
+    // 4: the confirmation window's start and the days added to deadlines,
+    // for recounting provisional deadlines.
+    const SNAPSHOT_REVISION: u32 = 4;
 }
 
 impl Aggregate for Dispute {
@@ -1034,6 +1073,7 @@ impl Aggregate for Dispute {
                 self.body = Some(body);
                 self.mediator = mediator;
                 self.clock_starts.insert(mediation_due.stage, at);
+                self.due_extensions.remove(&mediation_due.stage);
                 self.mediation_due = Some(mediation_due);
             }
             C::PartyConsented { party } => {
@@ -1041,8 +1081,15 @@ impl Aggregate for Dispute {
             }
             C::MediationStarted {} => self.status = DisputeStatus::Mediating,
             C::MediationExtended {
-                extension, new_due, ..
+                days,
+                extension,
+                new_due,
+                ..
             } => {
+                self.due_extensions
+                    .entry(new_due.stage)
+                    .or_default()
+                    .push(days);
                 self.mediation_extensions = extension;
                 self.mediation_due = Some(new_due);
             }
@@ -1057,6 +1104,9 @@ impl Aggregate for Dispute {
                 confirmation_window,
             } => {
                 self.status = DisputeStatus::Agreed;
+                if let Some(window) = &confirmation_window {
+                    self.clock_starts.insert(window.stage, at);
+                }
                 self.agreement = Some(Agreement {
                     form,
                     terms,
@@ -1098,6 +1148,7 @@ impl Aggregate for Dispute {
                 // the acceptance clock.
                 for deadline in acceptance_due.iter().chain(&ruling_due) {
                     self.clock_starts.insert(deadline.stage, at);
+                    self.due_extensions.remove(&deadline.stage);
                 }
                 self.confirmation = Some(JudicialConfirmation {
                     court,
@@ -1110,6 +1161,7 @@ impl Aggregate for Dispute {
             }
             C::JudicialConfirmationAccepted { ruling_due, .. } => {
                 self.clock_starts.insert(ruling_due.stage, at);
+                self.due_extensions.remove(&ruling_due.stage);
                 if let Some(confirmation) = &mut self.confirmation {
                     confirmation.accepted = Some(true);
                     confirmation.ruling_due = Some(ruling_due);
@@ -1121,8 +1173,15 @@ impl Aggregate for Dispute {
                 }
             }
             C::JudicialConfirmationExtended {
-                extension, new_due, ..
+                days,
+                extension,
+                new_due,
+                ..
             } => {
+                self.due_extensions
+                    .entry(new_due.stage)
+                    .or_default()
+                    .push(days);
                 if let Some(confirmation) = &mut self.confirmation {
                     confirmation.extensions = extension;
                     confirmation.ruling_due = Some(new_due);
@@ -1171,6 +1230,37 @@ impl Aggregate for Dispute {
             C::DeadlineBreached { stage, due, .. } => {
                 self.deadline_marks
                     .insert(DeadlineMark::new(stage, due, Threshold::Breach));
+            }
+            C::DeadlinesRecomputed { deadlines } => {
+                for change in &deadlines {
+                    recompute::replace(self.registration_due.as_mut(), change);
+                    recompute::replace(self.handling_due.as_mut(), change);
+                    recompute::replace(self.mediation_due.as_mut(), change);
+                    recompute::replace(
+                        self.agreement
+                            .as_mut()
+                            .and_then(|a| a.confirmation_window.as_mut()),
+                        change,
+                    );
+                    recompute::replace(
+                        self.confirmation
+                            .as_mut()
+                            .and_then(|c| c.acceptance_due.as_mut()),
+                        change,
+                    );
+                    recompute::replace(
+                        self.confirmation
+                            .as_mut()
+                            .and_then(|c| c.ruling_due.as_mut()),
+                        change,
+                    );
+                    recompute::carry_marks(
+                        &mut self.deadline_marks,
+                        change.stage,
+                        change.old_due,
+                        change.new_due,
+                    );
+                }
             }
         }
     }

@@ -225,4 +225,9 @@ pub enum PetitionAction {
         /// The clock's due time, as the timer knew it.
         due: DateTime<Utc>,
     },
+    /// The engine counts every provisional deadline in force again, over
+    /// the holiday schedules it has now (sent when a year's schedule is
+    /// loaded). Allowed in every status; writes nothing when no deadline
+    /// changes, so it may be sent any number of times.
+    RecomputeDeadlines {},
 }

@@ -11,6 +11,7 @@ use super::{
 };
 use crate::dispute::Satisfaction;
 use crate::policy::{Deadline, Stage};
+use crate::recompute::RecomputedDeadline;
 use crate::sla::Holder;
 use crate::values::{
     Actor, CaseId, DivisionCode, LegalChannel, Level, Name, PetitionChannel, PetitionLevel, Text,
@@ -107,6 +108,11 @@ pub enum PetitionChange {
         report_due: Deadline,
         /// Whether triage was late.
         late: bool,
+        /// The calendar days the assigning office gave for the report, so
+        /// that a provisional `report_due` can be counted again; absent in
+        /// events stored before it was recorded.
+        #[serde(default)]
+        report_within_days: Option<u32>,
     },
     /// The petition was sent to a legal channel (诉访分离, Art 22).
     PetitionDiverted {
@@ -280,6 +286,14 @@ pub enum PetitionChange {
         /// Who owed the stage when the breach was recorded (Art 44–46).
         holder: Holder,
     },
+    /// Provisional deadlines were counted again once the holiday schedule
+    /// of the year they ran into was loaded: each names its stage, the due
+    /// time it had and the one it has now. Warnings and breaches recorded
+    /// for the old due time stay recorded. The status does not change.
+    DeadlinesRecomputed {
+        /// The deadlines that moved or stopped being provisional.
+        deadlines: Vec<RecomputedDeadline>,
+    },
 }
 
 impl PetitionChange {
@@ -308,6 +322,7 @@ impl PetitionChange {
             Self::PetitionFinalised { .. } => "PetitionFinalised",
             Self::DeadlineWarned { .. } => "DeadlineWarned",
             Self::DeadlineBreached { .. } => "DeadlineBreached",
+            Self::DeadlinesRecomputed { .. } => "DeadlinesRecomputed",
         }
     }
 }

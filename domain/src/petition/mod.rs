@@ -17,7 +17,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use chrono::{DateTime, Duration, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,8 @@ pub use error::PetitionError;
 pub use event::{PetitionChange, PetitionEvent};
 
 use crate::dispute::Satisfaction;
-use crate::policy::{Counting, Deadline, Stage, StageRule};
+use crate::policy::{Deadline, Stage};
+use crate::recompute::{self, Basis, Start, calendar_days, extend};
 use crate::services::{Finality, RecordsUnavailable, Services};
 use crate::sla::{self, DeadlineMark, Holder, RunningClock, Threshold, TimerRefusal};
 use crate::values::{
@@ -263,6 +264,12 @@ pub struct Petition {
     // The warnings and breaches recorded, so that a timer's retry writes
     // nothing.
     deadline_marks: BTreeSet<DeadlineMark>,
+    // What a recount of a provisional deadline needs besides its start:
+    // the calendar days added to it after it was set (the extension,
+    // hearings), by stage and in order, and the length the assigning
+    // office gave the report.
+    due_extensions: BTreeMap<Stage, Vec<u32>>,
+    report_days: Option<u32>,
 }
 
 /// The statuses in which some clock runs (see [`Petition::running_clocks`]),
@@ -562,6 +569,78 @@ impl Petition {
         })
     }
 
+    /// The deadlines in force now, each with how it was computed, for
+    /// [`PetitionAction::RecomputeDeadlines`]: the running clocks' (counted
+    /// by their stage's rule from the event that started them, with the
+    /// extension and hearings added after in order; an assigned report by
+    /// the days the assigning office gave) and the windows open now (the
+    /// unit's objection window from the routing; the petitioner's review
+    /// and re-review request windows from the reply's delivery, or in
+    /// histories recorded before deliveries from the reply's issue).
+    ///
+    /// An assigned petition recorded before the report's length was kept
+    /// is counted again with the days from its start to the last day it
+    /// has: exact unless that last day had itself been moved off a day off,
+    /// and then a day off still. A report deadline of the old
+    /// `petition_opinion` stage is left alone: its start is not known apart
+    /// from the opinion's.
+    fn deadlines_in_force(&self, services: &Services) -> Vec<Basis> {
+        use PetitionStatus as S;
+        let from_start = |deadline: Option<Deadline>| -> Option<Basis> {
+            let deadline = deadline?;
+            let start = *self.clock_starts.get(&deadline.stage)?;
+            Some(Basis {
+                extensions: self
+                    .due_extensions
+                    .get(&deadline.stage)
+                    .cloned()
+                    .unwrap_or_default(),
+                ..Basis::at(deadline, start)
+            })
+        };
+        let objection = || -> Option<Basis> {
+            // Forwarding and assignment open it with the notice clock.
+            let start = *self.clock_starts.get(&Stage::PetitionAcceptanceNotice)?;
+            Some(Basis::at(self.objection_due?, start))
+        };
+        let report = || -> Option<Basis> {
+            let deadline = self
+                .report_due
+                .filter(|d| d.stage == Stage::AssignedReport)?;
+            let start = *self.clock_starts.get(&deadline.stage)?;
+            let days = match self.report_days {
+                Some(days) => days,
+                None => {
+                    let opened = start.with_timezone(&services.policy().timezone());
+                    let span = deadline.last_day.signed_duration_since(opened.date_naive());
+                    u32::try_from(span.num_days()).ok()?
+                }
+            };
+            Some(Basis {
+                days: Some(days),
+                ..Basis::at(deadline, start)
+            })
+        };
+        let window = |deadline: Option<Deadline>, reply: Reply| -> Option<Basis> {
+            let start = match self.deliveries.get(&reply) {
+                Some(delivery) => Start::Day(delivery.delivered_on),
+                None => Start::At(*self.replies_issued.get(&reply)?),
+            };
+            Some(Basis::new(deadline?, start))
+        };
+        let in_force = match self.status {
+            S::Received => vec![from_start(self.triage_due)],
+            S::Routed => vec![from_start(self.notice_due), objection(), report()],
+            S::Accepted => vec![from_start(self.opinion_due), report()],
+            S::Answered => vec![window(self.review_request_due, Reply::Opinion)],
+            S::UnderReview => vec![from_start(self.review_due)],
+            S::Reviewed => vec![window(self.re_review_request_due, Reply::ReviewOpinion)],
+            S::UnderReReview => vec![from_start(self.re_review_due)],
+            S::New | S::Diverted | S::NotAccepted | S::Final => vec![],
+        };
+        in_force.into_iter().flatten().collect()
+    }
+
     /// Decides a timer command: the holder to record, or `None` when it is
     /// already recorded.
     fn check_timer(
@@ -732,6 +811,7 @@ impl Petition {
                         now,
                     ),
                     late: is_past(self.triage_due, now),
+                    report_within_days: Some(report_within_days),
                 }]
             }
 
@@ -1066,6 +1146,16 @@ impl Petition {
                     None => vec![],
                 }
             }
+
+            A::RecomputeDeadlines {} => {
+                let deadlines = recompute::recompute(services, &self.deadlines_in_force(services));
+                if deadlines.is_empty() {
+                    // Nothing moved: the command is idempotent.
+                    vec![]
+                } else {
+                    vec![C::DeadlinesRecomputed { deadlines }]
+                }
+            }
         };
         Ok(changes)
     }
@@ -1194,24 +1284,6 @@ fn check_days(days: u32, max: u32) -> Result<(), PetitionError> {
     }
 }
 
-fn calendar_days(days: u32) -> StageRule {
-    StageRule {
-        days,
-        counting: Counting::Calendar,
-    }
-}
-
-/// `current` moved out by `days` calendar days, counted from its last day.
-fn extend(services: &Services, current: Deadline, days: u32) -> Deadline {
-    // `due` is midnight after the last day; one second earlier is still on
-    // the last day, which is where the added period starts counting.
-    let last_moment = current
-        .due
-        .checked_sub_signed(TimeDelta::seconds(1))
-        .unwrap_or(current.due);
-    services.deadline_for(current.stage, calendar_days(days), last_moment)
-}
-
 // Bump when `apply` or the fields of `Petition` change meaning: stored
 // snapshots of another revision are then ignored and cases replayed.
 impl crate::SnapshotRevision for Petition {
@@ -1220,7 +1292,9 @@ impl crate::SnapshotRevision for Petition {
     // group's headcount.
     // 4: the matter type (Art 31), the review and re-review decisions, and
     // the final petition a repeat was not accepted for.
-    const SNAPSHOT_REVISION: u32 = 4;
+    // 5: the days added to deadlines and the report's length, for
+    // recounting provisional deadlines.
+    const SNAPSHOT_REVISION: u32 = 5;
 }
 
 impl Aggregate for Petition {
@@ -1292,14 +1366,21 @@ impl Aggregate for Petition {
                 notice_due,
                 objection_due,
                 ..
-            } => self.route(at, to_unit, notice_due, objection_due, None),
+            } => {
+                self.route(at, to_unit, notice_due, objection_due, None);
+                self.report_days = None;
+            }
             C::PetitionAssigned {
                 to_unit,
                 notice_due,
                 objection_due,
                 report_due,
+                report_within_days,
                 ..
-            } => self.route(at, to_unit, notice_due, objection_due, Some(report_due)),
+            } => {
+                self.route(at, to_unit, notice_due, objection_due, Some(report_due));
+                self.report_days = report_within_days;
+            }
             C::PetitionDiverted { .. } => self.status = S::Diverted,
             C::PetitionNotAccepted { repeats_final, .. } => {
                 self.status = S::NotAccepted;
@@ -1311,14 +1392,22 @@ impl Aggregate for Petition {
                 self.notice_due = None;
                 self.objection_due = None;
                 self.report_due = None;
+                self.report_days = None;
             }
             C::PetitionAccepted { opinion_due, .. } => {
                 self.status = S::Accepted;
                 self.clock_starts.insert(opinion_due.stage, at);
+                self.due_extensions.remove(&opinion_due.stage);
                 self.opinion_due = Some(opinion_due);
             }
-            C::HandlingExtended { opinion_due, .. } => {
+            C::HandlingExtended {
+                days, opinion_due, ..
+            } => {
                 self.extended = true;
+                self.due_extensions
+                    .entry(opinion_due.stage)
+                    .or_default()
+                    .push(days);
                 self.opinion_due = Some(opinion_due);
             }
             C::OpinionIssued {
@@ -1335,12 +1424,14 @@ impl Aggregate for Petition {
                 self.status = S::UnderReview;
                 self.clock_starts.insert(review_due.stage, at);
                 self.clock_paused_days.remove(&review_due.stage);
+                self.due_extensions.remove(&review_due.stage);
                 self.review_due = Some(review_due);
             }
             C::HearingHeld { days, due } => {
                 // The deadline says which period the hearing paused.
                 let paused = self.clock_paused_days.entry(due.stage).or_default();
                 *paused = paused.saturating_add(days);
+                self.due_extensions.entry(due.stage).or_default().push(days);
                 if due.stage == Stage::ReReview {
                     self.re_review_due = Some(due);
                 } else {
@@ -1363,6 +1454,7 @@ impl Aggregate for Petition {
                 self.status = S::UnderReReview;
                 self.clock_starts.insert(re_review_due.stage, at);
                 self.clock_paused_days.remove(&re_review_due.stage);
+                self.due_extensions.remove(&re_review_due.stage);
                 self.re_review_due = Some(re_review_due);
             }
             C::ReReviewOpinionIssued {
@@ -1415,6 +1507,29 @@ impl Aggregate for Petition {
             C::DeadlineBreached { stage, due, .. } => {
                 self.deadline_marks
                     .insert(DeadlineMark::new(stage, due, Threshold::Breach));
+            }
+            C::DeadlinesRecomputed { deadlines } => {
+                for change in &deadlines {
+                    for slot in [
+                        &mut self.triage_due,
+                        &mut self.notice_due,
+                        &mut self.objection_due,
+                        &mut self.report_due,
+                        &mut self.opinion_due,
+                        &mut self.review_request_due,
+                        &mut self.review_due,
+                        &mut self.re_review_request_due,
+                        &mut self.re_review_due,
+                    ] {
+                        recompute::replace(slot.as_mut(), change);
+                    }
+                    recompute::carry_marks(
+                        &mut self.deadline_marks,
+                        change.stage,
+                        change.old_due,
+                        change.new_due,
+                    );
+                }
             }
         }
     }

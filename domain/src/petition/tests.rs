@@ -604,6 +604,7 @@ fn assigning_sets_a_report_deadline_of_the_given_days() {
             objection_due: due(Stage::PetitionObjection),
             report_due,
             late: false,
+            report_within_days: Some(20),
         })]);
 }
 
@@ -1657,6 +1658,7 @@ fn assigned() -> Vec<PetitionEvent> {
             at(T0),
         ),
         late: false,
+        report_within_days: Some(20),
     }));
     history
 }
@@ -2598,3 +2600,7 @@ fn a_responsible_official_is_named_on_every_clock_until_the_petition_is_final() 
             PetitionStatus::Final,
         ));
 }
+
+// Re-timing provisional deadlines, with the helpers above.
+#[path = "recompute_tests.rs"]
+mod recompute_tests;
