@@ -33,7 +33,12 @@ impl Projection for CaseIndex {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["case_index", sla::TABLE, sla::COUNTS_TABLE]
+        &[
+            "case_index",
+            sla::TABLE,
+            sla::COUNTS_TABLE,
+            sla::STAGE_COUNTS_TABLE,
+        ]
     }
 
     async fn apply(&self, batch: &mut Batch, events: &[RecordedEvent]) -> Result<(), StoreError> {

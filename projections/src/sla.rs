@@ -28,12 +28,19 @@ use mediation_domain::sla::{Holder, RunningClock};
 use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
 use sqlx::Row;
 
+use crate::statistics::Period;
+
 /// The table.
 pub const TABLE: &str = "sla_clocks";
 
 /// The clock outcomes kept per division, body and start day, which the
 /// breach board sums ([`breaches_by_body`]).
 pub const COUNTS_TABLE: &str = "sla_body_counts";
+
+/// The clock outcomes the projection keeps per kind of case, division,
+/// month and stage, which the statistics' on-time rate of each stage sums
+/// ([`crate::statistics`]).
+pub const STAGE_COUNTS_TABLE: &str = "sla_stage_counts";
 
 /// A case whose obligations run on clocks.
 pub trait Clocked {
@@ -609,6 +616,7 @@ pub(crate) async fn write_all(
         return Ok(());
     }
     write_counts(batch, &touched, &before, &rows).await?;
+    write_stage_counts(batch, &touched, &before, &rows).await?;
     let upsert = |source: &str| {
         format!(
             "INSERT INTO {table} ({STORED_COLUMNS}) {source} \
@@ -711,6 +719,96 @@ pub struct DueTimer {
     /// reached by `now`. Lower ones not yet recorded are passed over, since a
     /// warning after the deadline has passed helps nobody.
     pub threshold_percent: u8,
+}
+
+/// Where a clock row counts in [`STAGE_COUNTS_TABLE`]: met in the month it
+/// stopped, at the division holding it; breached in the month its breached
+/// due time passed, at the division holding it then; elsewhere not at all.
+fn stage_count(key: &ClockKey, row: &StoredClock) -> Option<(StageCountKey, usize)> {
+    let (division, at, slot) = match row.status.as_str() {
+        "met" => (row.division.clone(), row.stopped_at?, 0),
+        BREACHED => {
+            let breach = row.breach.as_ref();
+            (
+                breach
+                    .and_then(|b| b.division.clone())
+                    .or_else(|| row.division.clone()),
+                breach.map_or(row.due_at, |b| b.due_at),
+                1,
+            )
+        }
+        _ => return None,
+    };
+    let count = StageCountKey {
+        aggregate_type: key.0.clone(),
+        division: division.unwrap_or_default(),
+        month: Period::of(at).to_string(),
+        stage: key.2.clone(),
+    };
+    Some((count, slot))
+}
+
+/// A row of [`STAGE_COUNTS_TABLE`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct StageCountKey {
+    aggregate_type: String,
+    division: String,
+    month: String,
+    stage: String,
+}
+
+/// Moves the per-stage counts by what the batch changed, as
+/// [`write_counts`] does the per-body ones.
+async fn write_stage_counts(
+    batch: &mut Batch,
+    touched: &BTreeSet<ClockKey>,
+    before: &BTreeMap<ClockKey, StoredClock>,
+    after: &BTreeMap<ClockKey, StoredClock>,
+) -> Result<(), StoreError> {
+    let mut deltas: BTreeMap<StageCountKey, [i64; 2]> = BTreeMap::new();
+    for key in touched {
+        for (rows, sign) in [(before, -1), (after, 1)] {
+            if let Some((count, slot)) = rows.get(key).and_then(|row| stage_count(key, row)) {
+                deltas.entry(count).or_default()[slot] += sign;
+            }
+        }
+    }
+    deltas.retain(|_, d| d.iter().any(|n| *n != 0));
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<Vec<Cell<'_>>> = deltas
+        .iter()
+        .map(|(k, d)| {
+            vec![
+                Cell::Text(&k.aggregate_type),
+                Cell::Text(&k.division),
+                Cell::Text(&k.month),
+                Cell::Text(&k.stage),
+                Cell::Int(d[0]),
+                Cell::Int(d[1]),
+            ]
+        })
+        .collect();
+    let table = batch.table(STAGE_COUNTS_TABLE);
+    batch
+        .insert_rows(
+            STAGE_COUNTS_TABLE,
+            &[
+                "aggregate_type",
+                "division",
+                "month",
+                "stage",
+                "met",
+                "breached",
+            ],
+            &rows,
+            &format!(
+                "ON CONFLICT (aggregate_type, division, month, stage) DO UPDATE SET \
+                 met = {table}.met + excluded.met, breached = {table}.breached + excluded.breached"
+            ),
+        )
+        .await
 }
 
 /// Running clocks whose highest threshold reached by `now` is not yet

@@ -667,8 +667,9 @@ pub async fn dispute_stage_outcomes(
 /// past its due time counts once its breach is recorded or it stops. In
 /// stage order.
 ///
-/// Read from the clocks themselves, so its cost grows with the clocks of the
-/// subtree and months asked for.
+/// Summed from the counts the case projection keeps per division, month and
+/// stage ([`crate::sla::STAGE_COUNTS_TABLE`]), so its cost follows the
+/// divisions and months asked for, not the number of clocks.
 pub(crate) async fn stage_outcomes(
     store: &Store,
     aggregate_type: &str,
@@ -677,20 +678,19 @@ pub(crate) async fn stage_outcomes(
     to: Period,
 ) -> Result<Vec<StageOutcome>, StoreError> {
     let (low, high) = subtree.subtree_bounds();
-    let (start, end) = (from.start(), to.next().start());
+    let (from, to) = (from.to_string(), to.to_string());
     let sql = |p: [&str; 5]| {
         format!(
-            "SELECT stage, \
-               COALESCE(SUM(CASE WHEN status = 'met' THEN 1 ELSE 0 END), 0) AS met, \
-               COALESCE(SUM(CASE WHEN status = 'breached' THEN 1 ELSE 0 END), 0) AS breached \
-             FROM sla_clocks WHERE aggregate_type = {0} AND ( \
-               (status = 'met' AND division BETWEEN {1} AND {2} \
-                AND stopped_at >= {3} AND stopped_at < {4}) \
-               OR (status = 'breached' AND COALESCE(breach_division, division) BETWEEN {1} AND {2} \
-                AND COALESCE(breached_due_at, due_at) >= {3} \
-                AND COALESCE(breached_due_at, due_at) < {4})) \
+            "SELECT stage, COALESCE(SUM(met), 0) AS met, COALESCE(SUM(breached), 0) AS breached \
+             FROM {table} WHERE aggregate_type = {0} AND division BETWEEN {1} AND {2} \
+               AND month BETWEEN {3} AND {4} \
              GROUP BY stage",
-            p[0], p[1], p[2], p[3], p[4]
+            p[0],
+            p[1],
+            p[2],
+            p[3],
+            p[4],
+            table = crate::sla::STAGE_COUNTS_TABLE
         )
     };
     let rows: Vec<(String, i64, i64)> = match store.backend() {
@@ -702,8 +702,8 @@ pub(crate) async fn stage_outcomes(
                 .bind(aggregate_type)
                 .bind(&low)
                 .bind(&high)
-                .bind(start)
-                .bind(end)
+                .bind(&from)
+                .bind(&to)
                 .fetch_all(pool)
                 .await?
         }
@@ -712,8 +712,8 @@ pub(crate) async fn stage_outcomes(
                 .bind(aggregate_type)
                 .bind(&low)
                 .bind(&high)
-                .bind(support::sqlite_time(start))
-                .bind(support::sqlite_time(end))
+                .bind(&from)
+                .bind(&to)
                 .fetch_all(pool)
                 .await?
         }

@@ -15,6 +15,7 @@ use mediation_projections::runner::run_once;
 use mediation_projections::{all, case_index};
 use mediation_proto::v1 as pb;
 use mediation_proto::v1::sla_service_client::SlaServiceClient;
+use mediation_store::Backend;
 use mediation_tests::TestDb;
 use mediation_tests::requests::{register_village_dispute, town_letter};
 use mediation_tests::server::{
@@ -36,6 +37,7 @@ on_both_backends!(
     projections_report_their_position,
     who_held_a_case_when_it_went_overdue_is_one_call,
     a_late_extension_is_refused_and_the_breach_stays,
+    the_stage_counts_backfill_counts_what_the_projection_keeps,
 );
 
 const VILLAGE_A: &str = "990101101201";
@@ -1744,5 +1746,96 @@ async fn a_late_extension_is_refused_and_the_breach_stays(db: &TestDb) {
     let again = accountability_with(&mut board, pb::AggregateType::Petition, "P-late", 1).await;
     assert_eq!(again.breaches, recorded.breaches);
 
+    server.stop().await;
+}
+
+/// Migration 0012 fills the per-stage counts from the clocks a store
+/// already has; the projection keeps them from then on. Both must count the
+/// same: here, over met and breached clocks of disputes, the migration's
+/// query gives exactly the rows the projection kept.
+async fn the_stage_counts_backfill_counts_what_the_projection_keeps(db: &TestDb) {
+    let server = TestServer::start(db, true).await;
+    scenario(&server, true).await;
+    // And a dispute settled in time: its clocks are met.
+    let mut disputes = server.disputes(&DISTRICT_SUPERVISOR);
+    outcome!(disputes.register_dispute(register_village_dispute("M", VILLAGE_B, "clerk-1")));
+    outcome!(disputes.dispatch_dispute(pb::DispatchDisputeRequest {
+        request_id: rid(),
+        dispute_id: "M".into(),
+        actor_id: "clerk-1".into(),
+        body: Some(pb::MediationBody {
+            body_id: "committee-101202".into(),
+            name: "Xiaping Mediation Committee".into(),
+            kind: pb::MediationKind::Peoples.into(),
+        }),
+        mediator: "Mediator Li".into(),
+        ..Default::default()
+    }));
+    for party in [pb::PartyRole::Applicant, pb::PartyRole::Respondent] {
+        outcome!(disputes.record_consent(pb::RecordConsentRequest {
+            request_id: rid(),
+            dispute_id: "M".into(),
+            actor_id: "mediator-li".into(),
+            party: party.into(),
+            consents: true,
+            ..Default::default()
+        }));
+    }
+    let last = outcome!(disputes.reach_agreement(pb::ReachAgreementRequest {
+        request_id: rid(),
+        dispute_id: "M".into(),
+        actor_id: "mediator-li".into(),
+        form: pb::AgreementForm::Written.into(),
+        terms: "The wall stays where it is".into(),
+        ..Default::default()
+    }))
+    .position;
+    // Read-your-writes on the case projection, through a dashboard call.
+    sla(&server, &DISTRICT_SUPERVISOR)
+        .list_clocks(pb::ListClocksRequest {
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (migration, kept) = match db.store.backend() {
+        Backend::Postgres(_) => (
+            include_str!("../../store/migrations/postgres/0012_sla_stage_counts.sql"),
+            "SELECT aggregate_type, division, month, stage, met::bigint, breached::bigint \
+             FROM sla_stage_counts WHERE met <> 0 OR breached <> 0",
+        ),
+        Backend::Sqlite(_) => (
+            include_str!("../../store/migrations/sqlite/0012_sla_stage_counts.sql"),
+            "SELECT aggregate_type, division, month, stage, met, breached \
+             FROM sla_stage_counts WHERE met <> 0 OR breached <> 0",
+        ),
+    };
+    let backfill = migration
+        .split_once("INSERT INTO sla_stage_counts")
+        .and_then(|(_, rest)| rest.split_once('\n'))
+        .map(|(_, select)| select.trim().trim_end_matches(';').to_owned())
+        .expect("the migration fills the table with one INSERT … SELECT");
+    let backfill = match db.store.backend() {
+        Backend::Postgres(_) => format!(
+            "SELECT aggregate_type, division, month, stage, met::bigint, breached::bigint \
+             FROM ({backfill}) AS filled(aggregate_type, division, month, stage, met, breached)"
+        ),
+        Backend::Sqlite(_) => backfill,
+    };
+    type Row = (String, String, String, String, i64, i64);
+    let read = |sql: String| async move {
+        let mut rows: Vec<Row> = match db.store.backend() {
+            Backend::Postgres(pool) => sqlx::query_as(&sql).fetch_all(pool).await.unwrap(),
+            Backend::Sqlite(pool) => sqlx::query_as(&sql).fetch_all(pool).await.unwrap(),
+        };
+        rows.sort();
+        rows
+    };
+    let kept = read(kept.to_owned()).await;
+    assert!(
+        kept.iter().any(|r| r.4 > 0) && kept.iter().any(|r| r.5 > 0),
+        "the scenario has met and breached clocks: {kept:?}"
+    );
+    assert_eq!(read(backfill).await, kept);
     server.stop().await;
 }
