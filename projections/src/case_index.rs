@@ -217,6 +217,28 @@ impl Default for Carried {
     }
 }
 
+/// One case as a batch folds it: its state, its version, the position of
+/// the last event applied (0: none yet), and what the events did to its
+/// clocks, in order.
+struct Folding<A> {
+    case: A,
+    version: u64,
+    position: u64,
+    clocks: Vec<ClockChange>,
+}
+
+impl<A> Folding<A> {
+    /// A case as read, before this batch's events.
+    fn read(case: A, version: u64) -> Self {
+        Self {
+            case,
+            version,
+            position: 0,
+            clocks: Vec::new(),
+        }
+    }
+}
+
 /// The cases of type `A` that `events` touch, with the events applied.
 async fn fold<A: Indexed + Clocked>(
     batch: &mut Batch,
@@ -233,15 +255,13 @@ async fn fold<A: Indexed + Clocked>(
     let mut ids: Vec<String> = mine.iter().map(|e| e.aggregate_id.clone()).collect();
     ids.sort_unstable();
     ids.dedup();
-    // Per case: its state, version, last position, and what the events
-    // did to its clocks, in order.
-    let mut cases: HashMap<String, (A, u64, u64, Vec<ClockChange>)> = HashMap::new();
+    let mut cases: HashMap<String, Folding<A>> = HashMap::new();
     // In a rebuild, the cases the last batches left are at hand; only the
     // others are read back from the table.
     if let Some(carried) = carried.as_deref_mut().map(A::carried) {
         ids.retain(|id| match carried.pop(id) {
             Some((case, version)) => {
-                cases.insert(id.clone(), (case, version, 0, Vec::new()));
+                cases.insert(id.clone(), Folding::read(case, version));
                 false
             }
             None => true,
@@ -249,15 +269,15 @@ async fn fold<A: Indexed + Clocked>(
     }
     for (id, (state, version)) in index_states(batch, A::TYPE, &ids).await? {
         let case = decode::<A>(&id, state)?;
-        cases.insert(id, (case, version, 0, Vec::new()));
+        cases.insert(id, Folding::read(case, version));
     }
     for event in mine {
         let entry = cases
             .entry(event.aggregate_id.clone())
-            .or_insert_with(|| (A::default(), 0, 0, Vec::new()));
+            .or_insert_with(|| Folding::read(A::default(), 0));
         // An event the index already holds (its version is past it) is
         // skipped, so that the fold stays right even if asked twice.
-        if event.sequence <= entry.1 {
+        if event.sequence <= entry.version {
             continue;
         }
         let payload: A::Event = event.decode().map_err(|e| {
@@ -268,18 +288,27 @@ async fn fold<A: Indexed + Clocked>(
                 event.aggregate_id
             ))
         })?;
-        let before = entry.0.clocks();
-        entry.0.apply(payload);
-        let after = entry.0.clocks();
+        let before = entry.case.clocks();
+        entry.case.apply(payload);
+        let after = entry.case.clocks();
         let changes = sla::diff(&before, &after, sla::event_time(event));
-        entry.3.extend(sla::recomputed(event, changes));
-        entry.3.extend(sla::mark(event));
-        entry.1 = event.sequence;
-        entry.2 = event.position;
+        entry.clocks.extend(sla::recomputed(event, changes));
+        entry.clocks.extend(sla::mark(event));
+        entry.version = event.sequence;
+        entry.position = event.position;
     }
     let mut rows = Vec::with_capacity(cases.len());
     let mut carried = carried.map(A::carried);
-    for (id, (case, version, position, clocks)) in cases {
+    for (
+        id,
+        Folding {
+            case,
+            version,
+            position,
+            clocks,
+        },
+    ) in cases
+    {
         if position == 0 {
             // Nothing applied: the case stands as it was read.
             if let Some(carried) = carried.as_deref_mut() {

@@ -278,8 +278,15 @@ fn breach_text(row: &StoredClock, field: impl Fn(&ClockBreach) -> &Option<String
     row.breach.as_ref().and_then(|b| field(b).as_deref())
 }
 
-/// A clock row's key: aggregate type, case, stage, start.
-type ClockKey = (String, String, String, DateTime<Utc>);
+/// A clock row's key: the case, and the stage with its start (a stage may
+/// run more than once in a case).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct ClockKey {
+    aggregate_type: String,
+    case_id: String,
+    stage: String,
+    started_at: DateTime<Utc>,
+}
 
 /// How the database keeps instants, so that keys and due times in memory
 /// compare as the stored rows do: PostgreSQL keeps microseconds; SQLite
@@ -325,13 +332,11 @@ fn fold_change(
     case_id: &str,
     change: &ClockChange,
 ) {
-    let key = |stage: Stage, started_at: DateTime<Utc>| {
-        (
-            aggregate_type.to_owned(),
-            case_id.to_owned(),
-            stage.as_str().to_owned(),
-            precision.stored(started_at),
-        )
+    let key = |stage: Stage, started_at: DateTime<Utc>| ClockKey {
+        aggregate_type: aggregate_type.to_owned(),
+        case_id: case_id.to_owned(),
+        stage: stage.as_str().to_owned(),
+        started_at: precision.stored(started_at),
     };
     match change {
         ClockChange::Recomputed(clock) => {
@@ -442,9 +447,9 @@ fn fold_change(
                 _ => (BREACHED, 3),
             };
             for (key, row) in rows.iter_mut() {
-                if key.0 != aggregate_type
-                    || key.1 != case_id
-                    || key.2 != stage
+                if key.aggregate_type != aggregate_type
+                    || key.case_id != case_id
+                    || key.stage != stage
                     || row.due_at != due
                     || row.stopped_at.is_some()
                 {
@@ -480,7 +485,12 @@ macro_rules! stored_clock {
     ($r:expr) => {{
         let r = $r;
         Ok::<_, StoreError>((
-            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?),
+            ClockKey {
+                aggregate_type: r.try_get(0)?,
+                case_id: r.try_get(1)?,
+                stage: r.try_get(2)?,
+                started_at: r.try_get(3)?,
+            },
             StoredClock {
                 due_at: r.try_get(4)?,
                 paused_seconds: r.try_get(5)?,
@@ -600,7 +610,9 @@ pub(crate) async fn write_all(
             .map(|c| ((c.0.to_owned(), c.1.to_owned()), Vec::new()))
             .collect();
         for (key, row) in &rows {
-            if let Some(clocks) = by_case.get_mut(&(key.0.clone(), key.1.clone())) {
+            if let Some(clocks) =
+                by_case.get_mut(&(key.aggregate_type.clone(), key.case_id.clone()))
+            {
                 clocks.push((key.clone(), row.clone()));
             }
         }
@@ -645,10 +657,10 @@ pub(crate) async fn write_all(
              $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::timestamptz[], \
              $19::timestamptz[], $20::text[], $21::text[], $22::text[], $23::text[])",
         ))
-        .bind(column!(|(k, _)| k.0.as_str()))
-        .bind(column!(|(k, _)| k.1.as_str()))
-        .bind(column!(|(k, _)| k.2.as_str()))
-        .bind(column!(|(k, _)| k.3))
+        .bind(column!(|(k, _)| k.aggregate_type.as_str()))
+        .bind(column!(|(k, _)| k.case_id.as_str()))
+        .bind(column!(|(k, _)| k.stage.as_str()))
+        .bind(column!(|(k, _)| k.started_at))
         .bind(column!(|(_, r)| r.due_at))
         .bind(column!(|(_, r)| r.paused_seconds))
         .bind(column!(|(_, r)| r.warn_50_at))
@@ -674,10 +686,10 @@ pub(crate) async fn write_all(
         let sql = upsert(&format!("VALUES ({})", ["?"; 23].join(", ")));
         for (k, r) in written {
             sqlx::query(&sql)
-                .bind(&k.0)
-                .bind(&k.1)
-                .bind(&k.2)
-                .bind(k.3)
+                .bind(&k.aggregate_type)
+                .bind(&k.case_id)
+                .bind(&k.stage)
+                .bind(k.started_at)
                 .bind(r.due_at)
                 .bind(r.paused_seconds)
                 .bind(r.warn_50_at)
@@ -740,10 +752,10 @@ fn stage_count(key: &ClockKey, row: &StoredClock) -> Option<(StageCountKey, usiz
         _ => return None,
     };
     let count = StageCountKey {
-        aggregate_type: key.0.clone(),
+        aggregate_type: key.aggregate_type.clone(),
         division: division.unwrap_or_default(),
         month: Period::of(at).to_string(),
-        stage: key.2.clone(),
+        stage: key.stage.clone(),
     };
     Some((count, slot))
 }
@@ -830,7 +842,7 @@ fn count_key(key: &ClockKey, row: &StoredClock) -> (String, String, String) {
     (
         row.division.clone().unwrap_or_default(),
         row.body.clone().unwrap_or_default(),
-        key.3.format("%Y-%m-%d").to_string(),
+        key.started_at.format("%Y-%m-%d").to_string(),
     )
 }
 
