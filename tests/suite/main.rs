@@ -35,6 +35,7 @@ mod api_access;
 mod api_flow;
 mod api_sla;
 mod details;
+mod export;
 mod extensions;
 mod history;
 mod leases;
