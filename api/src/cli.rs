@@ -1,4 +1,4 @@
-//! What `mediation serve`, `mediation migrate` and `mediation replay` run,
+//! What `mediation serve`, `migrate`, `replay` and `export` run,
 //! with their command-line options (clap), so that another binary (the
 //! bench's server under test) runs exactly what `mediation` runs.
 
@@ -241,6 +241,48 @@ pub struct ReplayArgs {
     projection: Option<String>,
 }
 
+/// The options of `mediation export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    secret: SecretArgs,
+    /// The output folder: `manifest.json`, `events/case_type=…/month=…/`
+    /// and, with --with-read-models, `read_models/`.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The log's file format: parquet or jsonl.
+    #[arg(long, default_value = "parquet", value_parser = parse_format)]
+    format: mediation_export::Format,
+    /// Export the events after this log position; with a manifest in the
+    /// folder it must be the manifest's (the default: continue from it).
+    #[arg(long, value_name = "N")]
+    since_position: Option<u64>,
+    /// Stop at the first event that happened after this time (RFC 3339,
+    /// e.g. 2026-04-01T00:00:00+08:00); a later run takes up from there.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Also write the read models' current rows (cases, SLA clocks,
+    /// statistics) as Parquet tables, replaced whole.
+    #[arg(long)]
+    with_read_models: bool,
+    /// Write parties' and petitioners' names and contacts in clear instead
+    /// of keyed pseudonyms. An operator's flag: no API role can ask for it.
+    #[arg(long)]
+    with_identities: bool,
+}
+
+fn parse_format(s: &str) -> Result<mediation_export::Format, String> {
+    s.parse()
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
+}
+
 /// Opens the store `args` names and brings its schema up to date.
 async fn open_store(args: &StoreArgs) -> anyhow::Result<Store> {
     let url = &args.database_url;
@@ -396,6 +438,79 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         rebuilt.events,
         rebuilt.elapsed.as_secs_f64(),
         rebuilt.rate_per_second
+    )?;
+    Ok(())
+}
+
+/// `mediation export`: writes the log after the folder's manifest (and
+/// the read models, if asked) with a progress bar on stderr, then prints
+/// "exported N events to F files (+ R read-model rows) in T s (E events/s)".
+pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let identities = if args.with_identities {
+        tracing::warn!(
+            "--with-identities: parties' and petitioners' names and contacts are written \
+             in clear; the files are as confidential as the database (信访工作条例 Art 30)"
+        );
+        mediation_export::Identities::Clear
+    } else {
+        let (secret, source) = petitioner_secret(&args.secret, &args.store.database_url)?;
+        if source == SecretSource::Development {
+            warn_development_secret();
+        }
+        mediation_export::Identities::Pseudonymised(secret)
+    };
+    let options = mediation_export::Options {
+        out: args.out.clone(),
+        format: args.format,
+        since_position: args.since_position,
+        until: args.until,
+        with_read_models: args.with_read_models,
+        identities,
+        batch_size: mediation_export::EXPORT_BATCH,
+    };
+    let store = open_store(&args.store).await?;
+    // Drawn on stderr, and only when it is a terminal.
+    let bar = indicatif::ProgressBar::new(0)
+        .with_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{wide_bar}] {human_pos}/{human_len} events, {msg}, {eta} left",
+            )
+            .context("the progress bar's template")?,
+        )
+        .with_prefix("exporting")
+        .with_message("0 events/s");
+    let exported = mediation_export::export(&store, &options, |p| {
+        bar.set_length(p.total.max(p.events));
+        bar.set_position(p.events);
+        let seconds = p.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            bar.set_message(format!("{:.0} events/s", p.events as f64 / seconds));
+        }
+    })
+    .await
+    .with_context(|| format!("exporting to {}", args.out.display()));
+    bar.finish_and_clear();
+    store.close().await;
+    let exported = exported?;
+    if exported.repaired > 0 {
+        tracing::info!(
+            files = exported.repaired,
+            "removed what an interrupted export had left"
+        );
+    }
+    writeln!(
+        std::io::stdout().lock(),
+        "exported {} events (positions {} to {}) to {} files, {} read-model rows to {} files, \
+         in {:.1} s ({:.0} events/s)",
+        exported.events,
+        exported.from,
+        exported.position,
+        exported.files,
+        exported.read_model_rows,
+        exported.read_model_files,
+        exported.elapsed.as_secs_f64(),
+        exported.rate_per_second
     )?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `mediation`: the dispute mediation and petition engine.
 
 use clap::{Parser, Subcommand};
-use mediation_api::cli::{ReplayArgs, ServeArgs, StoreArgs};
+use mediation_api::cli::{ExportArgs, ReplayArgs, ServeArgs, StoreArgs};
 use mediation_app::access::{new_token, token_hash};
 
 #[derive(Debug, Parser)]
@@ -28,6 +28,10 @@ enum Command {
     /// swap them in when done. Safe beside a running server on the same
     /// database: its runner pauses for the swap and carries on after it.
     Replay(ReplayArgs),
+    /// Export the event log (and, if asked, the read models) as Parquet or
+    /// JSON lines for analysts, incrementally, with identities pseudonymised
+    /// unless --with-identities is given.
+    Export(ExportArgs),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -48,6 +52,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
         }
         Command::Replay(args) => mediation_api::cli::replay(args).await?,
+        Command::Export(args) => mediation_api::cli::export(args).await?,
         Command::Migrate(args) => mediation_api::cli::migrate(args).await?,
         Command::Serve(args) => mediation_api::cli::serve(args).await?,
     }

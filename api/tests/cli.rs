@@ -339,3 +339,52 @@ async fn a_server_killed_while_projecting_resumes_without_loss_or_repeat() {
         .unwrap();
     assert!(child.wait().await.unwrap().success());
 }
+
+#[tokio::test]
+async fn export_writes_a_manifest_and_refuses_another_format_in_the_same_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("m.db").display());
+    let out = dir.path().join("out");
+    let run = |args: &[&str]| {
+        let mut command = Command::new(BIN);
+        command
+            .arg("export")
+            .arg("--out")
+            .arg(&out)
+            .args(["--database-url", &url])
+            .args(args)
+            .env_remove("MEDIATION_PETITIONER_SECRET")
+            .env_remove("MEDIATION_PETITIONER_SECRET_FILE")
+            .env("RUST_LOG", "warn");
+        command.output()
+    };
+    let first = run(&["--with-read-models"]).await.unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let line = String::from_utf8(first.stdout).unwrap();
+    assert!(
+        line.starts_with("exported 0 events") && line.contains("read-model rows to 4 files"),
+        "{line}"
+    );
+    assert!(out.join("manifest.json").exists());
+    assert!(out.join("read_models/cases.parquet").exists());
+
+    let refused = run(&["--format", "jsonl"]).await.unwrap();
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("holds a parquet export"), "{message}");
+
+    let clear = run(&["--with-identities"]).await.unwrap();
+    assert!(
+        !clear.status.success(),
+        "identities are not mixed in one folder"
+    );
+    let message = String::from_utf8_lossy(&clear.stderr);
+    assert!(
+        message.contains("--with-identities"),
+        "the flag warns: {message}"
+    );
+}

@@ -357,6 +357,9 @@ async fn scale_phase(
         rebuilt,
         read,
     });
+    eprintln!("bench: exporting the whole log to Parquet");
+    let exported = scale::export_parquet(store).await?;
+    report.figure(Figure::Export { exported, read });
     let server = ServerProcess::start(&scratch.url).await?;
     let mut target = Target::grpc(server.channel(1).await?);
     let clocks = scale::count_running_clocks(store).await?;

@@ -286,3 +286,25 @@ pub(crate) fn sla_queries() -> Vec<(&'static str, Step)> {
         ),
     ]
 }
+
+/// `mediation export` of the whole log to Parquet, pseudonymised, into a
+/// temporary folder (what the command runs, in this process).
+pub(crate) async fn export_parquet(store: &Store) -> anyhow::Result<mediation_export::Exported> {
+    let dir = tempfile::tempdir().context("a folder for the export")?;
+    let secret = mediation_projections::petitioners::PetitionerSecret::new(
+        mediation_app::access::new_token().as_bytes(),
+    )
+    .context("the export's secret")?;
+    let options = mediation_export::Options {
+        out: dir.path().to_owned(),
+        format: mediation_export::Format::Parquet,
+        since_position: None,
+        until: None,
+        with_read_models: false,
+        identities: mediation_export::Identities::Pseudonymised(secret),
+        batch_size: mediation_export::EXPORT_BATCH,
+    };
+    mediation_export::export(store, &options, |_| {})
+        .await
+        .context("exporting the log")
+}

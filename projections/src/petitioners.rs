@@ -280,9 +280,24 @@ pub fn petitioner_key(secret: &PetitionerSecret, petitioner: &Petitioner) -> Str
         .as_ref()
         .map(|c| normalise_contact(c.as_str()))
         .unwrap_or_default();
+    keyed(
+        secret,
+        &["petitioner", &normalise(petitioner.name.as_str()), &contact],
+    )
+}
+
+/// A dispute party's key: the HMAC-SHA256 under `secret`, in hex, of the
+/// normalised name, under another label than [`petitioner_key`]'s, so
+/// that a party and a petitioner of the same name do not share a key.
+/// The export's pseudonym for a party (`mediation export`).
+pub fn party_key(secret: &PetitionerSecret, name: &str) -> String {
+    keyed(secret, &["party", &normalise(name)])
+}
+
+fn keyed(secret: &PetitionerSecret, parts: &[&str]) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&secret.0)
         .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
-    for part in ["petitioner", &normalise(petitioner.name.as_str()), &contact] {
+    for part in parts {
         // The same separator as the plain hashes below.
         mac.update(part.as_bytes());
         mac.update(&[0]);

@@ -36,6 +36,7 @@ mod api_flow;
 mod api_sla;
 mod calendars;
 mod details;
+mod export;
 mod extensions;
 mod history;
 mod leases;
