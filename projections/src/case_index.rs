@@ -12,9 +12,8 @@ use std::collections::HashMap;
 use cqrs_es::Aggregate;
 use mediation_domain::dispute::Dispute;
 use mediation_domain::petition::Petition;
-use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
+use mediation_store::{Batch, Cell, RecordedEvent, Sql, Store, StoreError, to_i64, to_u64};
 use serde_json::Value;
-use sqlx::Row;
 
 use crate::runner::Projection;
 use crate::sla::{self, ClockChange, Clocked};
@@ -356,57 +355,19 @@ async fn index_states(
         return Ok(found);
     }
     let table = batch.table("case_index");
-    if let Some(connection) = batch.postgres() {
-        let rows = sqlx::query(&format!(
-            "SELECT case_id, state, version FROM {table} \
-             WHERE aggregate_type = $1 AND case_id = ANY($2)"
-        ))
-        .bind(aggregate_type)
-        .bind(ids)
-        .fetch_all(connection)
-        .await?;
-        for row in rows {
-            let version: i64 = row.try_get("version")?;
-            found.insert(
-                row.try_get("case_id")?,
-                (row.try_get("state")?, to_u64(version)),
-            );
-        }
-    } else if let Some(connection) = batch.sqlite() {
-        // SQLite has no arrays: a JSON array of ids, unpacked by json_each.
-        let ids = serde_json::to_string(ids)
-            .map_err(|e| StoreError::Corrupt(format!("case ids: {e}")))?;
-        let rows = sqlx::query(&format!(
-            "SELECT case_id, state, version FROM {table} WHERE aggregate_type = ? \
-             AND case_id IN (SELECT value FROM json_each(?))"
-        ))
-        .bind(aggregate_type)
-        .bind(ids)
-        .fetch_all(connection)
-        .await?;
-        for row in rows {
-            let version: i64 = row.try_get("version")?;
-            let state: String = row.try_get("state")?;
-            found.insert(
-                row.try_get("case_id")?,
-                (parse_state(&state)?, to_u64(version)),
-            );
-        }
+    let sql = Sql::new(format!(
+        "SELECT case_id, state, version FROM {table} WHERE aggregate_type = $1 AND {}",
+        batch.dialect().any("case_id", 2)
+    ))
+    .bind(aggregate_type)
+    .bind(ids);
+    for row in batch.fetch_all(&sql).await? {
+        found.insert(
+            row.get("case_id")?,
+            (row.get("state")?, to_u64(row.get("version")?)),
+        );
     }
     Ok(found)
-}
-
-fn parse_state(text: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text)
-        .map_err(|_| StoreError::Corrupt("an indexed case's state is malformed".into()))
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 /// What an index row's columns are updated with when the case is there.
@@ -495,73 +456,47 @@ async fn write_rows(batch: &mut Batch, rows: &[Folded]) -> Result<(), StoreError
 /// One page of the case index, ordered by case id.
 pub async fn list(store: &Store, query: &IndexQuery) -> Result<Vec<IndexRow>, StoreError> {
     let (d, s) = (query.division.as_ref(), query.scope.as_ref());
-    // The same binds and the same row mapping on both backends; only the
-    // placeholders and the state's column type differ.
-    macro_rules! fetch {
-        ($sql:expr, $pool:expr) => {
-            sqlx::query($sql)
-                .bind(&query.aggregate_type)
-                .bind(d.map(|r| &r.0))
-                .bind(d.map(|r| &r.1))
-                .bind(s.map(|r| &r.0))
-                .bind(s.map(|r| &r.1))
-                .bind(&query.level)
-                .bind(&query.status)
-                .bind(&query.category)
-                .bind(&query.risk)
-                .bind(&query.channel)
-                .bind(&query.after_case_id)
-                .bind(i64::from(query.limit))
-                .fetch_all($pool)
-                .await?
-        };
-    }
-    macro_rules! row {
-        ($row:expr, $state:expr) => {
-            IndexRow {
+    let sql = Sql::new(LIST)
+        .bind(&query.aggregate_type)
+        .bind(d.map(|r| r.0.as_str()))
+        .bind(d.map(|r| r.1.as_str()))
+        .bind(s.map(|r| r.0.as_str()))
+        .bind(s.map(|r| r.1.as_str()))
+        .bind(query.level.as_deref())
+        .bind(query.status.as_deref())
+        .bind(query.category.as_deref())
+        .bind(query.risk.as_deref())
+        .bind(query.channel.as_deref())
+        .bind(query.after_case_id.as_deref())
+        .bind(i64::from(query.limit));
+    store
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(IndexRow {
                 aggregate_type: query.aggregate_type.clone(),
-                case_id: $row.try_get("case_id")?,
-                division: $row.try_get("division")?,
-                level: $row.try_get("level")?,
-                status: $row.try_get("status")?,
-                category: $row.try_get("category")?,
-                risk: $row.try_get("risk")?,
-                channel: $row.try_get("channel")?,
-                version: to_u64($row.try_get("version")?),
-                position: to_u64($row.try_get("position")?),
-                state: $state,
-            }
-        };
-    }
-    match store.backend() {
-        Backend::Postgres(pool) => fetch!(LIST_PG, pool)
-            .iter()
-            .map(|r| Ok(row!(r, r.try_get("state")?)))
-            .collect(),
-        Backend::Sqlite(pool) => fetch!(LIST_SQLITE, pool)
-            .iter()
-            .map(|r| {
-                let state: String = r.try_get("state")?;
-                Ok(row!(r, parse_state(&state)?))
+                case_id: row.get("case_id")?,
+                division: row.get("division")?,
+                level: row.get("level")?,
+                status: row.get("status")?,
+                category: row.get("category")?,
+                risk: row.get("risk")?,
+                channel: row.get("channel")?,
+                version: to_u64(row.get("version")?),
+                position: to_u64(row.get("position")?),
+                state: row.get("state")?,
             })
-            .collect(),
-    }
+        })
+        .collect()
 }
 
-const LIST_PG: &str = "SELECT case_id, division, level, status, category, risk, channel, \
+const LIST: &str = "SELECT case_id, division, level, status, category, risk, channel, \
     version, position, state FROM case_index WHERE aggregate_type = $1 \
-    AND ($2::text IS NULL OR division BETWEEN $2 AND $3) \
-    AND ($4::text IS NULL OR division BETWEEN $4 AND $5) \
-    AND ($6::text IS NULL OR level = $6) AND ($7::text IS NULL OR status = $7) \
-    AND ($8::text IS NULL OR category = $8) AND ($9::text IS NULL OR risk = $9) \
-    AND ($10::text IS NULL OR channel = $10) AND ($11::text IS NULL OR case_id > $11) \
+    AND (CAST($2 AS TEXT) IS NULL OR division BETWEEN $2 AND $3) \
+    AND (CAST($4 AS TEXT) IS NULL OR division BETWEEN $4 AND $5) \
+    AND (CAST($6 AS TEXT) IS NULL OR level = $6) AND (CAST($7 AS TEXT) IS NULL OR status = $7) \
+    AND (CAST($8 AS TEXT) IS NULL OR category = $8) AND (CAST($9 AS TEXT) IS NULL OR risk = $9) \
+    AND (CAST($10 AS TEXT) IS NULL OR channel = $10) \
+    AND (CAST($11 AS TEXT) IS NULL OR case_id > $11) \
     ORDER BY case_id LIMIT $12";
-
-const LIST_SQLITE: &str = "SELECT case_id, division, level, status, category, risk, channel, \
-    version, position, state FROM case_index WHERE aggregate_type = ?1 \
-    AND (?2 IS NULL OR division BETWEEN ?2 AND ?3) \
-    AND (?4 IS NULL OR division BETWEEN ?4 AND ?5) \
-    AND (?6 IS NULL OR level = ?6) AND (?7 IS NULL OR status = ?7) \
-    AND (?8 IS NULL OR category = ?8) AND (?9 IS NULL OR risk = ?9) \
-    AND (?10 IS NULL OR channel = ?10) AND (?11 IS NULL OR case_id > ?11) \
-    ORDER BY case_id LIMIT ?12";

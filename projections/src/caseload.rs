@@ -18,13 +18,10 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use mediation_domain::dispute::DisputeChange;
 use mediation_domain::values::{DivisionCode, Level};
-use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
-use sqlx::Row;
+use mediation_store::{Batch, Cell, RecordedEvent, Row, Sql, Store, StoreError};
 
 use crate::runner::Projection;
-use crate::statistics::support::{
-    decode_disputes, ids_json, millis, parse_level, parse_time, to_u64,
-};
+use crate::statistics::support::{decode_disputes, millis, parse_level, to_u64};
 
 /// The projection's name, under which its checkpoint is kept.
 pub const NAME: &str = "caseload";
@@ -212,39 +209,22 @@ pub async fn open_cases(
     subtree: &DivisionCode,
 ) -> Result<Vec<OpenCase>, StoreError> {
     let (low, high) = subtree.subtree_bounds();
-    const COLUMNS: &str = "case_id, division, level, body_id, body_name, mediator, opened_at";
-    match store.backend() {
-        Backend::Postgres(pool) => {
-            let rows = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM caseload WHERE division BETWEEN $1 AND $2 \
-                 ORDER BY opened_at, case_id"
-            ))
-            .bind(&low)
-            .bind(&high)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| decode_open(row, row.try_get("opened_at")?))
-                .collect()
-        }
-        Backend::Sqlite(pool) => {
-            let rows = sqlx::query(&format!(
-                "SELECT {COLUMNS} FROM caseload WHERE division BETWEEN ?1 AND ?2 \
-                 ORDER BY opened_at, case_id"
-            ))
-            .bind(&low)
-            .bind(&high)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    let opened: String = row.try_get("opened_at")?;
-                    decode_open(row, parse_time(&opened)?)
-                })
-                .collect()
-        }
-    }
+    let sql = Sql::new(format!(
+        "SELECT {COLUMNS} FROM caseload WHERE division BETWEEN $1 AND $2 \
+         ORDER BY opened_at, case_id"
+    ))
+    .bind(&low)
+    .bind(&high);
+    store
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(decode_open)
+        .collect()
 }
+
+/// The columns of an open case.
+const COLUMNS: &str = "case_id, division, level, body_id, body_name, mediator, opened_at";
 
 /// The load of each mediation body holding open disputes in `subtree`,
 /// with the cases awaiting dispatch as one load without a body; ages as of
@@ -280,99 +260,57 @@ async fn loads(
     } else {
         ("NULL", "body_id")
     };
-    // NULLS FIRST is PostgreSQL's; SQLite sorts NULL first already.
-    match store.backend() {
-        Backend::Postgres(pool) => {
-            let rows = sqlx::query(&format!(
-                "SELECT body_id, max(body_name) AS body_name, {mediator}::text AS mediator, \
-                 count(*) AS open, min(opened_at) AS oldest, \
-                 sum(extract(epoch FROM opened_at)::bigint)::bigint AS seconds \
-                 FROM caseload WHERE division BETWEEN $1 AND $2 \
-                 GROUP BY {group} ORDER BY {}",
-                order(group, true)
-            ))
-            .bind(&low)
-            .bind(&high)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| decode_load(row, row.try_get("oldest")?, now))
-                .collect()
-        }
-        Backend::Sqlite(pool) => {
-            let rows = sqlx::query(&format!(
-                "SELECT body_id, max(body_name) AS body_name, {mediator} AS mediator, \
-                 count(*) AS open, min(opened_at) AS oldest, \
-                 sum(CAST(strftime('%s', opened_at) AS INTEGER)) AS seconds \
-                 FROM caseload WHERE division BETWEEN ?1 AND ?2 \
-                 GROUP BY {group} ORDER BY {}",
-                order(group, false)
-            ))
-            .bind(&low)
-            .bind(&high)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    let oldest: String = row.try_get("oldest")?;
-                    decode_load(row, parse_time(&oldest)?, now)
-                })
-                .collect()
-        }
-    }
+    let epoch = store.dialect().pick(
+        "extract(epoch FROM opened_at)::bigint",
+        "CAST(strftime('%s', opened_at) AS INTEGER)",
+    );
+    let order = group
+        .split(", ")
+        .map(|c| format!("{c} NULLS FIRST"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = Sql::new(format!(
+        "SELECT body_id, max(body_name) AS body_name, CAST({mediator} AS TEXT) AS mediator, \
+         count(*) AS open, min(opened_at) AS oldest, CAST(sum({epoch}) AS BIGINT) AS seconds \
+         FROM caseload WHERE division BETWEEN $1 AND $2 \
+         GROUP BY {group} ORDER BY {order}"
+    ))
+    .bind(&low)
+    .bind(&high);
+    store
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|row| decode_load(row, now))
+        .collect()
 }
 
-fn order(group: &str, postgres: bool) -> String {
-    if postgres {
-        group
-            .split(", ")
-            .map(|c| format!("{c} NULLS FIRST"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    } else {
-        group.to_owned()
-    }
-}
-
-fn decode_open<R: Row>(row: &R, opened_at: DateTime<Utc>) -> Result<OpenCase, StoreError>
-where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let division: String = row.try_get("division")?;
-    let level: String = row.try_get("level")?;
+fn decode_open(row: &Row) -> Result<OpenCase, StoreError> {
+    let division: String = row.get("division")?;
+    let level: String = row.get("level")?;
     Ok(OpenCase {
-        case_id: row.try_get("case_id")?,
+        case_id: row.get("case_id")?,
         division: DivisionCode::parse(&division)
             .map_err(|e| StoreError::Corrupt(format!("caseload division: {e}")))?,
         level: parse_level(&level)?,
-        body_id: row.try_get("body_id")?,
-        body_name: row.try_get("body_name")?,
-        mediator: row.try_get("mediator")?,
-        opened_at,
+        body_id: row.get("body_id")?,
+        body_name: row.get("body_name")?,
+        mediator: row.get("mediator")?,
+        opened_at: row.time("opened_at")?,
     })
 }
 
-fn decode_load<R: Row>(
-    row: &R,
-    oldest_opened_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<Load, StoreError>
-where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let open: i64 = row.try_get("open")?;
-    let seconds: i64 = row.try_get("seconds")?;
+fn decode_load(row: &Row, now: DateTime<Utc>) -> Result<Load, StoreError> {
+    let oldest_opened_at = row.time("oldest")?;
+    let open: i64 = row.get("open")?;
+    let seconds: i64 = row.get("seconds")?;
     // The mean age is the time since the mean opening instant.
     let mean_opened = seconds.checked_div(open).unwrap_or(0);
     let average = now.timestamp().saturating_sub(mean_opened).max(0);
     Ok(Load {
-        body_id: row.try_get("body_id")?,
-        body_name: row.try_get("body_name")?,
-        mediator: row.try_get("mediator")?,
+        body_id: row.get("body_id")?,
+        body_name: row.get("body_name")?,
+        mediator: row.get("mediator")?,
         open: to_u64(open),
         oldest_opened_at,
         oldest_age: (now - oldest_opened_at).max(TimeDelta::zero()),
@@ -383,33 +321,17 @@ where
 /// The open rows of `ids`, read within the batch.
 async fn load(batch: &mut Batch, ids: &[String]) -> Result<Vec<OpenCase>, StoreError> {
     let table = batch.table("caseload");
-    let columns = "case_id, division, level, body_id, body_name, mediator, opened_at";
-    if let Some(connection) = batch.postgres() {
-        let rows = sqlx::query(&format!(
-            "SELECT {columns} FROM {table} WHERE case_id = ANY($1)"
-        ))
-        .bind(ids)
-        .fetch_all(connection)
-        .await?;
-        rows.iter()
-            .map(|row| decode_open(row, row.try_get("opened_at")?))
-            .collect()
-    } else if let Some(connection) = batch.sqlite() {
-        let rows = sqlx::query(&format!(
-            "SELECT {columns} FROM {table} WHERE case_id IN (SELECT value FROM json_each(?))"
-        ))
-        .bind(ids_json(ids)?)
-        .fetch_all(connection)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let opened: String = row.try_get("opened_at")?;
-                decode_open(row, parse_time(&opened)?)
-            })
-            .collect()
-    } else {
-        Ok(Vec::new())
-    }
+    let sql = Sql::new(format!(
+        "SELECT {COLUMNS} FROM {table} WHERE {}",
+        batch.dialect().any("case_id", 1)
+    ))
+    .bind(ids);
+    batch
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(decode_open)
+        .collect()
 }
 
 /// Writes the open cases and removes the ones no longer open, within the

@@ -44,11 +44,10 @@ use cqrs_es::Aggregate;
 use mediation_domain::dispute::Satisfaction;
 use mediation_domain::petition::{Petition, PetitionChange, PetitionEvent};
 use mediation_domain::values::{DivisionCode, Level};
-use mediation_store::{Batch, Cell, RecordedEvent, Store, StoreError};
-use sqlx::Row;
+use mediation_store::{Batch, Cell, RecordedEvent, Sql, Store, StoreError};
 
 use crate::runner::Projection;
-use crate::statistics::support::{ids_json, parse_level, to_i64, to_u64};
+use crate::statistics::support::{parse_level, to_i64, to_u64};
 use crate::statistics::{Grouping, Period, StageOutcome, ratio, sum_rows};
 
 /// The projection's name, under which its checkpoint is kept.
@@ -404,46 +403,25 @@ async fn load_states(
 ) -> Result<HashMap<String, CaseState>, StoreError> {
     let table = batch.table("petition_statistics_cases");
     let columns = "case_id, division, level, triage_late, version";
-    let rows: Vec<(String, String, String, bool, i64)> = if let Some(connection) = batch.postgres()
-    {
-        sqlx::query(&format!(
-            "SELECT {columns} FROM {table} WHERE case_id = ANY($1)"
-        ))
-        .bind(ids)
-        .fetch_all(connection)
+    let sql = Sql::new(format!(
+        "SELECT {columns} FROM {table} WHERE {}",
+        batch.dialect().any("case_id", 1)
+    ))
+    .bind(ids);
+    let rows: Vec<(String, String, String, bool, i64)> = batch
+        .fetch_all(&sql)
         .await?
         .iter()
         .map(|row| {
             Ok((
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
             ))
         })
-        .collect::<Result<_, sqlx::Error>>()?
-    } else if let Some(connection) = batch.sqlite() {
-        sqlx::query(&format!(
-            "SELECT {columns} FROM {table} WHERE case_id IN (SELECT value FROM json_each(?))"
-        ))
-        .bind(ids_json(ids)?)
-        .fetch_all(connection)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-            ))
-        })
-        .collect::<Result<_, sqlx::Error>>()?
-    } else {
-        Vec::new()
-    };
+        .collect::<Result<_, StoreError>>()?;
     rows.into_iter()
         .map(|(id, division, level, triage_late, version)| {
             Ok((

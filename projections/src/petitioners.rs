@@ -23,12 +23,11 @@ use cqrs_es::Aggregate;
 use hmac::{Hmac, Mac};
 use mediation_domain::petition::{Petition, PetitionChange, PetitionEvent, Petitioner};
 use mediation_domain::values::{DivisionCode, Level, Name, PetitionChannel, PetitionLevel, Text};
-use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
+use mediation_store::{Batch, Cell, RecordedEvent, Row, Sql, Store, StoreError};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::runner::Projection;
-use crate::statistics::support::{millis, parse_level, parse_time, sqlite_time};
+use crate::statistics::support::{millis, parse_level};
 
 /// The projection's name, under which its checkpoint is kept.
 pub const NAME: &str = "petitioner_history";
@@ -390,66 +389,38 @@ async fn repeats_by(
     // Petitions received in the same millisecond are ordered by case id.
     let before = "(e.received_at < l.received_at \
                   OR (e.received_at = l.received_at AND e.case_id < l.case_id))";
-    match store.backend() {
-        Backend::Postgres(pool) => {
-            let rows = sqlx::query(&format!(
-                "{select} ON {matching} AND {before} \
-                 AND e.received_at >= l.received_at - make_interval(hours => $5) \
-                 AND e.division BETWEEN $1 AND $2 \
-                 WHERE l.division BETWEEN $1 AND $2 AND l.received_at >= $3 AND l.received_at < $4"
-            ))
-            .bind(&low)
-            .bind(&high)
-            .bind(received.start)
-            .bind(received.end)
-            // In hours, so that a day is 24 hours whatever the session's
-            // time zone (PostgreSQL adds days in local time).
-            .bind(i32::try_from(days * 24).unwrap_or(i32::MAX))
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(Repeat {
-                        earlier: row.try_get("earlier")?,
-                        earlier_received_at: row.try_get("earlier_at")?,
-                        later: row.try_get("later")?,
-                        later_received_at: row.try_get("later_at")?,
-                        basis,
-                    })
-                })
-                .collect()
-        }
-        Backend::Sqlite(pool) => {
-            // Instants are text in one fixed form, which strftime also
-            // writes, so they compare as text.
-            let rows = sqlx::query(&format!(
-                "{select} ON {matching} AND {before} \
-                 AND e.received_at >= strftime('%Y-%m-%dT%H:%M:%fZ', l.received_at, ?5) \
-                 AND e.division BETWEEN ?1 AND ?2 \
-                 WHERE l.division BETWEEN ?1 AND ?2 AND l.received_at >= ?3 AND l.received_at < ?4"
-            ))
-            .bind(&low)
-            .bind(&high)
-            .bind(sqlite_time(received.start))
-            .bind(sqlite_time(received.end))
-            .bind(format!("-{days} days"))
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    let earlier_at: String = row.try_get("earlier_at")?;
-                    let later_at: String = row.try_get("later_at")?;
-                    Ok(Repeat {
-                        earlier: row.try_get("earlier")?,
-                        earlier_received_at: parse_time(&earlier_at)?,
-                        later: row.try_get("later")?,
-                        later_received_at: parse_time(&later_at)?,
-                        basis,
-                    })
-                })
-                .collect()
-        }
-    }
+    let earliest = store.dialect().pick(
+        // In hours, so that a day is 24 hours whatever the session's time
+        // zone (PostgreSQL adds days in local time).
+        "l.received_at - make_interval(hours => CAST($5 AS INTEGER))",
+        // Instants are text in one fixed form, which strftime also writes,
+        // so they compare as text.
+        "strftime('%Y-%m-%dT%H:%M:%fZ', l.received_at, '-' || $5 || ' hours')",
+    );
+    let sql = Sql::new(format!(
+        "{select} ON {matching} AND {before} AND e.received_at >= {earliest} \
+         AND e.division BETWEEN $1 AND $2 \
+         WHERE l.division BETWEEN $1 AND $2 AND l.received_at >= $3 AND l.received_at < $4"
+    ))
+    .bind(&low)
+    .bind(&high)
+    .bind(received.start)
+    .bind(received.end)
+    .bind(i64::from(days) * 24);
+    store
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Repeat {
+                earlier: row.get("earlier")?,
+                earlier_received_at: row.time("earlier_at")?,
+                later: row.get("later")?,
+                later_received_at: row.time("later_at")?,
+                basis,
+            })
+        })
+        .collect()
 }
 
 /// The petitions in `subtree` that a new petition (from `petitioner`,
@@ -476,51 +447,26 @@ pub async fn candidates(
             window_days,
         ))))
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let filter = |p: [&str; 7]| {
-        format!(
-            "SELECT {RECORD} FROM petitioner_history WHERE division BETWEEN {} AND {} \
-             AND received_at >= {} AND received_at <= {} \
-             AND (petitioner_key = {} OR (complained_unit = {} AND facts_hash = {})) \
-             ORDER BY received_at DESC, case_id DESC",
-            p[0], p[1], p[2], p[3], p[4], p[5], p[6]
-        )
-    };
     let (low, high) = subtree.subtree_bounds();
-    let records = match store.backend() {
-        Backend::Postgres(pool) => {
-            let rows = sqlx::query(&filter(["$1", "$2", "$3", "$4", "$5", "$6", "$7"]))
-                .bind(&low)
-                .bind(&high)
-                .bind(millis(since))
-                .bind(at)
-                .bind(&key)
-                .bind(&unit)
-                .bind(&facts)
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|row| decode_record(row, row.try_get("received_at")?))
-                .collect::<Result<Vec<_>, _>>()?
-        }
-        Backend::Sqlite(pool) => {
-            let rows = sqlx::query(&filter(["?1", "?2", "?3", "?4", "?5", "?6", "?7"]))
-                .bind(&low)
-                .bind(&high)
-                .bind(sqlite_time(since))
-                .bind(sqlite_time(at))
-                .bind(&key)
-                .bind(&unit)
-                .bind(&facts)
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|row| {
-                    let received: String = row.try_get("received_at")?;
-                    decode_record(row, parse_time(&received)?)
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        }
-    };
+    let sql = Sql::new(format!(
+        "SELECT {RECORD} FROM petitioner_history WHERE division BETWEEN $1 AND $2 \
+         AND received_at >= $3 AND received_at <= $4 \
+         AND (petitioner_key = $5 OR (complained_unit = $6 AND facts_hash = $7)) \
+         ORDER BY received_at DESC, case_id DESC"
+    ))
+    .bind(&low)
+    .bind(&high)
+    .bind(since)
+    .bind(at)
+    .bind(&key)
+    .bind(unit.as_deref())
+    .bind(&facts);
+    let records = store
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(decode_record)
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(records
         .into_iter()
         .map(|record| {
@@ -546,67 +492,39 @@ pub async fn skipped_level_visits(
 ) -> Result<Vec<PetitionRecord>, StoreError> {
     let (low, high) = subtree.subtree_bounds();
     // `skipped_level` repeated in the filter lets the partial index serve.
-    match store.backend() {
-        Backend::Postgres(pool) => {
-            let rows = sqlx::query(&format!(
-                "SELECT {RECORD} FROM petitioner_history WHERE skipped_level \
-                 AND division BETWEEN $1 AND $2 AND received_at >= $3 AND received_at < $4 \
-                 ORDER BY received_at, case_id"
-            ))
-            .bind(&low)
-            .bind(&high)
-            .bind(received.start)
-            .bind(received.end)
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| decode_record(row, row.try_get("received_at")?))
-                .collect()
-        }
-        Backend::Sqlite(pool) => {
-            let rows = sqlx::query(&format!(
-                "SELECT {RECORD} FROM petitioner_history WHERE skipped_level \
-                 AND division BETWEEN ?1 AND ?2 AND received_at >= ?3 AND received_at < ?4 \
-                 ORDER BY received_at, case_id"
-            ))
-            .bind(&low)
-            .bind(&high)
-            .bind(sqlite_time(received.start))
-            .bind(sqlite_time(received.end))
-            .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    let at: String = row.try_get("received_at")?;
-                    decode_record(row, parse_time(&at)?)
-                })
-                .collect()
-        }
-    }
+    let sql = Sql::new(format!(
+        "SELECT {RECORD} FROM petitioner_history WHERE skipped_level \
+         AND division BETWEEN $1 AND $2 AND received_at >= $3 AND received_at < $4 \
+         ORDER BY received_at, case_id"
+    ))
+    .bind(&low)
+    .bind(&high)
+    .bind(received.start)
+    .bind(received.end);
+    store
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(decode_record)
+        .collect()
 }
 
 const RECORD: &str = "case_id, petitioner_key, complained_unit, facts_hash, division, \
     received_at, channel, competent_level, visited_level, skipped_level, repeat_of";
 
-fn decode_record<R: Row>(row: &R, received_at: DateTime<Utc>) -> Result<PetitionRecord, StoreError>
-where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let division: String = row.try_get("division")?;
-    let channel: String = row.try_get("channel")?;
-    let competent: String = row.try_get("competent_level")?;
-    let visited: Option<String> = row.try_get("visited_level")?;
+fn decode_record(row: &Row) -> Result<PetitionRecord, StoreError> {
+    let division: String = row.get("division")?;
+    let channel: String = row.get("channel")?;
+    let competent: String = row.get("competent_level")?;
+    let visited: Option<String> = row.get("visited_level")?;
     Ok(PetitionRecord {
-        case_id: row.try_get("case_id")?,
-        petitioner_key: row.try_get("petitioner_key")?,
-        complained_unit: row.try_get("complained_unit")?,
-        facts_hash: row.try_get("facts_hash")?,
+        case_id: row.get("case_id")?,
+        petitioner_key: row.get("petitioner_key")?,
+        complained_unit: row.get("complained_unit")?,
+        facts_hash: row.get("facts_hash")?,
         division: DivisionCode::parse(&division)
             .map_err(|e| StoreError::Corrupt(format!("petitioner history division: {e}")))?,
-        received_at,
+        received_at: row.time("received_at")?,
         channel: PetitionChannel::parse(&channel)
             .map_err(|e| StoreError::Corrupt(format!("petitioner history: {e}")))?,
         competent_level: parse_level(&competent)?,
@@ -615,8 +533,8 @@ where
             .map(PetitionLevel::parse)
             .transpose()
             .map_err(|e| StoreError::Corrupt(format!("petitioner history: {e}")))?,
-        skipped_level: row.try_get("skipped_level")?,
-        repeat_of: row.try_get("repeat_of")?,
+        skipped_level: row.get("skipped_level")?,
+        repeat_of: row.get("repeat_of")?,
     })
 }
 

@@ -72,11 +72,10 @@ use mediation_domain::dispute::{
 };
 use mediation_domain::policy::Stage;
 use mediation_domain::values::{DivisionCode, InvalidValue, Level};
-use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
-use sqlx::Row;
+use mediation_store::{Batch, Cell, RecordedEvent, Row, Sql, Store, StoreError};
 
 use crate::runner::Projection;
-use support::{ids_json, parse_level, parse_time, to_i64, to_u64};
+use support::{parse_level, to_i64, to_u64};
 
 /// The projection's name, under which its checkpoint is kept.
 pub const NAME: &str = "statistics";
@@ -522,51 +521,31 @@ pub(crate) async fn sum_rows<const N: usize>(
 ) -> Result<Vec<Summed<N>>, StoreError> {
     let (low, high) = subtree.subtree_bounds();
     let (from, to) = (from.to_string(), to.to_string());
-    let mut rows = match store.backend() {
-        Backend::Postgres(pool) => sqlx::query(&query_sql(table, columns, grouping, true))
-            .bind(&low)
-            .bind(&high)
-            .bind(&from)
-            .bind(&to)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|row| {
-                decode_row(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, |i| {
-                    row.try_get(i)
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?,
-        Backend::Sqlite(pool) => sqlx::query(&query_sql(table, columns, grouping, false))
-            .bind(&low)
-            .bind(&high)
-            .bind(&from)
-            .bind(&to)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|row| {
-                decode_row(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, |i| {
-                    row.try_get(i)
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?,
-    };
+    let sql = Sql::new(query_sql(table, columns, grouping))
+        .bind(&low)
+        .bind(&high)
+        .bind(&from)
+        .bind(&to);
+    let mut rows = store
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(decode_row)
+        .collect::<Result<Vec<_>, StoreError>>()?;
     // Levels sort as text in SQL; the ladder's order is the one readers
     // expect.
     rows.sort_by(|a, b| (&a.division, a.level, a.period).cmp(&(&b.division, b.level, b.period)));
     Ok(rows)
 }
 
-fn query_sql(table: &str, columns: &[&str], grouping: Grouping, postgres: bool) -> String {
+fn query_sql(table: &str, columns: &[&str], grouping: Grouping) -> String {
     let (division, level, period) = match grouping {
         Grouping::DivisionLevelPeriod => (true, true, true),
         Grouping::LevelPeriod => (false, true, true),
         Grouping::Level => (false, true, false),
         Grouping::Total => (false, false, false),
     };
-    let null = if postgres { "NULL::text" } else { "NULL" };
-    let key = |on: bool, column: &'static str| if on { column } else { null };
+    let key = |on: bool, column: &'static str| if on { column } else { "CAST(NULL AS TEXT)" };
     let keys: Vec<&str> = [(division, "division"), (level, "level"), (period, "period")]
         .iter()
         .filter(|(on, _)| *on)
@@ -574,16 +553,11 @@ fn query_sql(table: &str, columns: &[&str], grouping: Grouping, postgres: bool) 
         .collect();
     // PostgreSQL sums bigints as numeric; cast back so both backends
     // return 64-bit integers.
-    let cast = if postgres { "::bigint" } else { "" };
     let sums: Vec<String> = columns
         .iter()
-        .map(|c| format!("COALESCE(SUM({c}), 0){cast} AS {c}"))
+        .map(|c| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT) AS {c}"))
         .collect();
-    let filter = if postgres {
-        "division BETWEEN $1 AND $2 AND period BETWEEN $3 AND $4"
-    } else {
-        "division BETWEEN ?1 AND ?2 AND period BETWEEN ?3 AND ?4"
-    };
+    let filter = "division BETWEEN $1 AND $2 AND period BETWEEN $3 AND $4";
     let mut sql = format!(
         "SELECT {} AS division, {} AS level, {} AS period, {} FROM {table} WHERE {filter}",
         key(division, "division"),
@@ -597,15 +571,12 @@ fn query_sql(table: &str, columns: &[&str], grouping: Grouping, postgres: bool) 
     sql
 }
 
-fn decode_row<const N: usize>(
-    division: Option<String>,
-    level: Option<String>,
-    period: Option<String>,
-    get: impl Fn(usize) -> Result<i64, sqlx::Error>,
-) -> Result<Summed<N>, StoreError> {
+fn decode_row<const N: usize>(row: &Row) -> Result<Summed<N>, StoreError> {
+    let (division, level, period): (Option<String>, Option<String>, Option<String>) =
+        (row.get(0)?, row.get(1)?, row.get(2)?);
     let mut values = [0u64; N];
     for (i, value) in values.iter_mut().enumerate() {
-        *value = to_u64(get(i + 3)?);
+        *value = row.count(i + 3)?;
     }
     Ok(Summed {
         division: division
@@ -679,45 +650,25 @@ pub(crate) async fn stage_outcomes(
 ) -> Result<Vec<StageOutcome>, StoreError> {
     let (low, high) = subtree.subtree_bounds();
     let (from, to) = (from.to_string(), to.to_string());
-    let sql = |p: [&str; 5]| {
-        format!(
-            "SELECT stage, COALESCE(SUM(met), 0) AS met, COALESCE(SUM(breached), 0) AS breached \
-             FROM {table} WHERE aggregate_type = {0} AND division BETWEEN {1} AND {2} \
-               AND month BETWEEN {3} AND {4} \
-             GROUP BY stage",
-            p[0],
-            p[1],
-            p[2],
-            p[3],
-            p[4],
-            table = crate::sla::STAGE_COUNTS_TABLE
-        )
-    };
-    let rows: Vec<(String, i64, i64)> = match store.backend() {
-        Backend::Postgres(pool) => {
-            let sql = sql(["$1", "$2", "$3", "$4", "$5"])
-                .replace(" AS met", "::bigint AS met")
-                .replace(" AS breached", "::bigint AS breached");
-            sqlx::query_as(&sql)
-                .bind(aggregate_type)
-                .bind(&low)
-                .bind(&high)
-                .bind(&from)
-                .bind(&to)
-                .fetch_all(pool)
-                .await?
-        }
-        Backend::Sqlite(pool) => {
-            sqlx::query_as(&sql(["?1", "?2", "?3", "?4", "?5"]))
-                .bind(aggregate_type)
-                .bind(&low)
-                .bind(&high)
-                .bind(&from)
-                .bind(&to)
-                .fetch_all(pool)
-                .await?
-        }
-    };
+    let sql = Sql::new(format!(
+        "SELECT stage, CAST(COALESCE(SUM(met), 0) AS BIGINT) AS met, \
+         CAST(COALESCE(SUM(breached), 0) AS BIGINT) AS breached \
+         FROM {table} WHERE aggregate_type = $1 AND division BETWEEN $2 AND $3 \
+           AND month BETWEEN $4 AND $5 \
+         GROUP BY stage",
+        table = crate::sla::STAGE_COUNTS_TABLE
+    ))
+    .bind(aggregate_type)
+    .bind(&low)
+    .bind(&high)
+    .bind(&from)
+    .bind(&to);
+    let rows = store
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|row| Ok((row.get::<String>(0)?, row.count(1)?, row.count(2)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
     let mut outcomes = rows
         .into_iter()
         .map(|(stage, met, breached)| {
@@ -726,8 +677,8 @@ pub(crate) async fn stage_outcomes(
             })?;
             Ok(StageOutcome {
                 stage,
-                met: to_u64(met),
-                breached: to_u64(breached),
+                met,
+                breached,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -1031,8 +982,7 @@ const CASE_COLUMNS: [&str; 12] = [
     "agreement_performed",
 ];
 
-/// A case's state from its stored columns ([`CASE_COLUMNS`]), the same
-/// code for both backends' rows.
+/// A case's state from its stored columns ([`CASE_COLUMNS`]).
 #[allow(clippy::too_many_arguments)]
 fn decode_state(
     division: String,
@@ -1076,60 +1026,30 @@ async fn load_states(
 ) -> Result<HashMap<String, CaseState>, StoreError> {
     let table = batch.table("statistics_cases");
     let columns = CASE_COLUMNS.join(", ");
+    let sql = Sql::new(format!(
+        "SELECT {columns} FROM {table} WHERE {}",
+        batch.dialect().any("case_id", 1)
+    ))
+    .bind(ids);
     let mut found = HashMap::new();
-    if let Some(connection) = batch.postgres() {
-        let rows = sqlx::query(&format!(
-            "SELECT {columns} FROM {table} WHERE case_id = ANY($1)"
-        ))
-        .bind(ids)
-        .fetch_all(connection)
-        .await?;
-        for row in rows {
-            let level: String = row.try_get("level")?;
-            let state = decode_state(
-                row.try_get("division")?,
-                &level,
-                row.try_get("handling_due")?,
-                row.try_get("version")?,
-                row.try_get("origin_level")?,
-                row.try_get("mediating")?,
-                (
-                    row.try_get("agreement_division")?,
-                    row.try_get("agreement_level")?,
-                    row.try_get("agreement_period")?,
-                ),
-                row.try_get("agreement_followed_up")?,
-                row.try_get("agreement_performed")?,
-            )?;
-            found.insert(row.try_get("case_id")?, state);
-        }
-    } else if let Some(connection) = batch.sqlite() {
-        let rows = sqlx::query(&format!(
-            "SELECT {columns} FROM {table} WHERE case_id IN (SELECT value FROM json_each(?))"
-        ))
-        .bind(ids_json(ids)?)
-        .fetch_all(connection)
-        .await?;
-        for row in rows {
-            let level: String = row.try_get("level")?;
-            let due: Option<String> = row.try_get("handling_due")?;
-            let state = decode_state(
-                row.try_get("division")?,
-                &level,
-                due.as_deref().map(parse_time).transpose()?,
-                row.try_get("version")?,
-                row.try_get("origin_level")?,
-                row.try_get("mediating")?,
-                (
-                    row.try_get("agreement_division")?,
-                    row.try_get("agreement_level")?,
-                    row.try_get("agreement_period")?,
-                ),
-                row.try_get("agreement_followed_up")?,
-                row.try_get("agreement_performed")?,
-            )?;
-            found.insert(row.try_get("case_id")?, state);
-        }
+    for row in batch.fetch_all(&sql).await? {
+        let level: String = row.get("level")?;
+        let state = decode_state(
+            row.get("division")?,
+            &level,
+            row.optional_time("handling_due")?,
+            row.get("version")?,
+            row.get("origin_level")?,
+            row.get("mediating")?,
+            (
+                row.get("agreement_division")?,
+                row.get("agreement_level")?,
+                row.get("agreement_period")?,
+            ),
+            row.get("agreement_followed_up")?,
+            row.get("agreement_performed")?,
+        )?;
+        found.insert(row.get("case_id")?, state);
     }
     Ok(found)
 }
@@ -1274,33 +1194,14 @@ pub(crate) mod support {
         at.trunc_subsecs(3)
     }
 
-    /// `at` as SQLite stores it (the store's one definition).
-    pub(crate) use mediation_store::sqlite_time;
-
-    /// An instant stored as text by [`sqlite_time`].
-    pub(crate) fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
-        DateTime::parse_from_rfc3339(text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| StoreError::Corrupt(format!("a stored instant is malformed: {text:?}")))
-    }
+    /// Instants and counts as the store reads and writes them (its one
+    /// definition).
+    pub(crate) use mediation_store::{to_i64, to_u64};
 
     /// A stored level name.
     pub(crate) fn parse_level(text: &str) -> Result<Level, StoreError> {
         Level::parse(text)
             .map_err(|_| StoreError::Corrupt(format!("a stored level is unknown: {text:?}")))
-    }
-
-    /// Case ids as a JSON array, for `json_each` (SQLite has no arrays).
-    pub(crate) fn ids_json(ids: &[String]) -> Result<String, StoreError> {
-        serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(format!("case ids: {e}")))
-    }
-
-    pub(crate) fn to_i64(v: u64) -> i64 {
-        i64::try_from(v).unwrap_or(i64::MAX)
-    }
-
-    pub(crate) fn to_u64(v: i64) -> u64 {
-        u64::try_from(v).unwrap_or(0)
     }
 }
 
@@ -1375,10 +1276,10 @@ mod tests {
 
     #[test]
     fn queries_group_by_the_keys_asked_for() {
-        let sql = query_sql("statistics", &COLUMNS, Grouping::Level, true);
+        let sql = query_sql("statistics", &COLUMNS, Grouping::Level);
         assert!(sql.ends_with("GROUP BY level"), "{sql}");
-        assert!(sql.contains("NULL::text AS division"), "{sql}");
-        let total = query_sql("statistics", &COLUMNS, Grouping::Total, false);
+        assert!(sql.contains("CAST(NULL AS TEXT) AS division"), "{sql}");
+        let total = query_sql("statistics", &COLUMNS, Grouping::Total);
         assert!(!total.contains("GROUP BY"), "{total}");
     }
 }

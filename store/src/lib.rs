@@ -13,6 +13,7 @@ mod log;
 mod projection;
 mod requests;
 mod rows;
+mod sql;
 
 pub use cases::{
     Cases, Committed, DEFAULT_CACHE_CAPACITY, Metadata, Options, RequestKey, SNAPSHOT_EVERY,
@@ -25,4 +26,4 @@ pub use log::{LogFilter, LogPage, RecordedEvent};
 pub use projection::{
     Batch, Finished, LEASE_CHECK, LEASE_CHECK_TIMEOUT, Lease, REBUILD_SUFFIX, rebuild_checkpoint,
 };
-pub use rows::{Cell, sqlite_time};
+pub use sql::{Cell, Column, Dialect, Row, Sql, Value, parse_time, sqlite_time, to_i64, to_u64};

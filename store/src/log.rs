@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::StoreError;
 use crate::db::{Backend, Store};
+use crate::sql::{to_i64, to_u64};
 
 /// One event as the log holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -275,14 +276,6 @@ impl Store {
             }
         }
     }
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 fn from_pg(row: &PgRow) -> Result<RecordedEvent, StoreError> {

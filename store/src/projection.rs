@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::StoreError;
 use crate::db::{Backend, Store};
+use crate::sql::to_i64;
 
 /// The suffix of the tables a rebuild writes before they are swapped in.
 pub const REBUILD_SUFFIX: &str = "__rebuild";
@@ -191,10 +192,6 @@ pub enum Finished {
     /// The lease the batch was fenced by had been taken over (a later
     /// tenure began); nothing was written.
     Fenced,
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// The checkpoint name of projection `name`'s rebuild.
