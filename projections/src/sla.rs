@@ -204,7 +204,7 @@ struct StoredClock {
     level: Option<String>,
     body: Option<String>,
     person: Option<String>,
-    status: String,
+    status: ClockStatus,
     warned_50_at: Option<DateTime<Utc>>,
     warned_75_at: Option<DateTime<Utc>>,
     breached_at: Option<DateTime<Utc>>,
@@ -212,8 +212,72 @@ struct StoredClock {
     breach: Option<ClockBreach>,
 }
 
-/// The status of a breached clock, in rows and queries.
-const BREACHED: &str = "breached";
+/// Where a clock stands, as the read model stores it (the `status` column
+/// holds [`ClockStatus::as_str`]). The order is the order a running clock
+/// moves in; a stopped clock is met or breached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClockStatus {
+    /// Running, no threshold reached yet.
+    Running,
+    /// Running, half of the period gone.
+    Warned50,
+    /// Running, three quarters of the period gone.
+    Warned75,
+    /// The due time passed, running or stopped late: it stays breached.
+    Breached,
+    /// Stopped in time.
+    Met,
+}
+
+impl ClockStatus {
+    /// Every status, in the order a clock moves through them.
+    pub const ALL: [Self; 5] = [
+        Self::Running,
+        Self::Warned50,
+        Self::Warned75,
+        Self::Breached,
+        Self::Met,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Warned50 => "warned_50",
+            Self::Warned75 => "warned_75",
+            Self::Breached => "breached",
+            Self::Met => "met",
+        }
+    }
+
+    /// The status a stored name stands for.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == stored)
+    }
+
+    /// A stored name read back, or [`StoreError::Corrupt`] for one no
+    /// version of the engine writes.
+    fn stored(stored: String) -> Result<Self, StoreError> {
+        Self::parse(&stored)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown clock status {stored:?}")))
+    }
+
+    /// How far along a running clock is: a mark never moves it back.
+    fn rank(self) -> u8 {
+        match self {
+            Self::Running => 0,
+            Self::Warned50 => 1,
+            Self::Warned75 => 2,
+            Self::Breached | Self::Met => 3,
+        }
+    }
+}
+
+impl std::fmt::Display for ClockStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A clock's breach as the read model keeps it: the due time that passed
 /// and who held the case at that moment. It stays with the clock whatever
@@ -307,15 +371,6 @@ impl Precision {
     }
 }
 
-fn rank(status: &str) -> u8 {
-    match status {
-        "running" => 0,
-        "warned_50" => 1,
-        "warned_75" => 2,
-        _ => 3,
-    }
-}
-
 /// Applies one change to the rows of its case. A clock that starts is
 /// written as running; one re-timed (a new due time) runs again, its
 /// warnings cleared, since they were for the earlier due time; one
@@ -376,7 +431,7 @@ fn fold_change(
                 level: holder.level.map(|l| l.as_str().to_owned()),
                 body: holder.body.clone(),
                 person: holder.person.clone(),
-                status: "running".to_owned(),
+                status: ClockStatus::Running,
                 warned_50_at: None,
                 warned_75_at: None,
                 breached_at: None,
@@ -386,15 +441,17 @@ fn fold_change(
             let row = match rows.get(&key) {
                 // Re-timed or restated: marks stand only for the same due
                 // time, except a breach, which no later due time undoes.
-                Some(old) if old.due_at == due_at || old.status == BREACHED => StoredClock {
-                    status: old.status.clone(),
-                    warned_50_at: old.warned_50_at,
-                    warned_75_at: old.warned_75_at,
-                    breached_at: old.breached_at,
-                    stopped_at: old.stopped_at,
-                    breach: old.breach.clone(),
-                    ..fresh
-                },
+                Some(old) if old.due_at == due_at || old.status == ClockStatus::Breached => {
+                    StoredClock {
+                        status: old.status,
+                        warned_50_at: old.warned_50_at,
+                        warned_75_at: old.warned_75_at,
+                        breached_at: old.breached_at,
+                        stopped_at: old.stopped_at,
+                        breach: old.breach.clone(),
+                        ..fresh
+                    }
+                }
                 Some(old) => StoredClock {
                     stopped_at: old.stopped_at,
                     ..fresh
@@ -415,16 +472,16 @@ fn fold_change(
             {
                 let at = precision.stored(*at);
                 row.stopped_at = Some(at);
-                if row.status == BREACHED || at > row.due_at {
+                if row.status == ClockStatus::Breached || at > row.due_at {
                     // Stopped late with no breach recorded (no timer ran in
                     // time): the due time passed and its holder are the
                     // row's own.
                     if row.breach.is_none() {
                         row.breach = Some(ClockBreach::of(row.due_at, None, row));
                     }
-                    row.status = BREACHED.to_owned();
+                    row.status = ClockStatus::Breached;
                 } else {
-                    row.status = "met".to_owned();
+                    row.status = ClockStatus::Met;
                 }
                 touched.insert(key);
             }
@@ -441,10 +498,10 @@ fn fold_change(
                 precision.stored(*due),
                 precision.stored(*at),
             );
-            let (status, new_rank) = match threshold_percent {
-                50 => ("warned_50", 1),
-                75 => ("warned_75", 2),
-                _ => (BREACHED, 3),
+            let status = match threshold_percent {
+                50 => ClockStatus::Warned50,
+                75 => ClockStatus::Warned75,
+                _ => ClockStatus::Breached,
             };
             for (key, row) in rows.iter_mut() {
                 if key.aggregate_type != aggregate_type
@@ -465,8 +522,8 @@ fn fold_change(
                     }
                     _ => {}
                 }
-                if rank(&row.status) < new_rank {
-                    row.status = status.to_owned();
+                if row.status.rank() < status.rank() {
+                    row.status = status;
                 }
                 touched.insert(key.clone());
             }
@@ -501,7 +558,7 @@ macro_rules! stored_clock {
                 level: r.try_get(10)?,
                 body: r.try_get(11)?,
                 person: r.try_get(12)?,
-                status: r.try_get(13)?,
+                status: ClockStatus::stored(r.try_get(13)?)?,
                 warned_50_at: r.try_get(14)?,
                 warned_75_at: r.try_get(15)?,
                 breached_at: r.try_get(16)?,
@@ -699,7 +756,7 @@ pub(crate) async fn write_all(
                 .bind(&r.level)
                 .bind(&r.body)
                 .bind(&r.person)
-                .bind(&r.status)
+                .bind(r.status.as_str())
                 .bind(r.warned_50_at)
                 .bind(r.warned_75_at)
                 .bind(r.breached_at)
@@ -737,9 +794,9 @@ pub struct DueTimer {
 /// stopped, at the division holding it; breached in the month its breached
 /// due time passed, at the division holding it then; elsewhere not at all.
 fn stage_count(key: &ClockKey, row: &StoredClock) -> Option<(StageCountKey, usize)> {
-    let (division, at, slot) = match row.status.as_str() {
-        "met" => (row.division.clone(), row.stopped_at?, 0),
-        BREACHED => {
+    let (division, at, slot) = match row.status {
+        ClockStatus::Met => (row.division.clone(), row.stopped_at?, 0),
+        ClockStatus::Breached => {
             let breach = row.breach.as_ref();
             (
                 breach
@@ -829,9 +886,9 @@ async fn write_stage_counts(
 /// Which count of [`COUNTS_TABLE`] a clock row is in: breached, met or
 /// running (0, 1, 2), or none once it stopped otherwise.
 fn outcome(row: &StoredClock) -> Option<usize> {
-    match row.status.as_str() {
-        BREACHED => Some(0),
-        "met" => Some(1),
+    match row.status {
+        ClockStatus::Breached => Some(0),
+        ClockStatus::Met => Some(1),
         _ if row.stopped_at.is_none() => Some(2),
         _ => None,
     }
@@ -1007,8 +1064,8 @@ pub struct ClockRow {
     pub body: Option<String>,
     /// The person in charge, if one is named.
     pub person: Option<String>,
-    /// `running`, `warned_50`, `warned_75`, `breached` or `met`.
-    pub status: String,
+    /// Where the clock stands.
+    pub status: ClockStatus,
     /// When the 50% warning was recorded.
     pub warned_50_at: Option<DateTime<Utc>>,
     /// When the 75% warning was recorded.
@@ -1037,7 +1094,7 @@ pub struct ClockQuery {
     /// Only clocks owed by this body.
     pub body: Option<String>,
     /// Only clocks in this status.
-    pub status: Option<String>,
+    pub status: Option<ClockStatus>,
     /// Only clocks after this one in the order (due time, case, stage,
     /// start): the last row of the previous page.
     pub after: Option<(DateTime<Utc>, String, String, DateTime<Utc>)>,
@@ -1068,7 +1125,7 @@ macro_rules! clock_row {
             level: r.try_get(8)?,
             body: r.try_get(9)?,
             person: r.try_get(10)?,
-            status: r.try_get(11)?,
+            status: ClockStatus::stored(r.try_get(11)?)?,
             warned_50_at: r.try_get(12)?,
             warned_75_at: r.try_get(13)?,
             breached_at: r.try_get(14)?,
@@ -1131,8 +1188,8 @@ pub async fn clocks(store: &Store, query: &ClockQuery) -> Result<Vec<ClockRow>, 
         args.push(Arg::Text(body));
         conditions.push(format!("body = {}", p(args.len(), "text")));
     }
-    if let Some(status) = &query.status {
-        args.push(Arg::Text(status));
+    if let Some(status) = query.status {
+        args.push(Arg::Text(status.as_str()));
         conditions.push(format!("status = {}", p(args.len(), "text")));
     }
     match query.provisional {
@@ -1474,7 +1531,7 @@ mod tests {
             breach,
             ClockChange::Running(opinion_clock("2026-05-30T16:00:00Z", "Land Bureau")),
         ]);
-        assert_eq!(row.status, BREACHED);
+        assert_eq!(row.status, ClockStatus::Breached);
         assert_eq!(row.due_at, at("2026-05-30T16:00:00Z"));
         assert_eq!(row.body.as_deref(), Some("Land Bureau"));
         assert_eq!(row.breached_at, Some(at("2026-05-01T00:00:00Z")));
@@ -1495,7 +1552,7 @@ mod tests {
                 at: at("2026-05-02T00:00:00Z"),
             },
         ]);
-        assert_eq!(row.status, BREACHED);
+        assert_eq!(row.status, ClockStatus::Breached);
         assert_eq!(row.breached_at, None);
         let kept = row.breach.unwrap();
         assert_eq!(kept.due_at, at(due));
@@ -1515,7 +1572,7 @@ mod tests {
             },
             ClockChange::Running(opinion_clock("2026-05-30T16:00:00Z", "Land Office")),
         ]);
-        assert_eq!(row.status, "running");
+        assert_eq!(row.status, ClockStatus::Running);
         assert_eq!(row.warned_75_at, None);
         assert_eq!(row.breach, None);
     }
@@ -1540,7 +1597,7 @@ mod tests {
         ]);
         // The warning stands (the case carries it to the new due time), so
         // the watcher does not send it again.
-        assert_eq!(row.status, "warned_75");
+        assert_eq!(row.status, ClockStatus::Warned75);
         assert_eq!(row.warned_75_at, Some(at("2026-12-20T00:00:00Z")));
         assert_eq!(row.due_at, at("2027-01-05T16:00:00Z"));
         assert_eq!(row.warn_75_at, recounted.reached_at(75));
@@ -1551,7 +1608,7 @@ mod tests {
             mark(100, "2027-01-02T00:00:00Z"),
             ClockChange::Recomputed(recounted),
         ]);
-        assert_eq!(row.status, BREACHED);
+        assert_eq!(row.status, ClockStatus::Breached);
         assert_eq!(row.breach.map(|b| b.due_at), Some(at(guessed)));
         assert_eq!(row.due_at, at("2027-01-05T16:00:00Z"));
     }

@@ -18,7 +18,7 @@ use mediation_domain::values::{
     ActorId, AgencyId, CaseId, DisputeCategory, DivisionCode, Level, MediationKind, Name, Risk,
     Text,
 };
-use mediation_projections::sla::{ClockQuery, ClockRow, clocks};
+use mediation_projections::sla::{ClockQuery, ClockRow, ClockStatus, clocks};
 use mediation_tests::TestDb;
 use mediation_tests::server::start_time;
 use tokio::task::JoinHandle;
@@ -193,7 +193,7 @@ async fn clocks_start_and_stop_with_the_case(db: &TestDb) {
     assert_eq!(started.len(), 1, "{started:?}");
     let handling = &started[0];
     assert_eq!(handling.stage, "village_handling");
-    assert_eq!(handling.status, "running");
+    assert_eq!(handling.status, ClockStatus::Running);
     assert_eq!(handling.division.as_deref(), Some(VILLAGE));
     assert_eq!(handling.started_at, start_time());
     // Thirty calendar days, to the end of the local day.
@@ -207,7 +207,7 @@ async fn clocks_start_and_stop_with_the_case(db: &TestDb) {
     let mediation = running.iter().find(|c| c.stage == "mediation").unwrap();
     assert_eq!(mediation.body.as_deref(), Some("committee-101201"));
     assert_eq!(mediation.person.as_deref(), Some("Mediator Wu"));
-    assert_eq!(mediation.status, "running");
+    assert_eq!(mediation.status, ClockStatus::Running);
 
     engine.clock.advance(Days::days(3));
     engine
@@ -221,7 +221,7 @@ async fn clocks_start_and_stop_with_the_case(db: &TestDb) {
         .await;
     let after = engine.clocks("d-1").await;
     let mediation = after.iter().find(|c| c.stage == "mediation").unwrap();
-    assert_eq!(mediation.status, "met");
+    assert_eq!(mediation.status, ClockStatus::Met);
     assert_eq!(mediation.stopped_at, Some(start_time() + Days::days(3)));
 
     // A second case that stays too long at the village: its clock stops
@@ -241,10 +241,10 @@ async fn clocks_start_and_stop_with_the_case(db: &TestDb) {
         .iter()
         .find(|c| c.stage == "village_handling")
         .unwrap();
-    assert_eq!(village.status, "breached");
+    assert_eq!(village.status, ClockStatus::Breached);
     assert!(village.stopped_at.is_some());
     let town = moved.iter().find(|c| c.stage == "town_handling").unwrap();
-    assert_eq!(town.status, "running");
+    assert_eq!(town.status, ClockStatus::Running);
     assert_eq!(town.division.as_deref(), Some(TOWN));
     engine.stop().await;
 }
@@ -321,7 +321,7 @@ async fn timers_record_each_warning_and_the_breach_once(db: &TestDb) {
         ["DeadlineWarned", "DeadlineWarned", "DeadlineBreached"]
     );
     let clock = engine.clocks("d-1").await;
-    assert_eq!(clock[0].status, "breached");
+    assert_eq!(clock[0].status, ClockStatus::Breached);
     assert!(clock[0].warned_50_at.is_some() && clock[0].warned_75_at.is_some());
     assert!(clock[0].breached_at.is_some() && clock[0].stopped_at.is_none());
     engine.stop().await;
@@ -373,7 +373,7 @@ async fn a_breach_escalates_where_the_policy_says_so(db: &TestDb) {
     assert!(
         moved
             .iter()
-            .any(|c| c.stage == "town_handling" && c.status == "running")
+            .any(|c| c.stage == "town_handling" && c.status == ClockStatus::Running)
     );
     engine.stop().await;
 }

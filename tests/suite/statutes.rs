@@ -17,7 +17,7 @@ use mediation_domain::services::{ManualClock, Services};
 use mediation_domain::values::{Actor, DivisionCode, Level, Name, PetitionChannel, Text};
 use mediation_projections::case_index::{self, CaseIndex, IndexQuery};
 use mediation_projections::runner::{self, Projection};
-use mediation_projections::sla::{self, ClockBreach, ClockQuery, ClockRow};
+use mediation_projections::sla::{self, ClockBreach, ClockQuery, ClockRow, ClockStatus};
 use mediation_store::{Cases, Store};
 use mediation_tests::TestDb;
 
@@ -184,7 +184,7 @@ async fn a_breached_clock_stays_breached_after_a_hearing_re_times_it(db: &TestDb
     let [running] = &clocks_of(store, "p1", "re_review").await[..] else {
         panic!("one re-review clock");
     };
-    assert_eq!(running.status, "running");
+    assert_eq!(running.status, ClockStatus::Running);
     let first_due = running.due_at;
 
     // The re-review runs late, the breach is recorded, then a hearing held
@@ -206,7 +206,7 @@ async fn a_breached_clock_stays_breached_after_a_hearing_re_times_it(db: &TestDb
     };
     assert!(clock.due_at > day(41), "re-timed past now: {clock:?}");
     assert_eq!(clock.paused_seconds, Duration::days(20).num_seconds());
-    assert_eq!(clock.status, "breached", "{clock:?}");
+    assert_eq!(clock.status, ClockStatus::Breached, "{clock:?}");
     assert_eq!(clock.breached_at, Some(day(40)));
     assert_eq!(
         clock.breach,
@@ -247,7 +247,7 @@ async fn a_breached_clock_stays_breached_after_a_hearing_re_times_it(db: &TestDb
         panic!("still one re-review clock");
     };
     assert_eq!(stopped.stopped_at, Some(day(45)));
-    assert_eq!(stopped.status, "breached");
+    assert_eq!(stopped.status, ClockStatus::Breached);
     assert_eq!(stopped.breach, clock.breach);
     let bodies = sla::breaches_by_body(store, None, day(0)).await.unwrap();
     let counted = bodies.iter().find(|b| b.body.is_none()).unwrap();
@@ -334,7 +334,7 @@ async fn the_review_window_starts_when_the_opinion_is_delivered(db: &TestDb) {
         panic!("the review clock starts at the request");
     };
     assert_eq!(review.started_at, day(38));
-    assert_eq!(review.status, "running");
+    assert_eq!(review.status, ClockStatus::Running);
     assert_eq!(
         indexed(store, "p2").await.status(),
         PetitionStatus::UnderReview

@@ -12,7 +12,7 @@ use mediation_projections::caseload::{self, Load};
 use mediation_projections::petition_statistics::{self, PetitionCounts, PetitionStatsRow};
 use mediation_projections::petitioners::{self, PetitionRecord, Repeat, RepeatBasis};
 use mediation_projections::runner;
-use mediation_projections::sla::{self, ClockQuery, ClockRow};
+use mediation_projections::sla::{self, ClockQuery, ClockRow, ClockStatus};
 use mediation_projections::statistics::{self, Counts, Grouping, Period, StageOutcome, StatsRow};
 use mediation_projections::{all, case_index};
 use mediation_proto::v1 as pb;
@@ -180,7 +180,7 @@ impl SlaService for SlaApi {
             overdue_at: (view == pb::ClockView::Overdue).then_some(now),
             due_between: within.map(|d| (now, now + TimeDelta::days(i64::from(d)))),
             body,
-            status: clock_status.map(str::to_owned),
+            status: clock_status,
             after,
             limit: limit + 1,
             provisional,
@@ -525,15 +525,15 @@ fn month(field: &str, value: &str) -> Result<Period, Status> {
 }
 
 /// The stored status name a `status` filter asks for; `None`: any.
-fn clock_status_filter(raw: i32) -> Result<Option<&'static str>, Status> {
+fn clock_status_filter(raw: i32) -> Result<Option<ClockStatus>, Status> {
     use pb::ClockStatus as S;
     match S::try_from(raw) {
         Ok(S::Unspecified) => Ok(None),
-        Ok(S::Running) => Ok(Some("running")),
-        Ok(S::Warned50) => Ok(Some("warned_50")),
-        Ok(S::Warned75) => Ok(Some("warned_75")),
-        Ok(S::Breached) => Ok(Some("breached")),
-        Ok(S::Met) => Ok(Some("met")),
+        Ok(S::Running) => Ok(Some(ClockStatus::Running)),
+        Ok(S::Warned50) => Ok(Some(ClockStatus::Warned50)),
+        Ok(S::Warned75) => Ok(Some(ClockStatus::Warned75)),
+        Ok(S::Breached) => Ok(Some(ClockStatus::Breached)),
+        Ok(S::Met) => Ok(Some(ClockStatus::Met)),
         Err(_) => Err(invalid_field("status", format!("unknown value {raw}"))),
     }
 }
@@ -556,18 +556,14 @@ fn provisional_filter(raw: i32) -> Result<Option<bool>, Status> {
 }
 
 /// A stored status name as the wire's.
-fn clock_status_to_pb(stored: &str) -> pb::ClockStatus {
+fn clock_status_to_pb(status: ClockStatus) -> pb::ClockStatus {
     use pb::ClockStatus as S;
-    match stored {
-        "running" => S::Running,
-        "warned_50" => S::Warned50,
-        "warned_75" => S::Warned75,
-        "breached" => S::Breached,
-        "met" => S::Met,
-        other => {
-            tracing::warn!(status = other, "unknown clock status in the read model");
-            S::Unspecified
-        }
+    match status {
+        ClockStatus::Running => S::Running,
+        ClockStatus::Warned50 => S::Warned50,
+        ClockStatus::Warned75 => S::Warned75,
+        ClockStatus::Breached => S::Breached,
+        ClockStatus::Met => S::Met,
     }
 }
 
@@ -599,7 +595,7 @@ fn clock_to_pb(row: &ClockRow) -> pb::Clock {
         level: level_to_pb(row.level.as_deref()),
         body: row.body.clone().unwrap_or_default(),
         person: row.person.clone().unwrap_or_default(),
-        status: clock_status_to_pb(&row.status).into(),
+        status: clock_status_to_pb(row.status).into(),
         warned_50_time: row.warned_50_at.map(timestamp),
         warned_75_time: row.warned_75_at.map(timestamp),
         breach_time: row.breached_at.map(timestamp),
