@@ -18,15 +18,14 @@
 //! passed and the holder at that moment ([`ClockBreach`]) beside the new
 //! due time.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use mediation_domain::dispute::Dispute;
 use mediation_domain::petition::Petition;
 use mediation_domain::policy::Stage;
 use mediation_domain::sla::{Holder, RunningClock};
-use mediation_store::{Backend, Batch, Cell, RecordedEvent, Store, StoreError};
-use sqlx::Row;
+use mediation_store::{Batch, Cell, RecordedEvent, Row, Sql, Store, StoreError};
 
 use crate::statistics::Period;
 
@@ -536,51 +535,47 @@ const STORED_COLUMNS: &str = "aggregate_type, case_id, stage, started_at, due_at
     warned_75_at, breached_at, stopped_at, breached_due_at, breach_division, breach_level, \
     breach_body, breach_person";
 
-/// Reads a stored clock row (columns as [`STORED_COLUMNS`]); the same code
-/// for both backends' row types.
-macro_rules! stored_clock {
-    ($r:expr) => {{
-        let r = $r;
-        Ok::<_, StoreError>((
-            ClockKey {
-                aggregate_type: r.try_get(0)?,
-                case_id: r.try_get(1)?,
-                stage: r.try_get(2)?,
-                started_at: r.try_get(3)?,
-            },
-            StoredClock {
-                due_at: r.try_get(4)?,
-                paused_seconds: r.try_get(5)?,
-                warn_50_at: r.try_get(6)?,
-                warn_75_at: r.try_get(7)?,
-                provisional: r.try_get(8)?,
-                division: r.try_get(9)?,
-                level: r.try_get(10)?,
-                body: r.try_get(11)?,
-                person: r.try_get(12)?,
-                status: ClockStatus::stored(r.try_get(13)?)?,
-                warned_50_at: r.try_get(14)?,
-                warned_75_at: r.try_get(15)?,
-                breached_at: r.try_get(16)?,
-                stopped_at: r.try_get(17)?,
-                breach: ClockBreach::stored(
-                    r.try_get(18)?,
-                    r.try_get(19)?,
-                    r.try_get(20)?,
-                    r.try_get(21)?,
-                    r.try_get(22)?,
-                ),
-            },
-        ))
-    }};
+/// Reads a stored clock row (columns as [`STORED_COLUMNS`]).
+fn stored_clock(r: &Row) -> Result<(ClockKey, StoredClock), StoreError> {
+    Ok((
+        ClockKey {
+            aggregate_type: r.get(0)?,
+            case_id: r.get(1)?,
+            stage: r.get(2)?,
+            started_at: r.time(3)?,
+        },
+        StoredClock {
+            due_at: r.time(4)?,
+            paused_seconds: r.get(5)?,
+            warn_50_at: r.time(6)?,
+            warn_75_at: r.time(7)?,
+            provisional: r.get(8)?,
+            division: r.get(9)?,
+            level: r.get(10)?,
+            body: r.get(11)?,
+            person: r.get(12)?,
+            status: ClockStatus::stored(r.get(13)?)?,
+            warned_50_at: r.optional_time(14)?,
+            warned_75_at: r.optional_time(15)?,
+            breached_at: r.optional_time(16)?,
+            stopped_at: r.optional_time(17)?,
+            breach: ClockBreach::stored(
+                r.optional_time(18)?,
+                r.get(19)?,
+                r.get(20)?,
+                r.get(21)?,
+                r.get(22)?,
+            ),
+        },
+    ))
 }
 
 /// Writes the clock changes of many cases, each case's in order, within
 /// `batch`: the cases' clocks are read, the changes folded into them in
 /// memory ([`fold_change`]), and the rows that changed written back. On
-/// PostgreSQL that is two statements whatever the batch holds (a round
-/// trip per change made most of a rebuild's time); SQLite, in process,
-/// takes a statement per case and per row.
+/// both backends that is a read and a write whatever the batch holds (a
+/// round trip per change made most of a rebuild's time), besides the kept
+/// counts.
 pub(crate) async fn write_all(
     batch: &mut Batch,
     cases: &[(&str, &str, &[ClockChange])],
@@ -606,44 +601,28 @@ pub(crate) async fn write_all(
             },
         );
     }
-    let precision = if batch.postgres().is_some() {
-        Precision::Micros
-    } else {
-        Precision::Exact
-    };
-    if unknown.is_empty() {
-        // Nothing to read.
-    } else if let Some(connection) = batch.postgres() {
-        let types: Vec<&str> = unknown.iter().map(|c| c.0).collect();
-        let ids: Vec<&str> = unknown.iter().map(|c| c.1).collect();
-        let existing = sqlx::query(&format!(
-            "SELECT {STORED_COLUMNS} FROM {table} \
-             WHERE (aggregate_type, case_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+    let precision = batch.dialect().pick(Precision::Micros, Precision::Exact);
+    if !unknown.is_empty() {
+        // The clocks of the cases' ids among the cases' types: the few rows
+        // of another type that share an id are left out here.
+        let mut types: Vec<String> = unknown.iter().map(|c| c.0.to_owned()).collect();
+        types.sort_unstable();
+        types.dedup();
+        let ids: Vec<String> = unknown.iter().map(|c| c.1.to_owned()).collect();
+        let wanted: HashSet<(&str, &str)> = unknown.iter().map(|c| (c.0, c.1)).collect();
+        let dialect = batch.dialect();
+        let sql = Sql::new(format!(
+            "SELECT {STORED_COLUMNS} FROM {table} WHERE {} AND {}",
+            dialect.any("case_id", 1),
+            dialect.any("aggregate_type", 2)
         ))
-        .bind(&types)
-        .bind(&ids)
-        .fetch_all(&mut *connection)
-        .await?;
-        for r in &existing {
-            let (key, row) = stored_clock!(r)?;
-            rows.insert(key, row);
-        }
-    } else if let Some(connection) = batch.sqlite() {
-        // SQLite has no arrays: the cases travel as one JSON array of
-        // [type, id] pairs.
-        let keys: Vec<[&str; 2]> = unknown.iter().map(|c| [c.0, c.1]).collect();
-        let keys = serde_json::to_string(&keys)
-            .map_err(|e| StoreError::Corrupt(format!("clock keys: {e}")))?;
-        let existing = sqlx::query(&format!(
-            "SELECT {STORED_COLUMNS} FROM {table} WHERE (aggregate_type, case_id) IN \
-             (SELECT value ->> 0, value ->> 1 FROM json_each(?))"
-        ))
-        .bind(keys)
-        .fetch_all(&mut *connection)
-        .await?;
-        for r in &existing {
-            let (key, row) = stored_clock!(r)?;
-            rows.insert(key, row);
+        .bind(ids.as_slice())
+        .bind(types.as_slice());
+        for r in batch.fetch_all(&sql).await? {
+            let (key, row) = stored_clock(&r)?;
+            if wanted.contains(&(key.aggregate_type.as_str(), key.case_id.as_str())) {
+                rows.insert(key, row);
+            }
         }
     }
     let before = rows.clone();
@@ -686,10 +665,7 @@ pub(crate) async fn write_all(
     }
     write_counts(batch, &touched, &before, &rows).await?;
     write_stage_counts(batch, &touched, &before, &rows).await?;
-    let upsert = |source: &str| {
-        format!(
-            "INSERT INTO {table} ({STORED_COLUMNS}) {source} \
-             ON CONFLICT (aggregate_type, case_id, stage, started_at) DO UPDATE SET \
+    let conflict = "ON CONFLICT (aggregate_type, case_id, stage, started_at) DO UPDATE SET \
              due_at = excluded.due_at, paused_seconds = excluded.paused_seconds, \
              warn_50_at = excluded.warn_50_at, warn_75_at = excluded.warn_75_at, \
              provisional = excluded.provisional, division = excluded.division, \
@@ -698,21 +674,19 @@ pub(crate) async fn write_all(
              warned_75_at = excluded.warned_75_at, breached_at = excluded.breached_at, \
              stopped_at = excluded.stopped_at, breached_due_at = excluded.breached_due_at, \
              breach_division = excluded.breach_division, breach_level = excluded.breach_level, \
-             breach_body = excluded.breach_body, breach_person = excluded.breach_person"
-        )
-    };
+             breach_body = excluded.breach_body, breach_person = excluded.breach_person";
     if let Some(connection) = batch.postgres() {
         macro_rules! column {
             ($f:expr) => {
                 written.iter().map($f).collect::<Vec<_>>()
             };
         }
-        sqlx::query(&upsert(
-            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
+        sqlx::query(&format!(
+            "INSERT INTO {table} ({STORED_COLUMNS}) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], \
              $5::timestamptz[], $6::bigint[], $7::timestamptz[], $8::timestamptz[], \
              $9::boolean[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
              $15::timestamptz[], $16::timestamptz[], $17::timestamptz[], $18::timestamptz[], \
-             $19::timestamptz[], $20::text[], $21::text[], $22::text[], $23::text[])",
+             $19::timestamptz[], $20::text[], $21::text[], $22::text[], $23::text[]) {conflict}"
         ))
         .bind(column!(|(k, _)| k.aggregate_type.as_str()))
         .bind(column!(|(k, _)| k.case_id.as_str()))
@@ -739,36 +713,41 @@ pub(crate) async fn write_all(
         .bind(column!(|(_, r)| breach_text(r, |b| &b.person)))
         .execute(&mut *connection)
         .await?;
-    } else if let Some(connection) = batch.sqlite() {
-        let sql = upsert(&format!("VALUES ({})", ["?"; 23].join(", ")));
-        for (k, r) in written {
-            sqlx::query(&sql)
-                .bind(&k.aggregate_type)
-                .bind(&k.case_id)
-                .bind(&k.stage)
-                .bind(k.started_at)
-                .bind(r.due_at)
-                .bind(r.paused_seconds)
-                .bind(r.warn_50_at)
-                .bind(r.warn_75_at)
-                .bind(r.provisional)
-                .bind(&r.division)
-                .bind(&r.level)
-                .bind(&r.body)
-                .bind(&r.person)
-                .bind(r.status.as_str())
-                .bind(r.warned_50_at)
-                .bind(r.warned_75_at)
-                .bind(r.breached_at)
-                .bind(r.stopped_at)
-                .bind(r.breach.as_ref().map(|b| b.due_at))
-                .bind(breach_text(r, |b| &b.division))
-                .bind(breach_text(r, |b| &b.level))
-                .bind(breach_text(r, |b| &b.body))
-                .bind(breach_text(r, |b| &b.person))
-                .execute(&mut *connection)
-                .await?;
-        }
+    } else {
+        // SQLite: the rows in one multi-row VALUES statement per 30,000
+        // values, the clocks' instants at full precision as they are read.
+        let cells: Vec<Vec<Cell<'_>>> = written
+            .iter()
+            .map(|(k, r)| {
+                vec![
+                    Cell::Text(&k.aggregate_type),
+                    Cell::Text(&k.case_id),
+                    Cell::Text(&k.stage),
+                    Cell::Instant(Some(k.started_at)),
+                    Cell::Instant(Some(r.due_at)),
+                    Cell::Int(r.paused_seconds),
+                    Cell::Instant(Some(r.warn_50_at)),
+                    Cell::Instant(Some(r.warn_75_at)),
+                    Cell::Bool(r.provisional),
+                    Cell::OptionalText(r.division.as_deref()),
+                    Cell::OptionalText(r.level.as_deref()),
+                    Cell::OptionalText(r.body.as_deref()),
+                    Cell::OptionalText(r.person.as_deref()),
+                    Cell::Text(r.status.as_str()),
+                    Cell::Instant(r.warned_50_at),
+                    Cell::Instant(r.warned_75_at),
+                    Cell::Instant(r.breached_at),
+                    Cell::Instant(r.stopped_at),
+                    Cell::Instant(r.breach.as_ref().map(|b| b.due_at)),
+                    Cell::OptionalText(breach_text(r, |b| &b.division)),
+                    Cell::OptionalText(breach_text(r, |b| &b.level)),
+                    Cell::OptionalText(breach_text(r, |b| &b.body)),
+                    Cell::OptionalText(breach_text(r, |b| &b.person)),
+                ]
+            })
+            .collect();
+        let columns: Vec<&str> = STORED_COLUMNS.split(',').map(str::trim).collect();
+        batch.insert_rows(TABLE, &columns, &cells, conflict).await?;
     }
     Ok(())
 }
@@ -966,51 +945,19 @@ pub async fn due_timers(
             OR (warn_75_at > {n} AND warn_50_at <= {n} AND warned_50_at IS NULL))"
         )
     };
-    let rows = match store.backend() {
-        Backend::Postgres(pool) => sqlx::query(&format!(
-            "SELECT aggregate_type, case_id, stage, due_at, warn_50_at, warn_75_at \
-                 FROM {TABLE} WHERE {} ORDER BY due_at LIMIT $2",
-            condition("$1")
-        ))
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(pool)
+    let sql = Sql::new(format!(
+        "SELECT aggregate_type, case_id, stage, due_at, warn_50_at, warn_75_at \
+         FROM {TABLE} WHERE {} ORDER BY due_at LIMIT $2",
+        condition("$1")
+    ))
+    .bind(Cell::Instant(Some(now)))
+    .bind(i64::from(limit));
+    store
+        .fetch_all(&sql)
         .await?
         .iter()
-        .map(|r| {
-            timer_row(
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(5)?,
-                now,
-            )
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?,
-        Backend::Sqlite(pool) => sqlx::query(&format!(
-            "SELECT aggregate_type, case_id, stage, due_at, warn_50_at, warn_75_at \
-                 FROM {TABLE} WHERE {} ORDER BY due_at LIMIT ?2",
-            condition("?1")
-        ))
-        .bind(now)
-        .bind(i64::from(limit))
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| {
-            timer_row(
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(5)?,
-                now,
-            )
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?,
-    };
-    Ok(rows)
+        .map(|r| timer_row(r.get(0)?, r.get(1)?, r.get(2)?, r.time(3)?, r.time(5)?, now))
+        .collect()
 }
 
 fn timer_row(
@@ -1109,36 +1056,33 @@ const CLOCK_COLUMNS: &str = "aggregate_type, case_id, stage, started_at, due_at,
     provisional, division, level, body, person, status, warned_50_at, warned_75_at, breached_at, \
     stopped_at, breached_due_at, breach_division, breach_level, breach_body, breach_person";
 
-/// Reads a clock row; the same code for both backends' row types.
-macro_rules! clock_row {
-    ($r:expr) => {{
-        let r = $r;
-        Ok::<_, StoreError>(ClockRow {
-            aggregate_type: r.try_get(0)?,
-            case_id: r.try_get(1)?,
-            stage: r.try_get(2)?,
-            started_at: r.try_get(3)?,
-            due_at: r.try_get(4)?,
-            paused_seconds: r.try_get(5)?,
-            provisional: r.try_get(6)?,
-            division: r.try_get(7)?,
-            level: r.try_get(8)?,
-            body: r.try_get(9)?,
-            person: r.try_get(10)?,
-            status: ClockStatus::stored(r.try_get(11)?)?,
-            warned_50_at: r.try_get(12)?,
-            warned_75_at: r.try_get(13)?,
-            breached_at: r.try_get(14)?,
-            stopped_at: r.try_get(15)?,
-            breach: ClockBreach::stored(
-                r.try_get(16)?,
-                r.try_get(17)?,
-                r.try_get(18)?,
-                r.try_get(19)?,
-                r.try_get(20)?,
-            ),
-        })
-    }};
+/// Reads a clock row (columns as [`CLOCK_COLUMNS`]).
+fn clock_row(r: &Row) -> Result<ClockRow, StoreError> {
+    Ok(ClockRow {
+        aggregate_type: r.get(0)?,
+        case_id: r.get(1)?,
+        stage: r.get(2)?,
+        started_at: r.time(3)?,
+        due_at: r.time(4)?,
+        paused_seconds: r.get(5)?,
+        provisional: r.get(6)?,
+        division: r.get(7)?,
+        level: r.get(8)?,
+        body: r.get(9)?,
+        person: r.get(10)?,
+        status: ClockStatus::stored(r.get(11)?)?,
+        warned_50_at: r.optional_time(12)?,
+        warned_75_at: r.optional_time(13)?,
+        breached_at: r.optional_time(14)?,
+        stopped_at: r.optional_time(15)?,
+        breach: ClockBreach::stored(
+            r.optional_time(16)?,
+            r.get(17)?,
+            r.get(18)?,
+            r.get(19)?,
+            r.get(20)?,
+        ),
+    })
 }
 
 /// Clocks matching `query`, earliest due first.
@@ -1146,51 +1090,28 @@ pub async fn clocks(store: &Store, query: &ClockQuery) -> Result<Vec<ClockRow>, 
     // Only the conditions the query has go into the statement, so that the
     // planner sees each one (a `$n IS NULL OR …` would hide the running
     // clocks' index from a generic plan, and a million clocks get sorted).
-    enum Arg<'q> {
-        Text(&'q str),
-        Time(DateTime<Utc>),
-        Int(i64),
-    }
-    let mut args: Vec<Arg<'_>> = Vec::new();
+    let mut sql = Sql::new(format!("SELECT {CLOCK_COLUMNS} FROM {TABLE}")).transient();
     let mut conditions: Vec<String> = Vec::new();
-    let postgres = matches!(store.backend(), Backend::Postgres(_));
-    let p = |n: usize, ty: &str| {
-        if postgres {
-            format!("${n}::{ty}")
-        } else {
-            format!("?{n}")
-        }
-    };
+    let instant = |t: DateTime<Utc>| Cell::Instant(Some(t));
     for (lo, hi) in [&query.division, &query.scope].into_iter().flatten() {
-        args.push(Arg::Text(lo));
-        let lo = p(args.len(), "text");
-        args.push(Arg::Text(hi));
-        let hi = p(args.len(), "text");
-        conditions.push(format!("division BETWEEN {lo} AND {hi}"));
+        let (lo, hi) = (sql.push(lo), sql.push(hi));
+        conditions.push(format!("division BETWEEN ${lo} AND ${hi}"));
     }
     if let Some(at) = query.overdue_at {
-        args.push(Arg::Time(at));
-        conditions.push(format!(
-            "stopped_at IS NULL AND due_at <= {}",
-            p(args.len(), "timestamptz")
-        ));
+        let at = sql.push(instant(at));
+        conditions.push(format!("stopped_at IS NULL AND due_at <= ${at}"));
     }
     if let Some((from, to)) = query.due_between {
-        args.push(Arg::Time(from));
-        let from = p(args.len(), "timestamptz");
-        args.push(Arg::Time(to));
-        let to = p(args.len(), "timestamptz");
+        let (from, to) = (sql.push(instant(from)), sql.push(instant(to)));
         conditions.push(format!(
-            "stopped_at IS NULL AND due_at > {from} AND due_at <= {to}"
+            "stopped_at IS NULL AND due_at > ${from} AND due_at <= ${to}"
         ));
     }
     if let Some(body) = &query.body {
-        args.push(Arg::Text(body));
-        conditions.push(format!("body = {}", p(args.len(), "text")));
+        conditions.push(format!("body = ${}", sql.push(body)));
     }
     if let Some(status) = query.status {
-        args.push(Arg::Text(status.as_str()));
-        conditions.push(format!("status = {}", p(args.len(), "text")));
+        conditions.push(format!("status = ${}", sql.push(status.as_str())));
     }
     match query.provisional {
         // A flag, not a value: no argument, and the partial index of
@@ -1200,52 +1121,20 @@ pub async fn clocks(store: &Store, query: &ClockQuery) -> Result<Vec<ClockRow>, 
         None => {}
     }
     if let Some((due, case, stage, start)) = &query.after {
-        args.push(Arg::Time(*due));
-        let due = p(args.len(), "timestamptz");
-        args.push(Arg::Text(case));
-        let case = p(args.len(), "text");
-        args.push(Arg::Text(stage));
-        let stage = p(args.len(), "text");
-        args.push(Arg::Time(*start));
-        let start = p(args.len(), "timestamptz");
+        let (due, case) = (sql.push(instant(*due)), sql.push(case));
+        let (stage, start) = (sql.push(stage), sql.push(instant(*start)));
         conditions.push(format!(
-            "(due_at, case_id, stage, started_at) > ({due}, {case}, {stage}, {start})"
+            "(due_at, case_id, stage, started_at) > (${due}, ${case}, ${stage}, ${start})"
         ));
     }
-    args.push(Arg::Int(i64::from(query.limit)));
-    let limit = p(args.len(), "bigint");
-    let filter = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conditions.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT {CLOCK_COLUMNS} FROM {TABLE} {filter} \
-         ORDER BY due_at, case_id, stage, started_at LIMIT {limit}"
-    );
-    macro_rules! bind_all {
-        ($q:expr) => {{
-            let mut q = $q;
-            for a in &args {
-                q = match a {
-                    Arg::Text(t) => q.bind(*t),
-                    Arg::Time(t) => q.bind(*t),
-                    Arg::Int(i) => q.bind(*i),
-                };
-            }
-            q
-        }};
+    if !conditions.is_empty() {
+        sql.push_text(&format!(" WHERE {}", conditions.join(" AND ")));
     }
-    match store.backend() {
-        Backend::Postgres(pool) => {
-            let rows = bind_all!(sqlx::query(&sql)).fetch_all(pool).await?;
-            rows.iter().map(|r| clock_row!(r)).collect()
-        }
-        Backend::Sqlite(pool) => {
-            let rows = bind_all!(sqlx::query(&sql)).fetch_all(pool).await?;
-            rows.iter().map(|r| clock_row!(r)).collect()
-        }
-    }
+    let limit = sql.push(i64::from(query.limit));
+    sql.push_text(&format!(
+        " ORDER BY due_at, case_id, stage, started_at LIMIT ${limit}"
+    ));
+    store.fetch_all(&sql).await?.iter().map(clock_row).collect()
 }
 
 /// A running clock whose due time is provisional, as the engine pages
@@ -1287,86 +1176,38 @@ pub async fn provisional_clocks(
     after: Option<&(DateTime<Utc>, String, String, DateTime<Utc>)>,
     limit: u32,
 ) -> Result<Vec<ProvisionalClock>, StoreError> {
-    let sql = |p: [&str; 7]| {
-        let after = if after.is_some() {
-            format!(
-                "AND (due_at, case_id, stage, started_at) > ({}, {}, {}, {})",
-                p[2], p[3], p[4], p[5]
-            )
-        } else {
-            String::new()
-        };
-        format!(
-            "SELECT aggregate_type, case_id, stage, started_at, due_at FROM {TABLE} \
-             WHERE provisional AND stopped_at IS NULL AND due_at > {} AND due_at <= {} {after} \
-             ORDER BY due_at, case_id, stage, started_at LIMIT {}",
-            p[0], p[1], p[6]
-        )
-    };
-    type Row = (String, String, String, DateTime<Utc>, DateTime<Utc>);
-    let limit = i64::from(limit);
-    let rows: Vec<Row> = match (store.backend(), after) {
-        (Backend::Postgres(pool), None) => {
-            sqlx::query_as(&sql(["$1", "$2", "", "", "", "", "$3"]))
-                .bind(from)
-                .bind(to)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-        }
-        (Backend::Postgres(pool), Some((due, case, stage, start))) => {
-            sqlx::query_as(&sql([
-                "$1",
-                "$2",
-                "$3::timestamptz",
-                "$4::text",
-                "$5::text",
-                "$6::timestamptz",
-                "$7",
-            ]))
-            .bind(from)
-            .bind(to)
-            .bind(due)
-            .bind(case)
-            .bind(stage)
-            .bind(start)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-        }
-        (Backend::Sqlite(pool), None) => {
-            sqlx::query_as(&sql(["?1", "?2", "", "", "", "", "?3"]))
-                .bind(from)
-                .bind(to)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-        }
-        (Backend::Sqlite(pool), Some((due, case, stage, start))) => {
-            sqlx::query_as(&sql(["?1", "?2", "?3", "?4", "?5", "?6", "?7"]))
-                .bind(from)
-                .bind(to)
-                .bind(due)
-                .bind(case)
-                .bind(stage)
-                .bind(start)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-        }
-    };
-    Ok(rows
-        .into_iter()
-        .map(
-            |(aggregate_type, case_id, stage, started_at, due_at)| ProvisionalClock {
-                aggregate_type,
-                case_id,
-                stage,
-                started_at,
-                due_at,
-            },
-        )
-        .collect())
+    let instant = |t: DateTime<Utc>| Cell::Instant(Some(t));
+    let mut sql = Sql::new(format!(
+        "SELECT aggregate_type, case_id, stage, started_at, due_at FROM {TABLE} \
+         WHERE provisional AND stopped_at IS NULL AND due_at > $1 AND due_at <= $2"
+    ))
+    .bind(instant(from))
+    .bind(instant(to));
+    if let Some((due, case, stage, start)) = after {
+        let (due, case) = (sql.push(instant(*due)), sql.push(case));
+        let (stage, start) = (sql.push(stage), sql.push(instant(*start)));
+        sql.push_text(&format!(
+            " AND (due_at, case_id, stage, started_at) > (${due}, ${case}, ${stage}, ${start})"
+        ));
+    }
+    let limit = sql.push(i64::from(limit));
+    sql.push_text(&format!(
+        " ORDER BY due_at, case_id, stage, started_at LIMIT ${limit}"
+    ));
+    store
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(ProvisionalClock {
+                aggregate_type: r.get(0)?,
+                case_id: r.get(1)?,
+                stage: r.get(2)?,
+                started_at: r.time(3)?,
+                due_at: r.time(4)?,
+            })
+        })
+        .collect()
 }
 
 /// Breaches per body: clocks breached (recorded in the case's history, or
@@ -1403,62 +1244,39 @@ pub async fn breaches_by_body(
         .succ_opt()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map_or(since, |d| d.and_utc());
-    // $1: since, $2: the first day's end, $3: the first day, $4/$5: scope.
-    let select = |p: [&str; 5]| {
-        format!(
-            "SELECT body, CAST(sum(breached) AS BIGINT), CAST(sum(met) AS BIGINT), \
-             CAST(sum(running) AS BIGINT) FROM ( \
-               SELECT nullif(body, '') AS body, breached, met, running FROM {COUNTS_TABLE} \
-               WHERE day > {day} AND ({lo} IS NULL OR division BETWEEN {lo} AND {hi}) \
-               UNION ALL \
-               SELECT nullif(body, '') AS body, \
-                 CASE WHEN status = 'breached' THEN 1 ELSE 0 END, \
-                 CASE WHEN status = 'met' THEN 1 ELSE 0 END, \
-                 CASE WHEN stopped_at IS NULL AND status <> 'breached' THEN 1 ELSE 0 END \
-               FROM {TABLE} WHERE started_at >= {since} AND started_at < {end} \
-               AND ({lo} IS NULL OR division BETWEEN {lo} AND {hi}) \
-             ) AS outcomes GROUP BY body \
-             HAVING sum(breached) + sum(met) + sum(running) > 0 ORDER BY 2 DESC, body",
-            since = p[0],
-            end = p[1],
-            day = p[2],
-            lo = p[3],
-            hi = p[4],
-        )
-    };
-    type Sums = (Option<String>, Option<i64>, Option<i64>, Option<i64>);
-    let sums: Vec<Sums> = match store.backend() {
-        Backend::Postgres(pool) => {
-            sqlx::query_as(&select(["$1", "$2", "$3", "$4::text", "$5::text"]))
-                .bind(since)
-                .bind(next_day)
-                .bind(&first_day)
-                .bind(lo)
-                .bind(hi)
-                .fetch_all(pool)
-                .await?
-        }
-        Backend::Sqlite(pool) => {
-            sqlx::query_as(&select(["?1", "?2", "?3", "?4", "?5"]))
-                .bind(since)
-                .bind(next_day)
-                .bind(&first_day)
-                .bind(lo)
-                .bind(hi)
-                .fetch_all(pool)
-                .await?
-        }
-    };
-    let rows = sums
-        .into_iter()
-        .map(|(body, breached, met, running)| BodyBreaches {
-            body,
-            breached: breached.unwrap_or(0),
-            met: met.unwrap_or(0),
-            running: running.unwrap_or(0),
+    let sql = Sql::new(format!(
+        "SELECT body, CAST(sum(breached) AS BIGINT), CAST(sum(met) AS BIGINT), \
+         CAST(sum(running) AS BIGINT) FROM ( \
+           SELECT nullif(body, '') AS body, breached, met, running FROM {COUNTS_TABLE} \
+           WHERE day > $3 AND (CAST($4 AS TEXT) IS NULL OR division BETWEEN $4 AND $5) \
+           UNION ALL \
+           SELECT nullif(body, '') AS body, \
+             CASE WHEN status = 'breached' THEN 1 ELSE 0 END, \
+             CASE WHEN status = 'met' THEN 1 ELSE 0 END, \
+             CASE WHEN stopped_at IS NULL AND status <> 'breached' THEN 1 ELSE 0 END \
+           FROM {TABLE} WHERE started_at >= $1 AND started_at < $2 \
+           AND (CAST($4 AS TEXT) IS NULL OR division BETWEEN $4 AND $5) \
+         ) AS outcomes GROUP BY body \
+         HAVING sum(breached) + sum(met) + sum(running) > 0 ORDER BY 2 DESC, body"
+    ))
+    .bind(Cell::Instant(Some(since)))
+    .bind(Cell::Instant(Some(next_day)))
+    .bind(&first_day)
+    .bind(lo.as_deref())
+    .bind(hi.as_deref());
+    store
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(BodyBreaches {
+                body: r.get(0)?,
+                breached: r.get::<Option<i64>>(1)?.unwrap_or(0),
+                met: r.get::<Option<i64>>(2)?.unwrap_or(0),
+                running: r.get::<Option<i64>>(3)?.unwrap_or(0),
+            })
         })
-        .collect();
-    Ok(rows)
+        .collect()
 }
 
 #[cfg(test)]
