@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use mediation_store::{Backend, RecordedEvent, Store, StoreError};
+use mediation_store::{RecordedEvent, Sql, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 pub use parts::PART_ROWS;
@@ -269,21 +269,11 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), ExportError> {
 
 async fn count_after(store: &Store, after: u64) -> Result<u64, StoreError> {
     let after = i64::try_from(after).unwrap_or(i64::MAX);
-    let count: i64 = match store.backend() {
-        Backend::Postgres(pool) => {
-            sqlx::query_scalar("SELECT count(*) FROM events WHERE position > $1")
-                .bind(after)
-                .fetch_one(pool)
-                .await?
-        }
-        Backend::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT count(*) FROM events WHERE position > ?")
-                .bind(after)
-                .fetch_one(pool)
-                .await?
-        }
-    };
-    Ok(u64::try_from(count).unwrap_or(0))
+    let sql = Sql::new("SELECT count(*) FROM events WHERE position > $1").bind(after);
+    match store.fetch_optional(&sql).await? {
+        Some(row) => row.count(0),
+        None => Ok(0),
+    }
 }
 
 /// Exports the log after the manifest's position (or `since_position`)

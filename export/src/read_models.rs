@@ -17,13 +17,10 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, Utc};
-use mediation_store::{Backend, Store, StoreError};
+use mediation_store::{Dialect, Row, Sql, Store, StoreError};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use sqlx::Row as _;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
 
 use crate::parts::{TEMP_PREFIX, TEMP_SUFFIX};
 use crate::rows::Identities;
@@ -93,25 +90,19 @@ pub(crate) async fn export(
 }
 
 async fn columns(store: &Store, table: &str) -> Result<Vec<(String, Kind)>, StoreError> {
-    let described: Vec<(String, String)> = match store.backend() {
-        Backend::Postgres(pool) => {
-            sqlx::query_as(
-                "SELECT column_name::text, data_type::text FROM information_schema.columns \
-                 WHERE table_schema = current_schema() AND table_name = $1 \
-                 ORDER BY ordinal_position",
-            )
-            .bind(table)
-            .fetch_all(pool)
-            .await?
-        }
-        Backend::Sqlite(pool) => {
-            sqlx::query_as("SELECT name, type FROM pragma_table_info(?) ORDER BY cid")
-                .bind(table)
-                .fetch_all(pool)
-                .await?
-        }
-    };
-    let sqlite = matches!(store.backend(), Backend::Sqlite(_));
+    let describe = store.dialect().pick(
+        "SELECT column_name::text, data_type::text FROM information_schema.columns \
+         WHERE table_schema = current_schema() AND table_name = $1 \
+         ORDER BY ordinal_position",
+        "SELECT name, type FROM pragma_table_info($1) ORDER BY cid",
+    );
+    let described: Vec<(String, String)> = store
+        .fetch_all(&Sql::new(describe).bind(table))
+        .await?
+        .iter()
+        .map(|r| Ok((r.get(0)?, r.get(1)?)))
+        .collect::<Result<_, StoreError>>()?;
+    let sqlite = store.dialect() == Dialect::Sqlite;
     Ok(described
         .into_iter()
         .map(|(name, ty)| {
@@ -134,17 +125,14 @@ async fn columns(store: &Store, table: &str) -> Result<Vec<(String, Kind)>, Stor
         .collect())
 }
 
-/// The column as the select list reads it: on PostgreSQL cast to the type
-/// the row decoder asks for.
-fn select(name: &str, kind: Kind, postgres: bool) -> String {
+/// The column as the select list reads it, cast to the type the row
+/// decoder asks for (PostgreSQL's `int4`, `numeric` or `jsonb`, say).
+fn select(name: &str, kind: Kind) -> String {
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-    if !postgres {
-        return quoted;
-    }
     match kind {
-        Kind::Int => format!("{quoted}::bigint"),
-        Kind::Real => format!("{quoted}::float8"),
-        Kind::Json | Kind::Text => format!("{quoted}::text"),
+        Kind::Int => format!("CAST({quoted} AS BIGINT)"),
+        Kind::Real => format!("CAST({quoted} AS DOUBLE PRECISION)"),
+        Kind::Json | Kind::Text => format!("CAST({quoted} AS TEXT)"),
         Kind::Bool | Kind::Time => quoted,
     }
 }
@@ -161,33 +149,15 @@ async fn export_table(
             "the read model table {table} has no columns"
         ))));
     }
-    let postgres = matches!(store.backend(), Backend::Postgres(_));
-    let list: Vec<String> = columns
-        .iter()
-        .map(|(n, k)| select(n, *k, postgres))
-        .collect();
-    let sql = format!("SELECT {} FROM {table}", list.join(", "));
+    let list: Vec<String> = columns.iter().map(|(n, k)| select(n, *k)).collect();
+    let sql = Sql::new(format!("SELECT {} FROM {table}", list.join(", ")));
     // Read models are a fraction of the log's size; one query holds them.
-    let rows: Vec<Vec<Value>> = match store.backend() {
-        Backend::Postgres(pool) => {
-            let rows = sqlx::query(&sql)
-                .fetch_all(pool)
-                .await
-                .map_err(StoreError::from)?;
-            rows.iter()
-                .map(|r| decode_pg(r, &columns).map_err(StoreError::from))
-                .collect::<Result<_, _>>()?
-        }
-        Backend::Sqlite(pool) => {
-            let rows = sqlx::query(&sql)
-                .fetch_all(pool)
-                .await
-                .map_err(StoreError::from)?;
-            rows.iter()
-                .map(|r| decode_sqlite(r, &columns))
-                .collect::<Result<_, _>>()?
-        }
-    };
+    let rows: Vec<Vec<Value>> = store
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|r| decode(r, &columns))
+        .collect::<Result<_, _>>()?;
     let schema: SchemaRef = Arc::new(Schema::new(
         columns
             .iter()
@@ -215,47 +185,17 @@ async fn export_table(
     Ok(rows.len() as u64)
 }
 
-fn decode_pg(row: &PgRow, columns: &[(String, Kind)]) -> Result<Vec<Value>, sqlx::Error> {
+fn decode(row: &Row, columns: &[(String, Kind)]) -> Result<Vec<Value>, StoreError> {
     columns
         .iter()
         .enumerate()
         .map(|(i, (_, kind))| {
             Ok(match kind {
-                Kind::Text | Kind::Json => Value::Text(row.try_get(i)?),
-                Kind::Int => Value::Int(row.try_get(i)?),
-                Kind::Real => Value::Real(row.try_get(i)?),
-                Kind::Bool => Value::Bool(row.try_get(i)?),
-                Kind::Time => Value::Time(row.try_get(i)?),
-            })
-        })
-        .collect()
-}
-
-fn decode_sqlite(row: &SqliteRow, columns: &[(String, Kind)]) -> Result<Vec<Value>, ExportError> {
-    columns
-        .iter()
-        .enumerate()
-        .map(|(i, (name, kind))| {
-            Ok(match kind {
-                Kind::Text | Kind::Json => Value::Text(row.try_get(i).map_err(StoreError::from)?),
-                Kind::Int => Value::Int(row.try_get(i).map_err(StoreError::from)?),
-                Kind::Real => Value::Real(row.try_get(i).map_err(StoreError::from)?),
-                Kind::Bool => Value::Bool(row.try_get(i).map_err(StoreError::from)?),
-                Kind::Time => {
-                    let text: Option<String> = row.try_get(i).map_err(StoreError::from)?;
-                    let time = text
-                        .map(|t| {
-                            DateTime::parse_from_rfc3339(&t)
-                                .map(|t| t.with_timezone(&Utc))
-                                .map_err(|_| {
-                                    StoreError::Corrupt(format!(
-                                        "the column {name} holds {t:?}, not an instant"
-                                    ))
-                                })
-                        })
-                        .transpose()?;
-                    Value::Time(time)
-                }
+                Kind::Text | Kind::Json => Value::Text(row.get(i)?),
+                Kind::Int => Value::Int(row.get(i)?),
+                Kind::Real => Value::Real(row.get(i)?),
+                Kind::Bool => Value::Bool(row.get(i)?),
+                Kind::Time => Value::Time(row.optional_time(i)?),
             })
         })
         .collect()

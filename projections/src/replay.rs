@@ -35,7 +35,8 @@ use std::any::Any;
 use std::time::{Duration, Instant};
 
 use mediation_store::{
-    Backend, Lease, REBUILD_SUFFIX, RecordedEvent, Store, StoreError, rebuild_checkpoint,
+    Backend, Lease, REBUILD_SUFFIX, RecordedEvent, Sql, Store, StoreError, rebuild_checkpoint,
+    to_i64,
 };
 use sqlx::{PgConnection, SqliteConnection};
 
@@ -298,19 +299,13 @@ pub async fn prepare(store: &Store, projection: &dyn Projection) -> Result<(), S
                 execute_pg(connection, &format!("DROP INDEX {}", quoted(&index))).await?;
             }
         }
-        sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = $1")
-            .bind(&rebuild)
-            .execute(&mut *connection)
-            .await?;
     } else if let Some(connection) = batch.sqlite() {
         for table in tables {
             copy_sqlite_table(connection, table).await?;
         }
-        sqlx::query("UPDATE projection_checkpoints SET position = 0 WHERE name = ?")
-            .bind(&rebuild)
-            .execute(&mut *connection)
-            .await?;
     }
+    let reset = Sql::new("UPDATE projection_checkpoints SET position = 0 WHERE name = $1");
+    batch.execute(&reset.bind(&rebuild)).await?;
     // The checkpoint is at 0 now; committing "from 0 to 0" commits.
     if batch.commit(0).await? {
         Ok(())
@@ -422,28 +417,27 @@ async fn try_swap(
 
     // Hold the live runner back, then check that neither checkpoint moved
     // since they were read above.
-    let positions = if let Some(connection) = batch.postgres() {
-        if !lock_pg_tables(connection, tables).await? {
-            return Ok(None);
-        }
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT name, position FROM projection_checkpoints WHERE name = ANY($1) FOR UPDATE",
-        )
-        .bind(&[name, rebuild.as_str()][..])
-        .fetch_all(&mut *connection)
-        .await?;
-        rows
-    } else if let Some(connection) = batch.sqlite() {
-        // The write turn and SQLite's single writer already exclude the
-        // runner from here on.
-        sqlx::query_as("SELECT name, position FROM projection_checkpoints WHERE name IN (?, ?)")
-            .bind(name)
-            .bind(&rebuild)
-            .fetch_all(&mut *connection)
-            .await?
-    } else {
-        Vec::new()
-    };
+    if let Some(connection) = batch.postgres()
+        && !lock_pg_tables(connection, tables).await?
+    {
+        return Ok(None);
+    }
+    // On SQLite, the write turn and its single writer already exclude the
+    // runner from here on.
+    let names = [name.to_owned(), rebuild.clone()];
+    let dialect = batch.dialect();
+    let read = Sql::new(format!(
+        "SELECT name, position FROM projection_checkpoints WHERE {}{}",
+        dialect.any("name", 1),
+        dialect.pick(" FOR UPDATE", "")
+    ))
+    .bind(&names[..]);
+    let positions: Vec<(String, i64)> = batch
+        .fetch_all(&read)
+        .await?
+        .iter()
+        .map(|r| Ok((r.get(0)?, r.get(1)?)))
+        .collect::<Result<_, StoreError>>()?;
     let position_of = |checkpoint: &str| {
         positions
             .iter()
@@ -466,31 +460,24 @@ async fn try_swap(
         at = to;
     }
 
-    let at_db = i64::try_from(at).unwrap_or(i64::MAX);
     if let Some(connection) = batch.postgres() {
         for table in tables {
             swap_pg_table(connection, table).await?;
         }
-        sqlx::query(
-            "UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
-        )
-        .bind(name)
-        .bind(at_db)
-        .execute(&mut *connection)
-        .await?;
     } else if let Some(connection) = batch.sqlite() {
         for table in tables {
             swap_sqlite_table(connection, table).await?;
         }
-        sqlx::query(
-            "UPDATE projection_checkpoints SET position = ?2, \
-             updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE name = ?1",
-        )
-        .bind(name)
-        .bind(at_db)
-        .execute(&mut *connection)
-        .await?;
     }
+    let now = batch
+        .dialect()
+        .pick("now()", "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')");
+    let moved = Sql::new(format!(
+        "UPDATE projection_checkpoints SET position = $2, updated_at = {now} WHERE name = $1"
+    ))
+    .bind(name)
+    .bind(to_i64(at));
+    batch.execute(&moved).await?;
     if batch.commit(at).await? {
         tracing::debug!(
             projection = name,
@@ -531,62 +518,27 @@ fn quoted(name: &str) -> String {
 }
 
 async fn count_events(store: &Store) -> Result<u64, StoreError> {
-    let count: i64 = match store.backend() {
-        Backend::Postgres(pool) => {
-            sqlx::query_scalar("SELECT count(*) FROM events")
-                .fetch_one(pool)
-                .await?
-        }
-        Backend::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT count(*) FROM events")
-                .fetch_one(pool)
-                .await?
-        }
-    };
-    Ok(u64::try_from(count).unwrap_or(0))
+    let sql = Sql::new("SELECT count(*) FROM events");
+    match store.fetch_optional(&sql).await? {
+        Some(row) => row.count(0),
+        None => Ok(0),
+    }
 }
 
 /// Creates checkpoint `name` at 0 if it does not exist, so that the swap
 /// always has a row to lock.
 async fn ensure_checkpoint(store: &Store, name: &str) -> Result<(), StoreError> {
-    match store.backend() {
-        Backend::Postgres(pool) => {
-            sqlx::query(
-                "INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) \
-                 ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(name)
-            .execute(pool)
-            .await?;
-        }
-        Backend::Sqlite(pool) => {
-            sqlx::query(
-                "INSERT INTO projection_checkpoints (name, position) VALUES (?, 0) \
-                 ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(name)
-            .execute(pool)
-            .await?;
-        }
-    }
+    let sql = Sql::new(
+        "INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) \
+         ON CONFLICT (name) DO NOTHING",
+    );
+    store.execute(&sql.bind(name)).await?;
     Ok(())
 }
 
 async fn delete_checkpoint(store: &Store, name: &str) -> Result<(), StoreError> {
-    match store.backend() {
-        Backend::Postgres(pool) => {
-            sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
-                .bind(name)
-                .execute(pool)
-                .await?;
-        }
-        Backend::Sqlite(pool) => {
-            sqlx::query("DELETE FROM projection_checkpoints WHERE name = ?")
-                .bind(name)
-                .execute(pool)
-                .await?;
-        }
-    }
+    let sql = Sql::new("DELETE FROM projection_checkpoints WHERE name = $1");
+    store.execute(&sql.bind(name)).await?;
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 use crate::StoreError;
 use crate::db::{Backend, Store};
+use crate::sql::Sql;
 
 impl Store {
     /// The position of the last committed event, 0 for an empty log. Every
@@ -28,17 +29,12 @@ impl Store {
     /// it. Readers go by [`Store::log_head`].
     #[tracing::instrument(level = "debug", skip(self), fields(store = self.kind()))]
     pub async fn committed_head(&self) -> Result<u64, StoreError> {
-        let head: Option<i64> = match self.backend() {
-            Backend::Postgres(pool) => {
-                sqlx::query_scalar("SELECT max(position) FROM events")
-                    .fetch_one(pool)
-                    .await?
-            }
-            Backend::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT max(position) FROM events")
-                    .fetch_one(pool)
-                    .await?
-            }
+        let head = self
+            .fetch_optional(&Sql::new("SELECT max(position) FROM events"))
+            .await?;
+        let head: Option<i64> = match head {
+            Some(row) => row.get(0)?,
+            None => None,
         };
         Ok(head.map_or(0, |p| u64::try_from(p).unwrap_or(0)))
     }
@@ -86,21 +82,14 @@ impl Store {
         position: u64,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
         let after = i64::try_from(position).unwrap_or(i64::MAX);
-        let at =
-            match self.backend() {
-                Backend::Postgres(pool) => sqlx::query_scalar(
-                    "SELECT recorded_at FROM events WHERE position > $1 ORDER BY position LIMIT 1",
-                )
-                .bind(after)
-                .fetch_optional(pool)
-                .await?,
-                Backend::Sqlite(pool) => sqlx::query_scalar(
-                    "SELECT recorded_at FROM events WHERE position > ? ORDER BY position LIMIT 1",
-                )
-                .bind(after)
-                .fetch_optional(pool)
-                .await?,
-            };
+        let sql = Sql::new(
+            "SELECT recorded_at FROM events WHERE position > $1 ORDER BY position LIMIT 1",
+        )
+        .bind(after);
+        let at = match self.fetch_optional(&sql).await? {
+            Some(row) => Some(row.time(0)?),
+            None => None,
+        };
         Ok(at)
     }
 

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::StoreError;
 use crate::db::{Backend, Store};
-use crate::sql::to_i64;
+use crate::sql::{Sql, to_i64};
 
 /// The suffix of the tables a rebuild writes before they are swapped in.
 pub const REBUILD_SUFFIX: &str = "__rebuild";
@@ -55,6 +55,14 @@ impl Batch {
     /// itself, or its rebuild copy.
     pub fn table(&self, base: &str) -> String {
         format!("{base}{}", self.suffix)
+    }
+
+    /// Which SQL the batch's database speaks.
+    pub fn dialect(&self) -> crate::Dialect {
+        match &self.tx {
+            Tx::Postgres(_) => crate::Dialect::Postgres,
+            Tx::Sqlite(_) => crate::Dialect::Sqlite,
+        }
     }
 
     /// The transaction's connection, on PostgreSQL.
@@ -203,19 +211,10 @@ impl Store {
     /// How far the projection checkpoint `name` has applied the log (0: not
     /// started).
     pub async fn checkpoint(&self, name: &str) -> Result<u64, StoreError> {
-        let position: Option<i64> = match self.backend() {
-            Backend::Postgres(pool) => {
-                sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1")
-                    .bind(name)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Backend::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
-                    .bind(name)
-                    .fetch_optional(pool)
-                    .await?
-            }
+        let sql = Sql::new("SELECT position FROM projection_checkpoints WHERE name = $1");
+        let position: Option<i64> = match self.fetch_optional(&sql.bind(name)).await? {
+            Some(row) => Some(row.get(0)?),
+            None => None,
         };
         Ok(position.map_or(0, |p| u64::try_from(p).unwrap_or(0)))
     }

@@ -3,7 +3,8 @@
 //! appends the request's events (see the `0002` migrations).
 
 use crate::StoreError;
-use crate::db::{Backend, Store};
+use crate::db::Store;
+use crate::sql::{Sql, to_u64};
 
 /// A request that has been carried out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,15 +18,10 @@ pub(crate) struct FoundRequest {
     pub(crate) position: u64,
 }
 
-const FIND_PG: &str = "SELECT r.request_hash, r.aggregate_type, r.aggregate_id, r.last_sequence, \
+const FIND: &str = "SELECT r.request_hash, r.aggregate_type, r.aggregate_id, r.last_sequence, \
     e.position FROM command_requests r JOIN events e ON e.aggregate_type = r.aggregate_type \
     AND e.aggregate_id = r.aggregate_id AND e.sequence = r.last_sequence \
     WHERE r.agency = $1 AND r.request_id = $2";
-
-const FIND_SQLITE: &str = "SELECT r.request_hash, r.aggregate_type, r.aggregate_id, \
-    r.last_sequence, e.position FROM command_requests r JOIN events e \
-    ON e.aggregate_type = r.aggregate_type AND e.aggregate_id = r.aggregate_id \
-    AND e.sequence = r.last_sequence WHERE r.agency = ? AND r.request_id = ?";
 
 impl Store {
     /// The request `request_id` of `agency`, if it has been carried out.
@@ -34,30 +30,16 @@ impl Store {
         agency: &str,
         request_id: &str,
     ) -> Result<Option<FoundRequest>, StoreError> {
-        let row: Option<(String, String, String, i64, Option<i64>)> = match self.backend() {
-            Backend::Postgres(pool) => {
-                sqlx::query_as(FIND_PG)
-                    .bind(agency)
-                    .bind(request_id)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Backend::Sqlite(pool) => {
-                sqlx::query_as(FIND_SQLITE)
-                    .bind(agency)
-                    .bind(request_id)
-                    .fetch_optional(pool)
-                    .await?
-            }
+        let sql = Sql::new(FIND).bind(agency).bind(request_id);
+        let Some(row) = self.fetch_optional(&sql).await? else {
+            return Ok(None);
         };
-        Ok(row.map(
-            |(fingerprint, aggregate_type, aggregate_id, version, position)| FoundRequest {
-                fingerprint,
-                aggregate_type,
-                aggregate_id,
-                version: u64::try_from(version).unwrap_or(0),
-                position: position.and_then(|p| u64::try_from(p).ok()).unwrap_or(0),
-            },
-        ))
+        Ok(Some(FoundRequest {
+            fingerprint: row.get(0)?,
+            aggregate_type: row.get(1)?,
+            aggregate_id: row.get(2)?,
+            version: to_u64(row.get(3)?),
+            position: to_u64(row.get::<Option<i64>>(4)?.unwrap_or(0)),
+        }))
     }
 }

@@ -359,15 +359,6 @@ impl Store {
 }
 
 impl Batch {
-    /// Which SQL the batch's database speaks.
-    pub fn dialect(&mut self) -> Dialect {
-        if self.postgres().is_some() {
-            Dialect::Postgres
-        } else {
-            Dialect::Sqlite
-        }
-    }
-
     /// Every row `sql` returns, read in the batch's transaction.
     pub async fn fetch_all(&mut self, sql: &Sql<'_>) -> Result<Vec<Row>, StoreError> {
         if let Some(connection) = self.postgres() {
