@@ -78,6 +78,7 @@ mod tests {
             event_version: "1".to_owned(),
             payload_json: r#"{"Registered":{}}"#.to_owned(),
             division_code: "990101001201".to_owned(),
+            part: 1,
         };
         let bytes = event.encode_to_vec();
         let decoded = Event::decode(bytes.as_slice()).expect("event decodes");
