@@ -53,7 +53,7 @@ mod tests {
             .iter()
             .find(|m| m.name() == "Event")
             .expect("message Event");
-        assert_eq!(event.field.len(), 10);
+        assert_eq!(event.field.len(), 11);
         // Imports are included, so reflection can resolve the Timestamp type.
         assert!(
             fds.file
