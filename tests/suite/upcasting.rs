@@ -1,6 +1,8 @@
 //! A log written in the events' first versions (`tests/fixtures/first-versions.jsonl`:
-//! the stored rows, in the shapes the first commits' events had, inserted
-//! as they were stored) read by today's engine on each backend: loaded
+//! the stored rows, in the shapes the first commits' events had and with
+//! the metadata the first gRPC API wrote beside them, `rpc` and
+//! `division`, inserted as they were stored) read by today's engine on
+//! each backend: loaded
 //! into today's aggregates, which take commands; rebuilt into read models
 //! as `mediation replay` rebuilds them; exported; and read over
 //! `ReadEvents`. Each shows the current shape, the application the first
@@ -22,6 +24,7 @@ use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand};
 use mediation_domain::services::{ManualClock, Services};
 use mediation_domain::values::{Actor, Name};
 use mediation_export::{Format, Identities, Options};
+use mediation_projections::history::case_as_of;
 use mediation_projections::petitioners::PetitionerSecret;
 use mediation_projections::replay::{REBUILD_BATCH, rebuild_together};
 use mediation_projections::runner::Projection;
@@ -387,7 +390,61 @@ async fn a_log_of_first_versions_reads_in_the_current_shape_everywhere(db: &Test
     assert_eq!(split[0].event_id, split[1].event_id);
     let payload = |e: &pb::Event| -> Value { serde_json::from_str(&e.payload_json).unwrap() };
     assert_application_split(&payload(split[0]), &payload(split[1]));
+
+    // The timeline shows the acceptance beside the application, with the
+    // ruling deadline it carries.
+    let timeline = client
+        .get_case_history(pb::GetCaseHistoryRequest {
+            aggregate_type: pb::AggregateType::Dispute.into(),
+            case_id: DISPUTE.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    let steps: Vec<(String, u64, u32, Vec<String>)> = timeline
+        .iter()
+        .map(|entry| {
+            let event = entry.event.as_ref().unwrap();
+            let deadlines = entry.deadlines.iter().map(|d| d.stage.clone()).collect();
+            (
+                event.event_type.clone(),
+                event.sequence,
+                event.part,
+                deadlines,
+            )
+        })
+        .filter(|(_, sequence, _, _)| *sequence == APPLICATION)
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (
+                "JudicialConfirmationRequested".into(),
+                APPLICATION,
+                0,
+                vec![]
+            ),
+            (
+                "JudicialConfirmationAccepted".into(),
+                APPLICATION,
+                1,
+                vec!["judicial_confirmation_ruling".into()]
+            ),
+        ]
+    );
     server.stop().await;
+
+    // As it stood the day after the application: both of the row's events
+    // folded, at the row's sequence.
+    let then = case_as_of::<Dispute>(store, DISPUTE, at("2026-03-13T00:00:00Z"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(then.version, APPLICATION);
+    let confirmation = then.case.judicial_confirmation().unwrap();
+    assert_eq!(confirmation.step(), ConfirmationStep::AwaitingRuling);
+    assert_eq!(confirmation.accepted, Some(true));
 }
 
 /// Every exported JSON line under `dir`.
