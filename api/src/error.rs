@@ -160,6 +160,17 @@ pub fn store_status(e: &StoreError) -> Status {
             "OPERATION_IN_PROGRESS",
             Vec::new(),
         ),
+        // The log holds an event of a version this server does not know:
+        // the client is told which, since only an upgrade helps.
+        StoreError::Unreadable(what) => {
+            tracing::error!(error = %what, "event of an unknown type or version in the log");
+            with_error_info(
+                Code::Internal,
+                e.to_string(),
+                "EVENT_VERSION_UNKNOWN",
+                Vec::new(),
+            )
+        }
         StoreError::Corrupt(what) => {
             tracing::error!(error = %what, "stored data unreadable");
             Status::internal("stored data could not be read; the operators have been told")

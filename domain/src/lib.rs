@@ -18,6 +18,7 @@ pub mod policy;
 pub mod recompute;
 pub mod services;
 pub mod sla;
+pub mod upcast;
 pub mod values;
 
 pub use sla::{Holder, RunningClock};

@@ -114,6 +114,10 @@ pub struct Row {
     pub case_id: String,
     /// The event's index within its case, from 1.
     pub sequence: i64,
+    /// Which of the events read from one stored event this is, from 0: an
+    /// event stored at an older version may be read as several in the
+    /// current schema, sharing position, id and sequence.
+    pub part: i64,
     /// The event's name.
     pub event_type: String,
     /// The payload's schema version.
@@ -155,6 +159,7 @@ impl Row {
             case_type: event.aggregate_type.clone(),
             case_id: event.aggregate_id.clone(),
             sequence: i64::try_from(event.sequence).unwrap_or(i64::MAX),
+            part: i64::from(event.part),
             event_type: event.event_type.clone(),
             event_version: event.event_version.clone(),
             division,
@@ -214,6 +219,7 @@ pub(crate) fn schema() -> SchemaRef {
         Field::new("case_type", DataType::Utf8, false),
         Field::new("case_id", DataType::Utf8, false),
         Field::new("sequence", DataType::Int64, false),
+        Field::new("part", DataType::Int64, false),
         Field::new("event_type", DataType::Utf8, false),
         Field::new("event_version", DataType::Utf8, false),
         Field::new("division", DataType::Utf8, true),
@@ -257,6 +263,7 @@ pub(crate) fn record_batch(schema: &SchemaRef, rows: &[Row]) -> Result<RecordBat
         strings(&|r| Some(&r.case_type)),
         strings(&|r| Some(&r.case_id)),
         ints(&|r| r.sequence),
+        ints(&|r| r.part),
         strings(&|r| Some(&r.event_type)),
         strings(&|r| Some(&r.event_version)),
         strings(&|r| r.division.as_deref()),

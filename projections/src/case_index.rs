@@ -293,7 +293,13 @@ async fn fold<A: Indexed + Clocked>(
         let changes = sla::diff(&before, &after, sla::event_time(event));
         entry.clocks.extend(sla::recomputed(event, changes));
         entry.clocks.extend(sla::mark(event));
-        entry.version = event.sequence;
+        // The events read from one stored row (an older event the model
+        // now records as several) are applied as one unit: the version
+        // moves past the row only with its last, so the skip above cannot
+        // drop the second.
+        if event.ends_row() {
+            entry.version = event.sequence;
+        }
         entry.position = event.position;
     }
     let mut rows = Vec::with_capacity(cases.len());

@@ -94,7 +94,11 @@ impl Projection for PetitionStatistics {
             }
             count(&mut counts, &mut states, id, event);
             if let Some(state) = states.get_mut(id) {
-                state.version = recorded.sequence;
+                // The events read from one stored row are counted as one
+                // unit: the version moves past the row with its last.
+                if recorded.ends_row() {
+                    state.version = recorded.sequence;
+                }
                 changed.insert(id.clone());
             }
         }

@@ -53,7 +53,7 @@ mod tests {
             .iter()
             .find(|m| m.name() == "Event")
             .expect("message Event");
-        assert_eq!(event.field.len(), 10);
+        assert_eq!(event.field.len(), 11);
         // Imports are included, so reflection can resolve the Timestamp type.
         assert!(
             fds.file
@@ -78,6 +78,7 @@ mod tests {
             event_version: "1".to_owned(),
             payload_json: r#"{"Registered":{}}"#.to_owned(),
             division_code: "990101001201".to_owned(),
+            part: 1,
         };
         let bytes = event.encode_to_vec();
         let decoded = Event::decode(bytes.as_slice()).expect("event decodes");

@@ -31,7 +31,7 @@ use sqlite_es::SqliteEventRepository;
 
 use crate::append::{self, Append, AppendError, NewEvent, NewRequest, NewSnapshot};
 use crate::db::{Backend, Store};
-use crate::{CommandError, StoreError};
+use crate::{CommandError, RecordedEvent, StoreError};
 
 /// A case's snapshot is refreshed whenever a commit takes its version past a
 /// multiple of this, so that loading reads a snapshot and a short tail.
@@ -555,27 +555,51 @@ where
     }
 }
 
-/// Applies the events of case `id` after `version` to `aggregate`.
+/// Applies the events of case `id` after `version` to `aggregate`, each
+/// read in the current shape through [`crate::upcast`], as every reader of
+/// the log reads them.
 async fn replay<A, R>(
     reader: &R,
     id: &str,
     mut aggregate: A,
     version: u64,
-) -> Result<EventStoreAggregateContext<A>, AggregateError<A::Error>>
+) -> Result<EventStoreAggregateContext<A>, CommandError<A::Error>>
 where
     A: Aggregate,
     R: PersistedEventRepository,
 {
     let events = if version == 0 {
-        reader.get_events::<A>(id).await?
+        reader.get_events::<A>(id).await
     } else {
-        reader.get_last_events::<A>(id, version as usize).await?
-    };
+        reader.get_last_events::<A>(id, version as usize).await
+    }
+    .map_err(AggregateError::<A::Error>::from)?;
     let mut sequence = version as usize;
     for serialized in events {
-        let envelope = EventEnvelope::<A>::try_from(serialized)?;
-        sequence = envelope.sequence;
-        aggregate.apply(envelope.payload);
+        sequence = serialized.sequence;
+        let row = RecordedEvent {
+            position: 0,
+            event_id: uuid::Uuid::nil(),
+            recorded_at: chrono::DateTime::UNIX_EPOCH,
+            aggregate_type: serialized.aggregate_type,
+            aggregate_id: serialized.aggregate_id,
+            sequence: sequence as u64,
+            event_type: serialized.event_type,
+            event_version: serialized.event_version,
+            payload: serialized.payload,
+            metadata: Value::Null,
+            part: 0,
+            parts: 1,
+        };
+        for event in crate::upcast(row)? {
+            let payload: A::Event = serde_json::from_value(event.payload).map_err(|e| {
+                tracing::error!(error = %e, case = id, sequence, "stored event could not be deserialized");
+                StoreError::Corrupt(
+                    "the case's stored events do not match this version of the engine".into(),
+                )
+            })?;
+            aggregate.apply(payload);
+        }
     }
     Ok(EventStoreAggregateContext {
         aggregate_id: id.to_owned(),

@@ -18,6 +18,11 @@ pub enum StoreError {
     /// Stored data could not be read back as the engine's types.
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    /// An event in the log is of a type or version this engine cannot read
+    /// (one written by a newer engine): nothing is skipped, the read stops.
+    /// The message names the event, its type and its version.
+    #[error("an event in the log cannot be read by this engine: {0}")]
+    Unreadable(String),
     /// Another operation that excludes this one is under way (a rebuild of
     /// the same projection). Not an outage: retrying at once does not help;
     /// try again once it has finished. The message says which.

@@ -22,7 +22,7 @@ pub use cases::{
 pub use db::{ACQUIRE_TIMEOUT, Backend, DEFAULT_DATABASE_URL, Probe, Store, redact};
 pub use error::{CommandError, StoreError};
 pub use head::{Horizon, HorizonHolder};
-pub use log::{LogFilter, LogPage, RecordedEvent};
+pub use log::{LogFilter, LogPage, RecordedEvent, upcast};
 pub use projection::{
     Batch, Finished, LEASE_CHECK, LEASE_CHECK_TIMEOUT, Lease, REBUILD_SUFFIX, rebuild_checkpoint,
 };

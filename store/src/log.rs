@@ -13,6 +13,7 @@
 //! - reading the same range again returns the same events in the same order.
 
 use chrono::{DateTime, Utc};
+use mediation_domain::upcast::StoredEvent;
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -46,14 +47,94 @@ pub struct RecordedEvent {
     pub payload: Value,
     /// Metadata stored beside the event.
     pub metadata: Value,
+    /// Which of the events read from this row this is, from 0: a row stored
+    /// in an older shape may be read as several events in the current one
+    /// (see [`mediation_domain::upcast`]), which share its position,
+    /// sequence and id.
+    pub part: u32,
+    /// How many events were read from this row: 1 but for such a split.
+    pub parts: u32,
 }
 
 impl RecordedEvent {
-    /// The payload as `T`, read from the stored JSON in place (no copy of
-    /// it is made).
+    /// The payload as `T`, read from the JSON in place (no copy of it is
+    /// made). The log's readers return events in the current shape
+    /// already ([`upcast`]).
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         T::deserialize(&self.payload)
     }
+
+    /// Whether this is the last event read from its row. A reader that
+    /// keeps the version it has applied up to advances it here, so that the
+    /// events of one row are applied together or not at all: a read model
+    /// that skips events at or below its version would otherwise drop the
+    /// second event of a split.
+    pub fn ends_row(&self) -> bool {
+        self.part + 1 >= self.parts
+    }
+}
+
+/// `row`, as stored, in the current shape: one event or, for a row stored
+/// in an older shape that the model now records as several, several. The
+/// one decoding every read of the log goes through.
+///
+/// The store serves any cqrs-es aggregate; rows of an aggregate type that
+/// has no registry in [`mediation_domain::upcast`] (none of the engine's
+/// own: a test aggregate, say) have no versions to read and pass as
+/// stored.
+pub fn upcast(row: RecordedEvent) -> Result<Vec<RecordedEvent>, StoreError> {
+    let Some(registry) = mediation_domain::upcast::registry(&row.aggregate_type) else {
+        return Ok(vec![row]);
+    };
+    let stored = StoredEvent {
+        event_type: row.event_type,
+        event_version: row.event_version,
+        payload: row.payload,
+    };
+    let current = registry.upcast(stored).map_err(|e| {
+        StoreError::Unreadable(format!(
+            "event {} of {} {} (position {}): {e}",
+            row.sequence, row.aggregate_type, row.aggregate_id, row.position
+        ))
+    })?;
+    let parts = u32::try_from(current.len()).unwrap_or(u32::MAX);
+    let mut metadata = row.metadata;
+    let mut events = Vec::with_capacity(current.len());
+    for (event, part) in current.into_iter().zip(0..) {
+        // The parts share the row's metadata; the last takes it.
+        let metadata = if part + 1 == parts {
+            std::mem::take(&mut metadata)
+        } else {
+            metadata.clone()
+        };
+        events.push(RecordedEvent {
+            position: row.position,
+            event_id: row.event_id,
+            recorded_at: row.recorded_at,
+            aggregate_type: row.aggregate_type.clone(),
+            aggregate_id: row.aggregate_id.clone(),
+            sequence: row.sequence,
+            event_type: event.event_type,
+            event_version: event.event_version,
+            payload: event.payload,
+            metadata,
+            part,
+            parts,
+        });
+    }
+    Ok(events)
+}
+
+/// Rows as stored → events in the current shape, in order.
+fn current<R>(
+    rows: &[R],
+    read: impl Fn(&R) -> Result<RecordedEvent, StoreError>,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        events.extend(upcast(read(row)?)?);
+    }
+    Ok(events)
 }
 
 /// Which events a filtered read returns; every field set must match.
@@ -113,7 +194,7 @@ impl Store {
                     .bind(limit)
                     .fetch_all(pool)
                     .await?;
-                rows.iter().map(from_pg).collect()
+                current(&rows, from_pg)
             }
             Backend::Sqlite(pool) => {
                 let sql = format!(
@@ -124,7 +205,7 @@ impl Store {
                     .bind(limit)
                     .fetch_all(pool)
                     .await?;
-                rows.iter().map(from_sqlite).collect()
+                current(&rows, from_sqlite)
             }
         }
     }
@@ -183,7 +264,7 @@ impl Store {
                     .bind(limit_i)
                     .fetch_all(pool)
                     .await?;
-                rows.iter().map(from_pg).collect::<Result<Vec<_>, _>>()?
+                current(&rows, from_pg)?
             }
             Backend::Sqlite(pool) => {
                 let in_range = |lo: usize, hi: usize| {
@@ -212,9 +293,7 @@ impl Store {
                     .bind(limit_i)
                     .fetch_all(pool)
                     .await?;
-                rows.iter()
-                    .map(from_sqlite)
-                    .collect::<Result<Vec<_>, _>>()?
+                current(&rows, from_sqlite)?
             }
         };
         let read_to = if events.len() as u64 >= u64::from(limit) {
@@ -260,7 +339,7 @@ impl Store {
                     .bind(aggregate_id)
                     .fetch_all(pool)
                     .await?;
-                rows.iter().map(from_pg).collect()
+                current(&rows, from_pg)
             }
             Backend::Sqlite(pool) => {
                 let sql = format!(
@@ -272,7 +351,7 @@ impl Store {
                     .bind(aggregate_id)
                     .fetch_all(pool)
                     .await?;
-                rows.iter().map(from_sqlite).collect()
+                current(&rows, from_sqlite)
             }
         }
     }
@@ -290,6 +369,8 @@ fn from_pg(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         event_version: row.try_get("event_version")?,
         payload: row.try_get("payload")?,
         metadata: row.try_get("metadata")?,
+        part: 0,
+        parts: 1,
     })
 }
 
@@ -310,5 +391,7 @@ fn from_sqlite(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
         event_version: row.try_get("event_version")?,
         payload: serde_json::from_str(&payload).map_err(|_| corrupt("payload"))?,
         metadata: serde_json::from_str(&metadata).map_err(|_| corrupt("metadata"))?,
+        part: 0,
+        parts: 1,
     })
 }

@@ -319,7 +319,20 @@ async fn a_dispute_runs_its_whole_course_through_the_store(db: &TestDb) {
         .iter()
         .map(|e| {
             assert_eq!(e.aggregate_type, "Dispute");
-            assert_eq!(e.event_version, "1");
+            // Written at its type's current version: 2 for the application
+            // for judicial confirmation, 1 for every other type so far.
+            let current = mediation_domain::upcast::DISPUTE
+                .current_version(&e.event_type)
+                .unwrap();
+            assert_eq!(e.event_version, current.to_string(), "{}", e.event_type);
+            assert_eq!(
+                e.event_version,
+                if e.event_type == "JudicialConfirmationRequested" {
+                    "2"
+                } else {
+                    "1"
+                }
+            );
             serde_json::from_value(e.payload.clone())
                 .unwrap_or_else(|err| panic!("{} does not deserialise: {err}", e.event_type))
         })

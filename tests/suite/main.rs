@@ -49,3 +49,4 @@ mod sla;
 mod statutes;
 mod store_contract;
 mod tls;
+mod upcasting;

@@ -258,6 +258,7 @@ pub(crate) fn to_pb(event: &RecordedEvent, caller: &Caller) -> pb::Event {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned(),
+        part: event.part,
     }
 }
 

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::command::{
     AgreementForm, EscalationReason, MediationBody, Party, PartyRole, Performance, Satisfaction,
@@ -11,6 +12,7 @@ use super::command::{
 use crate::policy::{Deadline, Stage};
 use crate::recompute::RecomputedDeadline;
 use crate::sla::Holder;
+use crate::upcast::{StoredEvent, Upcaster, beside};
 use crate::values::{Actor, DisputeCategory, DivisionCode, LegalChannel, Level, Name, Risk, Text};
 
 wire_enum!(
@@ -180,22 +182,18 @@ pub enum DisputeChange {
         note: Text,
     },
     /// The parties applied to a court to confirm their written agreement.
-    /// Since acceptance became a step of its own the application carries
-    /// the acceptance deadline and no ruling deadline; earlier histories
-    /// carry a ruling deadline counted from the application and no
-    /// acceptance deadline, and keep them.
+    /// Version 2; version 1, stored before acceptance was a step of its
+    /// own, carried the ruling deadline counted from the application and is
+    /// read as this event and a [`DisputeChange::JudicialConfirmationAccepted`]
+    /// at the same moment (see [`UPCASTERS`]).
     JudicialConfirmationRequested {
         /// The court applied to.
         court: Name,
         /// When the court must decide whether to accept (法释〔2011〕5号
-        /// Art 4); absent in histories recorded before this step existed.
+        /// Art 4); absent from applications stored as version 1, which the
+        /// court is read to have accepted at once.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         acceptance_due: Option<Deadline>,
-        /// When the court's ruling is due, counted from the application:
-        /// only in histories recorded before acceptance was a step of its
-        /// own. The ruling deadline now comes with the acceptance.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        ruling_due: Option<Deadline>,
     },
     /// The court accepted the application (受理); its ruling period starts.
     JudicialConfirmationAccepted {
@@ -360,6 +358,98 @@ impl cqrs_es::DomainEvent for DisputeEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_owned()
+        version_of(EVENT_VERSIONS, self.change.name())
     }
+}
+
+/// The version each event type is written at now. Bump a type's version
+/// when its shape changes, and add the step from the version before to
+/// [`UPCASTERS`].
+pub const EVENT_VERSIONS: &[(&str, u32)] = &[
+    ("DisputeReported", 1),
+    ("DisputeRegistered", 1),
+    ("DisputeDispatched", 1),
+    ("PartyConsented", 1),
+    ("MediationStarted", 1),
+    ("MediationRefused", 1),
+    ("MediationSessionHeld", 1),
+    ("AgreementReached", 1),
+    ("MediationExtended", 1),
+    ("MediationTerminated", 1),
+    ("DisputeEscalated", 1),
+    ("DisputeTakenOver", 1),
+    ("DisputeSentDown", 1),
+    ("DisputeReferred", 1),
+    // 2: the ruling deadline left the application for the acceptance.
+    ("JudicialConfirmationRequested", 2),
+    ("JudicialConfirmationAccepted", 1),
+    ("JudicialConfirmationNotAccepted", 1),
+    ("JudicialConfirmationExtended", 1),
+    ("JudicialConfirmationRuled", 1),
+    ("PerformanceFollowedUp", 1),
+    ("DisputeReviewed", 1),
+    ("DisputeClosed", 1),
+    ("DisputeEvaluated", 1),
+    ("DisputeReopened", 1),
+    ("OfficialAssigned", 1),
+    ("DeadlineWarned", 1),
+    ("DeadlineBreached", 1),
+    ("DeadlinesRecomputed", 1),
+];
+
+/// `event_type`'s current version in `versions`, as stored.
+pub(crate) fn version_of(versions: &[(&str, u32)], event_type: &str) -> String {
+    versions
+        .iter()
+        .find(|(t, _)| *t == event_type)
+        .map_or(1, |(_, v)| *v)
+        .to_string()
+}
+
+/// The steps from older shapes of dispute events.
+pub const UPCASTERS: &[Upcaster] = &[Upcaster {
+    event_type: "JudicialConfirmationRequested",
+    from: 1,
+    upcast: confirmation_requested_v1,
+}];
+
+/// `JudicialConfirmationRequested` version 1 → version 2, and the
+/// acceptance it implied.
+///
+/// Until the court's acceptance became a step of its own (受理, 法释〔2011〕5号
+/// Art 4), the engine started the court's ruling period at the application
+/// and stored its deadline on it (`{court, ruling_due}`), which is to say
+/// it took every application as accepted on arrival. Since then the
+/// application carries the acceptance deadline and the ruling deadline
+/// arrives with `JudicialConfirmationAccepted`. Version 1 is therefore read
+/// as the application without an acceptance deadline, followed by an
+/// acceptance at the same moment, by the same actor, carrying the ruling
+/// deadline it stored: the state, the clocks and the history read the same
+/// as before, and no reader needs to know that a ruling deadline once sat
+/// on the application. Version 1 also covers applications stored after
+/// acceptance became a step but before this version existed (`{court,
+/// acceptance_due}`, no `ruling_due`): those are already version 2's shape.
+fn confirmation_requested_v1(mut payload: Value) -> Result<Vec<StoredEvent>, String> {
+    const TYPE: &str = "JudicialConfirmationRequested";
+    let body = payload
+        .get_mut("change")
+        .and_then(|c| c.get_mut(TYPE))
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| format!("no change.{TYPE} object"))?;
+    let ruling_due = body.remove("ruling_due").filter(|v| !v.is_null());
+    let accepted = ruling_due.map(|ruling_due| StoredEvent {
+        event_type: "JudicialConfirmationAccepted".to_owned(),
+        event_version: "1".to_owned(),
+        payload: beside(
+            &payload,
+            "JudicialConfirmationAccepted",
+            serde_json::json!({ "ruling_due": ruling_due, "note": null }),
+        ),
+    });
+    let request = StoredEvent {
+        event_type: TYPE.to_owned(),
+        event_version: "2".to_owned(),
+        payload,
+    };
+    Ok(std::iter::once(request).chain(accepted).collect())
 }

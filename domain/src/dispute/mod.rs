@@ -30,7 +30,8 @@ pub use command::{
     PartyRole, Performance, Satisfaction, TerminationReason,
 };
 pub use error::DisputeError;
-pub use event::{DisputeChange, DisputeEvent, Outcome};
+pub(crate) use event::version_of;
+pub use event::{DisputeChange, DisputeEvent, EVENT_VERSIONS, Outcome, UPCASTERS};
 
 wire_enum!(
     /// Where a dispute stands in the case flow. `Display` completes "the
@@ -99,7 +100,7 @@ wire_enum!(
         /// The court did not accept it (不予受理).
         NotAccepted = "not_accepted",
         /// Accepted, awaiting the ruling. Applications recorded before
-        /// acceptance was a step of its own await the ruling from the start.
+        /// acceptance was a step of its own were accepted on arrival.
         AwaitingRuling = "awaiting_ruling",
         /// The court has ruled.
         Ruled = "ruled",
@@ -112,15 +113,15 @@ pub struct JudicialConfirmation {
     /// The court applied to.
     pub court: Name,
     /// When the court must decide whether to accept; `None` for an
-    /// application recorded before acceptance was a step of its own.
+    /// application recorded before acceptance was a step of its own, which
+    /// was accepted on arrival.
     #[serde(default)]
     pub acceptance_due: Option<Deadline>,
     /// The court's decision whether to accept, once given.
     #[serde(default)]
     pub accepted: Option<bool>,
     /// When its ruling is due, once the ruling period runs: from the
-    /// acceptance (from the application, in older histories), with any
-    /// extension.
+    /// acceptance, with any extension.
     pub ruling_due: Option<Deadline>,
     /// How many times the ruling period has been extended.
     #[serde(default)]
@@ -748,13 +749,13 @@ impl Dispute {
                     acceptance_due: Some(
                         services.deadline(Stage::JudicialConfirmationAcceptance, now),
                     ),
-                    ruling_due: None,
                 }
             }
             A::AcceptJudicialConfirmation { accepted, note } => {
-                // Applications from before this step await their ruling
-                // already: there is no acceptance to record for them. A late
-                // decision is recorded; its clock's breach says it was late.
+                // Applications from before this step were accepted on
+                // arrival (as their upcaster reads them): there is no
+                // acceptance left to record. A late decision is recorded;
+                // its clock's breach says it was late.
                 if self.confirmation_step() != Some(ConfirmationStep::AwaitingAcceptance) {
                     return Err(DisputeError::NoConfirmationAwaitingAcceptance);
                 }
@@ -992,7 +993,9 @@ impl crate::SnapshotRevision for Dispute {
     // (acceptance, then ruling) with the ruling's extensions.
     // 4: the confirmation window's start and the days added to deadlines,
     // for recounting provisional deadlines.
-    const SNAPSHOT_REVISION: u32 = 4;
+    // 5: an application stored before acceptance was a step is read as
+    // accepted on arrival (`accepted: Some(true)`), through its upcaster.
+    const SNAPSHOT_REVISION: u32 = 5;
 }
 
 impl Aggregate for Dispute {
@@ -1142,11 +1145,8 @@ impl Aggregate for Dispute {
             C::JudicialConfirmationRequested {
                 court,
                 acceptance_due,
-                ruling_due,
             } => {
-                // Older histories start the ruling clock here, newer ones
-                // the acceptance clock.
-                for deadline in acceptance_due.iter().chain(&ruling_due) {
+                if let Some(deadline) = &acceptance_due {
                     self.clock_starts.insert(deadline.stage, at);
                     self.due_extensions.remove(&deadline.stage);
                 }
@@ -1154,7 +1154,7 @@ impl Aggregate for Dispute {
                     court,
                     acceptance_due,
                     accepted: None,
-                    ruling_due,
+                    ruling_due: None,
                     extensions: 0,
                     confirmed: None,
                 });

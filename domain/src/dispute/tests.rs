@@ -244,7 +244,6 @@ fn confirmation_requested() -> DisputeEvent {
     ev(DisputeChange::JudicialConfirmationRequested {
         court: name("示范区人民法院"),
         acceptance_due: Some(due(Stage::JudicialConfirmationAcceptance)),
-        ruling_due: None,
     })
 }
 
@@ -1302,7 +1301,6 @@ fn judicial_confirmation_can_be_requested_until_the_last_moment() {
             acceptance_due: Some(
                 services().deadline(Stage::JudicialConfirmationAcceptance, last_moment),
             ),
-            ruling_due: None,
         },
     )]);
 }
@@ -1587,23 +1585,29 @@ fn the_ruling_period_is_extended_only_between_acceptance_and_ruling() {
 }
 
 /// An application as histories recorded it before acceptance was a step of
-/// its own: one 18-day ruling deadline from the application, no acceptance
-/// deadline. Read from its stored JSON, as a replay reads it.
-fn old_confirmation_requested() -> DisputeEvent {
-    serde_json::from_value(serde_json::json!({
-        "at": "2026-03-02T02:00:00Z",
-        "by": serde_json::to_value(actor()).unwrap(),
-        "change": {"JudicialConfirmationRequested": {
-            "court": "示范区人民法院",
-            "ruling_due": {
-                "stage": "judicial_confirmation_ruling",
-                "due": "2026-03-20T16:00:00Z",
-                "last_day": "2026-03-20",
-                "provisional": false
-            }
-        }}
-    }))
-    .unwrap()
+/// its own (version 1): one 18-day ruling deadline from the application, no
+/// acceptance deadline. Read from its stored JSON through the registry, as
+/// every reader of the log reads it: the application and, at the same
+/// moment, the acceptance it implied.
+fn old_confirmation_requested() -> Vec<DisputeEvent> {
+    let stored = crate::upcast::StoredEvent {
+        event_type: "JudicialConfirmationRequested".into(),
+        event_version: "1".into(),
+        payload: serde_json::json!({
+            "at": "2026-03-02T02:00:00Z",
+            "by": serde_json::to_value(actor()).unwrap(),
+            "change": {"JudicialConfirmationRequested": {
+                "court": "示范区人民法院",
+                "ruling_due": {
+                    "stage": "judicial_confirmation_ruling",
+                    "due": "2026-03-20T16:00:00Z",
+                    "last_day": "2026-03-20",
+                    "provisional": false
+                }
+            }}
+        }),
+    };
+    crate::upcast::DISPUTE.decode(stored).unwrap()
 }
 
 fn old_ruling_due() -> Deadline {
@@ -1616,16 +1620,47 @@ fn old_ruling_due() -> Deadline {
 }
 
 #[test]
+fn an_old_application_is_read_as_the_application_and_its_acceptance() {
+    assert_eq!(
+        old_confirmation_requested(),
+        vec![
+            ev(DisputeChange::JudicialConfirmationRequested {
+                court: name("示范区人民法院"),
+                acceptance_due: None,
+            }),
+            ev(DisputeChange::JudicialConfirmationAccepted {
+                ruling_due: old_ruling_due(),
+                note: None,
+            }),
+        ]
+    );
+    // An application stored as version 1 after acceptance became a step
+    // (with an acceptance deadline, no ruling deadline) is already in
+    // version 2's shape, and stays one event.
+    let stored = crate::upcast::StoredEvent {
+        event_type: "JudicialConfirmationRequested".into(),
+        event_version: "1".into(),
+        payload: serde_json::to_value(confirmation_requested()).unwrap(),
+    };
+    assert_eq!(
+        crate::upcast::DISPUTE
+            .decode::<DisputeEvent>(stored)
+            .unwrap(),
+        vec![confirmation_requested()]
+    );
+}
+
+#[test]
 fn an_old_application_awaits_its_ruling_with_its_own_deadline() {
     let mut events = agreed(AgreementForm::Written);
-    events.push(old_confirmation_requested());
+    events.extend(old_confirmation_requested());
     let dispute = state(events.clone());
     assert_eq!(
         dispute.judicial_confirmation(),
         Some(&JudicialConfirmation {
             court: name("示范区人民法院"),
             acceptance_due: None,
-            accepted: None,
+            accepted: Some(true),
             ruling_due: Some(old_ruling_due()),
             extensions: 0,
             confirmed: None,
@@ -1635,8 +1670,8 @@ fn an_old_application_awaits_its_ruling_with_its_own_deadline() {
     assert_eq!(clocks.len(), 1);
     assert_eq!(clocks[0].deadline, old_ruling_due());
     assert_eq!(clocks[0].started_at, t0());
-    // The court rules on it directly, as it did; there is no acceptance to
-    // record for it.
+    // The court rules on it directly, as it did; there is no acceptance
+    // left to record for it.
     run(events.clone(), ruling_action()).then_expect_events(vec![ev(
         DisputeChange::JudicialConfirmationRuled {
             confirmed: true,
@@ -1652,7 +1687,7 @@ fn an_old_request_and_ruling_replay_to_the_same_state() {
     // The two-event shape of histories recorded before acceptance was a
     // step: request, then ruling, with nothing between.
     let mut events = agreed(AgreementForm::Written);
-    events.push(old_confirmation_requested());
+    events.extend(old_confirmation_requested());
     events.push(
         serde_json::from_value(serde_json::json!({
             "at": "2026-03-10T02:00:00Z",
@@ -1680,7 +1715,7 @@ fn an_old_request_and_ruling_replay_to_the_same_state() {
     run(
         {
             let mut again = agreed(AgreementForm::Written);
-            again.push(old_confirmation_requested());
+            again.extend(old_confirmation_requested());
             again.push(ev(DisputeChange::JudicialConfirmationRuled {
                 confirmed: false,
                 note: None,
@@ -1690,6 +1725,19 @@ fn an_old_request_and_ruling_replay_to_the_same_state() {
         dispatch_action(),
     )
     .then_expect_events(vec![dispatched_event()]);
+}
+
+#[test]
+fn every_event_is_written_at_its_current_version() {
+    let request = confirmation_requested();
+    assert_eq!(request.event_version(), "2");
+    assert_eq!(confirmation_accepted().event_version(), "1");
+    for (event_type, version) in crate::dispute::EVENT_VERSIONS {
+        assert_eq!(
+            crate::upcast::DISPUTE.current_version(event_type),
+            Some(*version)
+        );
+    }
 }
 
 #[test]

@@ -333,6 +333,38 @@ impl DomainEvent for PetitionEvent {
     }
 
     fn event_version(&self) -> String {
-        "1".to_owned()
+        crate::dispute::version_of(EVENT_VERSIONS, self.change.name())
     }
 }
+
+/// The version each petition event type is written at now. All are still
+/// at their first version: fields added since were added as optional, with
+/// a default that says "not recorded then", so the first shape reads as
+/// the current one. Bump a type's version when its shape changes
+/// otherwise, and add the step from the version before to the registry
+/// ([`crate::upcast::PETITION`]).
+pub const EVENT_VERSIONS: &[(&str, u32)] = &[
+    ("PetitionReceived", 1),
+    ("SkippedLevelVisitRecorded", 1),
+    ("GroupHeadcountRecorded", 1),
+    ("PetitionForwarded", 1),
+    ("PetitionAssigned", 1),
+    ("PetitionDiverted", 1),
+    ("PetitionNotAccepted", 1),
+    ("PetitionObjected", 1),
+    ("PetitionAccepted", 1),
+    ("HandlingExtended", 1),
+    ("OpinionIssued", 1),
+    ("ReviewRequested", 1),
+    ("HearingHeld", 1),
+    ("ReviewOpinionIssued", 1),
+    ("ReReviewRequested", 1),
+    ("ReReviewOpinionIssued", 1),
+    ("ReplyDelivered", 1),
+    ("PetitionEvaluated", 1),
+    ("OfficialAssigned", 1),
+    ("PetitionFinalised", 1),
+    ("DeadlineWarned", 1),
+    ("DeadlineBreached", 1),
+    ("DeadlinesRecomputed", 1),
+];

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use command::{PetitionAction, PetitionCommand};
 pub use error::PetitionError;
-pub use event::{PetitionChange, PetitionEvent};
+pub use event::{EVENT_VERSIONS, PetitionChange, PetitionEvent};
 
 use crate::dispute::Satisfaction;
 use crate::policy::{Deadline, Stage};
