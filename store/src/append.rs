@@ -11,20 +11,21 @@
 //!   (three with postgres-es, plus one more to read its position back) and
 //!   enters no PL/pgSQL. Concurrent commits share WAL flushes in PostgreSQL
 //!   itself.
-//! - **SQLite**: one writer task commits the appends that are waiting
-//!   together (group commit): one transaction, one WAL sync, each command
-//!   one INSERT, which SQLite undoes whole if it fails, so that a
-//!   conflicting command fails alone. SQLite
+//! - **SQLite**: one writer thread, on a connection of its own, commits the
+//!   appends that are waiting together (group commit): one transaction, one
+//!   WAL sync, each command one INSERT, which SQLite undoes whole if it
+//!   fails, so that a conflicting command fails alone. SQLite
 //!   syncs once per transaction, so this is what lets the embedded store
 //!   take more commands per second than the disk takes syncs.
 //!
 //! The rows are the ones postgres-es and sqlite-es write (same columns,
 //! same payload serialisation), which they still read.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::sqlite::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::StoreError;
@@ -208,7 +209,12 @@ SELECT max(position) FROM appended";
 /// A waiting append and where its outcome goes.
 type Job = (Append, oneshot::Sender<Result<u64, AppendError>>);
 
-/// The SQLite writer: appends queue here and are committed in groups.
+/// The SQLite writer: appends queue here and are committed in groups by a
+/// thread of its own, on a connection of its own (rusqlite on the same
+/// libsqlite3 as sqlx's pool). Each statement of a group commit is a plain
+/// call on that thread: no hand-off to a connection thread and back per
+/// statement, which is what the group commit spent most of its time on
+/// through sqlx.
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteWriter {
     queue: mpsc::UnboundedSender<Job>,
@@ -217,40 +223,24 @@ pub(crate) struct SqliteWriter {
 /// At most this many commands share one SQLite transaction.
 const GROUP: usize = 128;
 
+/// How long the writer waits on a lock held by another process before it
+/// reports the database busy (as the pool's connections do).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl SqliteWriter {
-    /// Starts the writer task for `pool`. `turn` is the lock that this
-    /// process's SQLite writers (projection batches too) take turns by.
-    pub(crate) fn start(pool: SqlitePool, turn: Arc<tokio::sync::Mutex<()>>) -> Self {
-        let (queue, mut waiting) = mpsc::unbounded_channel::<Job>();
-        tokio::spawn(async move {
-            while let Some(first) = waiting.recv().await {
-                // The group is gathered once the writer has its turn, so
-                // that appends arriving while a projection batch holds the
-                // database join this commit instead of waiting for the next.
-                let waited = std::time::Instant::now();
-                let _turn = turn.lock().await;
-                let started = std::time::Instant::now();
-                let mut group = vec![first];
-                while group.len() < GROUP {
-                    match waiting.try_recv() {
-                        Ok(job) => group.push(job),
-                        Err(_) => break,
-                    }
-                }
-                let outcomes = commit_group(&pool, &group).await;
-                tracing::debug!(
-                    commands = group.len(),
-                    waited_us = (started - waited).as_micros() as u64,
-                    took_us = started.elapsed().as_micros() as u64,
-                    "group commit"
-                );
-                for ((_, reply), outcome) in group.into_iter().zip(outcomes) {
-                    // The caller may have gone (a cancelled request); its
-                    // events are committed all the same, as on PostgreSQL.
-                    let _ = reply.send(outcome);
-                }
-            }
-        });
+    /// Starts the writer thread for the database file `path`. `turn` is the
+    /// lock that this process's SQLite writers (projection batches too)
+    /// take turns by.
+    pub(crate) fn start(path: PathBuf, turn: Arc<tokio::sync::Mutex<()>>) -> Self {
+        let (queue, waiting) = mpsc::unbounded_channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_groups(&path, &turn, waiting));
+        if let Err(e) = spawned {
+            // The queue's receiver is gone with the closure: every append
+            // then fails as unavailable.
+            tracing::error!(error = %e, "cannot start the SQLite writer thread");
+        }
         Self { queue }
     }
 
@@ -267,101 +257,199 @@ impl SqliteWriter {
     }
 }
 
-/// Commits `group` in one transaction, each append one statement.
-async fn commit_group(pool: &SqlitePool, group: &[Job]) -> Vec<Result<u64, AppendError>> {
-    let fail_all = |e: sqlx::Error| {
-        let e = StoreError::from_sqlx(e);
+/// The writer thread: takes the appends waiting, as many as have come by the
+/// time it has its turn, and commits them together, until the store is
+/// dropped.
+fn write_groups(
+    path: &Path,
+    turn: &tokio::sync::Mutex<()>,
+    mut waiting: mpsc::UnboundedReceiver<Job>,
+) {
+    let mut connection: Option<rusqlite::Connection> = None;
+    while let Some(first) = waiting.blocking_recv() {
+        // The group is gathered once the writer has its turn, so that
+        // appends arriving while a projection batch holds the database join
+        // this commit instead of waiting for the next.
+        let waited = std::time::Instant::now();
+        let _turn = turn.blocking_lock();
+        let started = std::time::Instant::now();
+        let mut group = vec![first];
+        while group.len() < GROUP {
+            match waiting.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = match open(&mut connection, path) {
+            Ok(conn) => commit_group(conn, &group),
+            Err(e) => {
+                let e = store_error(&e);
+                group
+                    .iter()
+                    .map(|_| Err(AppendError::Store(e.clone())))
+                    .collect()
+            }
+        };
+        if outcomes
+            .iter()
+            .any(|o| matches!(o, Err(AppendError::Store(StoreError::Internal))))
+        {
+            // Opened afresh for the next group, in case the connection is
+            // what failed.
+            connection = None;
+        }
+        tracing::debug!(
+            commands = group.len(),
+            waited_us = (started - waited).as_micros() as u64,
+            took_us = started.elapsed().as_micros() as u64,
+            "group commit"
+        );
+        for ((_, reply), outcome) in group.into_iter().zip(outcomes) {
+            // The caller may have gone (a cancelled request); its events
+            // are committed all the same, as on PostgreSQL.
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// The writer's connection, opened on first use with the settings of the
+/// pool's: every commit synced (`synchronous = FULL`), a busy timeout.
+fn open<'c>(
+    connection: &'c mut Option<rusqlite::Connection>,
+    path: &Path,
+) -> Result<&'c mut rusqlite::Connection, rusqlite::Error> {
+    if connection.is_none() {
+        let conn = rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        *connection = Some(conn);
+    }
+    connection.as_mut().ok_or(rusqlite::Error::InvalidQuery)
+}
+
+/// Commits `group` in one transaction, each append one statement, which
+/// SQLite undoes whole if it fails: a conflicting command leaves nothing
+/// behind and the others in the group commit.
+fn commit_group(conn: &mut rusqlite::Connection, group: &[Job]) -> Vec<Result<u64, AppendError>> {
+    let fail_all = |e: &rusqlite::Error| {
+        let e = store_error(e);
         group
             .iter()
             .map(|_| Err(AppendError::Store(e.clone())))
             .collect::<Vec<_>>()
     };
-    let mut conn = match pool.acquire().await {
-        Ok(conn) => conn,
-        Err(e) => return fail_all(e),
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(&e),
     };
-    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
-        return fail_all(e);
-    }
-    let mut last: i64 = match sqlx::query_scalar("SELECT coalesce(max(position), 0) FROM events")
-        .fetch_one(&mut *conn)
-        .await
-    {
-        Ok(last) => last,
-        Err(e) => {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            return fail_all(e);
-        }
-    };
+    let mut last: i64 =
+        match tx.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
+            r.get(0)
+        }) {
+            Ok(last) => last,
+            Err(e) => return fail_all(&e),
+        };
     let mut outcomes = Vec::with_capacity(group.len());
     for (append, _) in group {
-        // One statement per command: SQLite undoes a failed statement
-        // whole, so a conflicting command leaves nothing behind and the
-        // others in the group commit.
-        let outcome = match write_one(&mut conn, append, last).await {
+        let outcome = match write_one(&tx, append, last) {
             Ok(position) => {
                 last = position;
                 Ok(u64::try_from(position).unwrap_or(0))
             }
-            Err(e) => Err(AppendError::from(e)),
+            Err(e) => Err(append_error(&e)),
         };
         outcomes.push(outcome);
     }
-    if let Err(e) = sqlx::query("COMMIT").execute(&mut *conn).await {
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-        return fail_all(e);
+    // Dropped without a commit, the transaction rolls back.
+    if let Err(e) = tx.commit() {
+        return fail_all(&e);
     }
     outcomes
 }
 
 /// Writes one append's events after position `last`; returns its last
 /// position.
-async fn write_one(
-    conn: &mut sqlx::SqliteConnection,
-    append: &Append,
-    mut last: i64,
-) -> Result<i64, sqlx::Error> {
+fn write_one(conn: &rusqlite::Connection, append: &Append, mut last: i64) -> rusqlite::Result<i64> {
+    use rusqlite::types::Value as Sql;
     let metadata = append.metadata.to_string();
     let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; append.events.len()].join(", ");
-    let sql = format!(
+    let mut insert = conn.prepare_cached(&format!(
         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, \
          payload, metadata, position) VALUES {rows}"
-    );
-    let mut insert = sqlx::query(&sql);
+    ))?;
+    let mut values: Vec<Sql> = Vec::with_capacity(append.events.len() * 8);
     for (event, sequence) in append.events.iter().zip(sequences(append)) {
         last += 1;
-        insert = insert
-            .bind(append.aggregate_type)
-            .bind(&append.aggregate_id)
-            .bind(sequence)
-            .bind(&event.event_type)
-            .bind(&event.event_version)
-            .bind(event.payload.to_string())
-            .bind(&metadata)
-            .bind(last);
+        values.extend([
+            Sql::Text(append.aggregate_type.to_owned()),
+            Sql::Text(append.aggregate_id.clone()),
+            Sql::Integer(sequence),
+            Sql::Text(event.event_type.clone()),
+            Sql::Text(event.event_version.clone()),
+            Sql::Text(event.payload.to_string()),
+            Sql::Text(metadata.clone()),
+            Sql::Integer(last),
+        ]);
     }
-    insert.execute(&mut *conn).await?;
+    insert.execute(rusqlite::params_from_iter(values))?;
     if let Some(snapshot) = &append.snapshot {
         // A snapshot is a cache: if it cannot be written, loads read more
         // events, and the command stands.
-        let saved = sqlx::query(
-            "INSERT INTO case_snapshots (aggregate_type, aggregate_id, version, revision, payload) \
-             VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
-             SET version = excluded.version, revision = excluded.revision, payload = excluded.payload \
-             WHERE case_snapshots.version < excluded.version \
-                OR case_snapshots.revision <> excluded.revision",
-        )
-        .bind(append.aggregate_type)
-        .bind(&append.aggregate_id)
-        .bind(snapshot.version)
-        .bind(snapshot.revision)
-        .bind(&snapshot.payload)
-        .execute(&mut *conn)
-        .await;
+        let saved = conn
+            .prepare_cached(
+                "INSERT INTO case_snapshots (aggregate_type, aggregate_id, version, revision, payload) \
+                 VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE \
+                 SET version = excluded.version, revision = excluded.revision, payload = excluded.payload \
+                 WHERE case_snapshots.version < excluded.version \
+                    OR case_snapshots.revision <> excluded.revision",
+            )
+            .and_then(|mut upsert| {
+                upsert.execute(rusqlite::params![
+                    append.aggregate_type,
+                    append.aggregate_id,
+                    snapshot.version,
+                    snapshot.revision,
+                    snapshot.payload,
+                ])
+            });
         if let Err(e) = saved {
             tracing::warn!(error = %e, case = append.aggregate_id, "snapshot not saved; loads read more events");
         }
     }
     Ok(last)
+}
+
+/// A statement's failure for one append: a unique key (another command took
+/// one of its sequences) or the request trigger's refusal is a conflict;
+/// anything else a store error.
+fn append_error(e: &rusqlite::Error) -> AppendError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => AppendError::Conflict,
+        _ => AppendError::Store(store_error(e)),
+    }
+}
+
+/// The writer's failure as the store reports it, classed as the pool's
+/// errors are ([`StoreError::from_sqlx`]).
+fn store_error(e: &rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DatabaseBusy | C::DatabaseLocked) => {
+            tracing::warn!(error = %e, "event store busy");
+            StoreError::Unavailable("the database is busy; retry shortly".into())
+        }
+        Some(C::CannotOpen) => {
+            tracing::warn!(error = %e, "event store unavailable");
+            StoreError::Unavailable("cannot open the database file".into())
+        }
+        _ => {
+            tracing::error!(error = %e, "event store append failed");
+            StoreError::Internal
+        }
+    }
 }

@@ -188,8 +188,10 @@ impl Store {
     /// The appender that commits this process's SQLite appends in groups,
     /// taking its turn with the other writers; started on first use.
     pub(crate) fn sqlite_appender(&self, pool: &SqlitePool) -> &SqliteWriter {
-        self.sqlite_appender
-            .get_or_init(|| SqliteWriter::start(pool.clone(), self.sqlite_writer.clone()))
+        self.sqlite_appender.get_or_init(|| {
+            let path = pool.connect_options().get_filename().to_owned();
+            SqliteWriter::start(path, self.sqlite_writer.clone())
+        })
     }
 
     /// Waits for this process's turn to write, on SQLite, for work that
