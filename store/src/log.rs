@@ -15,14 +15,11 @@
 use chrono::{DateTime, Utc};
 use mediation_domain::upcast::StoredEvent;
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use crate::StoreError;
-use crate::db::{Backend, Store};
-use crate::sql::{to_i64, to_u64};
+use crate::db::Store;
+use crate::sql::{Row, Sql, to_i64, to_u64};
 
 /// One event as the log holds it.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,13 +123,10 @@ pub fn upcast(row: RecordedEvent) -> Result<Vec<RecordedEvent>, StoreError> {
 }
 
 /// Rows as stored → events in the current shape, in order.
-fn current<R>(
-    rows: &[R],
-    read: impl Fn(&R) -> Result<RecordedEvent, StoreError>,
-) -> Result<Vec<RecordedEvent>, StoreError> {
+fn current(rows: &[Row]) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut events = Vec::with_capacity(rows.len());
     for row in rows {
-        events.extend(upcast(read(row)?)?);
+        events.extend(upcast(from_row(row)?)?);
     }
     Ok(events)
 }
@@ -181,33 +175,15 @@ impl Store {
     /// log.
     #[tracing::instrument(level = "debug", skip(self), fields(store = self.kind()))]
     pub async fn read_log(&self, after: u64, limit: u32) -> Result<Vec<RecordedEvent>, StoreError> {
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let limit = i64::from(limit);
-        match self.backend() {
-            Backend::Postgres(pool) => {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM events WHERE position > $1 AND {PG_SETTLED} \
-                     ORDER BY position LIMIT $2"
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(after)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?;
-                current(&rows, from_pg)
-            }
-            Backend::Sqlite(pool) => {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?"
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(after)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?;
-                current(&rows, from_sqlite)
-            }
-        }
+        // On PostgreSQL only rows of settled transactions are read.
+        let settled = self.dialect().pick(PG_SETTLED, "true");
+        let sql = Sql::new(format!(
+            "SELECT {COLUMNS} FROM events WHERE position > $1 AND {settled} \
+             ORDER BY position LIMIT $2"
+        ))
+        .bind(to_i64(after))
+        .bind(i64::from(limit));
+        current(&self.fetch_all(&sql).await?)
     }
 
     /// Up to `limit` events after position `after` that match `filter`, in
@@ -233,69 +209,39 @@ impl Store {
                 read_to: head,
             });
         }
-        let (after_i, head_i) = (to_i64(after), to_i64(head));
-        let limit_i = i64::from(limit);
         let [r1, r2] = filter.ranges();
-        let events = match self.backend() {
-            Backend::Postgres(pool) => {
-                let in_range = |lo: usize, hi: usize| {
-                    format!(
-                        "(${lo}::text IS NULL OR metadata->>'division' BETWEEN ${lo} AND ${hi} \
-                         OR metadata->>'prior_division' BETWEEN ${lo} AND ${hi})"
-                    )
-                };
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM events WHERE position > $1 AND position <= $2 \
-                     AND ($3::text IS NULL OR aggregate_type = $3) \
-                     AND ($4::text IS NULL OR aggregate_id = $4) AND {} AND {} \
-                     ORDER BY position LIMIT $9",
-                    in_range(5, 6),
-                    in_range(7, 8)
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(after_i)
-                    .bind(head_i)
-                    .bind(filter.aggregate_type.as_deref())
-                    .bind(filter.aggregate_id.as_deref())
-                    .bind(r1.map(|r| r.0.clone()))
-                    .bind(r1.map(|r| r.1.clone()))
-                    .bind(r2.map(|r| r.0.clone()))
-                    .bind(r2.map(|r| r.1.clone()))
-                    .bind(limit_i)
-                    .fetch_all(pool)
-                    .await?;
-                current(&rows, from_pg)?
-            }
-            Backend::Sqlite(pool) => {
-                let in_range = |lo: usize, hi: usize| {
-                    format!(
-                        "(?{lo} IS NULL OR json_extract(metadata, '$.division') BETWEEN ?{lo} AND ?{hi} \
-                         OR json_extract(metadata, '$.prior_division') BETWEEN ?{lo} AND ?{hi})"
-                    )
-                };
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM events WHERE position > ?1 AND position <= ?2 \
-                     AND (?3 IS NULL OR aggregate_type = ?3) \
-                     AND (?4 IS NULL OR aggregate_id = ?4) AND {} AND {} \
-                     ORDER BY position LIMIT ?9",
-                    in_range(5, 6),
-                    in_range(7, 8)
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(after_i)
-                    .bind(head_i)
-                    .bind(filter.aggregate_type.as_deref())
-                    .bind(filter.aggregate_id.as_deref())
-                    .bind(r1.map(|r| r.0.clone()))
-                    .bind(r1.map(|r| r.1.clone()))
-                    .bind(r2.map(|r| r.0.clone()))
-                    .bind(r2.map(|r| r.1.clone()))
-                    .bind(limit_i)
-                    .fetch_all(pool)
-                    .await?;
-                current(&rows, from_sqlite)?
-            }
+        let dialect = self.dialect();
+        let field = |name: &str| {
+            dialect.pick(
+                format!("metadata->>'{name}'"),
+                format!("json_extract(metadata, '$.{name}')"),
+            )
         };
+        let (division, prior) = (field("division"), field("prior_division"));
+        let in_range = |lo: usize, hi: usize| {
+            format!(
+                "(CAST(${lo} AS TEXT) IS NULL OR {division} BETWEEN ${lo} AND ${hi} \
+                 OR {prior} BETWEEN ${lo} AND ${hi})"
+            )
+        };
+        let sql = Sql::new(format!(
+            "SELECT {COLUMNS} FROM events WHERE position > $1 AND position <= $2 \
+             AND (CAST($3 AS TEXT) IS NULL OR aggregate_type = $3) \
+             AND (CAST($4 AS TEXT) IS NULL OR aggregate_id = $4) AND {} AND {} \
+             ORDER BY position LIMIT $9",
+            in_range(5, 6),
+            in_range(7, 8)
+        ))
+        .bind(to_i64(after))
+        .bind(to_i64(head))
+        .bind(filter.aggregate_type.as_deref())
+        .bind(filter.aggregate_id.as_deref())
+        .bind(r1.map(|r| r.0.as_str()))
+        .bind(r1.map(|r| r.1.as_str()))
+        .bind(r2.map(|r| r.0.as_str()))
+        .bind(r2.map(|r| r.1.as_str()))
+        .bind(i64::from(limit));
+        let events = current(&self.fetch_all(&sql).await?)?;
         let read_to = if events.len() as u64 >= u64::from(limit) {
             events.last().map_or(after, |e| e.position)
         } else {
@@ -307,16 +253,11 @@ impl Store {
     /// The position of the last settled event, 0 for an empty log. A reader
     /// that has reached it has seen everything committed so far.
     pub async fn log_head(&self) -> Result<u64, StoreError> {
-        let head: Option<i64> = match self.backend() {
-            Backend::Postgres(pool) => {
-                let sql = format!("SELECT max(position) FROM events WHERE {PG_SETTLED}");
-                sqlx::query_scalar(&sql).fetch_one(pool).await?
-            }
-            Backend::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT max(position) FROM events")
-                    .fetch_one(pool)
-                    .await?
-            }
+        let settled = self.dialect().pick(PG_SETTLED, "true");
+        let sql = Sql::new(format!("SELECT max(position) FROM events WHERE {settled}"));
+        let head: Option<i64> = match self.fetch_optional(&sql).await? {
+            Some(row) => row.get(0)?,
+            None => None,
         };
         Ok(head.map_or(0, to_u64))
     }
@@ -328,69 +269,29 @@ impl Store {
         aggregate_type: &str,
         aggregate_id: &str,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        match self.backend() {
-            Backend::Postgres(pool) => {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
-                     ORDER BY sequence"
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(aggregate_type)
-                    .bind(aggregate_id)
-                    .fetch_all(pool)
-                    .await?;
-                current(&rows, from_pg)
-            }
-            Backend::Sqlite(pool) => {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM events WHERE aggregate_type = ? AND aggregate_id = ? \
-                     ORDER BY sequence"
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(aggregate_type)
-                    .bind(aggregate_id)
-                    .fetch_all(pool)
-                    .await?;
-                current(&rows, from_sqlite)
-            }
-        }
+        let sql = Sql::new(format!(
+            "SELECT {COLUMNS} FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 \
+             ORDER BY sequence"
+        ))
+        .bind(aggregate_type)
+        .bind(aggregate_id);
+        current(&self.fetch_all(&sql).await?)
     }
 }
 
-fn from_pg(row: &PgRow) -> Result<RecordedEvent, StoreError> {
-    Ok(RecordedEvent {
-        position: to_u64(row.try_get("position")?),
-        event_id: row.try_get("event_id")?,
-        recorded_at: row.try_get("recorded_at")?,
-        aggregate_type: row.try_get("aggregate_type")?,
-        aggregate_id: row.try_get("aggregate_id")?,
-        sequence: to_u64(row.try_get("sequence")?),
-        event_type: row.try_get("event_type")?,
-        event_version: row.try_get("event_version")?,
-        payload: row.try_get("payload")?,
-        metadata: row.try_get("metadata")?,
-        part: 0,
-        parts: 1,
-    })
-}
-
-fn from_sqlite(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
-    let position: Option<i64> = row.try_get("position")?;
-    let event_id: String = row.try_get("event_id")?;
-    let payload: String = row.try_get("payload")?;
-    let metadata: String = row.try_get("metadata")?;
-    let corrupt = |what: &str| StoreError::Corrupt(format!("an event's {what} is malformed"));
+fn from_row(row: &Row) -> Result<RecordedEvent, StoreError> {
+    let position: Option<i64> = row.get("position")?;
     Ok(RecordedEvent {
         position: position.map_or(0, to_u64),
-        event_id: Uuid::parse_str(&event_id).map_err(|_| corrupt("id"))?,
-        recorded_at: row.try_get("recorded_at")?,
-        aggregate_type: row.try_get("aggregate_type")?,
-        aggregate_id: row.try_get("aggregate_id")?,
-        sequence: to_u64(row.try_get("sequence")?),
-        event_type: row.try_get("event_type")?,
-        event_version: row.try_get("event_version")?,
-        payload: serde_json::from_str(&payload).map_err(|_| corrupt("payload"))?,
-        metadata: serde_json::from_str(&metadata).map_err(|_| corrupt("metadata"))?,
+        event_id: row.uuid("event_id")?,
+        recorded_at: row.time("recorded_at")?,
+        aggregate_type: row.get("aggregate_type")?,
+        aggregate_id: row.get("aggregate_id")?,
+        sequence: to_u64(row.get("sequence")?),
+        event_type: row.get("event_type")?,
+        event_version: row.get("event_version")?,
+        payload: row.get("payload")?,
+        metadata: row.get("metadata")?,
         part: 0,
         parts: 1,
     })

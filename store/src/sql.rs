@@ -279,6 +279,18 @@ impl Row {
         }
     }
 
+    /// A UUID: `uuid` on PostgreSQL, its hyphenated text on SQLite.
+    pub fn uuid(&self, column: impl Column) -> Result<uuid::Uuid, StoreError> {
+        match self {
+            Self::Postgres(row) => Ok(row.try_get(column)?),
+            Self::Sqlite(row) => {
+                let text: String = row.try_get(column)?;
+                uuid::Uuid::parse_str(&text)
+                    .map_err(|_| StoreError::Corrupt(format!("a stored id is malformed: {text:?}")))
+            }
+        }
+    }
+
     /// A count or a sum: never negative. PostgreSQL's `SUM` of a `bigint`
     /// is a `numeric`; write `CAST(SUM(…) AS BIGINT)` in the text.
     pub fn count(&self, column: impl Column) -> Result<u64, StoreError> {
