@@ -141,8 +141,8 @@ async fn the_board_shows_the_read_models_follows_the_log_and_keeps_to_the_scope(
     let client = browser.client.clone();
 
     // Two disputes in two towns and a petition, then past the villages'
-    // two working days: both disputes' village clocks go overdue and the
-    // server's timers record the breaches.
+    // 30 days and the petition's 15 days of triage: the three clocks go
+    // overdue and the server's timers record the breaches.
     let mut town_101 = server.disputes(&TOWN_101);
     let mut town_102 = server.disputes(&TOWN_102);
     outcome!(town_101.register_dispute(register_village_dispute("D-101", VILLAGE_101, "clerk-1")));
@@ -153,24 +153,36 @@ async fn the_board_shows_the_read_models_follows_the_log_and_keeps_to_the_scope(
         "clerk-1",
         "Wang Wu"
     )));
-    server.clock.advance(Duration::days(10));
-    let now = start_time() + Duration::days(10);
+    server.clock.advance(Duration::days(31));
+    let now = start_time() + Duration::days(31);
     let mut breached = Vec::new();
     for _ in 0..500 {
         breached = clocks(&db.store, in_district(now, false)).await;
-        if breached.len() >= 2 {
+        if breached.len() >= 3 {
             break;
         }
         tokio::time::sleep(StdDuration::from_millis(20)).await;
     }
-    assert_eq!(breached.len(), 2, "the timers never recorded both breaches");
+    assert_eq!(
+        breached.len(),
+        3,
+        "the timers never recorded both breaches: {:?}",
+        clocks(
+            &db.store,
+            ClockQuery {
+                limit: 100,
+                ..ClockQuery::default()
+            }
+        )
+        .await
+    );
 
     // Sign in as the district's supervisor: the SLA board.
     sign_in(&client, &base, DISTRICT_SUPERVISOR.token, "/sla").await;
     let overdue = clocks(&db.store, in_district(now, true)).await;
-    assert_eq!(overdue.len(), 2);
+    assert_eq!(overdue.len(), 3);
     assert_eq!(number(&client, "#overdue-count").await, overdue.len());
-    assert_eq!(cases_listed(&client).await, ["D-101", "D-102"]);
+    assert_eq!(cases_listed(&client).await, ["D-101", "D-102", "P-101"]);
     assert_eq!(text(&client, "h1").await, "时限看板");
     screenshot(&client, "sla").await;
     console_is_clean(&browser, "/sla").await;
@@ -198,7 +210,7 @@ async fn the_board_shows_the_read_models_follows_the_log_and_keeps_to_the_scope(
         )))
         .await
         .unwrap();
-    assert_eq!(cases_listed(&client).await, ["D-101"]);
+    assert_eq!(cases_listed(&client).await, ["D-101", "P-101"]);
     // Drill down from the town to its village holding the case.
     let village = text(
         &client,
@@ -208,13 +220,18 @@ async fn the_board_shows_the_read_models_follows_the_log_and_keeps_to_the_scope(
     assert_eq!(village, "1");
     console_is_clean(&browser, "/sla?division=…").await;
 
-    // Live: the due-soon view is empty; a dispute registered now (due in
-    // two working days) appears without a reload.
-    client
-        .goto(&format!("{base}/sla?view=due_soon"))
-        .await
-        .unwrap();
-    assert_eq!(number(&client, "#due-soon-count").await, 0);
+    // Live: a dispute registered now appears among the open clocks
+    // without a reload.
+    client.goto(&format!("{base}/sla?view=open")).await.unwrap();
+    let open_now = |now: DateTime<Utc>| ClockQuery {
+        overdue_at: None,
+        status: None,
+        due_between: Some((DateTime::UNIX_EPOCH, now + Duration::days(3650))),
+        ..in_district(now, false)
+    };
+    let before = clocks(&db.store, open_now(now)).await.len();
+    assert_eq!(number(&client, "#listed-count").await, before);
+    assert!(!cases_listed(&client).await.contains(&"D-live".to_owned()));
     client
         .execute("window.boardNotReloaded = true; return null;", vec![])
         .await
@@ -231,9 +248,11 @@ async fn the_board_shows_the_read_models_follows_the_log_and_keeps_to_the_scope(
         .await
         .unwrap();
     assert_eq!(stayed, Value::Bool(true), "the page was reloaded");
-    assert_eq!(number(&client, "#due-soon-count").await, 1);
-    screenshot(&client, "sla-due-soon").await;
-    console_is_clean(&browser, "/sla?view=due_soon").await;
+    let after = clocks(&db.store, open_now(now)).await.len();
+    assert_eq!(after, before + 1);
+    assert_eq!(number(&client, "#listed-count").await, after);
+    screenshot(&client, "sla-live").await;
+    console_is_clean(&browser, "/sla?view=open").await;
 
     // The case page: every event of the case, and the breach with who
     // held the case then.
@@ -270,7 +289,7 @@ async fn the_board_shows_the_read_models_follows_the_log_and_keeps_to_the_scope(
         sum
     };
     assert_eq!(shown, bodies.iter().map(|b| b.breached).sum::<i64>());
-    assert_eq!(shown, 2);
+    assert_eq!(shown, 3);
     screenshot(&client, "breaches").await;
     console_is_clean(&browser, "/breaches").await;
 
@@ -333,7 +352,25 @@ async fn the_board_shows_the_read_models_follows_the_log_and_keeps_to_the_scope(
         .await
         .unwrap();
     sign_in(&client, &base, TOWN_101.token, "/sla?view=open").await;
-    assert_eq!(cases_listed(&client).await, ["D-101", "D-live"]);
+    let town = DivisionCode::parse(TOWN_101_CODE).unwrap().subtree_bounds();
+    let mut open_in_town: Vec<String> = clocks(
+        &db.store,
+        ClockQuery {
+            scope: Some(town),
+            due_between: Some((DateTime::UNIX_EPOCH, now + Duration::days(3650))),
+            limit: 10_000,
+            ..ClockQuery::default()
+        },
+    )
+    .await
+    .into_iter()
+    .map(|c| c.case_id)
+    .collect();
+    open_in_town.sort();
+    let listed = cases_listed(&client).await;
+    assert_eq!(listed, open_in_town);
+    assert!(listed.contains(&"D-101".to_owned()) && listed.contains(&"D-live".to_owned()));
+    assert!(!listed.contains(&"D-102".to_owned()), "{listed:?}");
     console_is_clean(&browser, "/sla as town 101").await;
     client
         .goto(&format!("{base}/sla?division=990101102000"))
@@ -357,6 +394,7 @@ async fn the_board_shows_the_read_models_follows_the_log_and_keeps_to_the_scope(
     assert!(scripts.is_empty(), "script errors: {scripts:?}");
 
     // Signed out again, a wrong token is refused at the form.
+    client.goto(&format!("{base}/sla")).await.unwrap();
     client
         .find(css("#signout"))
         .await

@@ -70,6 +70,8 @@ impl IntoResponse for PageError {
                     meta charset="utf-8";
                     title { (status.as_u16()) }
                     link rel="stylesheet" href="/assets/board.css";
+                // No favicon to fetch (a 404 would show in the console).
+                link rel="icon" href="data:,";
                 }
                 body {
                     main.refused {

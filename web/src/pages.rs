@@ -79,6 +79,8 @@ fn frame(board: &Board, v: &Viewer, nav: Nav, title: &str, body: Markup) -> Mark
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · " (lang.t("矛调中心看板", "Mediation board")) }
                 link rel="stylesheet" href="/assets/board.css";
+                // No favicon to fetch (a 404 would show in the console).
+                link rel="icon" href="data:,";
             }
             body data-position=(position) {
                 header.top {
@@ -153,6 +155,8 @@ pub(crate) fn sign_in_page(lang: Lang, csrf: &str, next: &str, failed: bool) -> 
                 meta charset="utf-8";
                 title { (lang.t("登录 · 矛调中心看板", "Sign in · Mediation board")) }
                 link rel="stylesheet" href="/assets/board.css";
+                // No favicon to fetch (a 404 would show in the console).
+                link rel="icon" href="data:,";
             }
             body {
                 form.signin #signin method="post" action="/signin" {
