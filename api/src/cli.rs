@@ -208,6 +208,16 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     tls_client_ca: Option<PathBuf>,
+    /// Address of the web board (HTTP), or `off` for none. Without an
+    /// agencies file it must be a loopback address, as for gRPC.
+    #[arg(
+        long,
+        env = "MEDIATION_HTTP",
+        hide_env_values = true,
+        default_value = "127.0.0.1:8080",
+        value_parser = parse_http
+    )]
+    http: HttpListen,
     /// Seconds between sweeps of the deadline timers (warnings at 50% and
     /// 75% of a clock's time, breaches at 100%); 0 runs no timers here.
     #[arg(
@@ -273,6 +283,24 @@ pub struct ExportArgs {
     with_identities: bool,
 }
 
+/// Where the web board listens, if anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpListen {
+    /// `--http off`.
+    Off,
+    /// An address.
+    On(SocketAddr),
+}
+
+fn parse_http(s: &str) -> Result<HttpListen, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(HttpListen::Off);
+    }
+    s.parse()
+        .map(HttpListen::On)
+        .map_err(|e| format!("{s:?} is neither an address (such as 127.0.0.1:8080) nor `off`: {e}"))
+}
+
 fn parse_format(s: &str) -> Result<mediation_export::Format, String> {
     s.parse()
 }
@@ -330,6 +358,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             args.listen
         ),
     };
+    if let (HttpListen::On(http), None) = (args.http, &args.agencies) {
+        anyhow::ensure!(
+            http.ip().is_loopback(),
+            "refusing to serve the web board on {http} without authentication: give an \
+             agencies file with --agencies, listen on a loopback address, or --http off"
+        );
+    }
     let (petitioner_secret, source) = petitioner_secret(&args.secret, &args.store.database_url)?;
     if source == SecretSource::Development {
         // An agencies file means real callers, hence real petitioners.
@@ -358,6 +393,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!("shutting down");
     };
     tracing::info!(%addr, store = %redact(&args.store.database_url), "serving gRPC");
+    let http = match args.http {
+        HttpListen::Off => None,
+        HttpListen::On(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("listening for the web board on {at}"))?;
+            let bound = listener
+                .local_addr()
+                .context("reading the board's address")?;
+            tracing::info!(addr = %bound, "serving the web board");
+            Some(listener)
+        }
+    };
 
     let settings = Settings {
         services,
@@ -367,6 +415,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .then(|| std::time::Duration::from_secs(args.timer_interval)),
         case_cache: args.case_cache,
         petitioner_secret,
+        http,
     };
     crate::serve(listener, store.clone(), settings, shutdown).await?;
     store.close().await;

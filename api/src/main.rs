@@ -17,7 +17,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the gRPC server (migrates the store first).
+    /// Run the gRPC server and the web board (migrates the store first).
     Serve(ServeArgs),
     /// Create or upgrade the store's schema, then exit.
     Migrate(StoreArgs),

@@ -46,6 +46,9 @@ pub enum ServeError {
     /// The embedded descriptor sets could not be served for reflection.
     #[error("server reflection could not be set up: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The web board's listener failed.
+    #[error("the web board failed: {0}")]
+    Web(#[from] std::io::Error),
 }
 
 /// Serves the gRPC API on `listener` until `shutdown` completes, then stops
@@ -98,6 +101,16 @@ pub async fn serve(
     // now are re-timed in the background; the server does not wait.
     let recompute = tokio::spawn(app.clone().run_recompute(stop.clone()));
     let auth = settings.auth;
+    // The web board shares the engine (same App, same agencies) on a
+    // listener of its own, and stops when the gRPC server is asked to.
+    let web = settings.http.map(|listener| {
+        let app = app.clone();
+        let agencies = auth.agencies().clone();
+        let stop = stop.clone();
+        tokio::spawn(mediation_web::serve(listener, app, agencies, async move {
+            stop.cancelled().await;
+        }))
+    });
     let disputes = DisputeServiceServer::new(DisputeApi::new(app.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let petitions =
@@ -139,6 +152,16 @@ pub async fn serve(
         .await;
 
     stop.cancel();
+    let web = match web {
+        Some(web) => match web.await {
+            Ok(result) => result,
+            Err(e) => {
+                tracing::error!(error = %e, "the web board panicked");
+                Ok(())
+            }
+        },
+        None => Ok(()),
+    };
     if let Err(e) = watcher.await {
         tracing::error!(error = %e, "the health watcher panicked");
     }
@@ -153,7 +176,8 @@ pub async fn serve(
     if let Err(e) = recompute.await {
         tracing::error!(error = %e, "the recount of provisional deadlines panicked");
     }
-    result.map_err(ServeError::from)
+    result.map_err(ServeError::from)?;
+    web.map_err(ServeError::from)
 }
 
 /// The status gRPC specifies for a request larger than the server's limit is
@@ -196,6 +220,9 @@ pub struct Settings {
     /// The deployment's secret under which read models key petitioners
     /// (`cli::petitioner_secret` says where `mediation serve` finds it).
     pub petitioner_secret: PetitionerSecret,
+    /// Where the web board listens (`mediation_web`), sharing this
+    /// server's engine and agencies; `None` serves no board.
+    pub http: Option<TcpListener>,
 }
 
 /// Probes the store and reports what it found; returns whether it answered.

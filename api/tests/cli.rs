@@ -17,7 +17,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_mediation");
 async fn serve_opens_a_new_sqlite_file_answers_health_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--http", "off", "--listen", "127.0.0.1:0"])
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
         .env("RUST_LOG", "info")
@@ -110,7 +110,14 @@ async fn serve_refuses_an_invalid_jurisdiction_file_and_names_it() {
     )
     .unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--jurisdiction"])
+        .args([
+            "serve",
+            "--http",
+            "off",
+            "--listen",
+            "127.0.0.1:0",
+            "--jurisdiction",
+        ])
         .arg(&file)
         .current_dir(dir.path())
         .output()
@@ -126,7 +133,7 @@ async fn serve_refuses_an_invalid_jurisdiction_file_and_names_it() {
 async fn serve_refuses_a_public_address_without_authentication() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--listen", "0.0.0.0:0"])
+        .args(["serve", "--http", "off", "--listen", "0.0.0.0:0"])
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
         .env_remove("MEDIATION_AGENCIES")
@@ -164,7 +171,7 @@ async fn token_prints_a_token_and_the_hash_the_agencies_file_keeps() {
 async fn serve_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--http", "off", "--listen", "127.0.0.1:0"])
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
         .env("RUST_LOG", "info")
@@ -264,7 +271,15 @@ async fn a_server_killed_while_projecting_resumes_without_loss_or_repeat() {
 
     // First run: killed as soon as the projection has started.
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+        .args([
+            "serve",
+            "--http",
+            "off",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &url,
+        ])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -287,7 +302,15 @@ async fn a_server_killed_while_projecting_resumes_without_loss_or_repeat() {
     // Second run: it resumes from its checkpoint. A list that must reflect
     // the head waits until the projection has caught up.
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", &url])
+        .args([
+            "serve",
+            "--http",
+            "off",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &url,
+        ])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .kill_on_drop(true)

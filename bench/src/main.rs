@@ -66,7 +66,7 @@ struct Cli {
 enum Internal {
     /// `mediation serve`, as the server under test.
     #[command(hide = true)]
-    ServeForBench(mediation_api::cli::ServeArgs),
+    ServeForBench(Box<mediation_api::cli::ServeArgs>),
     /// `mediation replay`, timed over the grown log.
     #[command(hide = true)]
     ReplayForBench(mediation_api::cli::ReplayArgs),
@@ -78,7 +78,7 @@ async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let done = match cli.internal {
         None => run(cli.bench).await,
-        Some(Internal::ServeForBench(args)) => mediation_api::cli::serve(args).await,
+        Some(Internal::ServeForBench(args)) => mediation_api::cli::serve(*args).await,
         Some(Internal::ReplayForBench(args)) => mediation_api::cli::replay(args).await,
     };
     match done {

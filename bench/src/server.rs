@@ -34,6 +34,9 @@ impl ServerProcess {
             .arg(addr.to_string())
             .arg("--timer-interval")
             .arg("0")
+            // The gRPC server alone is measured; no board on a fixed port.
+            .arg("--http")
+            .arg("off")
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "warn")
             .env_remove("MEDIATION_AGENCIES")

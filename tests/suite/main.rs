@@ -34,6 +34,7 @@ macro_rules! on_both_backends {
 mod api_access;
 mod api_flow;
 mod api_sla;
+mod board;
 mod calendars;
 mod details;
 mod export;

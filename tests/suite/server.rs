@@ -29,6 +29,7 @@ async fn health_and_reflection_answer_and_shutdown_is_clean(db: &TestDb) {
         timer_interval: None,
         case_cache: mediation_store::DEFAULT_CACHE_CAPACITY,
         petitioner_secret: mediation_projections::petitioners::PetitionerSecret::development(),
+        http: None,
     };
     let server = tokio::spawn(mediation_api::serve(
         listener,

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+pub mod browser;
 pub mod cluster;
 pub mod probe;
 pub mod requests;

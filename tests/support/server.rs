@@ -121,6 +121,8 @@ pub fn start_time() -> DateTime<Utc> {
 pub struct TestServer {
     /// Where it listens.
     pub addr: std::net::SocketAddr,
+    /// Where the web board listens, if the test asked for it.
+    pub board: Option<std::net::SocketAddr>,
     /// The clock its aggregates read; tests move it.
     pub clock: ManualClock,
     channel: Channel,
@@ -169,7 +171,35 @@ impl TestServer {
     ) -> Self {
         let clock = ManualClock::new(start_time());
         let services = Services::shipped_defaults(Arc::new(clock.clone()));
-        Self::start_on(db, auth, tls, client, timer_interval, clock, services).await
+        Self::start_on(
+            db,
+            auth,
+            tls,
+            client,
+            timer_interval,
+            clock,
+            services,
+            false,
+        )
+        .await
+    }
+
+    /// [`TestServer::start_with_timers`] with the web board on a port of
+    /// its own ([`TestServer::board`]).
+    pub async fn start_with_board(db: &TestDb, auth: bool) -> Self {
+        let clock = ManualClock::new(start_time());
+        let services = Services::shipped_defaults(Arc::new(clock.clone()));
+        Self::start_on(
+            db,
+            auth,
+            None,
+            |endpoint| endpoint,
+            Some(std::time::Duration::from_millis(20)),
+            clock,
+            services,
+            true,
+        )
+        .await
     }
 
     /// [`TestServer::start`] with the aggregates' `services` (a calendar or
@@ -180,9 +210,20 @@ impl TestServer {
         clock: ManualClock,
         services: Services,
     ) -> Self {
-        Self::start_on(db, auth, None, |endpoint| endpoint, None, clock, services).await
+        Self::start_on(
+            db,
+            auth,
+            None,
+            |endpoint| endpoint,
+            None,
+            clock,
+            services,
+            false,
+        )
+        .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn start_on(
         db: &TestDb,
         auth: bool,
@@ -191,6 +232,7 @@ impl TestServer {
         timer_interval: Option<std::time::Duration>,
         clock: ManualClock,
         services: Services,
+        board: bool,
     ) -> Self {
         let auth = if auth {
             Authenticator::from_toml(&agencies_toml()).unwrap()
@@ -200,6 +242,12 @@ impl TestServer {
         let tls_on = tls.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let http = if board {
+            Some(TcpListener::bind("127.0.0.1:0").await.unwrap())
+        } else {
+            None
+        };
+        let board = http.as_ref().map(|l| l.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(mediation_api::serve(
             listener,
@@ -212,6 +260,7 @@ impl TestServer {
                 timer_interval,
                 case_cache: mediation_store::DEFAULT_CACHE_CAPACITY,
                 petitioner_secret: PetitionerSecret::development(),
+                http,
             },
             async {
                 let _ = stopped.await;
@@ -224,6 +273,7 @@ impl TestServer {
             .unwrap();
         Self {
             addr,
+            board,
             clock,
             channel,
             stop: Some(stop),
