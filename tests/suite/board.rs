@@ -10,7 +10,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use fantoccini::{Client, Locator};
 use mediation_domain::values::DivisionCode;
-use mediation_projections::sla::{self, ClockQuery};
+use mediation_projections::sla::{self, ClockQuery, ClockStatus};
 use mediation_store::Store;
 use mediation_tests::TestDb;
 use mediation_tests::browser::Browser;
@@ -100,7 +100,7 @@ fn in_district(now: DateTime<Utc>, overdue: bool) -> ClockQuery {
         overdue_at: overdue.then_some(now),
         due_between: None,
         body: None,
-        status: (!overdue).then(|| "breached".to_owned()),
+        status: (!overdue).then_some(ClockStatus::Breached),
         after: None,
         limit: 10_000,
         provisional: None,

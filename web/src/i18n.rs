@@ -5,6 +5,7 @@ use axum::extract::{Path, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use mediation_projections::sla::ClockStatus;
 use serde::Deserialize;
 
 use crate::session::cookie;
@@ -114,13 +115,12 @@ pub(crate) fn level(lang: Lang, level: &str) -> &'static str {
 }
 
 /// A clock status for people.
-pub(crate) fn status(lang: Lang, status: &str) -> &'static str {
+pub(crate) fn status(lang: Lang, status: ClockStatus) -> &'static str {
     match status {
-        "running" => lang.t("计时中", "Running"),
-        "warned_50" => lang.t("已过半", "Past 50%"),
-        "warned_75" => lang.t("已过75%", "Past 75%"),
-        "breached" => lang.t("已超时", "Breached"),
-        "met" => lang.t("按期完成", "Met"),
-        _ => lang.t("未知", "Unknown"),
+        ClockStatus::Running => lang.t("计时中", "Running"),
+        ClockStatus::Warned50 => lang.t("已过半", "Past 50%"),
+        ClockStatus::Warned75 => lang.t("已过75%", "Past 75%"),
+        ClockStatus::Breached => lang.t("已超时", "Breached"),
+        ClockStatus::Met => lang.t("按期完成", "Met"),
     }
 }

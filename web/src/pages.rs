@@ -18,7 +18,7 @@ use mediation_app::accountability::CaseKind;
 use mediation_domain::policy::Stage;
 use mediation_domain::values::{DivisionCode, Level};
 use mediation_projections::petitioners::{self, RepeatBasis};
-use mediation_projections::sla::{self, ClockQuery, ClockRow};
+use mediation_projections::sla::{self, ClockQuery, ClockRow, ClockStatus};
 use mediation_projections::statistics::{self, Counts, Grouping, Period};
 use serde::Deserialize;
 use serde_json::Value;
@@ -212,7 +212,7 @@ async fn open_clocks(
     subtrees: &[DivisionCode],
     window: (DateTime<Utc>, DateTime<Utc>),
     overdue_at: Option<DateTime<Utc>>,
-    status: Option<&str>,
+    status: Option<ClockStatus>,
 ) -> Result<Vec<ClockRow>, PageError> {
     let mut rows = Vec::new();
     for subtree in subtrees {
@@ -222,7 +222,7 @@ async fn open_clocks(
             overdue_at,
             due_between: overdue_at.is_none().then_some(window),
             body: None,
-            status: status.map(str::to_owned),
+            status,
             after: None,
             limit: COUNT_LIMIT,
             provisional: None,
@@ -488,7 +488,7 @@ pub(crate) async fn sla_board(
                             }
                             td { (local(r.due_at)) }
                             td.left { (left(lang, now, r.due_at)) }
-                            td { (i18n::status(lang, &r.status)) }
+                            td { (i18n::status(lang, r.status)) }
                         }
                     }
                 }
@@ -707,7 +707,7 @@ async fn open_or_stopped_breached(
             overdue_at: None,
             due_between: None,
             body: None,
-            status: Some("breached".to_owned()),
+            status: Some(ClockStatus::Breached),
             after: None,
             limit: COUNT_LIMIT,
             provisional: None,
