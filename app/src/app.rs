@@ -84,6 +84,12 @@ pub struct Found<A> {
 /// The most suspected repeats a receipt suggests.
 const SUSPECTED_REPEATS: usize = 20;
 
+/// How many of the newest matching petitions [`App::suspected_repeats`]
+/// reads per subtree before it leaves out the petitioner's other matters:
+/// bounded, so that a petitioner (or a unit) with a long history costs a
+/// receipt no more than a short one.
+const CANDIDATES_READ: u32 = 200;
+
 /// How long a list waits for the index to reach a `min_position`.
 pub const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(5);
 
@@ -305,6 +311,7 @@ impl App {
                 facts,
                 self.now(),
                 petitioners::MAX_WINDOW_DAYS,
+                CANDIDATES_READ,
             )
             .await;
             let candidates = match candidates {

@@ -427,7 +427,8 @@ async fn repeats_by(
 /// about `complained_unit`, on `facts`) would repeat: received at most
 /// `window_days` days before `at`, and not after it, with the same
 /// petitioner key, or the same unit and facts hash. For the registrar
-/// deciding `repeat_of`. Newest first.
+/// deciding `repeat_of`. Newest first, at most `limit`: the cost follows
+/// the answer, not the petitioner's whole history.
 #[allow(clippy::too_many_arguments)]
 pub async fn candidates(
     store: &Store,
@@ -438,6 +439,7 @@ pub async fn candidates(
     facts: &Text,
     at: DateTime<Utc>,
     window_days: u32,
+    limit: u32,
 ) -> Result<Vec<(PetitionRecord, RepeatBasis)>, StoreError> {
     let key = petitioner_key(secret, petitioner);
     let unit = complained_unit.map(normalise_unit);
@@ -448,11 +450,18 @@ pub async fn candidates(
         ))))
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let (low, high) = subtree.subtree_bounds();
+    // Each kind of match read newest first through its own index, at most
+    // `limit` of each, rather than every match of a long history.
+    let within = "division BETWEEN $1 AND $2 AND received_at >= $3 AND received_at <= $4";
+    let newest = "ORDER BY received_at DESC, case_id DESC LIMIT $8";
     let sql = Sql::new(format!(
-        "SELECT {RECORD} FROM petitioner_history WHERE division BETWEEN $1 AND $2 \
-         AND received_at >= $3 AND received_at <= $4 \
-         AND (petitioner_key = $5 OR (complained_unit = $6 AND facts_hash = $7)) \
-         ORDER BY received_at DESC, case_id DESC"
+        "SELECT {RECORD} FROM ( \
+           SELECT {RECORD} FROM (SELECT {RECORD} FROM petitioner_history \
+             WHERE petitioner_key = $5 AND {within} {newest}) AS same_person \
+           UNION \
+           SELECT {RECORD} FROM (SELECT {RECORD} FROM petitioner_history \
+             WHERE complained_unit = $6 AND facts_hash = $7 AND {within} {newest}) AS same_facts \
+         ) AS found {newest}"
     ))
     .bind(&low)
     .bind(&high)
@@ -460,7 +469,8 @@ pub async fn candidates(
     .bind(at)
     .bind(&key)
     .bind(unit.as_deref())
-    .bind(&facts);
+    .bind(&facts)
+    .bind(i64::from(limit));
     let records = store
         .fetch_all(&sql)
         .await?

@@ -1410,6 +1410,7 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
         &text(ROAD),
         day(50),
         30,
+        10,
     )
     .await
     .unwrap();
