@@ -171,11 +171,6 @@ impl<'a> Sql<'a> {
         self
     }
 
-    /// The statement's text.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
     fn postgres(&self) -> Query<'_, Postgres, PgArguments> {
         let mut query = sqlx::query(&self.text).persistent(self.persistent);
         for cell in &self.cells {
