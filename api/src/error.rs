@@ -138,6 +138,12 @@ fn stage_due(stage: Stage, due: DateTime<Utc>) -> Vec<(&'static str, String)> {
 
 /// A store failure as a status.
 pub fn store_status(e: &StoreError) -> Status {
+    metrics::counter!(
+        "mediation_store_errors_total",
+        "source" => "request",
+        "kind" => e.kind()
+    )
+    .increment(1);
     match e {
         StoreError::Unavailable(why) => {
             // The store's own reason may already say what to do.

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 mod convert;
 pub mod error;
+pub mod metrics;
 pub mod server;
 pub mod services;
 pub mod telemetry;

@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use mediation_api::cli::{ExportArgs, ReplayArgs, ServeArgs, StoreArgs};
+use mediation_api::telemetry::LogFormat;
 use mediation_app::access::{new_token, token_hash};
 
 #[derive(Debug, Parser)]
@@ -11,6 +12,16 @@ use mediation_app::access::{new_token, token_hash};
     about = "Event-sourced engine for dispute mediation and petitions"
 )]
 struct Cli {
+    /// How log lines are written to stderr: `text` for a person, `json`
+    /// (one object per line) for log shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "MEDIATION_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,8 +72,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    mediation_api::telemetry::init();
-    match run(Cli::parse()).await {
+    let cli = Cli::parse();
+    mediation_api::telemetry::init(cli.log_format);
+    match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -21,6 +21,7 @@ use tonic_health::server::HealthReporter;
 use tower::util::MapResponseLayer;
 
 use crate::auth::Authenticator;
+use crate::metrics::GrpcMetricsLayer;
 use crate::services::dispute::DisputeApi;
 use crate::services::events::EventApi;
 use crate::services::petition::PetitionApi;
@@ -70,6 +71,8 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // Installed before anything records, so that no count is lost.
+    crate::metrics::handle();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(mediation_proto::FILE_DESCRIPTOR_SET)
@@ -107,9 +110,16 @@ pub async fn serve(
         let app = app.clone();
         let agencies = auth.agencies().clone();
         let stop = stop.clone();
-        tokio::spawn(mediation_web::serve(listener, app, agencies, async move {
-            stop.cancelled().await;
-        }))
+        let operations = crate::metrics::router(app.clone());
+        tokio::spawn(mediation_web::serve(
+            listener,
+            app,
+            agencies,
+            operations,
+            async move {
+                stop.cancelled().await;
+            },
+        ))
     });
     let disputes = DisputeServiceServer::new(DisputeApi::new(app.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
@@ -128,8 +138,12 @@ pub async fn serve(
         shutdown.await;
         stop_streams.cancel();
     };
-    let mut builder =
-        tonic::transport::Server::builder().layer(MapResponseLayer::new(oversized_is_exhausted));
+    // Layers run outermost first: the metrics see the status as the
+    // client gets it, after the correction below.
+    let upkeep = tokio::spawn(crate::metrics::upkeep(stop.clone()));
+    let mut builder = tonic::transport::Server::builder()
+        .layer(GrpcMetricsLayer)
+        .layer(MapResponseLayer::new(oversized_is_exhausted));
     if let Some(tls) = settings.tls {
         builder = builder.tls_config(tls)?;
     }
@@ -162,6 +176,9 @@ pub async fn serve(
         },
         None => Ok(()),
     };
+    if let Err(e) = upkeep.await {
+        tracing::error!(error = %e, "the metrics upkeep panicked");
+    }
     if let Err(e) = watcher.await {
         tracing::error!(error = %e, "the health watcher panicked");
     }

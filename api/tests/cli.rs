@@ -331,17 +331,27 @@ async fn a_server_killed_while_projecting_resumes_without_loss_or_repeat() {
     let mut client = DisputeServiceClient::new(channel);
     let mut listed = Vec::new();
     let mut token = String::new();
+    // The server says UNAVAILABLE ("retry shortly") while the projection
+    // has not caught up within its wait; a client retries, and so does
+    // this test: what it checks is what is listed, not how fast.
+    let retry_until = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
-        let page = client
-            .list_disputes(pb::ListDisputesRequest {
-                page_size: 1000,
-                page_token: token.clone(),
-                min_position: head,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let request = pb::ListDisputesRequest {
+            page_size: 1000,
+            page_token: token.clone(),
+            min_position: head,
+            ..Default::default()
+        };
+        let page = match client.list_disputes(request).await {
+            Ok(page) => page.into_inner(),
+            Err(status)
+                if status.code() == tonic::Code::Unavailable
+                    && std::time::Instant::now() < retry_until =>
+            {
+                continue;
+            }
+            Err(status) => panic!("{status:?}"),
+        };
         listed.extend(page.disputes);
         if page.next_page_token.is_empty() {
             break;
@@ -410,4 +420,101 @@ async fn export_writes_a_manifest_and_refuses_another_format_in_the_same_folder(
         message.contains("--with-identities"),
         "the flag warns: {message}"
     );
+}
+
+/// Reads `path` from an HTTP/1.1 server with a bare request, as a scraper
+/// would, and returns the status line and the body.
+async fn http_get(addr: &str, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_owned(), body.to_owned())
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_and_metrics_are_served_beside_the_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    // Every line the server writes is a JSON object; the event's fields
+    // (here the bound addresses) are at its top level.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut grpc, mut board) = (None, None);
+    while grpc.is_none() || board.is_none() {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the server exited before it started serving");
+        let object: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(object["timestamp"].is_string(), "{line}");
+        assert!(object["level"].is_string(), "{line}");
+        let addr = object["addr"].as_str().map(str::to_owned);
+        match object["message"].as_str() {
+            Some("serving gRPC") => grpc = addr,
+            Some("serving the web board") => board = addr,
+            _ => {}
+        }
+    }
+    let (grpc, board) = (grpc.unwrap(), board.unwrap());
+
+    // One call, so that the gRPC series exist.
+    let channel = Endpoint::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+
+    let (status, body) = http_get(&board, "/metrics").await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("grpc_server_handled_total{")
+                && l.contains("grpc_method=\"Check\"")
+                && l.contains("grpc_code=\"OK\"")),
+        "{body}"
+    );
+    assert!(
+        body.contains("mediation_projection_position{projection=\"case_index\"}"),
+        "{body}"
+    );
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().await.unwrap().success());
 }

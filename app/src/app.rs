@@ -16,7 +16,7 @@ use mediation_projections::case_index::{self, CaseIndex, IndexQuery};
 use mediation_projections::petitioners::{self, PetitionerSecret, RepeatBasis};
 use mediation_projections::runner::Projection as _;
 use mediation_projections::runner::{self, ProjectionStatus};
-use mediation_store::{Cases, DEFAULT_CACHE_CAPACITY, Options, RequestKey, Store};
+use mediation_store::{Cases, DEFAULT_CACHE_CAPACITY, Horizon, Options, RequestKey, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -102,6 +102,15 @@ const CHECKPOINT_POLL: Duration = Duration::from_millis(25);
 /// readable head: it moves when other transactions end, in any process,
 /// so no commit here announces it.
 const LOG_POLL: Duration = Duration::from_millis(10);
+
+/// What [`App::projection_report`] found.
+#[derive(Debug, Clone)]
+pub struct ProjectionReport {
+    /// Every projection, in [`mediation_projections::all`]'s order.
+    pub projections: Vec<ProjectionStatus>,
+    /// What readers of the log can see, and what holds them back.
+    pub horizon: Horizon,
+}
 
 /// The engine. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -363,6 +372,24 @@ impl App {
             .iter()
             .map(|s| s.borrow().clone())
             .collect()
+    }
+
+    /// Every projection's status read fresh from the store (position and
+    /// lag, the lag counting the events the horizon still hides), whether
+    /// this process runs it (holds its lease), and what holds the log's
+    /// horizon: what `ListProjections` and the metrics report.
+    pub async fn projection_report(&self) -> Result<ProjectionReport, AppError> {
+        let live = self.projections();
+        let horizon = self.store().horizon().await?;
+        let mut projections = Vec::new();
+        for projection in mediation_projections::all(self.petitioner_secret()) {
+            let active = live.iter().any(|s| s.name == projection.name() && s.active);
+            projections.push(runner::status(self.store(), projection.as_ref(), active).await?);
+        }
+        Ok(ProjectionReport {
+            projections,
+            horizon,
+        })
     }
 
     /// Waits, for at most `wait`, until projection `name` as run here

@@ -20,6 +20,6 @@ pub mod timers;
 
 pub use app::{
     App, COMPLAINED_UNIT, COMPLAINED_UNIT_ID, CaseFilter, Found, MATTER_TYPE, Outcome, PageRequest,
-    READ_YOUR_WRITES_WAIT,
+    ProjectionReport, READ_YOUR_WRITES_WAIT,
 };
 pub use error::AppError;

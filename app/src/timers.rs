@@ -129,15 +129,33 @@ impl App {
             } else {
                 continue;
             };
+            let kind = if timer.threshold_percent == 100 {
+                "breach"
+            } else {
+                "warning"
+            };
+            let fired = |outcome: &'static str| {
+                metrics::counter!(
+                    "mediation_timer_firings_total",
+                    "kind" => kind,
+                    "outcome" => outcome
+                )
+                .increment(1);
+            };
             match outcome {
                 Ok((false, false)) => {
                     swept.recorded += 1;
+                    fired("recorded");
                     self.notify_commit();
                 }
-                Ok(_) => swept.already += 1,
+                Ok(_) => {
+                    swept.already += 1;
+                    fired("already");
+                }
                 Err(Refused::Stale(why)) => {
                     tracing::debug!(case = %timer.case_id, stage = ?timer.stage, %why, "timer stale");
                     swept.stale += 1;
+                    fired("stale");
                     continue;
                 }
                 Err(Refused::Store(e)) => return Err(e),
@@ -152,6 +170,12 @@ impl App {
                 && self.escalate(&timer).await?
             {
                 swept.escalated += 1;
+                metrics::counter!(
+                    "mediation_timer_firings_total",
+                    "kind" => "escalation",
+                    "outcome" => "recorded"
+                )
+                .increment(1);
             }
         }
         Ok(swept)
@@ -210,7 +234,15 @@ impl App {
                         tracing::info!(?swept, "deadline timers swept");
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "deadline timers: sweep failed"),
+                    Err(e) => {
+                        metrics::counter!(
+                            "mediation_store_errors_total",
+                            "source" => "timers",
+                            "kind" => e.kind()
+                        )
+                        .increment(1);
+                        tracing::warn!(error = %e, "deadline timers: sweep failed");
+                    }
                 }
                 tokio::select! {
                     () = stop.cancelled() => {

@@ -74,7 +74,7 @@ enum Internal {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    mediation_api::telemetry::init();
+    mediation_api::telemetry::init(mediation_api::telemetry::LogFormat::Text);
     let cli = Cli::parse();
     let done = match cli.internal {
         None => run(cli.bench).await,
@@ -360,7 +360,7 @@ async fn scale_phase(
     eprintln!("bench: exporting the whole log to Parquet");
     let exported = scale::export_parquet(store).await?;
     report.figure(Figure::Export { exported, read });
-    let server = ServerProcess::start(&scratch.url).await?;
+    let server = ServerProcess::start_with_board(&scratch.url).await?;
     let mut target = Target::grpc(server.channel(1).await?);
     let clocks = scale::count_running_clocks(store).await?;
     let rounds = if args.quick { 10 } else { 200 };
@@ -387,6 +387,37 @@ async fn scale_phase(
             latencies,
             failed,
         });
+    }
+    eprintln!("bench: the web board's pages on the full store");
+    if let Some(board) = server.board() {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<String>();
+        let case = scale::some_dispute(store).await?;
+        let rounds = if args.quick { 10 } else { 100 };
+        for path in scale::board_pages(&case) {
+            let mut latencies = Vec::with_capacity(rounds);
+            let mut failed = None;
+            let budget = Instant::now();
+            for _ in 0..rounds {
+                if budget.elapsed() > Duration::from_secs(20) {
+                    break;
+                }
+                match scale::fetch_page(&client, board, &path).await {
+                    Ok(took) => latencies.push(took),
+                    Err(why) => {
+                        failed = Some(why);
+                        break;
+                    }
+                }
+            }
+            report.figure(Figure::Page {
+                path,
+                cases: args.cases,
+                latencies,
+                failed,
+            });
+        }
     }
     eprintln!("bench: load on the full store");
     let recorded = measure::closed_loop(&target, args.mix, args.store_clients, load_time).await;

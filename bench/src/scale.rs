@@ -140,6 +140,18 @@ pub(crate) async fn seed(store: &Store, cases: u64, progress: impl Fn(u64)) -> a
         progress((to + 1) * TEMPLATES);
         from = to + 1;
     }
+    // A million rows appended at once leave the planner's statistics of
+    // the log empty until autovacuum comes by, and the log's reads are
+    // then planned as a sort of every later row per batch: analyse now, as
+    // a store grown by use would have been.
+    match store.backend() {
+        Backend::Postgres(pool) => {
+            sqlx::query("ANALYZE events").execute(pool).await?;
+        }
+        Backend::Sqlite(pool) => {
+            sqlx::query("ANALYZE events").execute(pool).await?;
+        }
+    }
     count_events(store).await
 }
 
@@ -285,6 +297,65 @@ pub(crate) fn sla_queries() -> Vec<(&'static str, Step)> {
             }),
         ),
     ]
+}
+
+/// The board's pages as a district supervisor opens them, with a case's
+/// own page for `case_id`.
+pub(crate) fn board_pages(case_id: &str) -> Vec<String> {
+    let mut pages: Vec<String> = [
+        "/",
+        "/sla",
+        "/sla?view=due_soon&days=7",
+        "/sla?view=open&sort=holder",
+        "/sla?view=open&stage=mediation",
+        "/breaches",
+        "/petitions",
+    ]
+    .iter()
+    .map(|p| (*p).to_owned())
+    .collect();
+    pages.push(format!("/case/dispute/{case_id}"));
+    pages
+}
+
+/// Fetches `path` from the board at `board` the way a browser does (a
+/// kept-alive HTTP/1.1 connection), reading the whole page; how long that
+/// took, or why it failed.
+pub(crate) async fn fetch_page(
+    client: &hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        String,
+    >,
+    board: std::net::SocketAddr,
+    path: &str,
+) -> Result<Duration, String> {
+    use http_body_util::BodyExt as _;
+    let started = Instant::now();
+    let uri: http::Uri = format!("http://{board}{path}")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let response = client.get(uri).await.map_err(|e| format!("{e}"))?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("{e}"))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)));
+    }
+    Ok(started.elapsed())
+}
+
+/// A dispute of the seeded store, for its case page.
+pub(crate) async fn some_dispute(store: &Store) -> anyhow::Result<String> {
+    let sql = "SELECT aggregate_id FROM events WHERE aggregate_type = 'Dispute' ORDER BY position DESC LIMIT 1";
+    let id: String = match store.backend() {
+        Backend::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+        Backend::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+    };
+    Ok(id)
 }
 
 /// `mediation export` of the whole log to Parquet, pseudonymised, into a

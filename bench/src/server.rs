@@ -15,28 +15,42 @@ use tonic_health::pb::health_client::HealthClient;
 pub(crate) struct ServerProcess {
     child: tokio::process::Child,
     addr: SocketAddr,
+    board: Option<SocketAddr>,
+}
+
+/// A loopback address with a port that was free a moment ago.
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let probe =
+        std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port for the server")?;
+    Ok(probe.local_addr()?)
 }
 
 impl ServerProcess {
     /// Starts the server on `database_url` on a free loopback port, with no
     /// deadline timers, and waits until it reports itself serving.
     pub(crate) async fn start(database_url: &str) -> anyhow::Result<Self> {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0")
-                .context("finding a free port for the server")?;
-            probe.local_addr()?.port()
-        };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        // The gRPC server alone is measured; no board on a fixed port.
+        Self::start_on(database_url, None).await
+    }
+
+    /// [`ServerProcess::start`] with the web board on a free loopback
+    /// port too ([`ServerProcess::board`]), open to all (no agencies file).
+    pub(crate) async fn start_with_board(database_url: &str) -> anyhow::Result<Self> {
+        Self::start_on(database_url, Some(free_port()?)).await
+    }
+
+    async fn start_on(database_url: &str, board: Option<SocketAddr>) -> anyhow::Result<Self> {
+        let addr = free_port()?;
         let exe = std::env::current_exe().context("locating the mediation-bench executable")?;
+        let http = board.map_or_else(|| "off".to_owned(), |a| a.to_string());
         let child = tokio::process::Command::new(exe)
             .arg("serve-for-bench")
             .arg("--listen")
             .arg(addr.to_string())
             .arg("--timer-interval")
             .arg("0")
-            // The gRPC server alone is measured; no board on a fixed port.
             .arg("--http")
-            .arg("off")
+            .arg(http)
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "warn")
             .env_remove("MEDIATION_AGENCIES")
@@ -44,7 +58,7 @@ impl ServerProcess {
             .kill_on_drop(true)
             .spawn()
             .context("starting the server (`mediation-bench serve-for-bench`)")?;
-        let mut server = Self { child, addr };
+        let mut server = Self { child, addr, board };
         server.wait_serving(Duration::from_secs(120)).await?;
         Ok(server)
     }
@@ -82,6 +96,11 @@ impl ServerProcess {
             .map(|_| Endpoint::from_shared(uri.clone()).map(|e| e.tcp_nodelay(true)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Channel::balance_list(endpoints.into_iter()))
+    }
+
+    /// Where the web board listens, if it was started with one.
+    pub(crate) fn board(&self) -> Option<SocketAddr> {
+        self.board
     }
 
     /// The server's peak resident memory so far, in bytes (Linux only).

@@ -37,6 +37,8 @@ impl Projection for CaseIndex {
             sla::TABLE,
             sla::COUNTS_TABLE,
             sla::STAGE_COUNTS_TABLE,
+            sla::OPEN_COUNTS_TABLE,
+            sla::HOLDER_COUNTS_TABLE,
         ]
     }
 

@@ -338,12 +338,15 @@ fn bounded_window(days: u32) -> u32 {
 /// `window_days` days (of 24 hours) before them: the same petitioner key,
 /// or the same complained unit and facts hash. A petition repeating several
 /// earlier ones appears once for each. Ordered by the later petition's
-/// receipt, then the earlier's.
+/// receipt, then the earlier's. With `newest`, only that many, the latest
+/// received (a board's list): the cost then follows them, not the
+/// history.
 pub async fn repeats(
     store: &Store,
     subtree: &DivisionCode,
     received: Range<DateTime<Utc>>,
     window_days: u32,
+    newest: Option<u32>,
 ) -> Result<Vec<Repeat>, StoreError> {
     let mut found: BTreeMap<(DateTime<Utc>, String, DateTime<Utc>, String), Repeat> =
         BTreeMap::new();
@@ -357,7 +360,8 @@ pub async fn repeats(
             "e.complained_unit = l.complained_unit AND e.facts_hash = l.facts_hash",
         ),
     ] {
-        for repeat in repeats_by(store, subtree, &received, window_days, basis, matching).await? {
+        let by = repeats_by(store, subtree, &received, window_days, matching, newest).await?;
+        for repeat in by.into_iter().map(|r| Repeat { basis, ..r }) {
             let key = (
                 repeat.later_received_at,
                 repeat.later.clone(),
@@ -370,7 +374,12 @@ pub async fn repeats(
                 .or_insert(repeat);
         }
     }
-    Ok(found.into_values().collect())
+    let mut found: Vec<Repeat> = found.into_values().collect();
+    if let Some(n) = newest {
+        let keep = usize::try_from(n).unwrap_or(usize::MAX);
+        found.drain(..found.len().saturating_sub(keep));
+    }
+    Ok(found)
 }
 
 async fn repeats_by(
@@ -378,8 +387,8 @@ async fn repeats_by(
     subtree: &DivisionCode,
     received: &Range<DateTime<Utc>>,
     window_days: u32,
-    basis: RepeatBasis,
     matching: &str,
+    newest: Option<u32>,
 ) -> Result<Vec<Repeat>, StoreError> {
     let (low, high) = subtree.subtree_bounds();
     let days = bounded_window(window_days);
@@ -397,16 +406,26 @@ async fn repeats_by(
         // so they compare as text.
         "strftime('%Y-%m-%dT%H:%M:%fZ', l.received_at, '-' || $5 || ' hours')",
     );
-    let sql = Sql::new(format!(
+    // Newest first under a limit, so that the latest petitions are read
+    // through the receipt index and the search stops there.
+    let limit = newest.map_or_else(String::new, |_| {
+        " ORDER BY l.received_at DESC, l.case_id DESC, e.received_at DESC, e.case_id DESC \
+         LIMIT $6"
+            .to_owned()
+    });
+    let mut sql = Sql::new(format!(
         "{select} ON {matching} AND {before} AND e.received_at >= {earliest} \
          AND e.division BETWEEN $1 AND $2 \
-         WHERE l.division BETWEEN $1 AND $2 AND l.received_at >= $3 AND l.received_at < $4"
+         WHERE l.division BETWEEN $1 AND $2 AND l.received_at >= $3 AND l.received_at < $4{limit}"
     ))
     .bind(&low)
     .bind(&high)
     .bind(received.start)
     .bind(received.end)
     .bind(i64::from(days) * 24);
+    if let Some(n) = newest {
+        sql = sql.bind(i64::from(n));
+    }
     store
         .fetch_all(&sql)
         .await?
@@ -417,7 +436,7 @@ async fn repeats_by(
                 earlier_received_at: row.time("earlier_at")?,
                 later: row.get("later")?,
                 later_received_at: row.time("later_at")?,
-                basis,
+                basis: RepeatBasis::SamePetitioner,
             })
         })
         .collect()
@@ -499,18 +518,23 @@ pub async fn skipped_level_visits(
     store: &Store,
     subtree: &DivisionCode,
     received: Range<DateTime<Utc>>,
+    newest: Option<u32>,
 ) -> Result<Vec<PetitionRecord>, StoreError> {
     let (low, high) = subtree.subtree_bounds();
     // `skipped_level` repeated in the filter lets the partial index serve.
-    let sql = Sql::new(format!(
-        "SELECT {RECORD} FROM petitioner_history WHERE skipped_level \
+    let mut sql = Sql::new(format!(
+        "SELECT {RECORD} FROM (SELECT {RECORD} FROM petitioner_history WHERE skipped_level \
          AND division BETWEEN $1 AND $2 AND received_at >= $3 AND received_at < $4 \
-         ORDER BY received_at, case_id"
+         ORDER BY received_at DESC, case_id DESC{}) AS newest ORDER BY received_at, case_id",
+        if newest.is_some() { " LIMIT $5" } else { "" }
     ))
     .bind(&low)
     .bind(&high)
     .bind(received.start)
     .bind(received.end);
+    if let Some(n) = newest {
+        sql = sql.bind(i64::from(n));
+    }
     store
         .fetch_all(&sql)
         .await?

@@ -364,6 +364,8 @@ async fn hold(
                 known = Some(to);
                 position = to;
                 tracing::debug!(projection = name, events, "batch applied");
+                metrics::counter!("mediation_projection_events_total", "projection" => name)
+                    .increment(u64::try_from(events).unwrap_or(u64::MAX));
                 let full = events >= BATCH as usize;
                 // A short batch took all the log had that can be read; what
                 // lies beyond, hidden by a running transaction, is lag too.
@@ -415,6 +417,12 @@ async fn hold(
                     POLL * 2u32.saturating_pow(failures.min(6))
                 };
                 failures = failures.saturating_add(1);
+                metrics::counter!(
+                    "mediation_store_errors_total",
+                    "source" => "projection",
+                    "kind" => e.kind()
+                )
+                .increment(1);
                 tracing::warn!(projection = name, error = %e, retry_in = ?delay, "batch failed");
                 if lost {
                     return Held::Lost { why: CUT, position };

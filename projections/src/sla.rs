@@ -41,6 +41,15 @@ pub const COUNTS_TABLE: &str = "sla_body_counts";
 /// ([`crate::statistics`]).
 pub const STAGE_COUNTS_TABLE: &str = "sla_stage_counts";
 
+/// Open clocks per kind of case, division and stage, and how many of them
+/// have a breach recorded: what the board's cards and drill-downs sum
+/// ([`open_counts`]).
+pub const OPEN_COUNTS_TABLE: &str = "sla_open_counts";
+
+/// Breached clocks per division, body and person holding the case when the
+/// due time passed ([`breaches_by_holder`]).
+pub const HOLDER_COUNTS_TABLE: &str = "sla_breach_holders";
+
 /// A case whose obligations run on clocks.
 pub trait Clocked {
     /// The clocks running on the case now.
@@ -663,8 +672,9 @@ pub(crate) async fn write_all(
     if written.is_empty() {
         return Ok(());
     }
-    write_counts(batch, &touched, &before, &rows).await?;
-    write_stage_counts(batch, &touched, &before, &rows).await?;
+    for kept in KEPT {
+        write_kept(batch, kept, &touched, &before, &rows).await?;
+    }
     let conflict = "ON CONFLICT (aggregate_type, case_id, stage, started_at) DO UPDATE SET \
              due_at = excluded.due_at, paused_seconds = excluded.paused_seconds, \
              warn_50_at = excluded.warn_50_at, warn_75_at = excluded.warn_75_at, \
@@ -769,10 +779,74 @@ pub struct DueTimer {
     pub threshold_percent: u8,
 }
 
-/// Where a clock row counts in [`STAGE_COUNTS_TABLE`]: met in the month it
-/// stopped, at the division holding it; breached in the month its breached
-/// due time passed, at the division holding it then; elsewhere not at all.
-fn stage_count(key: &ClockKey, row: &StoredClock) -> Option<(StageCountKey, usize)> {
+/// A table of counts the case projection keeps beside the clocks, moved by
+/// what each batch changed: each touched clock leaves the row (and count
+/// column) it was in and joins the one it is in now, so that the boards
+/// sum a few rows instead of counting clocks.
+struct Kept {
+    table: &'static str,
+    /// The key columns, in the table's primary key order.
+    keys: &'static [&'static str],
+    /// The count columns.
+    counts: &'static [&'static str],
+    /// Where a clock row counts: its key values and the index of its count
+    /// column, or nowhere.
+    slot: fn(&ClockKey, &StoredClock) -> Option<Slot>,
+}
+
+/// Where a clock counts in a [`Kept`] table: the row's key values and the
+/// index of the count column.
+type Slot = (Vec<String>, usize);
+
+/// Every kept count, written by each batch of clock changes.
+const KEPT: &[Kept] = &[
+    Kept {
+        table: COUNTS_TABLE,
+        keys: &["division", "day", "body"],
+        counts: &["breached", "met", "running"],
+        slot: body_count,
+    },
+    Kept {
+        table: STAGE_COUNTS_TABLE,
+        keys: &["aggregate_type", "division", "month", "stage"],
+        counts: &["met", "breached"],
+        slot: stage_count,
+    },
+    Kept {
+        table: OPEN_COUNTS_TABLE,
+        keys: &["aggregate_type", "division", "stage"],
+        counts: &["running", "breached"],
+        slot: open_count,
+    },
+    Kept {
+        table: HOLDER_COUNTS_TABLE,
+        keys: &["division", "body", "person"],
+        counts: &["breached"],
+        slot: holder_count,
+    },
+];
+
+/// [`COUNTS_TABLE`]: per division, body and UTC start day, breached, met
+/// or running, or none once the clock stopped otherwise.
+fn body_count(key: &ClockKey, row: &StoredClock) -> Option<Slot> {
+    let slot = match row.status {
+        ClockStatus::Breached => 0,
+        ClockStatus::Met => 1,
+        _ if row.stopped_at.is_none() => 2,
+        _ => return None,
+    };
+    let keys = vec![
+        row.division.clone().unwrap_or_default(),
+        key.started_at.format("%Y-%m-%d").to_string(),
+        row.body.clone().unwrap_or_default(),
+    ];
+    Some((keys, slot))
+}
+
+/// [`STAGE_COUNTS_TABLE`]: met in the month it stopped, at the division
+/// holding it; breached in the month its breached due time passed, at the
+/// division holding it then; elsewhere not at all.
+fn stage_count(key: &ClockKey, row: &StoredClock) -> Option<Slot> {
     let (division, at, slot) = match row.status {
         ClockStatus::Met => (row.division.clone(), row.stopped_at?, 0),
         ClockStatus::Breached => {
@@ -787,37 +861,65 @@ fn stage_count(key: &ClockKey, row: &StoredClock) -> Option<(StageCountKey, usiz
         }
         _ => return None,
     };
-    let count = StageCountKey {
-        aggregate_type: key.aggregate_type.clone(),
-        division: division.unwrap_or_default(),
-        month: Period::of(at).to_string(),
-        stage: key.stage.clone(),
+    let keys = vec![
+        key.aggregate_type.clone(),
+        division.unwrap_or_default(),
+        Period::of(at).to_string(),
+        key.stage.clone(),
+    ];
+    Some((keys, slot))
+}
+
+/// [`OPEN_COUNTS_TABLE`]: an open clock at the division holding it, in
+/// `breached` once its breach is recorded, in `running` until then.
+fn open_count(key: &ClockKey, row: &StoredClock) -> Option<Slot> {
+    if row.stopped_at.is_some() {
+        return None;
+    }
+    let keys = vec![
+        key.aggregate_type.clone(),
+        row.division.clone().unwrap_or_default(),
+        key.stage.clone(),
+    ];
+    Some((keys, usize::from(row.status == ClockStatus::Breached)))
+}
+
+/// [`HOLDER_COUNTS_TABLE`]: a breached clock, open or stopped late, at
+/// whoever held the case when its due time passed.
+fn holder_count(_key: &ClockKey, row: &StoredClock) -> Option<Slot> {
+    if row.status != ClockStatus::Breached {
+        return None;
+    }
+    let held = |field: fn(&ClockBreach) -> &Option<String>, own: &Option<String>| {
+        row.breach
+            .as_ref()
+            .and_then(|b| field(b).clone())
+            .or_else(|| own.clone())
+            .unwrap_or_default()
     };
-    Some((count, slot))
+    let keys = vec![
+        held(|b| &b.division, &row.division),
+        held(|b| &b.body, &row.body),
+        held(|b| &b.person, &row.person),
+    ];
+    Some((keys, 0))
 }
 
-/// A row of [`STAGE_COUNTS_TABLE`].
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct StageCountKey {
-    aggregate_type: String,
-    division: String,
-    month: String,
-    stage: String,
-}
-
-/// Moves the per-stage counts by what the batch changed, as
-/// [`write_counts`] does the per-body ones.
-async fn write_stage_counts(
+/// Moves `kept`'s counts by what the batch changed, one multi-row upsert.
+async fn write_kept(
     batch: &mut Batch,
+    kept: &Kept,
     touched: &BTreeSet<ClockKey>,
     before: &BTreeMap<ClockKey, StoredClock>,
     after: &BTreeMap<ClockKey, StoredClock>,
 ) -> Result<(), StoreError> {
-    let mut deltas: BTreeMap<StageCountKey, [i64; 2]> = BTreeMap::new();
+    let mut deltas: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
     for key in touched {
         for (rows, sign) in [(before, -1), (after, 1)] {
-            if let Some((count, slot)) = rows.get(key).and_then(|row| stage_count(key, row)) {
-                deltas.entry(count).or_default()[slot] += sign;
+            if let Some((keys, slot)) = rows.get(key).and_then(|row| (kept.slot)(key, row)) {
+                deltas
+                    .entry(keys)
+                    .or_insert_with(|| vec![0; kept.counts.len()])[slot] += sign;
             }
         }
     }
@@ -827,108 +929,59 @@ async fn write_stage_counts(
     }
     let rows: Vec<Vec<Cell<'_>>> = deltas
         .iter()
-        .map(|(k, d)| {
-            vec![
-                Cell::Text(&k.aggregate_type),
-                Cell::Text(&k.division),
-                Cell::Text(&k.month),
-                Cell::Text(&k.stage),
-                Cell::Int(d[0]),
-                Cell::Int(d[1]),
-            ]
+        .map(|(keys, counts)| {
+            keys.iter()
+                .map(|k| Cell::Text(k))
+                .chain(counts.iter().map(|n| Cell::Int(*n)))
+                .collect()
         })
         .collect();
-    let table = batch.table(STAGE_COUNTS_TABLE);
+    let table = batch.table(kept.table);
+    let columns: Vec<&str> = kept.keys.iter().chain(kept.counts).copied().collect();
+    let sums: Vec<String> = kept
+        .counts
+        .iter()
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
+        .collect();
     batch
         .insert_rows(
-            STAGE_COUNTS_TABLE,
-            &[
-                "aggregate_type",
-                "division",
-                "month",
-                "stage",
-                "met",
-                "breached",
-            ],
+            kept.table,
+            &columns,
             &rows,
             &format!(
-                "ON CONFLICT (aggregate_type, division, month, stage) DO UPDATE SET \
-                 met = {table}.met + excluded.met, breached = {table}.breached + excluded.breached"
+                "ON CONFLICT ({}) DO UPDATE SET {}",
+                kept.keys.join(", "),
+                sums.join(", ")
             ),
         )
-        .await
+        .await?;
+    // A row whose counts all came back to zero goes: a rebuild, which
+    // sees the clock start and stop within one batch, never writes it.
+    let mut prune = Sql::new("");
+    let tuples: Vec<String> = deltas
+        .keys()
+        .map(|keys| {
+            let at: Vec<String> = keys
+                .iter()
+                .map(|k| format!("${}", prune.push(k.as_str())))
+                .collect();
+            format!("({})", at.join(", "))
+        })
+        .collect();
+    let zero: Vec<String> = kept.counts.iter().map(|c| format!("{c} = 0")).collect();
+    prune.push_text(&format!(
+        "DELETE FROM {table} WHERE {} AND ({}) IN (VALUES {})",
+        zero.join(" AND "),
+        kept.keys.join(", "),
+        tuples.join(", ")
+    ));
+    batch.execute(&prune).await?;
+    Ok(())
 }
 
 /// Running clocks whose highest threshold reached by `now` is not yet
 /// recorded, earliest due first. A clock already breached is not picked up
 /// again, even once re-timed: its breach stays recorded, and a warning or a
-/// Which count of [`COUNTS_TABLE`] a clock row is in: breached, met or
-/// running (0, 1, 2), or none once it stopped otherwise.
-fn outcome(row: &StoredClock) -> Option<usize> {
-    match row.status {
-        ClockStatus::Breached => Some(0),
-        ClockStatus::Met => Some(1),
-        _ if row.stopped_at.is_none() => Some(2),
-        _ => None,
-    }
-}
-
-/// The key of a clock row's counts: division, body, UTC start day.
-fn count_key(key: &ClockKey, row: &StoredClock) -> (String, String, String) {
-    (
-        row.division.clone().unwrap_or_default(),
-        row.body.clone().unwrap_or_default(),
-        key.started_at.format("%Y-%m-%d").to_string(),
-    )
-}
-
-/// Moves the kept counts by what the batch changed: each touched clock
-/// leaves the count it was in and joins the one it is in now.
-async fn write_counts(
-    batch: &mut Batch,
-    touched: &BTreeSet<ClockKey>,
-    before: &BTreeMap<ClockKey, StoredClock>,
-    after: &BTreeMap<ClockKey, StoredClock>,
-) -> Result<(), StoreError> {
-    let mut deltas: BTreeMap<(String, String, String), [i64; 3]> = BTreeMap::new();
-    for key in touched {
-        for (rows, sign) in [(before, -1), (after, 1)] {
-            if let Some(row) = rows.get(key)
-                && let Some(i) = outcome(row)
-            {
-                deltas.entry(count_key(key, row)).or_default()[i] += sign;
-            }
-        }
-    }
-    deltas.retain(|_, d| d.iter().any(|n| *n != 0));
-    let rows: Vec<Vec<Cell<'_>>> = deltas
-        .iter()
-        .map(|((division, body, day), d)| {
-            vec![
-                Cell::Text(division),
-                Cell::Text(body),
-                Cell::Text(day),
-                Cell::Int(d[0]),
-                Cell::Int(d[1]),
-                Cell::Int(d[2]),
-            ]
-        })
-        .collect();
-    let table = batch.table(COUNTS_TABLE);
-    batch
-        .insert_rows(
-            COUNTS_TABLE,
-            &["division", "body", "day", "breached", "met", "running"],
-            &rows,
-            &format!(
-                "ON CONFLICT (division, day, body) DO UPDATE SET \
-                 breached = {table}.breached + excluded.breached, \
-                 met = {table}.met + excluded.met, running = {table}.running + excluded.running"
-            ),
-        )
-        .await
-}
-
 /// second breach for the new due time would only repeat it.
 pub async fn due_timers(
     store: &Store,
@@ -1042,6 +1095,8 @@ pub struct ClockQuery {
     pub body: Option<String>,
     /// Only clocks in this status.
     pub status: Option<ClockStatus>,
+    /// Only clocks of this stage, by its stored name.
+    pub stage: Option<String>,
     /// Only clocks after this one in the order (due time, case, stage,
     /// start): the last row of the previous page.
     pub after: Option<(DateTime<Utc>, String, String, DateTime<Utc>)>,
@@ -1112,6 +1167,9 @@ pub async fn clocks(store: &Store, query: &ClockQuery) -> Result<Vec<ClockRow>, 
     }
     if let Some(status) = query.status {
         conditions.push(format!("status = ${}", sql.push(status.as_str())));
+    }
+    if let Some(stage) = &query.stage {
+        conditions.push(format!("stage = ${}", sql.push(stage)));
     }
     match query.provisional {
         // A flag, not a value: no argument, and the partial index of
@@ -1274,6 +1332,132 @@ pub async fn breaches_by_body(
                 breached: r.get::<Option<i64>>(1)?.unwrap_or(0),
                 met: r.get::<Option<i64>>(2)?.unwrap_or(0),
                 running: r.get::<Option<i64>>(3)?.unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// Open clocks of one kind of case, division and stage, as the board's
+/// cards and drill-downs sum them ([`open_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenCount {
+    /// `Dispute` or `Petition`.
+    pub aggregate_type: String,
+    /// The division holding the cases (`None`: none named).
+    pub division: Option<String>,
+    /// The stage timed, by its stored name.
+    pub stage: String,
+    /// Clocks open (not stopped).
+    pub open: i64,
+    /// Of those, the overdue ones: a breach recorded, or past due and not
+    /// yet reached by the deadline timers.
+    pub overdue: i64,
+    /// Of those not overdue, the ones due within the window asked for.
+    pub due_soon: i64,
+}
+
+/// [`OpenCount`]s of the divisions in `division` (a range of codes), and
+/// in `scope` too when given; `due_soon` counts running clocks due in
+/// (`now`, `soon`].
+///
+/// The open and breached counts are the kept ones ([`OPEN_COUNTS_TABLE`]);
+/// only the clocks past due that the timers have not marked yet (a
+/// sweep's worth) and those due within the window are counted one by
+/// one, each through a partial index of running clocks by due time, so
+/// the cost follows the answer, not the number of clocks.
+pub async fn open_counts(
+    store: &Store,
+    division: (String, String),
+    scope: Option<(String, String)>,
+    now: DateTime<Utc>,
+    soon: DateTime<Utc>,
+) -> Result<Vec<OpenCount>, StoreError> {
+    let (lo, hi) = scope.unzip();
+    let sql = Sql::new(format!(
+        "SELECT aggregate_type, division, stage, CAST(sum(open) AS BIGINT), \
+           CAST(sum(overdue) AS BIGINT), CAST(sum(soon) AS BIGINT) FROM ( \
+           SELECT aggregate_type, division, stage, running + breached AS open, \
+             breached AS overdue, 0 AS soon \
+           FROM {OPEN_COUNTS_TABLE} WHERE division BETWEEN $1 AND $2 \
+           AND (CAST($5 AS TEXT) IS NULL OR division BETWEEN $5 AND $6) \
+           UNION ALL \
+           SELECT aggregate_type, coalesce(division, ''), stage, 0, 1, 0 FROM {TABLE} \
+           WHERE stopped_at IS NULL AND breached_at IS NULL AND due_at <= $3 \
+           AND division BETWEEN $1 AND $2 \
+           AND (CAST($5 AS TEXT) IS NULL OR division BETWEEN $5 AND $6) \
+           UNION ALL \
+           SELECT aggregate_type, coalesce(division, ''), stage, 0, 0, 1 FROM {TABLE} \
+           WHERE stopped_at IS NULL AND breached_at IS NULL AND due_at > $3 AND due_at <= $4 \
+           AND division BETWEEN $1 AND $2 \
+           AND (CAST($5 AS TEXT) IS NULL OR division BETWEEN $5 AND $6) \
+         ) AS counted GROUP BY aggregate_type, division, stage \
+         HAVING sum(open) <> 0 OR sum(overdue) <> 0 OR sum(soon) <> 0 \
+         ORDER BY aggregate_type, division, stage"
+    ))
+    .bind(&division.0)
+    .bind(&division.1)
+    .bind(Cell::Instant(Some(now)))
+    .bind(Cell::Instant(Some(soon)))
+    .bind(lo.as_deref())
+    .bind(hi.as_deref());
+    store
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|r| {
+            let division: String = r.get(1)?;
+            Ok(OpenCount {
+                aggregate_type: r.get(0)?,
+                division: (!division.is_empty()).then_some(division),
+                stage: r.get(2)?,
+                open: r.get::<Option<i64>>(3)?.unwrap_or(0),
+                overdue: r.get::<Option<i64>>(4)?.unwrap_or(0),
+                due_soon: r.get::<Option<i64>>(5)?.unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// Breaches per body and person holding the case when the due time passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderBreaches {
+    /// The body then (`None`: none named).
+    pub body: Option<String>,
+    /// The person in charge then (`None`: none named).
+    pub person: Option<String>,
+    /// Clocks breached, open or stopped late.
+    pub breached: i64,
+}
+
+/// [`HolderBreaches`] of the cases held by a division in `division` (a
+/// range of codes) when they went overdue, most first, from the kept
+/// counts ([`HOLDER_COUNTS_TABLE`]).
+pub async fn breaches_by_holder(
+    store: &Store,
+    division: (String, String),
+    scope: Option<(String, String)>,
+) -> Result<Vec<HolderBreaches>, StoreError> {
+    let (lo, hi) = scope.unzip();
+    let sql = Sql::new(format!(
+        "SELECT nullif(body, ''), nullif(person, ''), CAST(sum(breached) AS BIGINT) \
+         FROM {HOLDER_COUNTS_TABLE} WHERE division BETWEEN $1 AND $2 \
+         AND (CAST($3 AS TEXT) IS NULL OR division BETWEEN $3 AND $4) \
+         GROUP BY body, person HAVING sum(breached) > 0 \
+         ORDER BY 3 DESC, body, person"
+    ))
+    .bind(&division.0)
+    .bind(&division.1)
+    .bind(lo.as_deref())
+    .bind(hi.as_deref());
+    store
+        .fetch_all(&sql)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(HolderBreaches {
+                body: r.get(0)?,
+                person: r.get(1)?,
+                breached: r.get::<Option<i64>>(2)?.unwrap_or(0),
             })
         })
         .collect()

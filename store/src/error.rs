@@ -50,6 +50,21 @@ impl StoreError {
         matches!(self, Self::Unavailable(_) | Self::Contention)
     }
 
+    /// A short stable name for the kind of failure (`unavailable`,
+    /// `contention`, …), for metrics labels and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BadUrl(_) => "bad_url",
+            Self::Unavailable(_) => "unavailable",
+            Self::Migration(_) => "migration",
+            Self::Corrupt(_) => "corrupt",
+            Self::Unreadable(_) => "unreadable",
+            Self::Busy(_) => "busy",
+            Self::Contention => "contention",
+            Self::Internal => "internal",
+        }
+    }
+
     /// Classifies a driver error: connection problems and a busy or
     /// restarting database are `Unavailable`, a deadlock or serialization
     /// failure `Contention`, the rest `Internal`. Logs the driver's own

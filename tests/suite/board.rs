@@ -104,6 +104,7 @@ fn in_district(now: DateTime<Utc>, overdue: bool) -> ClockQuery {
         after: None,
         limit: 10_000,
         provisional: None,
+        stage: None,
     }
 }
 

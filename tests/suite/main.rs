@@ -42,6 +42,7 @@ mod extensions;
 mod history;
 mod leases;
 mod lifecycle;
+mod operations;
 mod outage;
 mod read_models;
 mod replay;

@@ -1286,7 +1286,7 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
     // Within 30 days: p2 is Zhang San again; p3 is the road again from
     // someone else; p4 is the road again 25 days after p3, but Zhang San
     // 35 days after p2 and 44 after p1.
-    let found = petitioners::repeats(store, &donghu, all.clone(), 30)
+    let found = petitioners::repeats(store, &donghu, all.clone(), 30, None)
         .await
         .unwrap();
     assert_eq!(
@@ -1299,9 +1299,14 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
     );
     assert_eq!(found[0].earlier_received_at, day(1));
     assert_eq!(found[0].later_received_at, day(10));
+    // A board asks for the newest only: the latest repeats, in order.
+    let newest = petitioners::repeats(store, &donghu, all.clone(), 30, Some(2))
+        .await
+        .unwrap();
+    assert_eq!(pairs(&newest), pairs(&found)[1..].to_vec());
 
     // A window of 44 days reaches p1 from p4 exactly.
-    let found = petitioners::repeats(store, &donghu, all.clone(), 44)
+    let found = petitioners::repeats(store, &donghu, all.clone(), 44, None)
         .await
         .unwrap();
     assert_eq!(
@@ -1314,14 +1319,14 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
             ("p3", "p4", SameUnitAndFacts),
         ]
     );
-    let found = petitioners::repeats(store, &donghu, all.clone(), 43)
+    let found = petitioners::repeats(store, &donghu, all.clone(), 43, None)
         .await
         .unwrap();
     assert!(!pairs(&found).contains(&("p1", "p4", Both)));
 
     // The district sees p5, in Qingshan, too; a period counts the later
     // petition's receipt, and the earlier may precede it.
-    let found = petitioners::repeats(store, &division(DISTRICT), all.clone(), 30)
+    let found = petitioners::repeats(store, &division(DISTRICT), all.clone(), 30, None)
         .await
         .unwrap();
     assert_eq!(
@@ -1334,7 +1339,7 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
             ("p3", "p4", SameUnitAndFacts),
         ]
     );
-    let found = petitioners::repeats(store, &donghu, day(15)..day(100), 30)
+    let found = petitioners::repeats(store, &donghu, day(15)..day(100), 30, None)
         .await
         .unwrap();
     assert_eq!(
@@ -1347,9 +1352,13 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
 
     // Only p1 skipped a level (district visited, village competent); p3's
     // visit to the town, directly above, did not.
-    let skipped = petitioners::skipped_level_visits(store, &donghu, all.clone())
+    let skipped = petitioners::skipped_level_visits(store, &donghu, all.clone(), None)
         .await
         .unwrap();
+    let newest = petitioners::skipped_level_visits(store, &donghu, all.clone(), Some(1))
+        .await
+        .unwrap();
+    assert_eq!(newest, skipped);
     let zhang = zhang_san("Zhang San", "13800000000");
     assert_eq!(
         skipped,
@@ -1368,13 +1377,13 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
         }]
     );
     assert!(
-        petitioners::skipped_level_visits(store, &donghu, day(2)..day(100))
+        petitioners::skipped_level_visits(store, &donghu, day(2)..day(100), None)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
-        petitioners::skipped_level_visits(store, &division(SHANGPING), all)
+        petitioners::skipped_level_visits(store, &division(SHANGPING), all, None)
             .await
             .unwrap()
             .is_empty()
@@ -1504,7 +1513,7 @@ async fn a_batch_dropped_without_commit_writes_nothing(db: &TestDb) {
             .is_empty()
     );
     assert!(
-        petitioners::skipped_level_visits(store, &donghu, day(0)..day(100))
+        petitioners::skipped_level_visits(store, &donghu, day(0)..day(100), None)
             .await
             .unwrap()
             .is_empty()

@@ -16,7 +16,7 @@ use mediation_domain::dispute::{
 use mediation_domain::petition::{
     OpinionOutcome, Petition, PetitionAction, PetitionCommand, Petitioner,
 };
-use mediation_domain::services::{ManualClock, Services};
+use mediation_domain::services::{Clock as _, ManualClock, Services};
 use mediation_domain::values::{
     Actor, AgencyId, DisputeCategory, DivisionCode, Level, MediationKind, Name, PetitionChannel,
     PetitionLevel, Risk, Text,
@@ -292,7 +292,7 @@ async fn write_concurrently(
     let mut writers = Vec::new();
     for w in 0..WRITERS {
         let clock = ManualClock::new(t0() + chrono::Duration::hours(w as i64));
-        let services = Services::shipped_defaults(Arc::new(clock));
+        let services = Services::shipped_defaults(Arc::new(clock.clone()));
         let disputes = Cases::<Dispute>::new(store, services.clone());
         let petitions = Cases::<Petition>::new(store, services);
         let (wake, pace) = (wake.clone(), pace.clone());
@@ -323,6 +323,30 @@ async fn write_concurrently(
                             .unwrap_or_else(|e| panic!("{id}: {e}"))
                             .version;
                         wake.send_modify(|_| {});
+                    }
+                    // Some cases overrun their mediation, so that the read
+                    // models hold breaches (recorded as the timers would),
+                    // and the clock goes back for the next case.
+                    if n.is_multiple_of(6) {
+                        let (dispute, _) = disputes.load(&id).await.unwrap().unwrap();
+                        let due = dispute.running_clocks()[0].deadline;
+                        let started = clock.now();
+                        clock.set(due.due + chrono::Duration::hours(1));
+                        let breach = DisputeCommand {
+                            by: actor("engine", "deadline-timers"),
+                            action: DisputeAction::RecordDeadlineBreach {
+                                stage: due.stage,
+                                due: due.due,
+                            },
+                        };
+                        paced().await;
+                        version = disputes
+                            .execute(&id, breach, HashMap::new())
+                            .await
+                            .unwrap_or_else(|e| panic!("{id}: {e}"))
+                            .version;
+                        wake.send_modify(|_| {});
+                        clock.set(started);
                     }
                     version
                 } else {

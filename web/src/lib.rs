@@ -65,16 +65,19 @@ pub fn router(app: App, agencies: Agencies, stop: CancellationToken) -> Router {
         .with_state(board)
 }
 
-/// Serves the board on `listener` until `shutdown` completes; open live
-/// streams end then, so that the server does not wait for them.
+/// Serves the board on `listener` until `shutdown` completes, with
+/// `operations` (routes of the server's own, such as `/metrics`) beside
+/// it; open live streams end then, so that the server does not wait for
+/// them.
 pub async fn serve(
     listener: TcpListener,
     app: App,
     agencies: Agencies,
+    operations: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stop = CancellationToken::new();
-    let router = router(app, agencies, stop.clone());
+    let router = operations.merge(router(app, agencies, stop.clone()));
     let ended = stop.clone();
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {

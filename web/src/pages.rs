@@ -18,7 +18,7 @@ use mediation_app::accountability::CaseKind;
 use mediation_domain::policy::Stage;
 use mediation_domain::values::{DivisionCode, Level};
 use mediation_projections::petitioners::{self, RepeatBasis};
-use mediation_projections::sla::{self, ClockQuery, ClockRow, ClockStatus};
+use mediation_projections::sla::{self, ClockQuery, ClockRow, OpenCount};
 use mediation_projections::statistics::{self, Counts, Grouping, Period};
 use serde::Deserialize;
 use serde_json::Value;
@@ -33,8 +33,9 @@ use crate::session::Viewer;
 /// above the list are not cut.
 const BOARD_ROWS: usize = 500;
 
-/// The most rows a count over clocks reads.
-const COUNT_LIMIT: u32 = 100_000;
+/// The most repeat petitions and skipped-level visits the petitions page
+/// lists, the latest received.
+const PETITION_ROWS: u32 = 200;
 
 /// The default "due soon" window, in days.
 const DUE_SOON_DAYS: u32 = 3;
@@ -205,14 +206,41 @@ fn division_name(board: &Board, code: Option<&str>) -> String {
         .unwrap_or_else(|| code.to_owned())
 }
 
-/// Open clocks (not stopped) in `subtrees`, inside the caller's scope.
-async fn open_clocks(
+/// The kept open counts of `subtrees`, inside the caller's scope, with
+/// the clocks due in (`now`, `soon`] counted as due soon.
+async fn counts_in(
+    board: &Board,
+    caller: &Caller,
+    subtrees: &[DivisionCode],
+    now: DateTime<Utc>,
+    soon: DateTime<Utc>,
+) -> Result<Vec<OpenCount>, PageError> {
+    let mut counts = Vec::new();
+    for subtree in subtrees {
+        counts.extend(
+            sla::open_counts(
+                board.app.store(),
+                subtree.subtree_bounds(),
+                caller.scope().map(DivisionCode::subtree_bounds),
+                now,
+                soon,
+            )
+            .await?,
+        );
+    }
+    Ok(counts)
+}
+
+/// The first [`BOARD_ROWS`] open clocks (not stopped) in `subtrees` due in
+/// `window` (or, with `overdue_at`, due by then), earliest due first,
+/// inside the caller's scope.
+async fn listed_clocks(
     board: &Board,
     caller: &Caller,
     subtrees: &[DivisionCode],
     window: (DateTime<Utc>, DateTime<Utc>),
     overdue_at: Option<DateTime<Utc>>,
-    status: Option<ClockStatus>,
+    stage: Option<String>,
 ) -> Result<Vec<ClockRow>, PageError> {
     let mut rows = Vec::new();
     for subtree in subtrees {
@@ -221,14 +249,15 @@ async fn open_clocks(
             scope: caller.scope().map(DivisionCode::subtree_bounds),
             overdue_at,
             due_between: overdue_at.is_none().then_some(window),
-            body: None,
-            status,
-            after: None,
-            limit: COUNT_LIMIT,
-            provisional: None,
+            stage: stage.clone(),
+            limit: BOARD_ROWS as u32,
+            ..ClockQuery::default()
         };
         rows.extend(sla::clocks(board.app.store(), &query).await?);
     }
+    // Subtrees are disjoint; their first rows together, in due order.
+    rows.sort_by(|a, b| (a.due_at, &a.case_id).cmp(&(b.due_at, &b.case_id)));
+    rows.truncate(BOARD_ROWS);
     Ok(rows)
 }
 
@@ -318,22 +347,40 @@ pub(crate) async fn sla_board(
         .and_then(Stage::parse);
     let now = board.app.now();
     let soon = (now, now + TimeDelta::days(i64::from(days)));
-    let overdue = open_clocks(&board, caller, &subtrees, any_time(), Some(now), None).await?;
-    let due_soon = open_clocks(&board, caller, &subtrees, soon, None, None).await?;
-    let mut rows = match view {
-        View::Overdue => overdue.clone(),
-        View::DueSoon => due_soon.clone(),
-        View::Open => open_clocks(&board, caller, &subtrees, any_time(), None, None).await?,
+    // The cards and the drill-down sum the kept counts; only the list
+    // reads clocks, the first BOARD_ROWS of the view in due order.
+    let counts = counts_in(&board, caller, &subtrees, now, soon.1).await?;
+    let of_view = |c: &OpenCount| match view {
+        View::Overdue => c.overdue,
+        View::DueSoon => c.due_soon,
+        View::Open => c.open,
     };
-    if let Some(stage) = stage {
-        rows.retain(|r| r.stage == stage.as_str());
-    }
-    let count_stage = |rows: &[ClockRow]| {
-        rows.iter()
-            .filter(|r| stage.is_none_or(|s| r.stage == s.as_str()))
-            .count()
+    let in_stage = |c: &&OpenCount| stage.is_none_or(|s| c.stage == s.as_str());
+    let sum = |f: &dyn Fn(&OpenCount) -> i64, root: Option<&DivisionCode>| -> i64 {
+        counts
+            .iter()
+            .filter(in_stage)
+            .filter(|c| root.is_none_or(|r| within(c.division.as_deref(), r)))
+            .map(f)
+            .sum()
     };
-    let (overdue_n, due_soon_n) = (count_stage(&overdue), count_stage(&due_soon));
+    let overdue_n = sum(&|c| c.overdue, None);
+    let due_soon_n = sum(&|c| c.due_soon, None);
+    let listed = usize::try_from(sum(&of_view, None)).unwrap_or(0);
+    let (window, overdue_at) = match view {
+        View::Overdue => (any_time(), Some(now)),
+        View::DueSoon => (soon, None),
+        View::Open => (any_time(), None),
+    };
+    let mut rows = listed_clocks(
+        &board,
+        caller,
+        &subtrees,
+        window,
+        overdue_at,
+        stage.map(|s| s.as_str().to_owned()),
+    )
+    .await?;
     let sort = q.sort.as_deref().unwrap_or("due");
     match sort {
         "case" => rows.sort_by(|a, b| a.case_id.cmp(&b.case_id)),
@@ -344,19 +391,13 @@ pub(crate) async fn sla_board(
     }
 
     // Drill-down: the divisions directly below the one looked at, with
-    // how many of the listed clocks each holds.
+    // how many clocks of the view each holds.
     let jurisdiction = board.app.services().jurisdiction();
     let current = division.clone().or_else(|| caller.scope().cloned());
-    let children: Vec<(DivisionCode, String, usize)> = match &current {
+    let children: Vec<(DivisionCode, String, i64)> = match &current {
         Some(code) => jurisdiction
             .children(code)
-            .map(|d| {
-                let n = rows
-                    .iter()
-                    .filter(|r| within(r.division.as_deref(), &d.code))
-                    .count();
-                (d.code.clone(), d.name.clone(), n)
-            })
+            .map(|d| (d.code.clone(), d.name.clone(), sum(&of_view, Some(&d.code))))
             .collect(),
         None => subtrees
             .iter()
@@ -364,11 +405,7 @@ pub(crate) async fn sla_board(
                 let name = jurisdiction
                     .get(code)
                     .map_or_else(|| code.to_string(), |d| d.name.clone());
-                let n = rows
-                    .iter()
-                    .filter(|r| within(r.division.as_deref(), code))
-                    .count();
-                (code.clone(), name, n)
+                (code.clone(), name, sum(&of_view, Some(code)))
             })
             .collect(),
     };
@@ -387,8 +424,6 @@ pub(crate) async fn sla_board(
     }
     crumbs.reverse();
 
-    let listed = rows.len();
-    rows.truncate(BOARD_ROWS);
     let link = |division: Option<&DivisionCode>, view: View, sort: &str| {
         let mut url = format!("/sla?view={}&sort={sort}", view.name());
         if let Some(d) = division {
@@ -642,15 +677,18 @@ pub(crate) async fn breaches(
     }
     let mut bodies: Vec<_> = bodies.into_iter().collect();
     bodies.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
-    // Who held each breached clock when its due time passed.
-    let breached = open_or_stopped_breached(&board, caller, &subtrees).await?;
-    let mut people: BTreeMap<(Option<String>, Option<String>), u64> = BTreeMap::new();
-    for row in &breached {
-        let (body, person) = match &row.breach {
-            Some(b) => (b.body.clone(), b.person.clone()),
-            None => (row.body.clone(), row.person.clone()),
-        };
-        *people.entry((body, person)).or_default() += 1;
+    // Who held each breached clock when its due time passed (kept counts).
+    let mut people: BTreeMap<(Option<String>, Option<String>), i64> = BTreeMap::new();
+    for subtree in &subtrees {
+        for h in sla::breaches_by_holder(
+            board.app.store(),
+            subtree.subtree_bounds(),
+            caller.scope().map(DivisionCode::subtree_bounds),
+        )
+        .await?
+        {
+            *people.entry((h.body, h.person)).or_default() += h.breached;
+        }
     }
     let mut people: Vec<_> = people.into_iter().collect();
     people.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -693,30 +731,6 @@ pub(crate) async fn breaches(
     Ok(frame(&board, &viewer, Nav::Breaches, title, body))
 }
 
-/// The clocks whose status is breached, in `subtrees`.
-async fn open_or_stopped_breached(
-    board: &Board,
-    caller: &Caller,
-    subtrees: &[DivisionCode],
-) -> Result<Vec<ClockRow>, PageError> {
-    let mut rows = Vec::new();
-    for subtree in subtrees {
-        let query = ClockQuery {
-            division: Some(subtree.subtree_bounds()),
-            scope: caller.scope().map(DivisionCode::subtree_bounds),
-            overdue_at: None,
-            due_between: None,
-            body: None,
-            status: Some(ClockStatus::Breached),
-            after: None,
-            limit: COUNT_LIMIT,
-            provisional: None,
-        };
-        rows.extend(sla::clocks(board.app.store(), &query).await?);
-    }
-    Ok(rows)
-}
-
 /// The months of the trend, oldest first, ending with `this`.
 fn months(this: Period) -> Vec<Period> {
     let mut out = vec![this];
@@ -755,22 +769,24 @@ pub(crate) async fn overview(
     let store = board.app.store();
 
     // Open disputes per level: each holds its level's handling clock.
-    let open = open_clocks(&board, caller, &subtrees, any_time(), None, None).await?;
-    let overdue = open.iter().filter(|r| r.due_at <= now).count();
-    let per_level: Vec<(Level, usize)> = [
+    let counts = counts_in(&board, caller, &subtrees, now, now).await?;
+    let overdue: i64 = counts.iter().map(|c| c.overdue).sum();
+    let open_at = |stage: Stage| -> i64 {
+        counts
+            .iter()
+            .filter(|c| c.aggregate_type == "Dispute" && c.stage == stage.as_str())
+            .map(|c| c.open)
+            .sum()
+    };
+    let per_level: Vec<(Level, i64)> = [
         (Level::Village, Stage::VillageHandling),
         (Level::Town, Stage::TownHandling),
         (Level::District, Stage::DistrictHandling),
     ]
     .iter()
-    .map(|(level, stage)| {
-        let n = open
-            .iter()
-            .filter(|r| r.aggregate_type == "Dispute" && r.stage == stage.as_str())
-            .count();
-        (*level, n)
-    })
+    .map(|(level, stage)| (*level, open_at(*stage)))
     .collect();
+    let open_disputes: i64 = per_level.iter().map(|(_, n)| n).sum();
 
     // This month's funnel: cases entering the village level, escalated to
     // the town, escalated to the district.
@@ -852,7 +868,7 @@ pub(crate) async fn overview(
     let title = lang.t("总览", "Overview");
     let body = html! {
         div.cards {
-            div.card { div.n #open-count { (open.iter().filter(|r| r.aggregate_type == "Dispute" && matches!(r.stage.as_str(), "village_handling" | "town_handling" | "district_handling")).count()) } div.l { (lang.t("在办纠纷", "Open disputes")) } }
+            div.card { div.n #open-count { (open_disputes) } div.l { (lang.t("在办纠纷", "Open disputes")) } }
             div.card.late { div.n #overview-overdue { (overdue) } div.l { (lang.t("超时计时", "Overdue clocks")) } }
         }
         section.panel {
@@ -921,17 +937,16 @@ pub(crate) async fn petitions(
     let division = parse_division(q.division.as_deref())?;
     let subtrees = board.app.subtrees(caller, division)?;
     let now = board.app.now();
-    let open = open_clocks(&board, caller, &subtrees, any_time(), None, None).await?;
-    let windows: Vec<(Stage, usize, usize)> = PETITION_STAGES
+    let counts = counts_in(&board, caller, &subtrees, now, now).await?;
+    let windows: Vec<(Stage, i64, i64)> = PETITION_STAGES
         .iter()
         .map(|s| {
-            let rows = open
+            counts
                 .iter()
-                .filter(|r| r.aggregate_type == "Petition" && r.stage == s.as_str());
-            let (n, late) = rows.fold((0, 0), |(n, late), r| {
-                (n + 1, late + usize::from(r.due_at <= now))
-            });
-            (*s, n, late)
+                .filter(|c| c.aggregate_type == "Petition" && c.stage == s.as_str())
+                .fold((*s, 0, 0), |(s, n, late), c| {
+                    (s, n + c.open, late + c.overdue)
+                })
         })
         .collect();
     let received = BEGINNING..now + TimeDelta::milliseconds(1);
@@ -944,15 +959,25 @@ pub(crate) async fn petitions(
                 subtree,
                 received.clone(),
                 REPEAT_WINDOW_DAYS,
+                Some(PETITION_ROWS),
             )
             .await?,
         );
         visits.extend(
-            petitioners::skipped_level_visits(board.app.store(), subtree, received.clone()).await?,
+            petitioners::skipped_level_visits(
+                board.app.store(),
+                subtree,
+                received.clone(),
+                Some(PETITION_ROWS),
+            )
+            .await?,
         );
     }
     repeats.sort_by_key(|r| std::cmp::Reverse(r.later_received_at));
     visits.sort_by_key(|v| std::cmp::Reverse(v.received_at));
+    let rows = PETITION_ROWS as usize;
+    repeats.truncate(rows);
+    visits.truncate(rows);
     let title = lang.t("信访", "Petitions");
     let body = html! {
         section.panel {
@@ -976,7 +1001,8 @@ pub(crate) async fn petitions(
         }
         section.panel {
             h2 { (lang.t("重复信访", "Repeat petitions")) " (" (REPEAT_WINDOW_DAYS) (lang.t(" 天内", " days")) ")" }
-            p.muted { span #repeat-count { (repeats.len()) } (lang.t(" 件", " found")) }
+            p.muted { span #repeat-count { (repeats.len()) } (lang.t(" 件", " found"))
+                @if repeats.len() >= rows { (lang.t(",只列出最近的 200 件", "; the latest 200 are listed")) } }
             table #repeats {
                 thead { tr {
                     th { (lang.t("前次", "Earlier")) } th { (lang.t("后次", "Later")) }
@@ -1000,7 +1026,8 @@ pub(crate) async fn petitions(
         }
         section.panel {
             h2 { (lang.t("越级走访", "Skipped-level visits")) }
-            p.muted { span #visit-count { (visits.len()) } (lang.t(" 件", " found")) }
+            p.muted { span #visit-count { (visits.len()) } (lang.t(" 件", " found"))
+                @if visits.len() >= rows { (lang.t(",只列出最近的 200 件", "; the latest 200 are listed")) } }
             table #visits {
                 thead { tr {
                     th { (lang.t("事项", "Petition")) } th { (lang.t("收到", "Received")) }

@@ -8,13 +8,12 @@ use std::ops::Range;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use mediation_domain::values::{DivisionCode, Level, PetitionLevel};
+use mediation_projections::case_index;
 use mediation_projections::caseload::{self, Load};
 use mediation_projections::petition_statistics::{self, PetitionCounts, PetitionStatsRow};
 use mediation_projections::petitioners::{self, PetitionRecord, Repeat, RepeatBasis};
-use mediation_projections::runner;
 use mediation_projections::sla::{self, ClockQuery, ClockRow, ClockStatus};
 use mediation_projections::statistics::{self, Counts, Grouping, Period, StageOutcome, StatsRow};
-use mediation_projections::{all, case_index};
 use mediation_proto::v1 as pb;
 use mediation_proto::v1::sla_service_server::SlaService;
 use mediation_store::Horizon;
@@ -184,6 +183,7 @@ impl SlaService for SlaApi {
             after,
             limit: limit + 1,
             provisional,
+            stage: None,
         };
         let mut rows = sla::clocks(self.app.store(), &query)
             .await
@@ -371,7 +371,7 @@ impl SlaService for SlaApi {
         let mut repeats = Vec::new();
         for subtree in &subtrees {
             repeats.extend(
-                petitioners::repeats(self.app.store(), subtree, received.clone(), window)
+                petitioners::repeats(self.app.store(), subtree, received.clone(), window, None)
                     .await
                     .map_err(|e| store_status(&e))?,
             );
@@ -409,9 +409,14 @@ impl SlaService for SlaApi {
         let mut visits = Vec::new();
         for subtree in &subtrees {
             visits.extend(
-                petitioners::skipped_level_visits(self.app.store(), subtree, received.clone())
-                    .await
-                    .map_err(|e| store_status(&e))?,
+                petitioners::skipped_level_visits(
+                    self.app.store(),
+                    subtree,
+                    received.clone(),
+                    None,
+                )
+                .await
+                .map_err(|e| store_status(&e))?,
             );
         }
         visits.sort_by(|a, b| (a.received_at, &a.case_id).cmp(&(b.received_at, &b.case_id)));
@@ -430,26 +435,18 @@ impl SlaService for SlaApi {
         // Whether this process runs a projection (holds its lease) is its
         // runner's; position and lag are read fresh from the store, and the
         // lag counts the events the horizon still hides.
-        let live = self.app.projections();
-        let horizon = self
-            .app
-            .store()
-            .horizon()
-            .await
-            .map_err(|e| store_status(&e))?;
-        let mut projections = Vec::new();
-        for projection in all(self.app.petitioner_secret()) {
-            let active = live.iter().any(|s| s.name == projection.name() && s.active);
-            let status = runner::status(self.app.store(), projection.as_ref(), active)
-                .await
-                .map_err(|e| store_status(&e))?;
-            projections.push(pb::ProjectionStatus {
+        let report = self.app.projection_report().await.map_err(status)?;
+        let horizon = report.horizon;
+        let projections = report
+            .projections
+            .into_iter()
+            .map(|status| pb::ProjectionStatus {
                 name: status.name.to_owned(),
                 position: status.position,
                 lag: Some(std_duration(status.lag)),
                 active: status.active,
-            });
-        }
+            })
+            .collect();
         Ok(Response::new(pb::ListProjectionsResponse {
             projections,
             // Which server process holds the log back, and in which
