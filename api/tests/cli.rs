@@ -13,6 +13,13 @@ use tonic_health::pb::health_client::HealthClient;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mediation");
 
+/// Reads the rest of a server's stderr in the background, as a service
+/// manager does: a server whose stderr pipe fills blocks on its next log
+/// line (a slow-statement warning under load is enough).
+fn drain(mut lines: tokio::io::Lines<BufReader<tokio::process::ChildStderr>>) {
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+}
+
 #[tokio::test]
 async fn serve_opens_a_new_sqlite_file_answers_health_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,6 +52,7 @@ async fn serve_opens_a_new_sqlite_file_answers_health_and_stops_on_ctrl_c() {
             break addr.to_owned();
         }
     };
+    drain(lines);
     assert!(
         dir.path().join("mediation.db").exists(),
         "with no --database-url the store is ./mediation.db"
@@ -328,6 +336,7 @@ async fn a_server_killed_while_projecting_resumes_without_loss_or_repeat() {
         .connect()
         .await
         .unwrap();
+    drain(lines);
     let mut client = DisputeServiceClient::new(channel);
     let mut listed = Vec::new();
     let mut token = String::new();
@@ -482,6 +491,7 @@ async fn json_logs_are_one_object_per_line_and_metrics_are_served_beside_the_boa
         }
     }
     let (grpc, board) = (grpc.unwrap(), board.unwrap());
+    drain(lines);
 
     // One call, so that the gRPC series exist.
     let channel = Endpoint::from_shared(format!("http://{grpc}"))
