@@ -957,9 +957,18 @@ async fn write_kept(
         .await?;
     // A row whose counts all came back to zero goes: a rebuild, which
     // sees the clock start and stop within one batch, never writes it.
+    // Only a row some count of which went down can have come back to zero.
+    let lowered: Vec<&Vec<String>> = deltas
+        .iter()
+        .filter(|(_, d)| d.iter().any(|n| *n < 0))
+        .map(|(keys, _)| keys)
+        .collect();
+    if lowered.is_empty() {
+        return Ok(());
+    }
     let mut prune = Sql::new("");
-    let tuples: Vec<String> = deltas
-        .keys()
+    let tuples: Vec<String> = lowered
+        .into_iter()
         .map(|keys| {
             let at: Vec<String> = keys
                 .iter()
