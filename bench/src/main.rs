@@ -362,7 +362,7 @@ async fn scale_phase(
     report.figure(Figure::Export { exported, read });
     let server = ServerProcess::start_with_board(&scratch.url).await?;
     let mut target = Target::grpc(server.channel(1).await?);
-    let clocks = scale::count_running_clocks(store).await?;
+    let (clocks, overdue) = scale::count_running_clocks(store).await?;
     let rounds = if args.quick { 10 } else { 200 };
     for (name, query) in scale::sla_queries() {
         let mut latencies = Vec::with_capacity(rounds);
@@ -384,6 +384,7 @@ async fn scale_phase(
         report.figure(Figure::Query {
             name,
             running_clocks: clocks,
+            overdue,
             latencies,
             failed,
         });

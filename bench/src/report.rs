@@ -78,6 +78,8 @@ pub(crate) enum Figure {
     Query {
         name: &'static str,
         running_clocks: u64,
+        /// Of those, the ones whose breach the timers have recorded.
+        overdue: u64,
         latencies: Vec<Duration>,
         failed: Option<String>,
     },
@@ -475,13 +477,14 @@ impl Report {
             Figure::Query {
                 name,
                 running_clocks,
+                overdue,
                 mut latencies,
                 failed,
             } => {
                 if self.worst_query_p99.is_none() {
                     let _ = writeln!(
                         self.body,
-                        "\n## SLA queries over {running_clocks} running clocks (one client, in turn)\n\n| query | runs | p50 ms | p99 ms |\n|---|---:|---:|---:|"
+                        "\n## SLA queries over {running_clocks} running clocks, {overdue} of them overdue (one client, in turn)\n\n| query | runs | p50 ms | p99 ms |\n|---|---:|---:|---:|"
                     );
                 }
                 latencies.sort();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
+use mediation_app::App;
 use mediation_domain::services::ManualClock;
 use mediation_proto::v1 as pb;
 use mediation_store::{Backend, Store};
@@ -23,13 +24,18 @@ const TEMPLATES: u64 = 240;
 
 /// Registers the template cases, each at its own moment over the past 120
 /// days: disputes at every village (some dispatched, so their clock is the
-/// mediation clock) and petitions at every town. Returns their ids.
+/// mediation clock) and petitions at every town. Then the deadline timers
+/// catch up with today, as they would have in a store grown by use: every
+/// warning and breach that has come by now is recorded (and a case whose
+/// level's time ran out escalated), so the copies carry them too and the
+/// boards meet the store a running engine keeps. Returns the ids.
 async fn register_templates(store: &Store) -> anyhow::Result<Vec<(&'static str, String)>> {
     let now = Utc::now();
     let clock = Arc::new(ManualClock::new(now));
     let services = load_services(&ConfigFiles::default(), clock.clone())?;
     let stop = CancellationToken::new();
-    let (mut target, worker) = Target::in_process(store, services, stop.clone());
+    let (app, worker) = App::start(store.clone(), services, stop.clone());
+    let mut target = Target::local(app.clone());
     let mut ids = Vec::new();
     for k in 0..TEMPLATES {
         clock.set(now - chrono::Duration::minutes(i64::try_from(k * 720).unwrap_or(0)));
@@ -68,6 +74,24 @@ async fn register_templates(store: &Store) -> anyhow::Result<Vec<(&'static str, 
             if petition { "Petition" } else { "Dispute" },
             outcome.case_id,
         ));
+    }
+    clock.set(now);
+    // A sweep reads the clocks as the SLA read model has them, and each
+    // warning it records moves the clock to its next threshold: sweep
+    // until one finds nothing, the read model caught up before each.
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        anyhow::ensure!(rounds <= 100, "the deadline timers did not run dry");
+        let head = store.log_head().await?;
+        anyhow::ensure!(
+            app.caught_up(head, Duration::from_secs(60)).await,
+            "the SLA read model did not reach the template cases"
+        );
+        let swept = app.sweep_timers(now).await?;
+        if swept.recorded == 0 && swept.escalated == 0 {
+            break;
+        }
     }
     stop.cancel();
     let _ = worker.await;
@@ -172,14 +196,18 @@ pub(crate) async fn count_events(store: &Store) -> anyhow::Result<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// The number of running SLA clocks.
-pub(crate) async fn count_running_clocks(store: &Store) -> anyhow::Result<u64> {
-    let sql = "SELECT count(*) FROM sla_clocks WHERE stopped_at IS NULL";
-    let n: i64 = match store.backend() {
-        Backend::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
-        Backend::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await?,
+/// The running SLA clocks: how many, and how many of them are overdue
+/// with their breach recorded.
+pub(crate) async fn count_running_clocks(store: &Store) -> anyhow::Result<(u64, u64)> {
+    let sql = "SELECT count(*), count(breached_at) FROM sla_clocks WHERE stopped_at IS NULL";
+    let (running, overdue): (i64, i64) = match store.backend() {
+        Backend::Postgres(pool) => sqlx::query_as(sql).fetch_one(pool).await?,
+        Backend::Sqlite(pool) => sqlx::query_as(sql).fetch_one(pool).await?,
     };
-    Ok(u64::try_from(n).unwrap_or(0))
+    Ok((
+        u64::try_from(running).unwrap_or(0),
+        u64::try_from(overdue).unwrap_or(0),
+    ))
 }
 
 /// What the replay reported for each read model.

@@ -182,13 +182,19 @@ impl Target {
         stop: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let (app, worker) = App::start(store.clone(), services, stop);
+        (Self::local(app), worker)
+    }
+
+    /// The services' code over an engine started by the caller, called as
+    /// a local supervisor.
+    pub(crate) fn local(app: App) -> Self {
         let local = Local {
             disputes: dispute_service(app.clone()),
             petitions: petition_service(app.clone()),
             sla: sla_service(app),
             caller: Arc::new(Caller::local()),
         };
-        (Self::InProcess(Box::new(local)), worker)
+        Self::InProcess(Box::new(local))
     }
 
     /// Sends `step`.
