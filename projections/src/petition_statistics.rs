@@ -8,7 +8,8 @@
 //! Every counter is bumped by one petition event, in the month of the
 //! event's `at` in +08:00 ([`Period::of`]), at the division the petition
 //! belongs to and its competent level (both from `PetitionReceived`; a
-//! petition does not change division).
+//! petition does not change division), and on the event's day, as the
+//! dispute statistics are kept, for figures as of a past day.
 //!
 //! | counter | event |
 //! |---|---|
@@ -40,6 +41,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::NaiveDate;
 use cqrs_es::Aggregate;
 use mediation_domain::dispute::Satisfaction;
 use mediation_domain::petition::{Petition, PetitionChange, PetitionEvent};
@@ -48,7 +50,7 @@ use mediation_store::{Batch, Cell, RecordedEvent, Sql, Store, StoreError};
 
 use crate::runner::Projection;
 use crate::statistics::support::{parse_level, to_i64, to_u64};
-use crate::statistics::{Grouping, Period, StageOutcome, ratio, sum_rows};
+use crate::statistics::{Grouping, Period, StageOutcome, local_day, ratio, sum_rows};
 
 /// The projection's name, under which its checkpoint is kept.
 pub const NAME: &str = "petition_statistics";
@@ -251,12 +253,15 @@ pub struct PetitionStatsRow {
 
 /// The petition statistics of the divisions in `subtree` (itself
 /// included), for the months `from` to `to` inclusive, grouped as asked;
-/// ordered by division, then level up the ladder, then month.
+/// ordered by division, then level up the ladder, then month. With
+/// `as_of`, only what had happened by the end of that day (+08:00), as
+/// [`crate::statistics::query`].
 pub async fn query(
     store: &Store,
     subtree: &DivisionCode,
     from: Period,
     to: Period,
+    as_of: Option<NaiveDate>,
     grouping: Grouping,
 ) -> Result<Vec<PetitionStatsRow>, StoreError> {
     let rows = sum_rows(
@@ -264,8 +269,7 @@ pub async fn query(
         "petition_statistics",
         &COLUMNS,
         subtree,
-        from,
-        to,
+        (from, to, as_of),
         grouping,
     )
     .await?;
@@ -292,12 +296,14 @@ pub async fn stage_outcomes(
     subtree: &DivisionCode,
     from: Period,
     to: Period,
+    as_of: Option<NaiveDate>,
 ) -> Result<Vec<StageOutcome>, StoreError> {
-    crate::statistics::stage_outcomes(store, Petition::TYPE, subtree, from, to).await
+    crate::statistics::stage_outcomes(store, Petition::TYPE, subtree, (from, to, as_of)).await
 }
 
-/// A row's key: division, competent level, month.
-type Key = (String, Level, Period);
+/// A row's key: division, competent level, month, and the day (+08:00)
+/// its events happened.
+type Key = (String, Level, Period, NaiveDate);
 
 /// What the counters need to know of a petition between events.
 #[derive(Debug, Clone, PartialEq)]
@@ -317,7 +323,7 @@ fn decode_petitions(
         .iter()
         .filter(|e| e.aggregate_type == Petition::TYPE)
         .map(|e| {
-            let event = serde_json::from_value(e.payload.clone()).map_err(|err| {
+            let event = e.decode().map_err(|err| {
                 StoreError::Corrupt(format!(
                     "event {} of petition {} does not match this engine: {err}",
                     e.sequence, e.aggregate_id
@@ -336,7 +342,7 @@ fn count(
     event: PetitionEvent,
 ) {
     use PetitionChange as C;
-    let period = Period::of(event.at);
+    let (period, day) = (Period::of(event.at), local_day(event.at));
     if let C::PetitionReceived {
         division,
         competent_level,
@@ -359,7 +365,7 @@ fn count(
         return;
     };
     let c = counts
-        .entry((state.division.clone(), state.level, period))
+        .entry((state.division.clone(), state.level, period, day))
         .or_default();
     match event.change {
         C::PetitionReceived { .. } => c.received += 1,

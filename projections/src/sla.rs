@@ -27,7 +27,7 @@ use mediation_domain::policy::Stage;
 use mediation_domain::sla::{Holder, RunningClock};
 use mediation_store::{Batch, Cell, RecordedEvent, Row, Sql, Store, StoreError};
 
-use crate::statistics::Period;
+use crate::statistics::{Period, day_text, local_day};
 
 /// The table.
 pub const TABLE: &str = "sla_clocks";
@@ -37,7 +37,7 @@ pub const TABLE: &str = "sla_clocks";
 pub const COUNTS_TABLE: &str = "sla_body_counts";
 
 /// The clock outcomes the projection keeps per kind of case, division,
-/// month and stage, which the statistics' on-time rate of each stage sums
+/// month, day and stage, which the statistics' on-time rate of each stage sums
 /// ([`crate::statistics`]).
 pub const STAGE_COUNTS_TABLE: &str = "sla_stage_counts";
 
@@ -808,7 +808,7 @@ const KEPT: &[Kept] = &[
     },
     Kept {
         table: STAGE_COUNTS_TABLE,
-        keys: &["aggregate_type", "division", "month", "stage"],
+        keys: &["aggregate_type", "division", "month", "day", "stage"],
         counts: &["met", "breached"],
         slot: stage_count,
     },
@@ -843,9 +843,9 @@ fn body_count(key: &ClockKey, row: &StoredClock) -> Option<Slot> {
     Some((keys, slot))
 }
 
-/// [`STAGE_COUNTS_TABLE`]: met in the month it stopped, at the division
-/// holding it; breached in the month its breached due time passed, at the
-/// division holding it then; elsewhere not at all.
+/// [`STAGE_COUNTS_TABLE`]: met in the month and day it stopped, at the
+/// division holding it; breached in the month and day its breached due
+/// time passed, at the division holding it then; elsewhere not at all.
 fn stage_count(key: &ClockKey, row: &StoredClock) -> Option<Slot> {
     let (division, at, slot) = match row.status {
         ClockStatus::Met => (row.division.clone(), row.stopped_at?, 0),
@@ -865,6 +865,7 @@ fn stage_count(key: &ClockKey, row: &StoredClock) -> Option<Slot> {
         key.aggregate_type.clone(),
         division.unwrap_or_default(),
         Period::of(at).to_string(),
+        day_text(local_day(at)),
         key.stage.clone(),
     ];
     Some((keys, slot))

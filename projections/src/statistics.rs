@@ -6,7 +6,10 @@
 //!
 //! Every counter is bumped by one dispute event, in the month of the
 //! event's `at` in +08:00 ([`Period::of`]), except the follow-up counters,
-//! which count at the agreement they follow up. Petitions are counted
+//! which count at the agreement they follow up. Each row is kept per day
+//! too, the day (+08:00, [`local_day`]) the events it counts happened, a
+//! follow-up's own day included, so that a query can sum only what had
+//! happened by the end of a past day (`as_of`). Petitions are counted
 //! apart, by [`crate::petition_statistics`].
 //!
 //! | counter | event | division and level it counts at |
@@ -217,6 +220,28 @@ impl Period {
             },
         }
     }
+}
+
+/// The calendar day `at` falls on in +08:00: the day statistics rows are
+/// kept by beside their month, so that they can be summed as of the end of
+/// any day.
+pub fn local_day(at: DateTime<Utc>) -> NaiveDate {
+    let utc = at.naive_utc();
+    utc.checked_add_signed(TimeDelta::hours(PERIOD_OFFSET_HOURS))
+        .unwrap_or(utc)
+        .date()
+}
+
+/// A day as the statistics tables store it, `YYYY-MM-DD`, which sorts in
+/// time order.
+pub(crate) fn day_text(day: NaiveDate) -> String {
+    day.format("%Y-%m-%d").to_string()
+}
+
+/// The `as_of` bound of a query as stored text: the day itself, or past
+/// every stored day when there is none.
+fn as_of_text(as_of: Option<NaiveDate>) -> String {
+    as_of.map_or_else(|| "9999-12-31".to_owned(), day_text)
 }
 
 impl fmt::Display for Period {
@@ -477,15 +502,26 @@ pub struct StatsRow {
 
 /// The statistics of the divisions in `subtree` (itself included), for the
 /// months `from` to `to` inclusive, grouped as asked; ordered by division,
-/// then level up the ladder, then month.
+/// then level up the ladder, then month. With `as_of`, only what had
+/// happened by the end of that day (+08:00) counts: the figures as they
+/// stood then, late-recorded events included.
 pub async fn query(
     store: &Store,
     subtree: &DivisionCode,
     from: Period,
     to: Period,
+    as_of: Option<NaiveDate>,
     grouping: Grouping,
 ) -> Result<Vec<StatsRow>, StoreError> {
-    let rows = sum_rows(store, "statistics", &COLUMNS, subtree, from, to, grouping).await?;
+    let rows = sum_rows(
+        store,
+        "statistics",
+        &COLUMNS,
+        subtree,
+        (from, to, as_of),
+        grouping,
+    )
+    .await?;
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -510,26 +546,27 @@ pub(crate) struct Summed<const N: usize> {
     pub(crate) values: [u64; N],
 }
 
-/// Sums the counter `columns` of `table` (keyed by division, level and
-/// period, as the statistics tables of this crate are) over the divisions
-/// in `subtree` and the months `from` to `to`, grouped as asked; ordered by
-/// division, then level up the ladder, then month.
+/// Sums the counter `columns` of `table` (keyed by division, level,
+/// period and day, as the statistics tables of this crate are) over the
+/// divisions in `subtree` and the months `from` to `to` (counting only the
+/// days up to `as_of`, when given), grouped as asked; ordered by division,
+/// then level up the ladder, then month.
 pub(crate) async fn sum_rows<const N: usize>(
     store: &Store,
     table: &str,
     columns: &[&str; N],
     subtree: &DivisionCode,
-    from: Period,
-    to: Period,
+    (from, to, as_of): (Period, Period, Option<NaiveDate>),
     grouping: Grouping,
 ) -> Result<Vec<Summed<N>>, StoreError> {
     let (low, high) = subtree.subtree_bounds();
-    let (from, to) = (from.to_string(), to.to_string());
+    let (from, to, as_of) = (from.to_string(), to.to_string(), as_of_text(as_of));
     let sql = Sql::new(query_sql(table, columns, grouping))
         .bind(&low)
         .bind(&high)
         .bind(&from)
-        .bind(&to);
+        .bind(&to)
+        .bind(&as_of);
     let mut rows = store
         .fetch_all(&sql)
         .await?
@@ -561,7 +598,7 @@ fn query_sql(table: &str, columns: &[&str], grouping: Grouping) -> String {
         .iter()
         .map(|c| format!("CAST(COALESCE(SUM({c}), 0) AS BIGINT) AS {c}"))
         .collect();
-    let filter = "division BETWEEN $1 AND $2 AND period BETWEEN $3 AND $4";
+    let filter = "division BETWEEN $1 AND $2 AND period BETWEEN $3 AND $4 AND day <= $5";
     let mut sql = format!(
         "SELECT {} AS division, {} AS level, {} AS period, {} FROM {table} WHERE {filter}",
         key(division, "division"),
@@ -630,8 +667,9 @@ pub async fn dispute_stage_outcomes(
     subtree: &DivisionCode,
     from: Period,
     to: Period,
+    as_of: Option<NaiveDate>,
 ) -> Result<Vec<StageOutcome>, StoreError> {
-    stage_outcomes(store, Dispute::TYPE, subtree, from, to).await
+    stage_outcomes(store, Dispute::TYPE, subtree, (from, to, as_of)).await
 }
 
 /// The outcomes of the SLA clocks of cases of `aggregate_type` (the case
@@ -639,26 +677,26 @@ pub async fn dispute_stage_outcomes(
 /// `subtree` and the months `from` to `to`: a met clock in the month it
 /// stopped, at the division then holding it; a breached one in the month its
 /// due time passed, at the division holding it then. A clock still running
-/// past its due time counts once its breach is recorded or it stops. In
-/// stage order.
+/// past its due time counts once its breach is recorded or it stops. With
+/// `as_of`, only the clocks met or breached by the end of that day
+/// (+08:00). In stage order.
 ///
-/// Summed from the counts the case projection keeps per division, month and
-/// stage ([`crate::sla::STAGE_COUNTS_TABLE`]), so its cost follows the
-/// divisions and months asked for, not the number of clocks.
+/// Summed from the counts the case projection keeps per division, month,
+/// day and stage ([`crate::sla::STAGE_COUNTS_TABLE`]), so its cost follows
+/// the divisions and months asked for, not the number of clocks.
 pub(crate) async fn stage_outcomes(
     store: &Store,
     aggregate_type: &str,
     subtree: &DivisionCode,
-    from: Period,
-    to: Period,
+    (from, to, as_of): (Period, Period, Option<NaiveDate>),
 ) -> Result<Vec<StageOutcome>, StoreError> {
     let (low, high) = subtree.subtree_bounds();
-    let (from, to) = (from.to_string(), to.to_string());
+    let (from, to, as_of) = (from.to_string(), to.to_string(), as_of_text(as_of));
     let sql = Sql::new(format!(
         "SELECT stage, CAST(COALESCE(SUM(met), 0) AS BIGINT) AS met, \
          CAST(COALESCE(SUM(breached), 0) AS BIGINT) AS breached \
          FROM {table} WHERE aggregate_type = $1 AND division BETWEEN $2 AND $3 \
-           AND month BETWEEN $4 AND $5 \
+           AND month BETWEEN $4 AND $5 AND day <= $6 \
          GROUP BY stage",
         table = crate::sla::STAGE_COUNTS_TABLE
     ))
@@ -666,7 +704,8 @@ pub(crate) async fn stage_outcomes(
     .bind(&low)
     .bind(&high)
     .bind(&from)
-    .bind(&to);
+    .bind(&to)
+    .bind(&as_of);
     let rows = store
         .fetch_all(&sql)
         .await?
@@ -690,8 +729,12 @@ pub(crate) async fn stage_outcomes(
     Ok(outcomes)
 }
 
-/// A row's key: division, level, month.
-type Key = (String, Level, Period);
+/// A row's key: division, level, month, and the day (in +08:00) the
+/// events it counts happened.
+type Key = (String, Level, Period, NaiveDate);
+
+/// Where an agreement counted: division, level, month.
+type Place = (String, Level, Period);
 
 /// What the counters need to know of a dispute between events.
 #[derive(Debug, Clone, PartialEq)]
@@ -717,7 +760,7 @@ struct CaseState {
 /// Where an agreement was counted, and what its follow-ups have counted.
 #[derive(Debug, Clone, PartialEq)]
 struct AgreementState {
-    key: Key,
+    key: Place,
     followed_up: bool,
     performed: bool,
 }
@@ -752,9 +795,10 @@ fn bump<'a>(
     division: &str,
     level: Level,
     period: Period,
+    day: NaiveDate,
 ) -> &'a mut Counts {
     counts
-        .entry((division.to_owned(), level, period))
+        .entry((division.to_owned(), level, period, day))
         .or_default()
 }
 
@@ -766,7 +810,7 @@ fn count(
     event: DisputeEvent,
 ) {
     use DisputeChange as C;
-    let period = Period::of(event.at);
+    let (period, day) = (Period::of(event.at), local_day(event.at));
     match event.change {
         C::DisputeReported { division, .. } => {
             let state = states
@@ -780,7 +824,7 @@ fn count(
             handling_due,
             ..
         } => {
-            bump(counts, division.as_str(), level, period).registered += 1;
+            bump(counts, division.as_str(), level, period, day).registered += 1;
             let state = states
                 .entry(id.to_owned())
                 .or_insert_with(|| CaseState::new(&division, level));
@@ -803,10 +847,10 @@ fn count(
             handling_due,
             ..
         } => {
-            let from = bump(counts, from_division.as_str(), from_level, period);
+            let from = bump(counts, from_division.as_str(), from_level, period, day);
             from.escalated_up += 1;
             moved(from, states, id);
-            bump(counts, to_division.as_str(), to_level, period).moved_in += 1;
+            bump(counts, to_division.as_str(), to_level, period, day).moved_in += 1;
             move_case(states, id, &to_division, to_level, handling_due.due);
         }
         C::DisputeTakenOver {
@@ -816,10 +860,10 @@ fn count(
             to_level,
             handling_due,
         } => {
-            let from = bump(counts, from_division.as_str(), from_level, period);
+            let from = bump(counts, from_division.as_str(), from_level, period, day);
             from.taken_over += 1;
             moved(from, states, id);
-            bump(counts, to_division.as_str(), to_level, period).moved_in += 1;
+            bump(counts, to_division.as_str(), to_level, period, day).moved_in += 1;
             move_case(states, id, &to_division, to_level, handling_due.due);
         }
         C::DisputeSentDown {
@@ -832,8 +876,8 @@ fn count(
             // Sending down re-routes a case before its mediation has
             // begun in earnest (from registered or dispatched); the level
             // below mediates it afresh, so nothing is concluded here.
-            bump(counts, from_division.as_str(), from_level, period).sent_down += 1;
-            bump(counts, to_division.as_str(), to_level, period).moved_in += 1;
+            bump(counts, from_division.as_str(), from_level, period, day).sent_down += 1;
+            bump(counts, to_division.as_str(), to_level, period, day).moved_in += 1;
             move_case(states, id, &to_division, to_level, handling_due.due);
         }
         C::DisputeReopened {
@@ -842,11 +886,11 @@ fn count(
             handling_due,
             ..
         } => {
-            bump(counts, division.as_str(), level, period).reopened += 1;
+            bump(counts, division.as_str(), level, period, day).reopened += 1;
             move_case(states, id, &division, level, handling_due.due);
         }
         C::AgreementReached { .. } => {
-            if let Some((c, state)) = holder(counts, states, id, period) {
+            if let Some((c, state)) = holder(counts, states, id, period, day) {
                 c.agreements += 1;
                 state.mediating = false;
                 state.agreement = Some(AgreementState {
@@ -857,13 +901,13 @@ fn count(
             }
         }
         C::MediationTerminated { .. } | C::MediationRefused { .. } => {
-            if let Some((c, state)) = holder(counts, states, id, period) {
+            if let Some((c, state)) = holder(counts, states, id, period, day) {
                 c.terminations += 1;
                 state.mediating = false;
             }
         }
         C::DisputeReferred { .. } => {
-            if let Some((c, state)) = holder(counts, states, id, period) {
+            if let Some((c, state)) = holder(counts, states, id, period, day) {
                 c.referred += 1;
                 state.mediating = false;
                 state.agreement = None;
@@ -878,7 +922,7 @@ fn count(
                 return;
             };
             let (division, level, month) = &agreement.key;
-            let c = bump(counts, division, *level, *month);
+            let c = bump(counts, division, *level, *month, day);
             if !agreement.followed_up {
                 agreement.followed_up = true;
                 c.agreements_followed_up += 1;
@@ -906,7 +950,13 @@ fn count(
                 && state
                     .and_then(|s| s.origin_level)
                     .is_some_and(|origin| resolved_level <= origin);
-            let c = bump(counts, resolved_division.as_str(), resolved_level, period);
+            let c = bump(
+                counts,
+                resolved_division.as_str(),
+                resolved_level,
+                period,
+                day,
+            );
             c.closed += 1;
             c.closed_at_or_below_intake += u64::from(resolved_at_or_below_intake);
             c.closed_on_time += u64::from(on_time);
@@ -914,7 +964,7 @@ fn count(
         }
         C::DisputeEvaluated { satisfaction, .. } => {
             // Evaluated after closure, where the case was closed.
-            if let Some((c, _)) = holder(counts, states, id, period) {
+            if let Some((c, _)) = holder(counts, states, id, period, day) {
                 c.evaluations += 1;
                 match satisfaction {
                     Satisfaction::Satisfied => c.satisfied += 1,
@@ -959,6 +1009,7 @@ fn holder<'a>(
     states: &'a mut HashMap<String, CaseState>,
     id: &str,
     period: Period,
+    day: NaiveDate,
 ) -> Option<(&'a mut Counts, &'a mut CaseState)> {
     let Some(state) = states.get_mut(id) else {
         // A mediation outcome before any registration cannot happen in a
@@ -966,7 +1017,10 @@ fn holder<'a>(
         tracing::warn!(case = id, "dispute event before registration; not counted");
         return None;
     };
-    Some((bump(counts, &state.division, state.level, period), state))
+    Some((
+        bump(counts, &state.division, state.level, period, day),
+        state,
+    ))
 }
 
 /// The stored columns of `statistics_cases`, in the order both backends
@@ -1122,13 +1176,13 @@ async fn write_states(
 /// Small things the read models of this crate share: decoding dispute
 /// events, and instants and ids as each backend stores them.
 pub(crate) mod support {
-    use chrono::{DateTime, SubsecRound, Utc};
+    use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
     use cqrs_es::Aggregate;
     use mediation_domain::dispute::{Dispute, DisputeEvent};
     use mediation_domain::values::Level;
     use mediation_store::{Batch, Cell, RecordedEvent, StoreError};
 
-    use super::Period;
+    use super::{Period, day_text};
 
     /// The dispute events among `events`, decoded, in log order.
     pub(crate) fn decode_disputes(
@@ -1149,17 +1203,17 @@ pub(crate) mod support {
             .collect()
     }
 
-    /// Adds `counts` (per division, level and month; each the values of
-    /// `columns`, in order) to the counters kept in table `base`, within
+    /// Adds `counts` (per division, level, month and day; each the values
+    /// of `columns`, in order) to the counters kept in table `base`, within
     /// the batch, in one statement.
     pub(crate) async fn add_counts<const N: usize>(
         batch: &mut Batch,
         base: &str,
         columns: &[&str; N],
-        counts: impl Iterator<Item = (&(String, Level, Period), [u64; N])>,
+        counts: impl Iterator<Item = (&(String, Level, Period, NaiveDate), [u64; N])>,
     ) -> Result<(), StoreError> {
         let table = batch.table(base);
-        let all: Vec<&str> = ["division", "level", "period"]
+        let all: Vec<&str> = ["division", "level", "period", "day"]
             .into_iter()
             .chain(columns.iter().copied())
             .collect();
@@ -1168,21 +1222,28 @@ pub(crate) mod support {
             .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
             .collect();
         let tail = format!(
-            "ON CONFLICT (division, level, period) DO UPDATE SET {}",
+            "ON CONFLICT (division, level, period, day) DO UPDATE SET {}",
             add.join(", ")
         );
-        let keyed: Vec<(&str, Level, String, [u64; N])> = counts
-            .map(|((division, level, period), values)| {
-                (division.as_str(), *level, period.to_string(), values)
+        let keyed: Vec<(&str, Level, String, String, [u64; N])> = counts
+            .map(|((division, level, period, day), values)| {
+                (
+                    division.as_str(),
+                    *level,
+                    period.to_string(),
+                    day_text(*day),
+                    values,
+                )
             })
             .collect();
         let rows: Vec<Vec<Cell<'_>>> = keyed
             .iter()
-            .map(|(division, level, period, values)| {
+            .map(|(division, level, period, day, values)| {
                 [
                     Cell::Text(division),
                     Cell::Text(level.as_str()),
                     Cell::Text(period),
+                    Cell::Text(day),
                 ]
                 .into_iter()
                 .chain(values.iter().map(|v| Cell::Int(to_i64(*v))))

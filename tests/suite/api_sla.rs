@@ -707,6 +707,52 @@ async fn resolution_statistics_count_and_rate(db: &TestDb) {
         ]
     );
 
+    // As the figures stood at the end of 10 April, the day before D came
+    // in and A's and B's mediations ended (t0 is 2 March, 09:00 in
+    // Beijing; they came 40 days later); at the end of the 11th, as today.
+    let as_of = |day: &str| pb::GetResolutionStatsRequest {
+        as_of_date: day.into(),
+        ..stats("2026-03", "2026-04", pb::StatsGrouping::Unspecified)
+    };
+    let before = town
+        .get_resolution_stats(as_of("2026-04-10"))
+        .await
+        .unwrap()
+        .into_inner();
+    let then = &before.rows[0];
+    assert_eq!(
+        (then.registered, then.agreements, then.terminations),
+        (2, 0, 0)
+    );
+    assert_eq!(then.mediation_success_rate, None);
+    let today = town
+        .get_resolution_stats(stats("2026-03", "2026-04", pb::StatsGrouping::Unspecified))
+        .await
+        .unwrap()
+        .into_inner();
+    let on_the_day = town
+        .get_resolution_stats(as_of("2026-04-11"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(on_the_day, today);
+    // Before anything happened: the total row, all zeros, and no stage
+    // has come out.
+    let empty = town
+        .get_resolution_stats(as_of("2026-03-01"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(empty.rows[0].registered, 0);
+    assert!(empty.stages.is_empty(), "{:?}", empty.stages);
+    for bad in ["2026-4-10", "2026-04-31", "yesterday"] {
+        refused(
+            town.get_resolution_stats(as_of(bad)).await,
+            Code::InvalidArgument,
+            "as_of_date",
+        );
+    }
+
     // Months are checked and named.
     refused(
         town.get_resolution_stats(stats("2026-3", "2026-04", pb::StatsGrouping::Unspecified))
@@ -1749,8 +1795,9 @@ async fn a_late_extension_is_refused_and_the_breach_stays(db: &TestDb) {
     server.stop().await;
 }
 
-/// Migration 0012 fills the per-stage counts from the clocks a store
-/// already has; the projection keeps them from then on. Both must count the
+/// Migration 0014 fills the per-stage counts (by day, as 0012 had filled
+/// them by month) from the clocks a store already has; the projection
+/// keeps them from then on. Both must count the
 /// same: here, over met and breached clocks of disputes, the migration's
 /// query gives exactly the rows the projection kept.
 async fn the_stage_counts_backfill_counts_what_the_projection_keeps(db: &TestDb) {
@@ -1800,13 +1847,13 @@ async fn the_stage_counts_backfill_counts_what_the_projection_keeps(db: &TestDb)
         .unwrap();
     let (migration, kept) = match db.store.backend() {
         Backend::Postgres(_) => (
-            include_str!("../../store/migrations/postgres/0012_sla_stage_counts.sql"),
-            "SELECT aggregate_type, division, month, stage, met::bigint, breached::bigint \
+            include_str!("../../store/migrations/postgres/0014_statistics_by_day.sql"),
+            "SELECT aggregate_type, division, month, day, stage, met::bigint, breached::bigint \
              FROM sla_stage_counts WHERE met <> 0 OR breached <> 0",
         ),
         Backend::Sqlite(_) => (
-            include_str!("../../store/migrations/sqlite/0012_sla_stage_counts.sql"),
-            "SELECT aggregate_type, division, month, stage, met, breached \
+            include_str!("../../store/migrations/sqlite/0014_statistics_by_day.sql"),
+            "SELECT aggregate_type, division, month, day, stage, met, breached \
              FROM sla_stage_counts WHERE met <> 0 OR breached <> 0",
         ),
     };
@@ -1817,12 +1864,12 @@ async fn the_stage_counts_backfill_counts_what_the_projection_keeps(db: &TestDb)
         .expect("the migration fills the table with one INSERT … SELECT");
     let backfill = match db.store.backend() {
         Backend::Postgres(_) => format!(
-            "SELECT aggregate_type, division, month, stage, met::bigint, breached::bigint \
-             FROM ({backfill}) AS filled(aggregate_type, division, month, stage, met, breached)"
+            "SELECT aggregate_type, division, month, day, stage, met::bigint, breached::bigint \
+             FROM ({backfill}) AS filled(aggregate_type, division, month, day, stage, met, breached)"
         ),
         Backend::Sqlite(_) => backfill,
     };
-    type Row = (String, String, String, String, i64, i64);
+    type Row = (String, String, String, String, String, i64, i64);
     let read = |sql: String| async move {
         let mut rows: Vec<Row> = match db.store.backend() {
             Backend::Postgres(pool) => sqlx::query_as(&sql).fetch_all(pool).await.unwrap(),
@@ -1833,7 +1880,7 @@ async fn the_stage_counts_backfill_counts_what_the_projection_keeps(db: &TestDb)
     };
     let kept = read(kept.to_owned()).await;
     assert!(
-        kept.iter().any(|r| r.4 > 0) && kept.iter().any(|r| r.5 > 0),
+        kept.iter().any(|r| r.5 > 0) && kept.iter().any(|r| r.6 > 0),
         "the scenario has met and breached clocks: {kept:?}"
     );
     assert_eq!(read(backfill).await, kept);

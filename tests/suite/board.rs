@@ -317,6 +317,7 @@ async fn the_board_shows_the_read_models_follows_the_log_and_keeps_to_the_scope(
         &DivisionCode::parse(DISTRICT).unwrap(),
         this,
         this,
+        None,
         mediation_projections::statistics::Grouping::Level,
     )
     .await

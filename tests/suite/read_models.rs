@@ -39,6 +39,7 @@ use mediation_tests::TestDb;
 on_both_backends!(
     statistics_count_a_small_scenario_exactly,
     dispute_rates_count_follow_ups_evaluations_and_moves_exactly,
+    statistics_as_of_a_day_count_what_had_happened_by_its_end,
     petition_statistics_count_the_three_rates_exactly,
     caseload_follows_each_case_from_holder_to_holder,
     petitioner_history_finds_repeats_and_skipped_levels,
@@ -434,9 +435,16 @@ async fn stats(
     to: &str,
     grouping: Grouping,
 ) -> Vec<StatsRow> {
-    statistics::query(store, &division(subtree), month(from), month(to), grouping)
-        .await
-        .unwrap()
+    statistics::query(
+        store,
+        &division(subtree),
+        month(from),
+        month(to),
+        None,
+        grouping,
+    )
+    .await
+    .unwrap()
 }
 
 /// A statistics row as division, level, month and counts.
@@ -829,6 +837,7 @@ async fn dispute_rates_count_follow_ups_evaluations_and_moves_exactly(db: &TestD
         &division(DISTRICT),
         month("2026-03"),
         month("2026-04"),
+        None,
     )
     .await
     .unwrap();
@@ -847,12 +856,110 @@ async fn dispute_rates_count_follow_ups_evaluations_and_moves_exactly(db: &TestD
             store,
             &division(HUBIN),
             month("2026-03"),
-            month("2026-04")
+            month("2026-04"),
+            None
         )
         .await
         .unwrap()
         .is_empty()
     );
+}
+
+/// The figures as they stood at the end of a day (+08:00): what had
+/// happened by then, follow-ups included in the month of their agreement
+/// but only from the day they came. Day 0 is 2 March 2026, 10:00 in
+/// Beijing, so day `n` falls on 2 March + `n`.
+async fn statistics_as_of_a_day_count_what_had_happened_by_its_end(db: &TestDb) {
+    let store = &db.store;
+    let last = play(store, kpi_disputes()).await;
+    let last = last.max(play(store, petitions()).await);
+    catch_up(store, &Statistics, last).await;
+    catch_up(store, &PetitionStatistics, last).await;
+    catch_up(store, &CaseIndex, last).await;
+    let day = |s: &str| Some(s.parse::<chrono::NaiveDate>().unwrap());
+    let town = division(TOWN);
+    let (march, april) = (month("2026-03"), month("2026-04"));
+    let at = |as_of| {
+        statistics::query(
+            store,
+            &town,
+            march,
+            april,
+            as_of,
+            Grouping::DivisionLevelPeriod,
+        )
+    };
+    let today = at(None).await.unwrap();
+    // k1's agreement was found performed on day 40, 11 April: counted in
+    // March, its agreement's month, from the 11th on.
+    let performed =
+        |rows: &[StatsRow]| -> u64 { rows.iter().map(|r| r.counts.agreements_performed).sum() };
+    assert_eq!(performed(&today), 2);
+    let before = at(day("2026-04-10")).await.unwrap();
+    assert_eq!(performed(&before), 1);
+    let unchanged = |rows: &[StatsRow]| -> Vec<(Option<Period>, u64, u64)> {
+        rows.iter()
+            .map(|r| (r.period, r.counts.registered, r.counts.closed))
+            .collect()
+    };
+    assert_eq!(unchanged(&before), unchanged(&today));
+    assert_eq!(at(day("2026-04-11")).await.unwrap(), today);
+    // At the end of day 1 (3 March) only the four registrations had come.
+    let first = statistics::query(
+        store,
+        &town,
+        march,
+        april,
+        day("2026-03-03"),
+        Grouping::Total,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        first[0].counts,
+        Counts {
+            registered: 4,
+            ..Counts::default()
+        }
+    );
+    // Before anything, the total row is there, all zeros, and no clock of
+    // any stage has come out.
+    let none = statistics::query(
+        store,
+        &town,
+        march,
+        april,
+        day("2026-03-01"),
+        Grouping::Total,
+    )
+    .await
+    .unwrap();
+    assert_eq!(none[0].counts, Counts::default());
+    let stages = |as_of| statistics::dispute_stage_outcomes(store, &town, march, april, as_of);
+    assert!(stages(day("2026-03-01")).await.unwrap().is_empty());
+    assert_eq!(
+        stages(day("2026-12-31")).await.unwrap(),
+        stages(None).await.unwrap()
+    );
+
+    // Petitions: p1 (day 1), p2 (day 10) and p5 (day 12, Shangping) had
+    // come by the end of 14 March; p3 (day 20) and p4 (day 45) had not.
+    let received = |as_of| async move {
+        petition_statistics::query(
+            store,
+            &division(DISTRICT),
+            march,
+            april,
+            as_of,
+            Grouping::Total,
+        )
+        .await
+        .unwrap()[0]
+            .counts
+            .received
+    };
+    assert_eq!(received(day("2026-03-14")).await, 3);
+    assert_eq!(received(None).await, 5);
 }
 
 /// Six petitions at Liu'an, all received on day 1 (3 March 2026; triage
@@ -966,9 +1073,16 @@ async fn petition_stats(
     to: &str,
     grouping: Grouping,
 ) -> Vec<PetitionStatsRow> {
-    petition_statistics::query(store, &division(subtree), month(from), month(to), grouping)
-        .await
-        .unwrap()
+    petition_statistics::query(
+        store,
+        &division(subtree),
+        month(from),
+        month(to),
+        None,
+        grouping,
+    )
+    .await
+    .unwrap()
 }
 
 async fn petition_statistics_count_the_three_rates_exactly(db: &TestDb) {
@@ -1069,7 +1183,8 @@ async fn petition_statistics_count_the_three_rates_exactly(db: &TestDb) {
             store,
             &division(TOWN),
             month("2026-03"),
-            month("2026-05")
+            month("2026-05"),
+            None
         )
         .await
         .unwrap(),

@@ -793,7 +793,7 @@ pub(crate) async fn overview(
     let this = Period::of(now);
     let mut by_level: BTreeMap<Option<Level>, Counts> = BTreeMap::new();
     for subtree in &subtrees {
-        for row in statistics::query(store, subtree, this, this, Grouping::Level).await? {
+        for row in statistics::query(store, subtree, this, this, None, Grouping::Level).await? {
             let sum = by_level.entry(row.level).or_default();
             *sum = *sum + row.counts;
         }
@@ -827,7 +827,9 @@ pub(crate) async fn overview(
     let mut town_rows = Vec::new();
     for t in &towns {
         let mut per_month: BTreeMap<Period, Counts> = BTreeMap::new();
-        for row in statistics::query(store, &t.code, first, this, Grouping::LevelPeriod).await? {
+        for row in
+            statistics::query(store, &t.code, first, this, None, Grouping::LevelPeriod).await?
+        {
             if let Some(p) = row.period {
                 let sum = per_month.entry(p).or_default();
                 *sum = *sum + row.counts;

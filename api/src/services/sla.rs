@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use mediation_domain::values::{DivisionCode, Level, PetitionLevel};
 use mediation_projections::case_index;
 use mediation_projections::caseload::{self, Load};
@@ -256,6 +256,7 @@ impl SlaService for SlaApi {
         let r = request.into_inner();
         let subtrees = self.subtrees(&caller, &r.division_code)?;
         let (from, to, grouping) = stats_range(&r.from_month, &r.to_month, r.grouping)?;
+        let as_of = as_of_date(&r.as_of_date)?;
         self.reflect(statistics::NAME, r.min_position).await?;
         // The stages' outcomes come from the SLA clocks, which the case
         // projection keeps.
@@ -264,12 +265,12 @@ impl SlaService for SlaApi {
         let mut stages = Vec::new();
         for subtree in &subtrees {
             rows.extend(
-                statistics::query(self.app.store(), subtree, from, to, grouping)
+                statistics::query(self.app.store(), subtree, from, to, as_of, grouping)
                     .await
                     .map_err(|e| store_status(&e))?,
             );
             stages.extend(
-                statistics::dispute_stage_outcomes(self.app.store(), subtree, from, to)
+                statistics::dispute_stage_outcomes(self.app.store(), subtree, from, to, as_of)
                     .await
                     .map_err(|e| store_status(&e))?,
             );
@@ -293,6 +294,7 @@ impl SlaService for SlaApi {
         let r = request.into_inner();
         let subtrees = self.subtrees(&caller, &r.division_code)?;
         let (from, to, grouping) = stats_range(&r.from_month, &r.to_month, r.grouping)?;
+        let as_of = as_of_date(&r.as_of_date)?;
         self.reflect(petition_statistics::NAME, r.min_position)
             .await?;
         self.reflect(case_index::NAME, r.min_position).await?;
@@ -300,12 +302,12 @@ impl SlaService for SlaApi {
         let mut stages = Vec::new();
         for subtree in &subtrees {
             rows.extend(
-                petition_statistics::query(self.app.store(), subtree, from, to, grouping)
+                petition_statistics::query(self.app.store(), subtree, from, to, as_of, grouping)
                     .await
                     .map_err(|e| store_status(&e))?,
             );
             stages.extend(
-                petition_statistics::stage_outcomes(self.app.store(), subtree, from, to)
+                petition_statistics::stage_outcomes(self.app.store(), subtree, from, to, as_of)
                     .await
                     .map_err(|e| store_status(&e))?,
             );
@@ -512,6 +514,25 @@ fn stats_range(
         }
     };
     Ok((from, to, grouping))
+}
+
+/// A statistics query's `as_of_date`: empty for none (today's figures),
+/// else a calendar day as `YYYY-MM-DD` (+08:00).
+fn as_of_date(value: &str) -> Result<Option<NaiveDate>, Status> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .ok()
+        .filter(|_| value.len() == 10)
+        .map(Some)
+        .ok_or_else(|| {
+            invalid_field(
+                "as_of_date",
+                format!("{value:?} is not a calendar day as YYYY-MM-DD"),
+            )
+        })
 }
 
 fn month(field: &str, value: &str) -> Result<Period, Status> {
