@@ -17,6 +17,7 @@ const PROTO_FILES: &[&str] = &[
     "mediation/v1/petition.proto",
     "mediation/v1/event.proto",
     "mediation/v1/sla.proto",
+    "mediation/v1/privacy.proto",
 ];
 
 fn main() {

@@ -283,6 +283,33 @@ pub struct ExportArgs {
     with_identities: bool,
 }
 
+/// The options of `mediation forget`.
+#[derive(Debug, Clone, Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    secret: SecretArgs,
+    /// The person's name, as recorded (a party, or a petitioner).
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "key",
+        required_unless_present = "key"
+    )]
+    name: Option<String>,
+    /// The contact the person gave with a petition, if any.
+    #[arg(long, value_name = "CONTACT", requires = "name")]
+    contact: Option<String>,
+    /// The person's pseudonym, as exports and the petitioner history show
+    /// it, instead of a name.
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
+    /// Who asks, as recorded on the erasure events.
+    #[arg(long, value_name = "ACTOR", default_value = "operator")]
+    actor: String,
+}
+
 /// Where the web board listens, if anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpListen {
@@ -487,6 +514,61 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         rebuilt.events,
         rebuilt.elapsed.as_secs_f64(),
         rebuilt.rate_per_second
+    )?;
+    Ok(())
+}
+
+/// `mediation forget`: forgets a person in every case that names them
+/// (`mediation_app::erasure`), as the local operator, and prints what it
+/// erased ("forgot N pseudonyms in C cases: …").
+pub async fn forget(args: ForgetArgs) -> anyhow::Result<()> {
+    use mediation_app::erasure::Whom;
+    use mediation_domain::values::{ActorId, Name};
+    use std::io::Write as _;
+    let (secret, source) = petitioner_secret(&args.secret, &args.store.database_url)?;
+    if source == SecretSource::Development {
+        warn_development_secret();
+    }
+    let whom = match (&args.name, &args.key) {
+        (Some(name), _) => Whom::Named {
+            name: Name::parse(name).map_err(|e| anyhow::anyhow!("--name: {}", e.reason))?,
+            contact: args
+                .contact
+                .as_deref()
+                .map(Name::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--contact: {}", e.reason))?,
+        },
+        (None, Some(key)) => Whom::Key(key.trim().to_ascii_lowercase()),
+        (None, None) => anyhow::bail!("name the person with --name (and --contact) or --key"),
+    };
+    let actor =
+        ActorId::parse(&args.actor).map_err(|e| anyhow::anyhow!("--actor: {}", e.reason))?;
+    let store = open_store(&args.store).await?;
+    let services = load_services(&ConfigFiles::default(), Arc::new(SystemClock))
+        .context("loading configuration")?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let (app, worker) =
+        mediation_app::App::start_with(store.clone(), services, 0, secret, stop.clone());
+    let forgotten = app
+        .forget_person(&mediation_app::access::Caller::local(), actor, whom)
+        .await;
+    stop.cancel();
+    let _ = worker.await;
+    store.close().await;
+    let forgotten = forgotten.context("forgetting the person")?;
+    let cases: Vec<String> = forgotten
+        .cases
+        .iter()
+        .map(|c| format!("{} {}", c.aggregate_type, c.case_id))
+        .collect();
+    writeln!(
+        std::io::stdout().lock(),
+        "forgot {} pseudonyms in {} cases{}{}",
+        forgotten.persons.len(),
+        cases.len(),
+        if cases.is_empty() { "" } else { ": " },
+        cases.join(", ")
     )?;
     Ok(())
 }

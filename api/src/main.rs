@@ -1,7 +1,7 @@
 //! `mediation`: the dispute mediation and petition engine.
 
 use clap::{Parser, Subcommand};
-use mediation_api::cli::{ExportArgs, ReplayArgs, ServeArgs, StoreArgs};
+use mediation_api::cli::{ExportArgs, ForgetArgs, ReplayArgs, ServeArgs, StoreArgs};
 use mediation_api::telemetry::LogFormat;
 use mediation_app::access::{new_token, token_hash};
 
@@ -43,6 +43,10 @@ enum Command {
     /// JSON lines for analysts, incrementally, with identities pseudonymised
     /// unless --with-identities is given.
     Export(ExportArgs),
+    /// Forget a person at their request (PIPL Art 47): their identity is
+    /// erased in every case that names them and their key deleted, so that
+    /// every read, export and rebuild shows them as erased.
+    Forget(ForgetArgs),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -64,6 +68,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Replay(args) => mediation_api::cli::replay(args).await?,
         Command::Export(args) => mediation_api::cli::export(args).await?,
+        Command::Forget(args) => mediation_api::cli::forget(args).await?,
         Command::Migrate(args) => mediation_api::cli::migrate(args).await?,
         Command::Serve(args) => mediation_api::cli::serve(args).await?,
     }

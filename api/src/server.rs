@@ -10,6 +10,7 @@ use mediation_projections::records::LogPetitionRecords;
 use mediation_proto::v1::dispute_service_server::DisputeServiceServer;
 use mediation_proto::v1::event_service_server::EventServiceServer;
 use mediation_proto::v1::petition_service_server::PetitionServiceServer;
+use mediation_proto::v1::privacy_service_server::PrivacyServiceServer;
 use mediation_proto::v1::sla_service_server::SlaServiceServer;
 use mediation_store::{Probe, Store};
 use tokio::net::TcpListener;
@@ -25,6 +26,7 @@ use crate::metrics::GrpcMetricsLayer;
 use crate::services::dispute::DisputeApi;
 use crate::services::events::EventApi;
 use crate::services::petition::PetitionApi;
+use crate::services::privacy::PrivacyApi;
 use crate::services::sla::SlaApi;
 use mediation_app::App;
 
@@ -128,6 +130,8 @@ pub async fn serve(
             .max_decoding_message_size(MAX_REQUEST_BYTES);
     let dashboards = SlaServiceServer::new(SlaApi::new(app.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let privacy = PrivacyServiceServer::new(PrivacyApi::new(app.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
     let events = EventServiceServer::new(EventApi::new(app, stop.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
@@ -154,6 +158,7 @@ pub async fn serve(
         .add_service(InterceptedService::new(disputes, auth.clone()))
         .add_service(InterceptedService::new(petitions, auth.clone()))
         .add_service(InterceptedService::new(dashboards, auth.clone()))
+        .add_service(InterceptedService::new(privacy, auth.clone()))
         .add_service(InterceptedService::new(events, auth))
         .serve_with_incoming_shutdown(
             // Small responses go out at once: without TCP_NODELAY a reply

@@ -528,3 +528,127 @@ async fn json_logs_are_one_object_per_line_and_metrics_are_served_beside_the_boa
     assert!(killed.success());
     assert!(child.wait().await.unwrap().success());
 }
+
+#[tokio::test]
+async fn forget_erases_a_person_the_server_recorded_and_says_where() {
+    use mediation_proto::v1 as pb;
+    use mediation_proto::v1::dispute_service_client::DisputeServiceClient;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("m.db").display());
+    let mut child = Command::new(BIN)
+        .args(["serve", "--http", "off", "--listen", "127.0.0.1:0"])
+        .args(["--database-url", &url])
+        .env_remove("MEDIATION_PETITIONER_SECRET")
+        .env_remove("MEDIATION_PETITIONER_SECRET_FILE")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next_line().await.unwrap().expect("the server exited");
+        if let Some(rest) = line
+            .split("addr=")
+            .nth(1)
+            .filter(|_| line.contains("serving gRPC"))
+        {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    drain(lines);
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    DisputeServiceClient::new(channel)
+        .register_dispute(pb::RegisterDisputeRequest {
+            request_id: "r-1".into(),
+            dispute_id: "D1".into(),
+            actor_id: "clerk-1".into(),
+            division_code: "990101101201".into(),
+            level: pb::Level::Village.into(),
+            category: pb::DisputeCategory::Neighbourhood.into(),
+            risk: pb::Risk::Green.into(),
+            summary: "A wall between two yards".into(),
+            parties: vec![
+                pb::Party {
+                    role: pb::PartyRole::Applicant.into(),
+                    name: "Zhang San".into(),
+                },
+                pb::Party {
+                    role: pb::PartyRole::Respondent.into(),
+                    name: "Li Si".into(),
+                },
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(child.wait().await.unwrap().success());
+
+    let run = |args: &[&str]| {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .args(["--database-url", &url])
+            .env_remove("MEDIATION_PETITIONER_SECRET")
+            .env_remove("MEDIATION_PETITIONER_SECRET_FILE")
+            .env("RUST_LOG", "warn");
+        command.output()
+    };
+    let forgot = run(&["forget", "--name", "Zhang San"]).await.unwrap();
+    assert!(
+        forgot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forgot.stderr)
+    );
+    let line = String::from_utf8(forgot.stdout).unwrap();
+    assert_eq!(line.trim(), "forgot 2 pseudonyms in 1 cases: Dispute D1");
+    let again = run(&["forget", "--name", "Zhang San"]).await.unwrap();
+    assert_eq!(
+        String::from_utf8(again.stdout).unwrap().trim(),
+        "forgot 2 pseudonyms in 0 cases"
+    );
+    let missing = run(&["forget"]).await.unwrap();
+    assert!(!missing.status.success(), "a person must be named");
+
+    // Even an export with identities in clear has the person erased.
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let exported = run(&[
+        "export",
+        "--out",
+        out,
+        "--format",
+        "jsonl",
+        "--with-identities",
+    ])
+    .await
+    .unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let mut text = String::new();
+    for case_type in std::fs::read_dir(format!("{out}/events")).unwrap() {
+        for month in std::fs::read_dir(case_type.unwrap().path()).unwrap() {
+            for file in std::fs::read_dir(month.unwrap().path()).unwrap() {
+                text.push_str(&std::fs::read_to_string(file.unwrap().path()).unwrap());
+            }
+        }
+    }
+    assert!(
+        text.contains("PartiesErased") && text.contains("Li Si"),
+        "{text}"
+    );
+    assert!(!text.contains("Zhang San"), "{text}");
+}

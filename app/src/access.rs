@@ -279,6 +279,8 @@ pub fn required_roles(rpc: &str) -> &'static [Role] {
         }
         // The bodies above it.
         "ExtendPetitionHandling" | "IssueReviewOpinion" | "IssueReReviewOpinion" => &[Supervisor],
+        // Erasing a person at their request (PIPL Art 47) is oversight.
+        "ForgetPerson" => &[Supervisor],
         _ => &[],
     }
 }

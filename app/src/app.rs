@@ -266,8 +266,12 @@ impl App {
         });
         let app = Self {
             inner: Arc::new(Inner {
-                disputes: Cases::new(&store, services.clone()).with_cache(case_cache),
-                petitions: Cases::new(&store, services).with_cache(case_cache),
+                disputes: Cases::new(&store, services.clone())
+                    .with_cache(case_cache)
+                    .with_sealing(crate::erasure::sealing(&petitioner_secret)),
+                petitions: Cases::new(&store, services)
+                    .with_cache(case_cache)
+                    .with_sealing(crate::erasure::sealing(&petitioner_secret)),
                 store,
                 committed,
                 indexed,

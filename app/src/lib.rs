@@ -12,6 +12,7 @@ pub mod access;
 pub mod accountability;
 mod app;
 pub mod command;
+pub mod erasure;
 mod error;
 pub mod history;
 pub mod paging;

@@ -466,6 +466,23 @@ text_newtype!(
     Text, "text", 10_000, multiline = true
 );
 
+/// What an erased person's name reads as, wherever it was (a party of a
+/// dispute, a petitioner): the person asked to be forgotten and the key
+/// their identity was sealed under is gone.
+pub const ERASED_NAME: &str = "(erased)";
+
+impl Name {
+    /// The name of a person who was erased ([`ERASED_NAME`]).
+    pub fn erased() -> Self {
+        Self(ERASED_NAME.to_owned())
+    }
+
+    /// Whether this is an erased person's name.
+    pub fn is_erased(&self) -> bool {
+        self.0 == ERASED_NAME
+    }
+}
+
 /// Who did something and for which agency. Every event carries one, because
 /// accountability needs to know who held a case when.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -62,12 +62,16 @@ fn pseudonymise(value: &mut Value, secret: &PetitionerSecret) {
                         }
                     }
                     ("petitioner", person @ Value::Object(_)) => {
-                        // A petitioner the domain cannot read is withheld
-                        // whole rather than passed through.
-                        let key = Petitioner::deserialize(&*person)
-                            .ok()
-                            .map(|p| Value::String(petitioner_key(secret, &p)))
-                            .unwrap_or(Value::Null);
+                        // An erased petitioner keeps the pseudonym it was
+                        // sealed under; one the domain cannot read is
+                        // withheld whole rather than passed through.
+                        let key = match person.get("person") {
+                            Some(Value::String(key)) => Value::String(key.clone()),
+                            _ => Petitioner::deserialize(&*person)
+                                .ok()
+                                .map(|p| Value::String(petitioner_key(secret, &p)))
+                                .unwrap_or(Value::Null),
+                        };
                         let mut keyed = Map::new();
                         keyed.insert("key".to_owned(), key);
                         *person = Value::Object(keyed);
@@ -86,11 +90,16 @@ fn pseudonymise(value: &mut Value, secret: &PetitionerSecret) {
 }
 
 fn pseudonymise_party(party: &mut Map<String, Value>, secret: &PetitionerSecret) {
+    // An erased party keeps the pseudonym it was sealed under.
+    let erased = party.remove("person");
     if let Some(name) = party.remove("name") {
-        let key = name
-            .as_str()
-            .map(|n| Value::String(party_key(secret, n)))
-            .unwrap_or(Value::Null);
+        let key = match erased {
+            Some(Value::String(key)) => Value::String(key),
+            _ => name
+                .as_str()
+                .map(|n| Value::String(party_key(secret, n)))
+                .unwrap_or(Value::Null),
+        };
         party.insert("key".to_owned(), key);
     }
 }

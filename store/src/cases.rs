@@ -31,7 +31,7 @@ use sqlite_es::SqliteEventRepository;
 
 use crate::append::{self, Append, AppendError, NewEvent, NewRequest, NewSnapshot};
 use crate::db::{Backend, Store};
-use crate::{CommandError, RecordedEvent, StoreError};
+use crate::{CommandError, RecordedEvent, Sealing, StoreError};
 
 /// A case's snapshot is refreshed whenever a commit takes its version past a
 /// multiple of this, so that loading reads a snapshot and a short tail.
@@ -56,6 +56,9 @@ pub struct Cases<A: Aggregate> {
     /// still judges, so a state made stale by another process (or a
     /// rebuild) costs one conflict and one reload, never a wrong write.
     cache: Option<std::sync::Mutex<lru::LruCache<String, (A, u64)>>>,
+    /// How identities are sealed before they are appended; `None`: written
+    /// as the events have them.
+    sealing: Option<Sealing>,
 }
 
 impl<A: Aggregate> std::fmt::Debug for Cases<A> {
@@ -167,7 +170,21 @@ where
             services,
             cache: NonZeroUsize::new(DEFAULT_CACHE_CAPACITY)
                 .map(|n| std::sync::Mutex::new(lru::LruCache::new(n))),
+            sealing: None,
         }
+    }
+
+    /// Seals the identities in every event appended from now on
+    /// ([`crate::Sealing`]), so that a person can be forgotten.
+    pub fn with_sealing(mut self, sealing: Sealing) -> Self {
+        self.sealing = Some(sealing);
+        self
+    }
+
+    /// Drops case `id` from this process's cache: its next command loads
+    /// it from the store.
+    pub fn evict(&self, id: &str) {
+        self.forget(id);
     }
 
     /// Keeps at most `capacity` cases in memory (0: none, every command
@@ -403,24 +420,32 @@ where
         } else {
             None
         };
+        let mut payloads = events
+            .iter()
+            .map(|e| {
+                serde_json::to_value(e).map_err(|err| {
+                    StoreError::Corrupt(format!("an event of {id} is not serialisable: {err}"))
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if let Some(sealing) = &self.sealing {
+            self.store
+                .seal_identities(sealing, A::TYPE, id, &mut payloads)
+                .await?;
+        }
         let append = Append {
             aggregate_type: A::TYPE,
             aggregate_id: id.to_owned(),
             after: loaded,
             events: events
                 .iter()
-                .map(|e| {
-                    Ok(NewEvent {
-                        event_type: e.event_type(),
-                        event_version: e.event_version(),
-                        payload: serde_json::to_value(e).map_err(|err| {
-                            StoreError::Corrupt(format!(
-                                "an event of {id} is not serialisable: {err}"
-                            ))
-                        })?,
-                    })
+                .zip(payloads)
+                .map(|(e, payload)| NewEvent {
+                    event_type: e.event_type(),
+                    event_version: e.event_version(),
+                    payload,
                 })
-                .collect::<Result<Vec<_>, StoreError>>()?,
+                .collect(),
             metadata: serde_json::to_value(&metadata).unwrap_or_default(),
             request,
             snapshot,
@@ -517,8 +542,10 @@ where
         };
         let (aggregate, version) = snapshot.unwrap_or_default();
         let context = match &self.repository {
-            Repository::Postgres(reader) => replay(reader, id, aggregate, version).await,
-            Repository::Sqlite(reader) => replay(reader, id, aggregate, version).await,
+            Repository::Postgres(reader) => {
+                replay(reader, &self.store, id, aggregate, version).await
+            }
+            Repository::Sqlite(reader) => replay(reader, &self.store, id, aggregate, version).await,
         }?;
         Ok(context)
     }
@@ -560,6 +587,7 @@ where
 /// the log reads them.
 async fn replay<A, R>(
     reader: &R,
+    store: &Store,
     id: &str,
     mut aggregate: A,
     version: u64,
@@ -575,6 +603,7 @@ where
     }
     .map_err(AggregateError::<A::Error>::from)?;
     let mut sequence = version as usize;
+    let mut current = Vec::with_capacity(events.len());
     for serialized in events {
         sequence = serialized.sequence;
         let row = RecordedEvent {
@@ -591,15 +620,17 @@ where
             part: 0,
             parts: 1,
         };
-        for event in crate::upcast(row)? {
-            let payload: A::Event = serde_json::from_value(event.payload).map_err(|e| {
-                tracing::error!(error = %e, case = id, sequence, "stored event could not be deserialized");
-                StoreError::Corrupt(
-                    "the case's stored events do not match this version of the engine".into(),
-                )
-            })?;
-            aggregate.apply(payload);
-        }
+        current.extend(crate::upcast(row)?);
+    }
+    store.open_identities(&mut current).await?;
+    for event in current {
+        let payload: A::Event = serde_json::from_value(event.payload).map_err(|e| {
+            tracing::error!(error = %e, case = id, sequence = event.sequence, "stored event could not be deserialized");
+            StoreError::Corrupt(
+                "the case's stored events do not match this version of the engine".into(),
+            )
+        })?;
+        aggregate.apply(payload);
     }
     Ok(EventStoreAggregateContext {
         aggregate_id: id.to_owned(),

@@ -9,6 +9,7 @@ mod cases;
 mod db;
 mod error;
 mod head;
+mod identities;
 mod log;
 mod projection;
 mod requests;
@@ -22,6 +23,7 @@ pub use cases::{
 pub use db::{ACQUIRE_TIMEOUT, Backend, DEFAULT_DATABASE_URL, Probe, Store, redact};
 pub use error::{CommandError, StoreError};
 pub use head::{Horizon, HorizonHolder};
+pub use identities::{Forgotten, IdentityKind, PersonOf, Sealing};
 pub use log::{LogFilter, LogPage, RecordedEvent, upcast};
 pub use projection::{
     Batch, Finished, LEASE_CHECK, LEASE_CHECK_TIMEOUT, Lease, REBUILD_SUFFIX, rebuild_checkpoint,

@@ -183,7 +183,16 @@ impl Store {
         ))
         .bind(to_i64(after))
         .bind(i64::from(limit));
-        current(&self.fetch_all(&sql).await?)
+        self.opened(current(&self.fetch_all(&sql).await?)?).await
+    }
+
+    /// `events` with the identities sealed in them opened (or erased).
+    async fn opened(
+        &self,
+        mut events: Vec<RecordedEvent>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.open_identities(&mut events).await?;
+        Ok(events)
     }
 
     /// Up to `limit` events after position `after` that match `filter`, in
@@ -241,7 +250,7 @@ impl Store {
         .bind(r2.map(|r| r.0.as_str()))
         .bind(r2.map(|r| r.1.as_str()))
         .bind(i64::from(limit));
-        let events = current(&self.fetch_all(&sql).await?)?;
+        let events = self.opened(current(&self.fetch_all(&sql).await?)?).await?;
         let read_to = if events.len() as u64 >= u64::from(limit) {
             events.last().map_or(after, |e| e.position)
         } else {
@@ -275,7 +284,7 @@ impl Store {
         ))
         .bind(aggregate_type)
         .bind(aggregate_id);
-        current(&self.fetch_all(&sql).await?)
+        self.opened(current(&self.fetch_all(&sql).await?)?).await
     }
 }
 

@@ -149,6 +149,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("ExtendPetitionHandling", SUPERVISORS),
     ("IssueReviewOpinion", SUPERVISORS),
     ("IssueReReviewOpinion", SUPERVISORS),
+    ("ForgetPerson", SUPERVISORS),
 ];
 
 /// Every DisputeService command on an existing dispute: what

@@ -37,6 +37,7 @@ mod api_sla;
 mod board;
 mod calendars;
 mod details;
+mod erasure;
 mod export;
 mod extensions;
 mod history;

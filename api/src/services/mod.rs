@@ -8,6 +8,7 @@
 pub(crate) mod dispute;
 pub(crate) mod events;
 pub(crate) mod petition;
+pub(crate) mod privacy;
 pub(crate) mod sla;
 
 use std::sync::Arc;

@@ -288,6 +288,15 @@ pub enum DisputeAction {
         /// The official, by name.
         official: Name,
     },
+    /// Erases parties' identities at their request (the right to deletion,
+    /// Personal Information Protection Law Art 47): the parties at these
+    /// places of the registered list are named [`Name::erased`] from then
+    /// on. Allowed in every status; places already erased or beyond the
+    /// list (none before registration) write nothing.
+    EraseParties {
+        /// Places in the list of parties, from 0.
+        parties: Vec<u32>,
+    },
     /// A timer found that a running clock has reached a warning threshold.
     /// Refused if no running clock has this stage and due time, or if the
     /// threshold has not been reached yet; a warning already recorded for
@@ -343,6 +352,7 @@ impl DisputeAction {
             Self::Evaluate { .. } => "evaluate",
             Self::Reopen { .. } => "reopen",
             Self::AssignOfficial { .. } => "assign a responsible official",
+            Self::EraseParties { .. } => "erase parties' identities",
             Self::RecordDeadlineWarning { .. } => "record a deadline warning",
             Self::RecordDeadlineBreach { .. } => "record a deadline breach",
             Self::RecomputeDeadlines {} => "recompute deadlines",
@@ -410,8 +420,9 @@ impl DisputeAction {
                 S::Agreed,
                 S::Terminated,
             ],
-            // A status without provisional deadlines recomputes nothing.
-            Self::RecomputeDeadlines {} => &[
+            // A status without provisional deadlines recomputes nothing;
+            // a dispute without parties erases none.
+            Self::RecomputeDeadlines {} | Self::EraseParties { .. } => &[
                 S::New,
                 S::Reported,
                 S::Registered,

@@ -283,6 +283,14 @@ pub enum DisputeChange {
         /// The official responsible before, if any.
         previous: Option<Name>,
     },
+    /// Parties' identities were erased at their request (Personal
+    /// Information Protection Law Art 47): the parties at these places of
+    /// the list are named [`Name::erased`] from then on. The status does
+    /// not change.
+    PartiesErased {
+        /// Places in the list of parties, from 0.
+        parties: Vec<u32>,
+    },
     /// A running clock reached a warning threshold. The status does not
     /// change.
     DeadlineWarned {
@@ -345,6 +353,7 @@ impl DisputeChange {
             Self::DisputeEvaluated { .. } => "DisputeEvaluated",
             Self::DisputeReopened { .. } => "DisputeReopened",
             Self::OfficialAssigned { .. } => "OfficialAssigned",
+            Self::PartiesErased { .. } => "PartiesErased",
             Self::DeadlineWarned { .. } => "DeadlineWarned",
             Self::DeadlineBreached { .. } => "DeadlineBreached",
             Self::DeadlinesRecomputed { .. } => "DeadlinesRecomputed",
@@ -392,6 +401,7 @@ pub const EVENT_VERSIONS: &[(&str, u32)] = &[
     ("DisputeEvaluated", 1),
     ("DisputeReopened", 1),
     ("OfficialAssigned", 1),
+    ("PartiesErased", 1),
     ("DeadlineWarned", 1),
     ("DeadlineBreached", 1),
     ("DeadlinesRecomputed", 1),

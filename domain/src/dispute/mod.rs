@@ -845,6 +845,23 @@ impl Dispute {
                     previous: self.official.clone(),
                 }
             }
+            A::EraseParties { parties } => {
+                let mut places: Vec<u32> = parties
+                    .into_iter()
+                    .filter(|&i| {
+                        usize::try_from(i)
+                            .ok()
+                            .and_then(|i| self.parties.get(i))
+                            .is_some_and(|p| !p.name.is_erased())
+                    })
+                    .collect();
+                places.sort_unstable();
+                places.dedup();
+                if places.is_empty() {
+                    return Ok(vec![]);
+                }
+                C::PartiesErased { parties: places }
+            }
             A::RecordDeadlineWarning {
                 stage,
                 threshold_percent,
@@ -1203,6 +1220,16 @@ impl Aggregate for Dispute {
             C::DisputeClosed { .. } => self.status = DisputeStatus::Closed,
             C::DisputeEvaluated { satisfaction, .. } => self.satisfaction = Some(satisfaction),
             C::OfficialAssigned { official, .. } => self.official = Some(official),
+            C::PartiesErased { parties } => {
+                for place in parties {
+                    if let Some(party) = usize::try_from(place)
+                        .ok()
+                        .and_then(|i| self.parties.get_mut(i))
+                    {
+                        party.name = Name::erased();
+                    }
+                }
+            }
             C::DisputeReopened {
                 division,
                 level,

@@ -2730,3 +2730,38 @@ fn a_holder_stored_before_officials_reads_without_one() {
     assert_eq!(holder, village_holder());
     assert_eq!(serde_json::to_value(&holder).unwrap(), stored);
 }
+
+// --- Erasure (PIPL Art 47) ---------------------------------------------------
+
+fn erase(parties: Vec<u32>) -> DisputeAction {
+    DisputeAction::EraseParties { parties }
+}
+
+#[test]
+fn erased_parties_are_named_erased_and_the_others_kept() {
+    run(registered(), erase(vec![0, 0, 7]))
+        .then_expect_events(vec![ev(DisputeChange::PartiesErased { parties: vec![0] })]);
+    let mut given = registered();
+    given.push(ev(DisputeChange::PartiesErased { parties: vec![0] }));
+    let dispute = state(given.clone());
+    let names: Vec<&str> = dispute.parties().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, [crate::values::ERASED_NAME, "李四"]);
+    // Erasing again, or beyond the list, writes nothing.
+    run(given.clone(), erase(vec![0, 9])).then_expect_events(vec![]);
+    // The case goes on afterwards, in every status, closed included.
+    let mut closed_then = closed();
+    closed_then.push(ev(DisputeChange::PartiesErased { parties: vec![1] }));
+    assert!(
+        state(closed_then)
+            .parties()
+            .iter()
+            .any(|p| p.name.is_erased())
+    );
+    run(closed(), erase(vec![1]))
+        .then_expect_events(vec![ev(DisputeChange::PartiesErased { parties: vec![1] })]);
+}
+
+#[test]
+fn a_dispute_not_yet_registered_has_no_party_to_erase() {
+    run(vec![], erase(vec![0])).then_expect_events(vec![]);
+}

@@ -198,6 +198,11 @@ pub enum PetitionAction {
         /// The official, by name.
         official: Name,
     },
+    /// Erases the petitioner's identity at their request (the right to
+    /// deletion, Personal Information Protection Law Art 47): name and
+    /// contact read as [`Name::erased`] and none from then on. Allowed in
+    /// every status once received; an erased petitioner writes nothing.
+    ErasePetitioner {},
     /// Records finality once the review or re-review window has lapsed
     /// unused (Art 37). Refused while the reply's delivery is unrecorded,
     /// since the window has then not started.

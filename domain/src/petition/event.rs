@@ -260,6 +260,10 @@ pub enum PetitionChange {
         /// The official responsible before, if any.
         previous: Option<Name>,
     },
+    /// The petitioner's identity was erased at their request (Personal
+    /// Information Protection Law Art 47): name and contact read as
+    /// [`Name::erased`] and none from then on. The status does not change.
+    PetitionerErased {},
     /// The petition became final (Art 36–37).
     PetitionFinalised {
         /// Why.
@@ -319,6 +323,7 @@ impl PetitionChange {
             Self::ReplyDelivered { .. } => "ReplyDelivered",
             Self::PetitionEvaluated { .. } => "PetitionEvaluated",
             Self::OfficialAssigned { .. } => "OfficialAssigned",
+            Self::PetitionerErased {} => "PetitionerErased",
             Self::PetitionFinalised { .. } => "PetitionFinalised",
             Self::DeadlineWarned { .. } => "DeadlineWarned",
             Self::DeadlineBreached { .. } => "DeadlineBreached",
@@ -363,6 +368,7 @@ pub const EVENT_VERSIONS: &[(&str, u32)] = &[
     ("ReplyDelivered", 1),
     ("PetitionEvaluated", 1),
     ("OfficialAssigned", 1),
+    ("PetitionerErased", 1),
     ("PetitionFinalised", 1),
     ("DeadlineWarned", 1),
     ("DeadlineBreached", 1),

@@ -1105,6 +1105,12 @@ impl Petition {
                 }]
             }
 
+            A::ErasePetitioner {} => match &self.petitioner {
+                Some(petitioner) if !petitioner.name.is_erased() => vec![C::PetitionerErased {}],
+                Some(_) => vec![],
+                None => return Err(self.not_allowed("erase the petitioner of")),
+            },
+
             A::RecordGroupHeadcount { headcount } => {
                 // Art 20: a group visit of any size is taken in; only its
                 // representatives are limited, to five, at receipt.
@@ -1485,6 +1491,12 @@ impl Aggregate for Petition {
             }
             C::PetitionEvaluated { satisfaction, .. } => self.satisfaction = Some(satisfaction),
             C::OfficialAssigned { official, .. } => self.official = Some(official),
+            C::PetitionerErased {} => {
+                self.petitioner = Some(Petitioner {
+                    name: Name::erased(),
+                    contact: None,
+                });
+            }
             C::PetitionFinalised { basis } => {
                 self.status = S::Final;
                 self.finalised_at = Some(event.at);

@@ -2604,3 +2604,25 @@ fn a_responsible_official_is_named_on_every_clock_until_the_petition_is_final() 
 // Re-timing provisional deadlines, with the helpers above.
 #[path = "recompute_tests.rs"]
 mod recompute_tests;
+
+// --- Erasure (PIPL Art 47) ---------------------------------------------------
+
+#[test]
+fn an_erased_petitioner_has_no_name_or_contact_and_the_petition_goes_on() {
+    framework(T0)
+        .given(received())
+        .when(cmd(PetitionAction::ErasePetitioner {}))
+        .then_expect_events(vec![event(PetitionChange::PetitionerErased {})]);
+    let mut history = received();
+    history.push(event(PetitionChange::PetitionerErased {}));
+    let petition = replay(history.clone());
+    let petitioner = petition.petitioner().unwrap();
+    assert!(petitioner.name.is_erased());
+    assert_eq!(petitioner.contact, None);
+    assert_eq!(petition.status(), replay(received()).status());
+    // Once erased, again writes nothing.
+    framework(T0)
+        .given(history)
+        .when(cmd(PetitionAction::ErasePetitioner {}))
+        .then_expect_events(vec![]);
+}
