@@ -66,6 +66,25 @@ async fn stored(store: &Store, table: &str, column: &str, needle: &str) -> i64 {
     }
 }
 
+/// The names of dispute `id`'s parties, as the district's supervisor gets
+/// them.
+async fn party_names(server: &TestServer, id: &str) -> Vec<String> {
+    server
+        .disputes(&DISTRICT_SUPERVISOR)
+        .get_dispute(pb::GetDisputeRequest {
+            dispute_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .dispute
+        .unwrap()
+        .parties
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
 /// Registers D1 (village of town 101) and D2 (town 102), both Zhang San
 /// against Li Si, and receives P1, Zhang San's letter with his phone;
 /// returns the last position.
@@ -105,18 +124,7 @@ async fn identities_are_sealed_in_the_log_and_read_back_in_clear(db: &TestDb) {
     }
     assert!(stored(&db.store, "events", "payload", "\"sealed\"").await >= 3);
     // Read in clear by whoever may see identities.
-    let dispute = server
-        .disputes(&DISTRICT_SUPERVISOR)
-        .get_dispute(pb::GetDisputeRequest {
-            dispute_id: "D1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .dispute
-        .unwrap();
-    let names: Vec<&str> = dispute.parties.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["Zhang San", "Li Si"]);
+    assert_eq!(party_names(&server, "D1").await, ["Zhang San", "Li Si"]);
     let page = server
         .events(&DISTRICT_SUPERVISOR)
         .read_events(pb::ReadEventsRequest {
@@ -191,18 +199,8 @@ async fn a_forgotten_person_is_erased_everywhere_while_the_cases_go_on(db: &Test
     let last = forgotten.cases.iter().map(|c| c.position).max().unwrap();
 
     // Get: the person erased, the other party as before.
+    assert_eq!(party_names(&server, "D1").await, ["(erased)", "Li Si"]);
     let mut disputes = server.disputes(&DISTRICT_SUPERVISOR);
-    let dispute = disputes
-        .get_dispute(pb::GetDisputeRequest {
-            dispute_id: "D1".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .dispute
-        .unwrap();
-    let names: Vec<&str> = dispute.parties.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["(erased)", "Li Si"]);
     let petition = server
         .petitions(&DISTRICT_SUPERVISOR)
         .get_petition(pb::GetPetitionRequest {
