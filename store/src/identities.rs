@@ -202,6 +202,43 @@ fn new_key() -> String {
     BASE64.encode(ChaCha20Poly1305::generate_key(&mut OsRng))
 }
 
+/// The statement that keeps `fresh` as the keys of those `persons` who
+/// have none, its values bound to `sql`.
+fn insert_keys<'a>(sql: &mut Sql<'a>, persons: &'a [String], fresh: &'a [String]) -> String {
+    let rows: Vec<String> = persons
+        .iter()
+        .zip(fresh)
+        .map(|(person, key)| {
+            let (p, k) = (sql.push(person.as_str()), sql.push(key.as_str()));
+            format!("(${p}, ${k})")
+        })
+        .collect();
+    format!(
+        "INSERT INTO person_keys (person, key) VALUES {} ON CONFLICT (person) DO NOTHING",
+        rows.join(", ")
+    )
+}
+
+/// The statement that notes that case `aggregate_id` names `persons`, its
+/// values bound to `sql`.
+fn insert_cases<'a>(
+    sql: &mut Sql<'a>,
+    persons: &'a [String],
+    aggregate_type: &'a str,
+    aggregate_id: &'a str,
+) -> String {
+    let (t, i) = (sql.push(aggregate_type), sql.push(aggregate_id));
+    let rows: Vec<String> = persons
+        .iter()
+        .map(|person| format!("(${}, ${t}, ${i})", sql.push(person.as_str())))
+        .collect();
+    format!(
+        "INSERT INTO person_cases (person, aggregate_type, aggregate_id) VALUES {} \
+         ON CONFLICT DO NOTHING",
+        rows.join(", ")
+    )
+}
+
 /// What [`Store::forget_person`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Forgotten {
@@ -269,30 +306,43 @@ impl Store {
         aggregate_id: &str,
     ) -> Result<BTreeMap<String, String>, StoreError> {
         let fresh: Vec<String> = persons.iter().map(|_| new_key()).collect();
-        let mut keys = Sql::new("");
-        let mut cases = Sql::new("");
-        let (mut key_rows, mut case_rows) = (Vec::new(), Vec::new());
-        for (person, key) in persons.iter().zip(&fresh) {
-            let (p, k) = (keys.push(person.as_str()), keys.push(key.as_str()));
-            key_rows.push(format!("(${p}, ${k})"));
-            let (p, t, i) = (
-                cases.push(person.as_str()),
-                cases.push(aggregate_type),
-                cases.push(aggregate_id),
-            );
-            case_rows.push(format!("(${p}, ${t}, ${i})"));
+        if matches!(self.backend(), crate::Backend::Postgres(_)) {
+            // One round trip: the keys inserted now come back from the
+            // insert (the statement's snapshot does not see them), those
+            // kept before from the table.
+            let mut sql = Sql::new("");
+            let keys = insert_keys(&mut sql, persons, &fresh);
+            let cases = insert_cases(&mut sql, persons, aggregate_type, aggregate_id);
+            let all = sql.push(persons);
+            sql.push_text(&format!(
+                "WITH fresh AS ({keys} RETURNING person, key), noted AS ({cases}) \
+                 SELECT person, key FROM fresh \
+                 UNION ALL SELECT person, key FROM person_keys \
+                 WHERE person = ANY(${all}) AND person NOT IN (SELECT person FROM fresh)"
+            ));
+            let keys = self
+                .fetch_all(&sql)
+                .await?
+                .iter()
+                .map(|row| Ok((row.get("person")?, row.get("key")?)))
+                .collect::<Result<BTreeMap<String, String>, StoreError>>()?;
+            if persons.iter().all(|p| keys.contains_key(p)) {
+                return Ok(keys);
+            }
+            // A concurrent statement inserted a key first: the insert
+            // waited for it to commit, but this statement's snapshot,
+            // taken before, cannot see it. A new statement can.
+            return self.keys_of(persons).await;
         }
-        keys.push_text(&format!(
-            "INSERT INTO person_keys (person, key) VALUES {} ON CONFLICT (person) DO NOTHING",
-            key_rows.join(", ")
-        ));
-        cases.push_text(&format!(
-            "INSERT INTO person_cases (person, aggregate_type, aggregate_id) VALUES {} \
-             ON CONFLICT DO NOTHING",
-            case_rows.join(", ")
-        ));
+        // SQLite has no writing CTE; its statements are local calls, made
+        // in this process's turn to write.
+        let mut keys = Sql::new("");
+        let text = insert_keys(&mut keys, persons, &fresh);
+        keys.push_text(&text);
+        let mut cases = Sql::new("");
+        let text = insert_cases(&mut cases, persons, aggregate_type, aggregate_id);
+        cases.push_text(&text);
         {
-            // SQLite: this process's writers take turns.
             let _turn = self.write_turn().await;
             self.execute(&keys).await?;
             self.execute(&cases).await?;

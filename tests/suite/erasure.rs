@@ -19,6 +19,7 @@ use tonic::transport::Channel;
 
 on_both_backends!(
     identities_are_sealed_in_the_log_and_read_back_in_clear,
+    cases_naming_one_new_person_at_once_all_get_the_same_key,
     a_forgotten_person_is_erased_everywhere_while_the_cases_go_on,
 );
 
@@ -141,6 +142,44 @@ async fn identities_are_sealed_in_the_log_and_read_back_in_clear(db: &TestDb) {
         "{text}"
     );
     assert!(!text.contains("sealed"), "{text}");
+    server.stop().await;
+}
+
+/// The first cases to name a person race to create their key: each must
+/// get through, sealed under the one key that won, and open again.
+async fn cases_naming_one_new_person_at_once_all_get_the_same_key(db: &TestDb) {
+    let server = TestServer::start(db, true).await;
+    let calls: Vec<_> = (0..8)
+        .map(|n| {
+            let mut client = server.disputes(&DISTRICT_SUPERVISOR);
+            tokio::spawn(async move {
+                client
+                    .register_dispute(register_village_dispute(&format!("R{n}"), VILLAGE_101, "c"))
+                    .await
+                    .map(|r| r.into_inner().outcome.unwrap().position)
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let keys = match db.store.backend() {
+        Backend::Postgres(pool) => sqlx::query_scalar::<_, i64>("SELECT count(*) FROM person_keys")
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+        Backend::Sqlite(pool) => sqlx::query_scalar::<_, i64>("SELECT count(*) FROM person_keys")
+            .fetch_one(pool)
+            .await
+            .unwrap(),
+    };
+    assert_eq!(keys, 2, "Zhang San and Li Si, once each");
+    for n in 0..8 {
+        assert_eq!(
+            party_names(&server, &format!("R{n}")).await,
+            ["Zhang San", "Li Si"]
+        );
+    }
     server.stop().await;
 }
 
