@@ -99,8 +99,11 @@ async fn register_templates(store: &Store) -> anyhow::Result<Vec<(&'static str, 
 }
 
 /// Appends copies of the templates until the log holds `cases` cases, in
-/// transactions of at most about 100,000 events. Returns the number of
-/// events in the log.
+/// transactions of at most about 100,000 events. Each copy of a petition is
+/// another petitioner's (in clear, as events written before sealing were)
+/// about facts of its own: thousands of petitions by one person at one
+/// instant would make every copy a repeat of every other, which no store
+/// holds. Returns the number of events in the log.
 pub(crate) async fn seed(store: &Store, cases: u64, progress: impl Fn(u64)) -> anyhow::Result<u64> {
     let templates = register_templates(store).await?;
     let copies = cases.div_ceil(TEMPLATES).saturating_sub(1);
@@ -123,7 +126,13 @@ pub(crate) async fn seed(store: &Store, cases: u64, progress: impl Fn(u64)) -> a
                         "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
                          event_version, payload, metadata) \
                          SELECT e.aggregate_type, e.aggregate_id || '-' || g, e.sequence, e.event_type, \
-                                e.event_version, e.payload, \
+                                e.event_version, \
+                                CASE WHEN e.event_type = 'PetitionReceived' THEN jsonb_set(jsonb_set( \
+                                  e.payload, '{change,PetitionReceived,petitioner}', \
+                                  jsonb_build_object('name', 'Petitioner ' || g)), \
+                                  '{change,PetitionReceived,facts}', \
+                                  to_jsonb((e.payload #>> '{change,PetitionReceived,facts}') || ' (' || g || ')')) \
+                                ELSE e.payload END, \
                                 e.metadata - 'request_id' - 'agency' - 'request_hash' - 'command_id' \
                          FROM generate_series($1::bigint, $2::bigint) AS g \
                          CROSS JOIN events e \
@@ -144,7 +153,12 @@ pub(crate) async fn seed(store: &Store, cases: u64, progress: impl Fn(u64)) -> a
                          INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
                          event_version, payload, metadata) \
                          SELECT e.aggregate_type, e.aggregate_id || '-' || g.n, e.sequence, e.event_type, \
-                                e.event_version, e.payload, \
+                                e.event_version, \
+                                CASE WHEN e.event_type = 'PetitionReceived' THEN json_set(e.payload, \
+                                  '$.change.PetitionReceived.petitioner', json_object('name', 'Petitioner ' || g.n), \
+                                  '$.change.PetitionReceived.facts', \
+                                  json_extract(e.payload, '$.change.PetitionReceived.facts') || ' (' || g.n || ')') \
+                                ELSE e.payload END, \
                                 json_remove(e.metadata, '$.request_id', '$.agency', '$.request_hash', '$.command_id') \
                          FROM g CROSS JOIN events e \
                          WHERE e.aggregate_type = ?3 \

@@ -406,8 +406,10 @@ async fn repeats_by(
         // so they compare as text.
         "strftime('%Y-%m-%dT%H:%M:%fZ', l.received_at, '-' || $5 || ' hours')",
     );
-    // Newest first under a limit, so that the latest petitions are read
-    // through the receipt index and the search stops there.
+    // Only petitions marked as repeating some earlier one are looked at,
+    // through a partial index, so the cost follows the repeats, not the
+    // petitions. Newest first under a limit, so that the search stops at
+    // the latest.
     let limit = newest.map_or_else(String::new, |_| {
         " ORDER BY l.received_at DESC, l.case_id DESC, e.received_at DESC, e.case_id DESC \
          LIMIT $6"
@@ -416,7 +418,8 @@ async fn repeats_by(
     let mut sql = Sql::new(format!(
         "{select} ON {matching} AND {before} AND e.received_at >= {earliest} \
          AND e.division BETWEEN $1 AND $2 \
-         WHERE l.division BETWEEN $1 AND $2 AND l.received_at >= $3 AND l.received_at < $4{limit}"
+         WHERE l.repeats AND l.division BETWEEN $1 AND $2 \
+         AND l.received_at >= $3 AND l.received_at < $4{limit}"
     ))
     .bind(&low)
     .bind(&high)
@@ -579,7 +582,9 @@ async fn write(
     received: impl Iterator<Item = &PetitionRecord>,
     flag_earlier: &[String],
 ) -> Result<(), StoreError> {
-    let rows: Vec<Vec<Cell<'_>>> = received
+    let records: Vec<&PetitionRecord> = received.collect();
+    let rows: Vec<Vec<Cell<'_>>> = records
+        .iter()
         .map(|r| {
             vec![
                 Cell::Text(&r.case_id),
@@ -596,6 +601,16 @@ async fn write(
             ]
         })
         .collect();
+    let mut keys: Vec<String> = Vec::new();
+    let mut facts: Vec<String> = Vec::new();
+    for r in &records {
+        keys.push(r.petitioner_key.clone());
+        facts.push(r.facts_hash.clone());
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    facts.sort_unstable();
+    facts.dedup();
     let columns: Vec<&str> = RECORD.split(',').map(str::trim).collect();
     // A petition is received once; a row already there stays as it is.
     batch
@@ -614,6 +629,42 @@ async fn write(
             flag_earlier,
         )
         .await?;
+    flag_repeats(batch, &keys, &facts).await
+}
+
+/// Marks `repeats` on every petition that has an earlier one by the same
+/// petitioner (of `keys`) or about the same unit and facts (of `facts`):
+/// the new petitions of the batch, and older ones that a petition received
+/// with an earlier time now precedes. A petition's mark depends only on
+/// the petitions before it, so live batches and a rebuild agree.
+async fn flag_repeats(
+    batch: &mut Batch,
+    keys: &[String],
+    facts: &[String],
+) -> Result<(), StoreError> {
+    for (column, matching) in [
+        ("petitioner_key", "e.petitioner_key = {table}.petitioner_key"),
+        (
+            "facts_hash",
+            "e.complained_unit = {table}.complained_unit AND e.facts_hash = {table}.facts_hash",
+        ),
+    ] {
+        let values = if column == "petitioner_key" { keys } else { facts };
+        if values.is_empty() {
+            continue;
+        }
+        let table = batch.table("petitioner_history");
+        let matching = matching.replace("{table}", &table);
+        let sql = Sql::new(format!(
+            "UPDATE {table} SET repeats = true WHERE {} AND NOT repeats AND EXISTS ( \
+             SELECT 1 FROM {table} AS e WHERE {matching} \
+             AND (e.received_at < {table}.received_at \
+               OR (e.received_at = {table}.received_at AND e.case_id < {table}.case_id)))",
+            batch.dialect().any(column, 1)
+        ))
+        .bind(values);
+        batch.execute(&sql).await?;
+    }
     Ok(())
 }
 

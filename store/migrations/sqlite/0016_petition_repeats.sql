@@ -1,0 +1,20 @@
+-- Which petitions repeat an earlier one (the same petitioner key, or the
+-- same complained unit and facts hash, received before), kept by the
+-- petitioner history (projections/src/petitioners.rs), so that the repeat
+-- board and ListRepeatPetitions look only at those, through a partial
+-- index, instead of joining every petition in scope to its history.
+ALTER TABLE petitioner_history ADD COLUMN repeats integer NOT NULL DEFAULT 0;
+
+UPDATE petitioner_history SET repeats = 1
+WHERE EXISTS (
+    SELECT 1 FROM petitioner_history AS e
+    WHERE (e.petitioner_key = petitioner_history.petitioner_key
+           OR (e.complained_unit = petitioner_history.complained_unit
+               AND e.facts_hash = petitioner_history.facts_hash))
+      AND (e.received_at < petitioner_history.received_at
+           OR (e.received_at = petitioner_history.received_at
+               AND e.case_id < petitioner_history.case_id))
+);
+
+CREATE INDEX petitioner_history_repeats
+    ON petitioner_history (division, received_at) WHERE repeats;
