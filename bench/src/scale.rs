@@ -129,9 +129,9 @@ pub(crate) async fn seed(store: &Store, cases: u64, progress: impl Fn(u64)) -> a
                                 e.event_version, \
                                 CASE WHEN e.event_type = 'PetitionReceived' THEN jsonb_set(jsonb_set( \
                                   e.payload, '{change,PetitionReceived,petitioner}', \
-                                  jsonb_build_object('name', 'Petitioner ' || g)), \
+                                  jsonb_build_object('name', 'Petitioner ' || g || '-' || e.aggregate_id)), \
                                   '{change,PetitionReceived,facts}', \
-                                  to_jsonb((e.payload #>> '{change,PetitionReceived,facts}') || ' (' || g || ')')) \
+                                  to_jsonb((e.payload #>> '{change,PetitionReceived,facts}') || ' (' || g || '-' || e.aggregate_id || ')')) \
                                 ELSE e.payload END, \
                                 e.metadata - 'request_id' - 'agency' - 'request_hash' - 'command_id' \
                          FROM generate_series($1::bigint, $2::bigint) AS g \
@@ -155,9 +155,9 @@ pub(crate) async fn seed(store: &Store, cases: u64, progress: impl Fn(u64)) -> a
                          SELECT e.aggregate_type, e.aggregate_id || '-' || g.n, e.sequence, e.event_type, \
                                 e.event_version, \
                                 CASE WHEN e.event_type = 'PetitionReceived' THEN json_set(e.payload, \
-                                  '$.change.PetitionReceived.petitioner', json_object('name', 'Petitioner ' || g.n), \
+                                  '$.change.PetitionReceived.petitioner', json_object('name', 'Petitioner ' || g.n || '-' || e.aggregate_id), \
                                   '$.change.PetitionReceived.facts', \
-                                  json_extract(e.payload, '$.change.PetitionReceived.facts') || ' (' || g.n || ')') \
+                                  json_extract(e.payload, '$.change.PetitionReceived.facts') || ' (' || g.n || '-' || e.aggregate_id || ')') \
                                 ELSE e.payload END, \
                                 json_remove(e.metadata, '$.request_id', '$.agency', '$.request_hash', '$.command_id') \
                          FROM g CROSS JOIN events e \

@@ -39,6 +39,7 @@ impl Projection for CaseIndex {
             sla::STAGE_COUNTS_TABLE,
             sla::OPEN_COUNTS_TABLE,
             sla::HOLDER_COUNTS_TABLE,
+            sla::DUE_COUNTS_TABLE,
         ]
     }
 

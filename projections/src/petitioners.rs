@@ -643,13 +643,20 @@ async fn flag_repeats(
     facts: &[String],
 ) -> Result<(), StoreError> {
     for (column, matching) in [
-        ("petitioner_key", "e.petitioner_key = {table}.petitioner_key"),
+        (
+            "petitioner_key",
+            "e.petitioner_key = {table}.petitioner_key",
+        ),
         (
             "facts_hash",
             "e.complained_unit = {table}.complained_unit AND e.facts_hash = {table}.facts_hash",
         ),
     ] {
-        let values = if column == "petitioner_key" { keys } else { facts };
+        let values = if column == "petitioner_key" {
+            keys
+        } else {
+            facts
+        };
         if values.is_empty() {
             continue;
         }

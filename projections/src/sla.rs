@@ -50,6 +50,11 @@ pub const OPEN_COUNTS_TABLE: &str = "sla_open_counts";
 /// due time passed ([`breaches_by_holder`]).
 pub const HOLDER_COUNTS_TABLE: &str = "sla_breach_holders";
 
+/// Running clocks not yet breached per kind of case, division, stage and
+/// UTC day of their due time: what the board's "due soon" sums over whole
+/// days ([`open_counts`]).
+pub const DUE_COUNTS_TABLE: &str = "sla_due_counts";
+
 /// A case whose obligations run on clocks.
 pub trait Clocked {
     /// The clocks running on the case now.
@@ -824,7 +829,33 @@ const KEPT: &[Kept] = &[
         counts: &["breached"],
         slot: holder_count,
     },
+    Kept {
+        table: DUE_COUNTS_TABLE,
+        keys: &["aggregate_type", "division", "stage", "due_day"],
+        counts: &["running"],
+        slot: due_count,
+    },
 ];
+
+/// The UTC day `at` falls on, as [`DUE_COUNTS_TABLE`] keeps it.
+fn due_day(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d").to_string()
+}
+
+/// [`DUE_COUNTS_TABLE`]: a running clock whose breach is not recorded, on
+/// the UTC day it is due.
+fn due_count(key: &ClockKey, row: &StoredClock) -> Option<Slot> {
+    if row.stopped_at.is_some() || row.breached_at.is_some() {
+        return None;
+    }
+    let keys = vec![
+        key.aggregate_type.clone(),
+        row.division.clone().unwrap_or_default(),
+        key.stage.clone(),
+        due_day(row.due_at),
+    ];
+    Some((keys, 0))
+}
 
 /// [`COUNTS_TABLE`]: per division, body and UTC start day, breached, met
 /// or running, or none once the clock stopped otherwise.
@@ -1370,11 +1401,13 @@ pub struct OpenCount {
 /// in `scope` too when given; `due_soon` counts running clocks due in
 /// (`now`, `soon`].
 ///
-/// The open and breached counts are the kept ones ([`OPEN_COUNTS_TABLE`]);
-/// only the clocks past due that the timers have not marked yet (a
-/// sweep's worth) and those due within the window are counted one by
-/// one, each through a partial index of running clocks by due time, so
-/// the cost follows the answer, not the number of clocks.
+/// The open and breached counts are the kept ones ([`OPEN_COUNTS_TABLE`]),
+/// and so are the clocks due on the whole days within the window
+/// ([`DUE_COUNTS_TABLE`]); only the clocks past due that the timers have
+/// not marked yet (a sweep's worth) and those due on the window's two
+/// partial days are counted one by one, through a partial index of
+/// running clocks by due time, so the cost follows the answer, not the
+/// number of clocks.
 pub async fn open_counts(
     store: &Store,
     division: (String, String),
@@ -1383,6 +1416,16 @@ pub async fn open_counts(
     soon: DateTime<Utc>,
 ) -> Result<Vec<OpenCount>, StoreError> {
     let (lo, hi) = scope.unzip();
+    // Clocks due soon: the whole UTC days strictly inside (now, soon] are
+    // summed from the kept counts, and only the clocks of the two partial
+    // days at its ends are counted one by one.
+    let midnight = |day: chrono::NaiveDate| day.and_time(chrono::NaiveTime::MIN).and_utc();
+    let whole_from = now
+        .date_naive()
+        .succ_opt()
+        .map_or(DateTime::<Utc>::MAX_UTC, midnight);
+    let whole_to = midnight(soon.date_naive()).max(whole_from);
+    let (first_day, last_day) = (due_day(whole_from), due_day(whole_to));
     let sql = Sql::new(format!(
         "SELECT aggregate_type, division, stage, CAST(sum(open) AS BIGINT), \
            CAST(sum(overdue) AS BIGINT), CAST(sum(soon) AS BIGINT) FROM ( \
@@ -1396,8 +1439,13 @@ pub async fn open_counts(
            AND division BETWEEN $1 AND $2 \
            AND (CAST($5 AS TEXT) IS NULL OR division BETWEEN $5 AND $6) \
            UNION ALL \
+           SELECT aggregate_type, division, stage, 0, 0, running FROM {DUE_COUNTS_TABLE} \
+           WHERE due_day >= $7 AND due_day < $8 AND division BETWEEN $1 AND $2 \
+           AND (CAST($5 AS TEXT) IS NULL OR division BETWEEN $5 AND $6) \
+           UNION ALL \
            SELECT aggregate_type, coalesce(division, ''), stage, 0, 0, 1 FROM {TABLE} \
            WHERE stopped_at IS NULL AND breached_at IS NULL AND due_at > $3 AND due_at <= $4 \
+           AND (due_at < $9 OR due_at >= $10) \
            AND division BETWEEN $1 AND $2 \
            AND (CAST($5 AS TEXT) IS NULL OR division BETWEEN $5 AND $6) \
          ) AS counted GROUP BY aggregate_type, division, stage \
@@ -1409,7 +1457,11 @@ pub async fn open_counts(
     .bind(Cell::Instant(Some(now)))
     .bind(Cell::Instant(Some(soon)))
     .bind(lo.as_deref())
-    .bind(hi.as_deref());
+    .bind(hi.as_deref())
+    .bind(first_day.as_str())
+    .bind(last_day.as_str())
+    .bind(Cell::Instant(Some(whole_from)))
+    .bind(Cell::Instant(Some(whole_to)));
     store
         .fetch_all(&sql)
         .await?

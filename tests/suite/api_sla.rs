@@ -38,6 +38,7 @@ on_both_backends!(
     who_held_a_case_when_it_went_overdue_is_one_call,
     a_late_extension_is_refused_and_the_breach_stays,
     the_stage_counts_backfill_counts_what_the_projection_keeps,
+    due_soon_counts_sum_whole_days_and_count_the_partial_ones,
 );
 
 const VILLAGE_A: &str = "990101101201";
@@ -1884,5 +1885,52 @@ async fn the_stage_counts_backfill_counts_what_the_projection_keeps(db: &TestDb)
         "the scenario has met and breached clocks: {kept:?}"
     );
     assert_eq!(read(backfill).await, kept);
+    server.stop().await;
+}
+
+/// The board's "due soon" sums kept counts over the whole days of the
+/// window and counts the clocks of its partial days one by one: over
+/// windows from hours to months, and from every hour of a day, it must
+/// equal a plain count of the running, unbreached clocks due in it.
+async fn due_soon_counts_sum_whole_days_and_count_the_partial_ones(db: &TestDb) {
+    use mediation_projections::sla::open_counts;
+    let server = TestServer::start(db, true).await;
+    let Scenario { last } = scenario(&server, false).await;
+    sla(&server, &DISTRICT_SUPERVISOR)
+        .list_clocks(pb::ListClocksRequest {
+            min_position: last,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let store = &db.store;
+    let dues: Vec<chrono::DateTime<chrono::Utc>> = {
+        let sql = "SELECT due_at FROM sla_clocks WHERE stopped_at IS NULL AND breached_at IS NULL";
+        match store.backend() {
+            Backend::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+            Backend::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+        }
+    };
+    assert!(dues.len() >= 4, "{dues:?}");
+    let district = ("990101000000".to_owned(), "990101999999".to_owned());
+    let earliest = *dues.iter().min().unwrap();
+    for start in (0..48).map(|h| earliest - Duration::hours(30) + Duration::hours(h)) {
+        for length in [
+            Duration::hours(5),
+            Duration::days(2),
+            Duration::days(9),
+            Duration::days(70),
+        ] {
+            let soon = start + length;
+            let counted: i64 = open_counts(store, district.clone(), None, start, soon)
+                .await
+                .unwrap()
+                .iter()
+                .map(|c| c.due_soon)
+                .sum();
+            let expected = dues.iter().filter(|d| **d > start && **d <= soon).count();
+            assert_eq!(counted, expected as i64, "due in ({start}, {soon}]");
+        }
+    }
     server.stop().await;
 }
