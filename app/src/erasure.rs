@@ -17,16 +17,18 @@
 use std::collections::BTreeSet;
 
 use cqrs_es::Aggregate;
+use mediation_domain::SnapshotRevision;
 use mediation_domain::dispute::{Dispute, DisputeAction, DisputeCommand};
-use mediation_domain::petition::{Petition, PetitionAction, PetitionCommand, Petitioner};
+use mediation_domain::petition::{PetitionAction, PetitionCommand, Petitioner};
 use mediation_domain::values::{Actor, ActorId, Name};
 use mediation_projections::petitioners::{PetitionerSecret, party_key, petitioner_key};
-use mediation_store::{IdentityKind, Options, RequestKey, Sealing};
+use mediation_store::{Cases, IdentityKind, RequestKey, Sealing};
 use serde::Deserialize as _;
 use serde_json::Value;
 
 use crate::access::Caller;
 use crate::app::{Held, event_metadata};
+use crate::timers::options;
 use crate::{App, AppError};
 
 /// How this deployment seals identities: each under the person's keyed
@@ -143,12 +145,13 @@ impl App {
             id: actor,
             agency: caller.agency().clone(),
         };
+        let fingerprint = persons.iter().cloned().collect::<Vec<_>>().join(",");
         let mut erased = Vec::new();
         for (aggregate_type, id) in &cases {
             let key = RequestKey {
                 agency: caller.agency().as_str().to_owned(),
                 request_id: format!("forget:{aggregate_type}:{id}"),
-                fingerprint: persons.iter().cloned().collect::<Vec<_>>().join(","),
+                fingerprint: fingerprint.clone(),
             };
             let position = if aggregate_type == Dispute::TYPE {
                 self.erase_parties(id, &persons, &by, &key).await?
@@ -207,18 +210,13 @@ impl App {
         if places.is_empty() {
             return Ok(None);
         }
-        let metadata = event_metadata::<Dispute>("ForgetPerson");
         let command = DisputeCommand {
             by: by.clone(),
             action: DisputeAction::EraseParties { parties: places },
         };
-        let committed = self
-            .disputes()
-            .execute_with(id, command, options(key, &metadata))
+        self.record(self.disputes(), id, command, key)
             .await
-            .map_err(command_error)?;
-        self.notify_commit();
-        Ok(Some(committed.position.unwrap_or(0)))
+            .map(Some)
     }
 
     /// Erases the petitioner of petition `id` if they are among `persons`,
@@ -240,29 +238,35 @@ impl App {
         {
             return Ok(None);
         }
-        let metadata = event_metadata::<Petition>("ForgetPerson");
         let command = PetitionCommand {
             by: by.clone(),
             action: PetitionAction::ErasePetitioner {},
         };
-        let committed = self
-            .petitions()
+        self.record(self.petitions(), id, command, key)
+            .await
+            .map(Some)
+    }
+
+    /// Carries out an erasure `command` on case `id` under `key`; the
+    /// position it was recorded at, 0 if a retry found it recorded.
+    async fn record<A>(
+        &self,
+        cases: &Cases<A>,
+        id: &str,
+        command: A::Command,
+        key: &RequestKey,
+    ) -> Result<u64, AppError>
+    where
+        A: Aggregate + SnapshotRevision + Clone + Held,
+        A::Command: Clone,
+    {
+        let metadata = event_metadata::<A>("ForgetPerson");
+        let committed = cases
             .execute_with(id, command, options(key, &metadata))
             .await
             .map_err(command_error)?;
         self.notify_commit();
-        Ok(Some(committed.position.unwrap_or(0)))
-    }
-}
-
-fn options<'a, A: Aggregate>(
-    key: &'a RequestKey,
-    metadata: &'a mediation_store::Metadata<'a, A>,
-) -> Options<'a, A> {
-    Options {
-        request: Some(key),
-        metadata: Some(metadata),
-        ..Options::default()
+        Ok(committed.position.unwrap_or(0))
     }
 }
 

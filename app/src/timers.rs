@@ -259,7 +259,9 @@ impl App {
     }
 }
 
-fn options<'a, A>(key: &'a RequestKey, metadata: &'a Metadata<'a, A>) -> Options<'a, A> {
+/// A command's options when the engine sends it itself: an idempotency
+/// key and the events' metadata (the deadline timers, an erasure).
+pub(crate) fn options<'a, A>(key: &'a RequestKey, metadata: &'a Metadata<'a, A>) -> Options<'a, A> {
     Options {
         request: Some(key),
         metadata: Some(metadata),
