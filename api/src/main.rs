@@ -5,6 +5,10 @@ use mediation_api::cli::{ExportArgs, ForgetArgs, ReplayArgs, ServeArgs, StoreArg
 use mediation_api::telemetry::LogFormat;
 use mediation_app::access::{new_token, token_hash};
 
+/// mimalloc rather than the system allocator: see the workspace manifest.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "mediation",

@@ -45,6 +45,11 @@ use report::{Figure, Report, Run};
 use server::ServerProcess;
 use workload::{Mix, Target};
 
+/// The allocator `mediation` itself runs with, so that the bench's child
+/// processes (this executable) measure the production server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "mediation-bench",
