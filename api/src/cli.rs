@@ -486,12 +486,10 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         )
         .with_prefix("rebuilding")
         .with_message("0 events/s");
-    let projections: Vec<&dyn mediation_projections::runner::Projection> =
-        chosen.iter().map(|p| p.as_ref()).collect();
     // The read models rebuild side by side from one read of the log.
     let rebuilt = mediation_projections::replay::rebuild_together(
         &store,
-        &projections,
+        &chosen,
         mediation_projections::replay::REBUILD_BATCH,
         |p| {
             bar.set_length(p.total.max(p.events));

@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use cqrs_es::Aggregate;
 use mediation_domain::dispute::Dispute;
 use mediation_domain::petition::Petition;
-use mediation_store::{Batch, Cell, RecordedEvent, Sql, Store, StoreError, to_i64, to_u64};
+use mediation_store::{
+    Batch, Cell, RecordedEvent, Sql, Store, StoreError, cases_begun_before, to_i64, to_u64,
+};
 use serde_json::Value;
 
 use crate::runner::Projection;
@@ -49,14 +51,13 @@ impl Projection for CaseIndex {
         let mut cases = fold::<Dispute>(batch, events, carried.as_mut()).await?;
         cases.extend(fold::<Petition>(batch, events, carried.as_mut()).await?);
         write_rows(batch, &cases).await?;
-        let clocks: Vec<(&str, &str, &[sla::ClockChange])> = cases
+        let clocks: Vec<sla::CaseClocks<'_>> = cases
             .iter()
-            .map(|case| {
-                (
-                    case.aggregate_type,
-                    case.case_id.as_str(),
-                    case.clocks.as_slice(),
-                )
+            .map(|case| sla::CaseClocks {
+                aggregate_type: case.aggregate_type,
+                case_id: case.case_id.as_str(),
+                changes: case.clocks.as_slice(),
+                begun_before: case.begun_before,
             })
             .collect();
         sla::write_all(batch, &clocks, carried.as_mut().map(|c| &mut c.clocks)).await?;
@@ -190,6 +191,9 @@ struct Folded {
     position: u64,
     state: String,
     clocks: Vec<ClockChange>,
+    /// Whether the case began before this batch (else no clock of it is
+    /// stored yet).
+    begun_before: bool,
 }
 
 /// How many cases of each type a rebuild keeps at hand between batches
@@ -227,6 +231,8 @@ struct Folding<A> {
     version: u64,
     position: u64,
     clocks: Vec<ClockChange>,
+    /// Whether the case had events before this batch.
+    begun_before: bool,
 }
 
 impl<A> Folding<A> {
@@ -237,6 +243,7 @@ impl<A> Folding<A> {
             version,
             position: 0,
             clocks: Vec::new(),
+            begun_before: version > 0,
         }
     }
 }
@@ -254,9 +261,8 @@ async fn fold<A: Indexed + Clocked>(
     if mine.is_empty() {
         return Ok(Vec::new());
     }
-    let mut ids: Vec<String> = mine.iter().map(|e| e.aggregate_id.clone()).collect();
-    ids.sort_unstable();
-    ids.dedup();
+    // A case that begins in this batch has nothing to read back.
+    let mut ids = cases_begun_before(mine.iter().copied());
     let mut cases: HashMap<String, Folding<A>> = HashMap::new();
     // In a rebuild, the cases the last batches left are at hand; only the
     // others are read back from the table.
@@ -314,6 +320,7 @@ async fn fold<A: Indexed + Clocked>(
             version,
             position,
             clocks,
+            begun_before,
         },
     ) in cases
     {
@@ -338,6 +345,7 @@ async fn fold<A: Indexed + Clocked>(
             position,
             state,
             clocks,
+            begun_before,
         });
     }
     Ok(rows)

@@ -18,7 +18,9 @@ use std::collections::HashMap;
 use chrono::{DateTime, TimeDelta, Utc};
 use mediation_domain::dispute::DisputeChange;
 use mediation_domain::values::{DivisionCode, Level};
-use mediation_store::{Batch, Cell, RecordedEvent, Row, Sql, Store, StoreError};
+use mediation_store::{
+    Batch, Cell, RecordedEvent, Row, Sql, Store, StoreError, cases_begun_before,
+};
 
 use crate::runner::Projection;
 use crate::statistics::support::{decode_disputes, millis, parse_level, to_u64};
@@ -49,12 +51,13 @@ impl Projection for Caseload {
         if mine.is_empty() {
             return Ok(());
         }
-        let mut ids: Vec<String> = mine.iter().map(|(e, _)| e.aggregate_id.clone()).collect();
-        ids.sort_unstable();
-        ids.dedup();
         // `None`: the case is not (or no longer) open.
-        let mut open: HashMap<String, Option<OpenCase>> =
-            ids.iter().map(|id| (id.clone(), None)).collect();
+        let mut open: HashMap<String, Option<OpenCase>> = mine
+            .iter()
+            .map(|(e, _)| (e.aggregate_id.clone(), None))
+            .collect();
+        // A case that begins in this batch has nothing to read back.
+        let mut ids = cases_begun_before(mine.iter().map(|(e, _)| *e));
         // In a rebuild, the cases the last batches touched are at hand;
         // only the others are read.
         let mut carried = batch.take_carried::<Carried>();
@@ -320,6 +323,9 @@ fn decode_load(row: &Row, now: DateTime<Utc>) -> Result<Load, StoreError> {
 
 /// The open rows of `ids`, read within the batch.
 async fn load(batch: &mut Batch, ids: &[String]) -> Result<Vec<OpenCase>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let table = batch.table("caseload");
     let sql = Sql::new(format!(
         "SELECT {COLUMNS} FROM {table} WHERE {}",

@@ -46,7 +46,7 @@ use cqrs_es::Aggregate;
 use mediation_domain::dispute::Satisfaction;
 use mediation_domain::petition::{Petition, PetitionChange, PetitionEvent};
 use mediation_domain::values::{DivisionCode, Level};
-use mediation_store::{Batch, Cell, RecordedEvent, Sql, Store, StoreError};
+use mediation_store::{Batch, Cell, RecordedEvent, Sql, Store, StoreError, cases_begun_before};
 
 use crate::runner::Projection;
 use crate::statistics::support::{parse_level, to_i64, to_u64};
@@ -78,16 +78,16 @@ impl Projection for PetitionStatistics {
         if mine.is_empty() {
             return Ok(());
         }
-        let mut ids: Vec<String> = mine.iter().map(|(e, _)| e.aggregate_id.clone()).collect();
-        ids.sort_unstable();
-        ids.dedup();
+        // A case that begins in this batch has no state to read back.
+        let ids = cases_begun_before(mine.iter().map(|(e, _)| *e));
         let mut states = load_states(batch, &ids).await?;
         let mut counts: HashMap<Key, PetitionCounts> = HashMap::new();
         let mut changed: HashSet<String> = HashSet::new();
         for (recorded, event) in mine {
             let id = &recorded.aggregate_id;
-            // As in the dispute statistics: the case's version keeps the
-            // counters right even if a batch were applied twice.
+            // As in the dispute statistics: the checkpoint keeps a batch
+            // from being applied twice, the case's version an event read
+            // back from being counted twice.
             if states
                 .get(id)
                 .is_some_and(|s| recorded.sequence <= s.version)
@@ -411,6 +411,9 @@ async fn load_states(
     batch: &mut Batch,
     ids: &[String],
 ) -> Result<HashMap<String, CaseState>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     let table = batch.table("petition_statistics_cases");
     let columns = "case_id, division, level, triage_late, version";
     let sql = Sql::new(format!(

@@ -32,6 +32,7 @@
 //! renames.
 
 use std::any::Any;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mediation_store::{
@@ -95,10 +96,16 @@ pub struct Swapped {
 /// start them.
 pub async fn rebuild(
     store: &Store,
-    projection: &dyn Projection,
+    projection: &Arc<dyn Projection>,
     progress: impl FnMut(Progress),
 ) -> Result<Rebuilt, StoreError> {
-    rebuild_together(store, &[projection], REBUILD_BATCH, progress).await
+    rebuild_together(
+        store,
+        std::slice::from_ref(projection),
+        REBUILD_BATCH,
+        progress,
+    )
+    .await
 }
 
 /// How many events one rebuild transaction applies: more than a live
@@ -109,23 +116,30 @@ pub const REBUILD_BATCH: u32 = 40 * BATCH;
 /// [`rebuild`], applying at most `batch_size` events per transaction.
 pub async fn rebuild_in_batches(
     store: &Store,
-    projection: &dyn Projection,
+    projection: &Arc<dyn Projection>,
     batch_size: u32,
     progress: impl FnMut(Progress),
 ) -> Result<Rebuilt, StoreError> {
-    rebuild_together(store, &[projection], batch_size, progress).await
+    rebuild_together(
+        store,
+        std::slice::from_ref(projection),
+        batch_size,
+        progress,
+    )
+    .await
 }
 
 /// Rebuilds `projections` side by side from one read of the log: each
 /// batch of at most `batch_size` events is read once, while the previous
-/// one is being applied, and applied to every projection at once, each in
-/// a transaction of its own under its own rebuild checkpoint. Then each
-/// is analysed and swapped in as [`rebuild`] does. `progress` counts the
-/// events read. Fails as a whole if any projection fails; the live tables
-/// of those not yet swapped in stay as they were.
+/// one is being applied, and applied to every projection at once, each on
+/// a task of its own (so that they share the cores) and in a transaction
+/// of its own under its own rebuild checkpoint. Then each is analysed and
+/// swapped in as [`rebuild`] does. `progress` counts the events read.
+/// Fails as a whole if any projection fails; the live tables of those not
+/// yet swapped in stay as they were.
 pub async fn rebuild_together(
     store: &Store,
-    projections: &[&dyn Projection],
+    projections: &[Arc<dyn Projection>],
     batch_size: u32,
     mut progress: impl FnMut(Progress),
 ) -> Result<Rebuilt, StoreError> {
@@ -139,7 +153,7 @@ pub async fn rebuild_together(
     }
     let total = count_events(store).await?;
     for projection in projections {
-        prepare(store, *projection).await?;
+        prepare(store, projection.as_ref()).await?;
     }
     let mut events = 0u64;
     let mut report = |events: u64, position: u64| {
@@ -153,29 +167,62 @@ pub async fn rebuild_together(
     report(0, 0);
     // `prepare` reset every rebuild checkpoint to 0.
     let mut position = 0u64;
-    let mut batch = store.read_log(position, batch_size).await?;
+    let mut batch = Arc::new(store.read_log(position, batch_size).await?);
     // What each projection carries from batch to batch
     // (`Batch::take_carried`).
     let mut carries: Vec<Box<dyn Any + Send>> =
         projections.iter().map(|_| Box::new(()) as _).collect();
     while let Some(last) = batch.last() {
         let to = last.position;
-        // The database serves the next batch while this one is applied.
-        let applying = futures::future::try_join_all(projections.iter().zip(&mut carries).map(
-            |(projection, carry)| apply_read(store, *projection, position, to, &batch, carry),
-        ));
-        let (applied, next) = tokio::join!(applying, store.read_log(to, batch_size));
-        applied?;
+        // Each projection applies the batch on a task of its own while the
+        // database serves the next batch. The tasks live in a set that
+        // aborts them if this rebuild is dropped, so that none writes on
+        // after it (into the copies the next rebuild prepares).
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, (projection, carry)) in projections.iter().zip(carries.drain(..)).enumerate() {
+            let (store, projection, events) =
+                (store.clone(), Arc::clone(projection), Arc::clone(&batch));
+            tasks.spawn(async move {
+                let applied =
+                    apply_read(&store, projection.as_ref(), position, to, &events, carry).await;
+                Done::Applied(i, applied)
+            });
+        }
+        {
+            let store = store.clone();
+            tasks.spawn(async move { Done::Read(store.read_log(to, batch_size).await) });
+        }
+        let mut applied: Vec<Option<Box<dyn Any + Send>>> =
+            projections.iter().map(|_| None).collect();
+        let (mut next, mut failed) = (None, None);
+        while let Some(done) = tasks.join_next().await {
+            match joined(done)? {
+                Done::Applied(i, Ok(carry)) => applied[i] = Some(carry),
+                Done::Read(Ok(events)) => next = Some(events),
+                Done::Applied(_, Err(e)) | Done::Read(Err(e)) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        carries = applied.into_iter().flatten().collect();
+        let Some(next) = next else {
+            tracing::error!("the rebuild's read of the next batch went missing");
+            return Err(StoreError::Internal);
+        };
         events = events.saturating_add(u64::try_from(batch.len()).unwrap_or(u64::MAX));
         position = to;
         report(events, position);
-        batch = next?;
+        batch = Arc::new(next);
     }
     let mut tail = 0u64;
     for projection in projections {
-        finish(store, *projection).await?;
-        analyze(store, *projection).await?;
-        let swapped = swap(store, *projection).await?;
+        let projection = projection.as_ref();
+        finish(store, projection).await?;
+        analyze(store, projection).await?;
+        let swapped = swap(store, projection).await?;
         tail = tail.max(swapped.tail);
         position = position.max(swapped.position);
     }
@@ -205,26 +252,45 @@ pub async fn rebuild_together(
     })
 }
 
+/// What one of a rebuild's tasks did for a batch.
+enum Done {
+    /// Projection `i` applied it, and carries this on.
+    Applied(usize, Result<Box<dyn Any + Send>, StoreError>),
+    /// The next batch was read.
+    Read(Result<Vec<RecordedEvent>, StoreError>),
+}
+
+/// What a rebuild's task returned; a task that panicked passes its panic
+/// on, as the same work done in place would have.
+fn joined<T>(outcome: Result<T, tokio::task::JoinError>) -> Result<T, StoreError> {
+    match outcome {
+        Ok(done) => Ok(done),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => {
+            tracing::error!(error = %e, "a rebuild task was cancelled");
+            Err(StoreError::Internal)
+        }
+    }
+}
+
 /// Applies `events`, read after `from` and ending at `to`, to
 /// `projection`'s rebuild tables in one transaction with its rebuild
-/// checkpoint.
+/// checkpoint; returns what the projection carries on to the next batch.
 async fn apply_read(
     store: &Store,
     projection: &dyn Projection,
     from: u64,
     to: u64,
     events: &[RecordedEvent],
-    carry: &mut Box<dyn Any + Send>,
-) -> Result<(), StoreError> {
+    carry: Box<dyn Any + Send>,
+) -> Result<Box<dyn Any + Send>, StoreError> {
     let name = projection.name();
     let mut batch = store.begin_batch(name, from, true).await?;
-    batch.hand_over(std::mem::replace(carry, Box::new(())));
+    batch.hand_over(carry);
     projection.apply(&mut batch, events).await?;
-    if let Some(left) = batch.handed_on() {
-        *carry = left;
-    }
+    let carry = batch.handed_on().unwrap_or_else(|| Box::new(()));
     if batch.commit(to).await? {
-        Ok(())
+        Ok(carry)
     } else {
         // Only another rebuild moves the rebuild checkpoint, and the
         // exclusive lease keeps those out.

@@ -516,13 +516,21 @@ fn fold_change(
                 75 => ClockStatus::Warned75,
                 _ => ClockStatus::Breached,
             };
-            for (key, row) in rows.iter_mut() {
-                if key.aggregate_type != aggregate_type
-                    || key.case_id != case_id
-                    || key.stage != stage
-                    || row.due_at != due
-                    || row.stopped_at.is_some()
-                {
+            // The case's clocks of this stage, found by their keys' prefix
+            // rather than by a walk over every clock of the batch (which
+            // made a batch's cost grow with its square).
+            let first = ClockKey {
+                aggregate_type: aggregate_type.to_owned(),
+                case_id: case_id.to_owned(),
+                stage,
+                started_at: DateTime::<Utc>::MIN_UTC,
+            };
+            let last = ClockKey {
+                started_at: DateTime::<Utc>::MAX_UTC,
+                ..first.clone()
+            };
+            for (key, row) in rows.range_mut(first..=last) {
+                if row.due_at != due || row.stopped_at.is_some() {
                     continue;
                 }
                 match threshold_percent {
@@ -584,6 +592,20 @@ fn stored_clock(r: &Row) -> Result<(ClockKey, StoredClock), StoreError> {
     ))
 }
 
+/// One case's clock changes in a batch, for [`write_all`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CaseClocks<'a> {
+    /// `Dispute` or `Petition`.
+    pub(crate) aggregate_type: &'a str,
+    /// The case.
+    pub(crate) case_id: &'a str,
+    /// What the batch's events did to its clocks, in order.
+    pub(crate) changes: &'a [ClockChange],
+    /// Whether the case began before the batch; if not, none of its
+    /// clocks is stored yet.
+    pub(crate) begun_before: bool,
+}
+
 /// Writes the clock changes of many cases, each case's in order, within
 /// `batch`: the cases' clocks are read, the changes folded into them in
 /// memory ([`fold_change`]), and the rows that changed written back. On
@@ -592,38 +614,48 @@ fn stored_clock(r: &Row) -> Result<(ClockKey, StoredClock), StoreError> {
 /// counts.
 pub(crate) async fn write_all(
     batch: &mut Batch,
-    cases: &[(&str, &str, &[ClockChange])],
+    cases: &[CaseClocks<'_>],
     mut carried: Option<&mut Carried>,
 ) -> Result<(), StoreError> {
     let table = batch.table(TABLE);
-    let cases: Vec<_> = cases.iter().filter(|c| !c.2.is_empty()).collect();
+    let cases: Vec<_> = cases.iter().filter(|c| !c.changes.is_empty()).collect();
     if cases.is_empty() {
         return Ok(());
     }
     let mut rows: BTreeMap<ClockKey, StoredClock> = BTreeMap::new();
-    // In a rebuild, the clocks of the cases the last batches touched are
-    // at hand; only the others are read.
-    let mut unknown = cases.clone();
+    // A case that begins in this batch has no clock stored yet; in a
+    // rebuild, the clocks of the cases the last batches touched are at
+    // hand. Only the others are read.
+    let mut unknown: Vec<_> = cases.iter().filter(|c| c.begun_before).copied().collect();
     if let Some(carried) = carried.as_deref_mut() {
-        unknown.retain(
-            |c| match carried.cases.pop(&(c.0.to_owned(), c.1.to_owned())) {
+        unknown.retain(|c| {
+            match carried
+                .cases
+                .pop(&(c.aggregate_type.to_owned(), c.case_id.to_owned()))
+            {
                 Some(clocks) => {
                     rows.extend(clocks);
                     false
                 }
                 None => true,
-            },
-        );
+            }
+        });
     }
     let precision = batch.dialect().pick(Precision::Micros, Precision::Exact);
     if !unknown.is_empty() {
         // The clocks of the cases' ids among the cases' types: the few rows
         // of another type that share an id are left out here.
-        let mut types: Vec<String> = unknown.iter().map(|c| c.0.to_owned()).collect();
+        let mut types: Vec<String> = unknown
+            .iter()
+            .map(|c| c.aggregate_type.to_owned())
+            .collect();
         types.sort_unstable();
         types.dedup();
-        let ids: Vec<String> = unknown.iter().map(|c| c.1.to_owned()).collect();
-        let wanted: HashSet<(&str, &str)> = unknown.iter().map(|c| (c.0, c.1)).collect();
+        let ids: Vec<String> = unknown.iter().map(|c| c.case_id.to_owned()).collect();
+        let wanted: HashSet<(&str, &str)> = unknown
+            .iter()
+            .map(|c| (c.aggregate_type, c.case_id))
+            .collect();
         let dialect = batch.dialect();
         let sql = Sql::new(format!(
             "SELECT {STORED_COLUMNS} FROM {table} WHERE {} AND {}",
@@ -641,14 +673,14 @@ pub(crate) async fn write_all(
     }
     let before = rows.clone();
     let mut touched = BTreeSet::new();
-    for (aggregate_type, case_id, changes) in &cases {
-        for change in changes.iter() {
+    for case in &cases {
+        for change in case.changes {
             fold_change(
                 precision,
                 &mut rows,
                 &mut touched,
-                aggregate_type,
-                case_id,
+                case.aggregate_type,
+                case.case_id,
                 change,
             );
         }
@@ -657,7 +689,12 @@ pub(crate) async fn write_all(
         // Every case of the batch, those with no clock too.
         let mut by_case: HashMap<(String, String), Vec<(ClockKey, StoredClock)>> = cases
             .iter()
-            .map(|c| ((c.0.to_owned(), c.1.to_owned()), Vec::new()))
+            .map(|c| {
+                (
+                    (c.aggregate_type.to_owned(), c.case_id.to_owned()),
+                    Vec::new(),
+                )
+            })
             .collect();
         for (key, row) in &rows {
             if let Some(clocks) =

@@ -75,7 +75,9 @@ use mediation_domain::dispute::{
 };
 use mediation_domain::policy::Stage;
 use mediation_domain::values::{DivisionCode, InvalidValue, Level};
-use mediation_store::{Batch, Cell, RecordedEvent, Row, Sql, Store, StoreError};
+use mediation_store::{
+    Batch, Cell, RecordedEvent, Row, Sql, Store, StoreError, cases_begun_before,
+};
 
 use crate::runner::Projection;
 use support::{parse_level, to_i64, to_u64};
@@ -110,16 +112,17 @@ impl Projection for Statistics {
         if mine.is_empty() {
             return Ok(());
         }
-        let mut ids: Vec<String> = mine.iter().map(|(e, _)| e.aggregate_id.clone()).collect();
-        ids.sort_unstable();
-        ids.dedup();
+        // A case that begins in this batch has no state to read back.
+        let ids = cases_begun_before(mine.iter().map(|(e, _)| *e));
         let mut states = load_states(batch, &ids).await?;
         let mut counts: HashMap<Key, Counts> = HashMap::new();
         let mut changed: HashSet<String> = HashSet::new();
         for (recorded, event) in mine {
             let id = &recorded.aggregate_id;
-            // The checkpoint already keeps a batch from being applied twice;
-            // the case's version keeps the counters right even if it did not.
+            // The checkpoint keeps a batch from being applied twice (and so
+            // a case that begins in it from having a state already); the
+            // case's version keeps an event read back from being counted
+            // twice.
             if states
                 .get(id)
                 .is_some_and(|s| recorded.sequence <= s.version)
@@ -1082,6 +1085,9 @@ async fn load_states(
     batch: &mut Batch,
     ids: &[String],
 ) -> Result<HashMap<String, CaseState>, StoreError> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     let table = batch.table("statistics_cases");
     let columns = CASE_COLUMNS.join(", ");
     let sql = Sql::new(format!(

@@ -24,7 +24,7 @@ pub use db::{ACQUIRE_TIMEOUT, Backend, DEFAULT_DATABASE_URL, Probe, Store, redac
 pub use error::{CommandError, StoreError};
 pub use head::{Horizon, HorizonHolder};
 pub use identities::{Forgotten, IdentityKind, PersonOf, Sealing};
-pub use log::{LogFilter, LogPage, RecordedEvent, upcast};
+pub use log::{LogFilter, LogPage, RecordedEvent, cases_begun_before, upcast};
 pub use projection::{
     Batch, Finished, LEASE_CHECK, LEASE_CHECK_TIMEOUT, Lease, REBUILD_SUFFIX, rebuild_checkpoint,
 };

@@ -69,6 +69,11 @@ impl RecordedEvent {
     pub fn ends_row(&self) -> bool {
         self.part + 1 >= self.parts
     }
+
+    /// Whether this is the first event of its case.
+    pub fn begins_case(&self) -> bool {
+        self.sequence == 1 && self.part == 0
+    }
 }
 
 /// `row`, as stored, in the current shape: one event or, for a row stored
@@ -120,6 +125,27 @@ pub fn upcast(row: RecordedEvent) -> Result<Vec<RecordedEvent>, StoreError> {
         });
     }
     Ok(events)
+}
+
+/// The cases among `events` that a read model may already hold something
+/// of: those whose first event among `events` is not the first of the
+/// case. A read model applied under its checkpoint, one batch of the log
+/// at a time, holds nothing yet of a case that begins within the batch it
+/// is applying, so only these are worth reading back. Sorted, each once.
+pub fn cases_begun_before<'a>(events: impl IntoIterator<Item = &'a RecordedEvent>) -> Vec<String> {
+    let mut first: std::collections::HashMap<&str, bool> = std::collections::HashMap::new();
+    for event in events {
+        first
+            .entry(event.aggregate_id.as_str())
+            .or_insert_with(|| !event.begins_case());
+    }
+    let mut ids: Vec<String> = first
+        .into_iter()
+        .filter(|(_, before)| *before)
+        .map(|(id, _)| id.to_owned())
+        .collect();
+    ids.sort_unstable();
+    ids
 }
 
 /// Rows as stored → events in the current shape, in order.

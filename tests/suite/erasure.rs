@@ -6,7 +6,6 @@
 use mediation_export::{Format, Identities, Options};
 use mediation_projections::petitioners::PetitionerSecret;
 use mediation_projections::replay::{REBUILD_BATCH, rebuild_together};
-use mediation_projections::runner::Projection;
 use mediation_proto::v1 as pb;
 use mediation_proto::v1::privacy_service_client::PrivacyServiceClient;
 use mediation_store::{Backend, Store};
@@ -328,8 +327,7 @@ async fn a_forgotten_person_is_erased_everywhere_while_the_cases_go_on(db: &Test
     // in clear, find the person erased.
     let secret = PetitionerSecret::development();
     let all = mediation_projections::all(&secret);
-    let projections: Vec<&dyn Projection> = all.iter().map(|p| p.as_ref()).collect();
-    rebuild_together(&db.store, &projections, REBUILD_BATCH, |_| {})
+    rebuild_together(&db.store, &all, REBUILD_BATCH, |_| {})
         .await
         .unwrap();
     assert_eq!(

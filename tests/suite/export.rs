@@ -18,7 +18,6 @@ use mediation_domain::values::{
 use mediation_export::{ExportError, Exported, Format, Identities, Options};
 use mediation_projections::petitioners::{PetitionerSecret, petitioner_key};
 use mediation_projections::replay::{REBUILD_BATCH, rebuild_together};
-use mediation_projections::runner::Projection;
 use mediation_store::{Cases, Store};
 use mediation_tests::{TestDb, read_all};
 use serde_json::Value;
@@ -123,8 +122,7 @@ async fn write_history(store: &Store, tag: &str, start: DateTime<Utc>, cases: u3
 /// Rebuilds every read model, so that the case index has every case.
 async fn rebuild_read_models(store: &Store) {
     let all = mediation_projections::all(&secret());
-    let projections: Vec<&dyn Projection> = all.iter().map(|p| p.as_ref()).collect();
-    rebuild_together(store, &projections, REBUILD_BATCH, |_| {})
+    rebuild_together(store, &all, REBUILD_BATCH, |_| {})
         .await
         .unwrap();
 }

@@ -524,9 +524,8 @@ fn assert_same(
 async fn rebuild_all(store: &Store, batch_size: u32, pace: Option<&Semaphore>) {
     let head = store.log_head().await.unwrap();
     let all = mediation_projections::all(&PetitionerSecret::development());
-    let projections: Vec<&dyn Projection> = all.iter().map(|p| p.as_ref()).collect();
     let mut reports: Vec<Progress> = Vec::new();
-    let rebuilt = replay::rebuild_together(store, &projections, batch_size, |p| {
+    let rebuilt = replay::rebuild_together(store, &all, batch_size, |p| {
         if let Some(pace) = pace {
             pace.add_permits(3);
         }
@@ -561,7 +560,7 @@ async fn rebuild_each(store: &Store, batch_size: u32) {
     let head = store.log_head().await.unwrap();
     for projection in mediation_projections::all(&PetitionerSecret::development()) {
         let name = projection.name();
-        let rebuilt = replay::rebuild_in_batches(store, projection.as_ref(), batch_size, |_| {})
+        let rebuilt = replay::rebuild_in_batches(store, &projection, batch_size, |_| {})
             .await
             .unwrap();
         assert!(rebuilt.events > 0, "{name}: {rebuilt:?}");
@@ -703,8 +702,8 @@ async fn an_interrupted_rebuild_leaves_the_live_tables_and_the_next_succeeds(db:
     let schema_before = schema(store).await;
     let live = dump(store).await;
 
-    for projection in mediation_projections::all(&PetitionerSecret::development()) {
-        let projection: &dyn Projection = projection.as_ref();
+    for shared in mediation_projections::all(&PetitionerSecret::development()) {
+        let projection: &dyn Projection = shared.as_ref();
         let name = projection.name();
 
         // Stopped after one batch of the copies: the live tables and the
@@ -720,7 +719,7 @@ async fn an_interrupted_rebuild_leaves_the_live_tables_and_the_next_succeeds(db:
         // A rebuild dropped in the middle (its future is not polled again
         // after the first batch) leaves them untouched too.
         let first_batch = tokio::sync::Notify::new();
-        let rebuilding = replay::rebuild_in_batches(store, projection, 1, |p| {
+        let rebuilding = replay::rebuild_in_batches(store, &shared, 1, |p| {
             if p.events > 0 {
                 first_batch.notify_one();
             }

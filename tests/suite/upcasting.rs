@@ -27,7 +27,6 @@ use mediation_export::{Format, Identities, Options};
 use mediation_projections::history::case_as_of;
 use mediation_projections::petitioners::PetitionerSecret;
 use mediation_projections::replay::{REBUILD_BATCH, rebuild_together};
-use mediation_projections::runner::Projection;
 use mediation_proto::v1 as pb;
 use mediation_store::{Backend, Cases, CommandError, RecordedEvent, Store, StoreError};
 use mediation_tests::server::{DISTRICT_SUPERVISOR, TestServer};
@@ -113,8 +112,7 @@ fn fixture() -> Vec<Value> {
 /// Every read model rebuilt from the log, as `mediation replay` does.
 async fn replay(store: &Store) -> Result<(), StoreError> {
     let all = mediation_projections::all(&secret());
-    let projections: Vec<&dyn Projection> = all.iter().map(|p| p.as_ref()).collect();
-    rebuild_together(store, &projections, REBUILD_BATCH, |_| {})
+    rebuild_together(store, &all, REBUILD_BATCH, |_| {})
         .await
         .map(|_| ())
 }
