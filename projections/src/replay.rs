@@ -215,13 +215,36 @@ pub async fn rebuild_together(
         events = events.saturating_add(u64::try_from(batch.len()).unwrap_or(u64::MAX));
         position = to;
         report(events, position);
-        batch = Arc::new(next);
+        // Dropping a batch's events (their JSON trees) is a good part of
+        // the work: done aside, not between this batch and the next.
+        let done = std::mem::replace(&mut batch, Arc::new(next));
+        tokio::task::spawn_blocking(move || drop(done));
+    }
+    // Making the fresh tables durable, indexing and analysing them is the
+    // database's work, table by table: each table on a task of its own, so
+    // that the database uses every core for it.
+    let mut finishing = tokio::task::JoinSet::new();
+    for projection in projections {
+        for table in checked_tables(projection.as_ref())? {
+            let store = store.clone();
+            finishing.spawn(async move {
+                finish(&store, table).await?;
+                analyze(&store, table).await
+            });
+        }
+    }
+    let mut failed = None;
+    while let Some(done) = finishing.join_next().await {
+        if let Err(e) = joined(done).and_then(|finished| finished) {
+            failed.get_or_insert(e);
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     let mut tail = 0u64;
     for projection in projections {
         let projection = projection.as_ref();
-        finish(store, projection).await?;
-        analyze(store, projection).await?;
         let swapped = swap(store, projection).await?;
         tail = tail.max(swapped.tail);
         position = position.max(swapped.position);
@@ -285,11 +308,18 @@ async fn apply_read(
     carry: Box<dyn Any + Send>,
 ) -> Result<Box<dyn Any + Send>, StoreError> {
     let name = projection.name();
+    let started = Instant::now();
     let mut batch = store.begin_batch(name, from, true).await?;
     batch.hand_over(carry);
     projection.apply(&mut batch, events).await?;
     let carry = batch.handed_on().unwrap_or_else(|| Box::new(()));
     if batch.commit(to).await? {
+        tracing::debug!(
+            projection = name,
+            events = events.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "rebuild batch"
+        );
         Ok(carry)
     } else {
         // Only another rebuild moves the rebuild checkpoint, and the
@@ -412,59 +442,57 @@ pub async fn swap(store: &Store, projection: &dyn Projection) -> Result<Swapped,
     )))
 }
 
-/// PostgreSQL: builds the indexes [`prepare`] left off the fresh tables,
-/// as the live tables define them, and makes the tables logged (written
-/// to the WAL once, whole), so that they survive a crash once swapped in.
-async fn finish(store: &Store, projection: &dyn Projection) -> Result<(), StoreError> {
+/// PostgreSQL: makes the fresh copy of `table` logged (written to the WAL
+/// once, whole), so that it survives a crash once swapped in, and then
+/// builds the indexes [`prepare`] left off it, as the live table defines
+/// them. In that order, since making a table logged rewrites it with every
+/// index it has.
+async fn finish(store: &Store, table: &str) -> Result<(), StoreError> {
     let Backend::Postgres(pool) = store.backend() else {
         return Ok(());
     };
     let mut connection = pool.acquire().await?;
-    for table in checked_tables(projection)? {
-        let copy = format!("{table}{REBUILD_SUFFIX}");
-        let definitions: Vec<String> = sqlx::query_scalar(
-            "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
-             WHERE i.indrelid = $1::regclass AND NOT i.indisunique ORDER BY i.indexrelid",
-        )
-        .bind(quoted(table))
-        .fetch_all(&mut *connection)
-        .await?;
-        for definition in definitions {
-            // "CREATE INDEX name ON schema.table USING …": the same index,
-            // named by PostgreSQL, on the copy; the swap gives it the
-            // original's name.
-            let Some((_, rest)) = definition.split_once(" USING ") else {
-                tracing::error!(table, definition, "cannot read this index definition");
-                return Err(StoreError::Internal);
-            };
-            execute_pg(
-                &mut connection,
-                &format!("CREATE INDEX ON {} USING {rest}", quoted(&copy)),
-            )
-            .await?;
-        }
+    let copy = format!("{table}{REBUILD_SUFFIX}");
+    execute_pg(
+        &mut connection,
+        &format!("ALTER TABLE {} SET LOGGED", quoted(&copy)),
+    )
+    .await?;
+    let definitions: Vec<String> = sqlx::query_scalar(
+        "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i \
+         WHERE i.indrelid = $1::regclass AND NOT i.indisunique ORDER BY i.indexrelid",
+    )
+    .bind(quoted(table))
+    .fetch_all(&mut *connection)
+    .await?;
+    for definition in definitions {
+        // "CREATE INDEX name ON schema.table USING …": the same index,
+        // named by PostgreSQL, on the copy; the swap gives it the
+        // original's name.
+        let Some((_, rest)) = definition.split_once(" USING ") else {
+            tracing::error!(table, definition, "cannot read this index definition");
+            return Err(StoreError::Internal);
+        };
         execute_pg(
             &mut connection,
-            &format!("ALTER TABLE {} SET LOGGED", quoted(&copy)),
+            &format!("CREATE INDEX ON {} USING {rest}", quoted(&copy)),
         )
         .await?;
     }
     Ok(())
 }
 
-/// Gives PostgreSQL's planner statistics on the fresh tables before they
-/// go live: without them it plans queries on a million-row table as if it
+/// Gives PostgreSQL's planner statistics on the fresh copy of `table`
+/// before it goes live: without them it plans queries on a million-row table as if it
 /// were empty until autovacuum comes round. (SQLite's planner does without,
 /// and keeps no statistics unless asked.)
-async fn analyze(store: &Store, projection: &dyn Projection) -> Result<(), StoreError> {
+async fn analyze(store: &Store, table: &str) -> Result<(), StoreError> {
     let Backend::Postgres(pool) = store.backend() else {
         return Ok(());
     };
-    for table in checked_tables(projection)? {
-        sqlx::query(&format!("ANALYZE {table}{REBUILD_SUFFIX}"))
-            .execute(pool)
-            .await?;
-    }
+    sqlx::query(&format!("ANALYZE {table}{REBUILD_SUFFIX}"))
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

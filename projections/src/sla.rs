@@ -714,8 +714,14 @@ pub(crate) async fn write_all(
     if written.is_empty() {
         return Ok(());
     }
+    // Each touched clock as it was and as it is, looked up once for all
+    // the kept tables.
+    let changed: Vec<Change<'_>> = touched
+        .iter()
+        .map(|key| (key, before.get(key), rows.get(key)))
+        .collect();
     for kept in KEPT {
-        write_kept(batch, kept, &touched, &before, &rows).await?;
+        write_kept(batch, kept, &changed).await?;
     }
     let conflict = "ON CONFLICT (aggregate_type, case_id, stage, started_at) DO UPDATE SET \
              due_at = excluded.due_at, paused_seconds = excluded.paused_seconds, \
@@ -974,18 +980,24 @@ fn holder_count(_key: &ClockKey, row: &StoredClock) -> Option<Slot> {
     Some((keys, 0))
 }
 
+/// A clock a batch touched: its key, and its row before and after the
+/// batch (none: not stored).
+type Change<'a> = (
+    &'a ClockKey,
+    Option<&'a StoredClock>,
+    Option<&'a StoredClock>,
+);
+
 /// Moves `kept`'s counts by what the batch changed, one multi-row upsert.
 async fn write_kept(
     batch: &mut Batch,
     kept: &Kept,
-    touched: &BTreeSet<ClockKey>,
-    before: &BTreeMap<ClockKey, StoredClock>,
-    after: &BTreeMap<ClockKey, StoredClock>,
+    changed: &[Change<'_>],
 ) -> Result<(), StoreError> {
     let mut deltas: BTreeMap<Vec<String>, Vec<i64>> = BTreeMap::new();
-    for key in touched {
-        for (rows, sign) in [(before, -1), (after, 1)] {
-            if let Some((keys, slot)) = rows.get(key).and_then(|row| (kept.slot)(key, row)) {
+    for &(key, before, after) in changed {
+        for (row, sign) in [(before, -1), (after, 1)] {
+            if let Some((keys, slot)) = row.and_then(|row| (kept.slot)(key, row)) {
                 deltas
                     .entry(keys)
                     .or_insert_with(|| vec![0; kept.counts.len()])[slot] += sign;
