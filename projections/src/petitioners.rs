@@ -390,6 +390,80 @@ async fn repeats_by(
     matching: &str,
     newest: Option<u32>,
 ) -> Result<Vec<Repeat>, StoreError> {
+    let Some(n) = newest else {
+        return pairs(store, subtree, received, window_days, matching, None).await;
+    };
+    // The newest `n` pairs, found from the newest repeating petitions down,
+    // a page of them at a time: every pair of a page sorts after every pair
+    // of the next, so the search stops at the first page that brings the
+    // count to `n`, and its cost follows the answer, not every repeating
+    // pair in scope (which a sort of all of them would pay).
+    let (low, high) = subtree.subtree_bounds();
+    // No more repeating petitions per page than pairs wanted: each has at
+    // least one pair, unless its earlier petitions lie out of the window
+    // or the subtree.
+    let page = n.clamp(1, REPEAT_PAGE);
+    let mut found = Vec::new();
+    let mut cursor: Option<(DateTime<Utc>, String)> = None;
+    loop {
+        let sql = Sql::new(
+            "SELECT case_id, received_at FROM petitioner_history \
+             WHERE repeats AND division BETWEEN $1 AND $2 \
+             AND received_at >= $3 AND received_at < $4 \
+             AND (CAST($5 AS TEXT) IS NULL OR received_at < $6 \
+                  OR (received_at = $6 AND case_id < $5)) \
+             ORDER BY received_at DESC, case_id DESC LIMIT $7",
+        )
+        .bind(&low)
+        .bind(&high)
+        .bind(received.start)
+        .bind(received.end)
+        .bind(cursor.as_ref().map(|c| c.1.as_str()))
+        .bind(cursor.as_ref().map_or(received.end, |c| c.0))
+        .bind(i64::from(page));
+        let later: Vec<(String, DateTime<Utc>)> = store
+            .fetch_all(&sql)
+            .await?
+            .iter()
+            .map(|row| Ok((row.get("case_id")?, row.time("received_at")?)))
+            .collect::<Result<_, StoreError>>()?;
+        let Some(last) = later.last() else { break };
+        cursor = Some((last.1, last.0.clone()));
+        let ids: Vec<String> = later.iter().map(|(id, _)| id.clone()).collect();
+        let newest = pairs(
+            store,
+            subtree,
+            received,
+            window_days,
+            matching,
+            Some((&ids, n)),
+        );
+        found.extend(newest.await?);
+        if found.len() >= usize::try_from(n).unwrap_or(usize::MAX)
+            || later.len() < usize::try_from(page).unwrap_or(usize::MAX)
+        {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+/// How many repeating petitions [`repeats_by`] looks at per round, at
+/// most.
+const REPEAT_PAGE: u32 = 16;
+
+/// The pairs (later petition, earlier one it repeats) in `subtree` whose
+/// later petition was received in `received`, matched by `matching`; with
+/// `newest_among`, only those whose later petition is one of the ids
+/// given, and the newest so many of them.
+async fn pairs(
+    store: &Store,
+    subtree: &DivisionCode,
+    received: &Range<DateTime<Utc>>,
+    window_days: u32,
+    matching: &str,
+    newest_among: Option<(&[String], u32)>,
+) -> Result<Vec<Repeat>, StoreError> {
     let (low, high) = subtree.subtree_bounds();
     let days = bounded_window(window_days);
     let select = "SELECT e.case_id AS earlier, e.received_at AS earlier_at, \
@@ -398,7 +472,8 @@ async fn repeats_by(
     // Petitions received in the same millisecond are ordered by case id.
     let before = "(e.received_at < l.received_at \
                   OR (e.received_at = l.received_at AND e.case_id < l.case_id))";
-    let earliest = store.dialect().pick(
+    let dialect = store.dialect();
+    let earliest = dialect.pick(
         // In hours, so that a day is 24 hours whatever the session's time
         // zone (PostgreSQL adds days in local time).
         "l.received_at - make_interval(hours => CAST($5 AS INTEGER))",
@@ -408,26 +483,27 @@ async fn repeats_by(
     );
     // Only petitions marked as repeating some earlier one are looked at,
     // through a partial index, so the cost follows the repeats, not the
-    // petitions. Newest first under a limit, so that the search stops at
-    // the latest.
-    let limit = newest.map_or_else(String::new, |_| {
-        " ORDER BY l.received_at DESC, l.case_id DESC, e.received_at DESC, e.case_id DESC \
-         LIMIT $6"
-            .to_owned()
+    // petitions.
+    let among = newest_among.map_or_else(String::new, |_| {
+        format!(
+            " AND {} ORDER BY l.received_at DESC, l.case_id DESC, \
+             e.received_at DESC, e.case_id DESC LIMIT $7",
+            dialect.any("l.case_id", 6)
+        )
     });
     let mut sql = Sql::new(format!(
         "{select} ON {matching} AND {before} AND e.received_at >= {earliest} \
          AND e.division BETWEEN $1 AND $2 \
          WHERE l.repeats AND l.division BETWEEN $1 AND $2 \
-         AND l.received_at >= $3 AND l.received_at < $4{limit}"
+         AND l.received_at >= $3 AND l.received_at < $4{among}"
     ))
     .bind(&low)
     .bind(&high)
     .bind(received.start)
     .bind(received.end)
     .bind(i64::from(days) * 24);
-    if let Some(n) = newest {
-        sql = sql.bind(i64::from(n));
+    if let Some((later, n)) = newest_among {
+        sql = sql.bind(later).bind(i64::from(n));
     }
     store
         .fetch_all(&sql)

@@ -1419,6 +1419,27 @@ async fn petitioner_history_finds_repeats_and_skipped_levels(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(pairs(&newest), pairs(&found)[1..].to_vec());
+    // However few are asked for, over any window and subtree, they are the
+    // newest of all (the search pages through the repeating petitions,
+    // some of which have no earlier one in the window or the subtree).
+    for subtree in [donghu.clone(), division(DISTRICT), division(HUBIN)] {
+        for window in [1, 10, 30, 43, 44, 90] {
+            let every = petitioners::repeats(store, &subtree, all.clone(), window, None)
+                .await
+                .unwrap();
+            for n in 1..=6u32 {
+                let newest = petitioners::repeats(store, &subtree, all.clone(), window, Some(n))
+                    .await
+                    .unwrap();
+                let tail = every.len().saturating_sub(n as usize);
+                assert_eq!(
+                    pairs(&newest),
+                    pairs(&every)[tail..].to_vec(),
+                    "{subtree} within {window} days, newest {n}"
+                );
+            }
+        }
+    }
 
     // A window of 44 days reaches p1 from p4 exactly.
     let found = petitioners::repeats(store, &donghu, all.clone(), 44, None)
