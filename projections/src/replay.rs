@@ -48,6 +48,11 @@ use crate::runner::{BATCH, Projection};
 /// before giving up.
 const SWAP_ATTEMPTS: u32 = 20;
 
+/// How many fresh tables a rebuild makes logged, indexes and analyses at
+/// once: enough to keep a few of the database's cores busy, few enough to
+/// leave the connection pool room.
+const FINISHING: usize = 4;
+
 /// How long a rebuild waits for another rebuild of the same projection to
 /// let go before giving up.
 pub const EXCLUSIVE_WAIT: Duration = Duration::from_secs(5);
@@ -223,11 +228,19 @@ pub async fn rebuild_together(
     // Making the fresh tables durable, indexing and analysing them is the
     // database's work, table by table: each table on a task of its own, so
     // that the database uses every core for it.
+    // At most FINISHING at a time: each holds a connection of the pool for
+    // as long as its table takes, and one waiting for a connection longer
+    // than the pool's acquire timeout would fail the rebuild.
+    let turns = Arc::new(tokio::sync::Semaphore::new(FINISHING));
     let mut finishing = tokio::task::JoinSet::new();
     for projection in projections {
         for table in checked_tables(projection.as_ref())? {
-            let store = store.clone();
+            let (store, turns) = (store.clone(), Arc::clone(&turns));
             finishing.spawn(async move {
+                let _turn = turns
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| StoreError::Internal)?;
                 finish(&store, table).await?;
                 analyze(&store, table).await
             });
