@@ -284,7 +284,9 @@ async fn fold<A: Indexed + Clocked>(
             .entry(event.aggregate_id.clone())
             .or_insert_with(|| Folding::read(A::default(), 0));
         // An event the index already holds (its version is past it) is
-        // skipped, so that the fold stays right even if asked twice.
+        // skipped, so that a case read back is never folded twice. (A
+        // case that begins in the batch is not read back: the checkpoint
+        // keeps the batch from being applied twice.)
         if event.sequence <= entry.version {
             continue;
         }

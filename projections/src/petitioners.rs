@@ -430,7 +430,7 @@ async fn repeats_by(
         let Some(last) = later.last() else { break };
         cursor = Some((last.1, last.0.clone()));
         let ids: Vec<String> = later.iter().map(|(id, _)| id.clone()).collect();
-        let newest = pairs(
+        let of_page = pairs(
             store,
             subtree,
             received,
@@ -438,7 +438,7 @@ async fn repeats_by(
             matching,
             Some((&ids, n)),
         );
-        found.extend(newest.await?);
+        found.extend(of_page.await?);
         if found.len() >= usize::try_from(n).unwrap_or(usize::MAX)
             || later.len() < usize::try_from(page).unwrap_or(usize::MAX)
         {
